@@ -1,0 +1,517 @@
+/* One connection: reads, the upgrade, framing duties (pong, close handshake,
+ * limits), the inbox of complete messages and the output queue.
+ *
+ * Memory is freed only in the close callback of the last of its two libuv
+ * handles, never inside a callback that may still use it; Lua reaches the
+ * connection through a box whose pointer is cleared first. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "log.h"
+#include "nx.h"
+
+static void really_close(nx_conn_t *c);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Every read lands in the runtime's one buffer: it is parsed completely
+ * (and what must outlive it copied) before the next read, so an idle
+ * connection holds no read buffer at all. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  nx_conn_t *c = (nx_conn_t *)h->data;
+  (void)suggested;
+  *buf = uv_buf_init((char *)c->rt->readbuf, sizeof(c->rt->readbuf));
+}
+
+static void start_reading(nx_conn_t *c) {
+  if (c->reading || c->closing_handles || c->state == NX_CONN_DONE) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+}
+
+static void stop_reading(nx_conn_t *c) {
+  if (!c->reading) return;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+}
+
+/* ---- Life and death ------------------------------------------------- */
+
+static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rlen) {
+  if (c->close_code) return; /* the first cause is the one the app is told */
+  c->close_code = code;
+  if (reason && rlen) {
+    c->close_reason = (char *)malloc(rlen + 1);
+    if (c->close_reason) {
+      memcpy(c->close_reason, reason, rlen);
+      c->close_reason[rlen] = '\0';
+    }
+  }
+}
+
+static void wake_waiters(nx_conn_t *c) {
+  if (c->reader) nx_task_wake(c->reader, 0);
+  if (c->writer) nx_task_wake(c->writer, 0);
+}
+
+static void conn_free(nx_conn_t *c) {
+  nx_rt_t *rt = c->rt;
+  nx_msg_t *m;
+
+  if (c->box) {
+    c->box->conn = NULL;
+    c->box->close_code = c->close_code ? c->close_code : 1006;
+    if (c->close_reason) {
+      snprintf(c->box->close_reason, sizeof(c->box->close_reason), "%s", c->close_reason);
+    }
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, c->box_ref);
+  }
+  if (c->reader) nx_task_cancel_wait(c->reader);
+  if (c->writer) nx_task_cancel_wait(c->writer);
+  if (c->owner) c->owner->conn = NULL;
+  if (c->dirty) {
+    nx_conn_t **pp = &rt->dirty;
+    while (*pp && *pp != c) pp = &(*pp)->dirty_next;
+    if (*pp) *pp = c->dirty_next;
+  }
+  while ((m = c->inbox) != NULL) {
+    c->inbox = m->next;
+    free(m);
+  }
+  free(c->cur);
+  nx_http_free(c->http);
+  nx_buf_free(&c->pending);
+  nx_buf_free(&c->out);
+  nx_buf_free(&c->wbuf);
+  free(c->close_reason);
+  rt->nconns--;
+  free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  nx_conn_t *c = (nx_conn_t *)h->data;
+  if (--c->closing_handles == 0) conn_free(c);
+}
+
+static void really_close(nx_conn_t *c) {
+  nx_listener_t *l = c->listener;
+  if (c->closing_handles) return;
+  c->state = NX_CONN_DONE;
+  set_close(c, 1006, NULL, 0);
+  if (l) {
+    if (c->prev) c->prev->next = c->next;
+    else l->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+  }
+  c->closing_handles = 2;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  wake_waiters(c);
+}
+
+static void on_timer(uv_timer_t *t) {
+  nx_conn_t *c = (nx_conn_t *)t->data;
+  if (c->state == NX_CONN_HTTP)
+    nx_log(NX_LOG_DEBUG, "handshake timeout: closing the connection");
+  else
+    nx_log(NX_LOG_DEBUG, "close timeout: dropping the connection");
+  really_close(c);
+}
+
+/* Ends the connection once its output is written (bounded by close_timeout). */
+void nx_conn_end(nx_conn_t *c) {
+  if (c->closing_handles) return;
+  c->state = NX_CONN_DONE;
+  c->end_after_flush = 1;
+  stop_reading(c);
+  uv_timer_start(&c->timer, on_timer, c->listener->cfg.close_timeout, 0);
+  nx_rt_mark_dirty(c);
+  wake_waiters(c);
+}
+
+/* Drops the connection now, without a close frame (the app sees app_code). */
+void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
+  set_close(c, app_code, NULL, 0);
+  really_close(c);
+}
+
+void nx_conn_accepted(nx_listener_t *l) {
+  nx_rt_t *rt = l->rt;
+  nx_conn_t *c = (nx_conn_t *)calloc(1, sizeof(*c));
+  int r;
+
+  if (!c) {
+    nx_log(NX_LOG_ERROR, "out of memory accepting a connection");
+    return;
+  }
+  c->rt = rt;
+  c->listener = l;
+  c->box_ref = LUA_NOREF;
+  uv_tcp_init(rt->loop, &c->tcp);
+  uv_timer_init(rt->loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  rt->nconns++;
+  r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
+  if (r == 0) {
+    c->http = nx_http_new(l->cfg.max_header_size);
+    if (!c->http) r = UV_ENOMEM;
+  }
+  if (r) {
+    nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
+    c->closing_handles = 2;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->next = l->conns;
+  if (l->conns) l->conns->prev = c;
+  l->conns = c;
+  uv_timer_start(&c->timer, on_timer, l->cfg.handshake_timeout, 0);
+  start_reading(c);
+}
+
+const char *nx_conn_peer(nx_conn_t *c, int *port) {
+  static char host[64];
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  host[0] = '\0';
+  *port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) return host;
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    uv_ip6_name(a, host, sizeof(host));
+    *port = ntohs(a->sin6_port);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    uv_ip4_name(a, host, sizeof(host));
+    *port = ntohs(a->sin_port);
+  }
+  return host;
+}
+
+/* ---- Output ---------------------------------------------------------- */
+
+size_t nx_conn_buffered(const nx_conn_t *c) { return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf); }
+
+static void on_write(uv_write_t *req, int status) {
+  nx_conn_t *c = (nx_conn_t *)req->data;
+  c->writing = 0;
+  c->wbuf.off = c->wbuf.len = 0;
+  nx_buf_shrink_idle(&c->wbuf);
+  if (c->closing_handles) return;
+  if (status < 0) {
+    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(status));
+    really_close(c);
+    return;
+  }
+  nx_conn_flush(c);
+  nx_rt_run_ready(c->rt);
+}
+
+/* Writes what is queued: first synchronously (most writes complete at once),
+ * the rest through one uv_write whose buffer stays untouched until done. */
+void nx_conn_flush(nx_conn_t *c) {
+  size_t size;
+  if (c->closing_handles || c->writing) return;
+  size = nx_buf_size(&c->out);
+  if (size) {
+    uv_buf_t b = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)size);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+    if (n < 0) {
+      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(n));
+      really_close(c);
+      return;
+    }
+    nx_buf_consume(&c->out, (size_t)n);
+    size -= (size_t)n;
+    if (size) {
+      nx_buf_t tmp = c->wbuf;
+      c->wbuf = c->out;
+      c->out = tmp;
+      c->wreq.data = c;
+      b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
+      if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
+        really_close(c);
+        return;
+      }
+      c->writing = 1;
+    } else {
+      nx_buf_shrink_idle(&c->out);
+    }
+  }
+  if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
+    nx_task_wake(c->writer, 0);
+  if (c->end_after_flush && !c->writing && nx_buf_size(&c->out) == 0) really_close(c);
+}
+
+int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
+  if (c->closing_handles) return -1;
+  if (nx_buf_append(&c->out, data, len)) return -1;
+  nx_rt_mark_dirty(c);
+  return 0;
+}
+
+/* Queues one unfragmented frame. Returns 0, or -1 when the connection is
+ * gone or was dropped for buffering more than its limit. */
+int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
+  uint8_t hdr[14];
+  size_t hlen = nx_ws_frame_header(hdr, 1, 0, opcode, len, NULL);
+
+  if (c->closing_handles) return -1;
+  if (nx_conn_buffered(c) + len > c->listener->cfg.write_limit) {
+    /* The peer does not read: it cannot be allowed to grow our memory. */
+    nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)",
+           nx_conn_buffered(c));
+    nx_conn_abort(c, 1006);
+    return -1;
+  }
+  if (nx_buf_reserve(&c->out, hlen + len)) return -1;
+  memcpy(c->out.data + c->out.len, hdr, hlen);
+  if (len) memcpy(c->out.data + c->out.len + hlen, data, len);
+  c->out.len += hlen + len;
+  nx_rt_mark_dirty(c);
+  return 0;
+}
+
+/* Starts the closing handshake from our side. */
+void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen) {
+  uint8_t payload[125];
+  size_t n;
+  if (c->state != NX_CONN_OPEN || c->close_sent) return;
+  n = nx_ws_close_payload(payload, code, reason, rlen);
+  nx_conn_send(c, NX_WS_OP_CLOSE, payload, n);
+  c->close_sent = 1;
+  set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
+  c->state = NX_CONN_CLOSING;
+  uv_timer_start(&c->timer, on_timer, c->listener->cfg.close_timeout, 0);
+  wake_waiters(c);
+}
+
+/* Fails the connection (RFC 6455 §7.1.7): close frame with code, then TCP. */
+void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
+  size_t rlen = reason ? strlen(reason) : 0;
+  nx_log(NX_LOG_DEBUG, "failing the connection with %u: %s", code, reason ? reason : "");
+  if (c->state == NX_CONN_OPEN) {
+    uint8_t payload[125];
+    size_t n = nx_ws_close_payload(payload, code, reason, rlen);
+    nx_conn_send(c, NX_WS_OP_CLOSE, payload, n);
+    c->close_sent = 1;
+  }
+  set_close(c, (uint16_t)code, reason, rlen);
+  nx_conn_end(c);
+}
+
+/* ---- Input: frames into messages ------------------------------------- */
+
+static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  size_t want;
+  if (c->state != NX_CONN_OPEN) return 0;
+  if (!m) {
+    /* Reserve what the header announced, up to 256 KiB; a larger frame
+     * grows as its bytes really arrive. */
+    want = len < 262144 ? (size_t)len : 262144;
+    m = (nx_msg_t *)malloc(sizeof(*m) + want);
+    if (!m) return -1;
+    m->next = NULL;
+    m->len = 0;
+    m->cap = want;
+    m->opcode = p->msg_opcode;
+    c->cur = m;
+  }
+  return 0;
+}
+
+static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  if (c->state != NX_CONN_OPEN || !m) return 0;
+  if (m->len + n > m->cap) {
+    /* Double, but never past the end of the frame the header announced. */
+    size_t need = m->len + n;
+    size_t frame_end = need + (size_t)p->remaining;
+    size_t cap = m->cap * 2;
+    nx_msg_t *g;
+    if (cap > frame_end) cap = frame_end;
+    if (cap < need) cap = need;
+    g = (nx_msg_t *)realloc(m, sizeof(*m) + cap);
+    if (!g) {
+      nx_conn_fail(c, 1009, "out of memory for the message");
+      return 1;
+    }
+    g->cap = cap;
+    c->cur = m = g;
+  }
+  memcpy(m->data + m->len, data, n);
+  m->len += n;
+  return 0;
+}
+
+static int ws_message_end(nx_ws_parser_t *p) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  c->cur = NULL;
+  if (c->state != NX_CONN_OPEN) {
+    free(m);
+    return 0;
+  }
+  if (!m) return 0;
+  m->next = NULL;
+  if (c->inbox_tail) c->inbox_tail->next = m;
+  else c->inbox = m;
+  c->inbox_tail = m;
+  c->inbox_bytes += m->len + sizeof(*m);
+  if (c->reader) nx_task_wake(c->reader, 0);
+  if (c->inbox_bytes > c->listener->cfg.read_pause_bytes) {
+    /* The app is not keeping up: stop reading until it does. */
+    stop_reading(c);
+    c->paused = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  if (opcode == NX_WS_OP_PING) {
+    if (c->state == NX_CONN_OPEN) nx_conn_send(c, NX_WS_OP_PONG, payload, len);
+    return 0;
+  }
+  if (opcode == NX_WS_OP_PONG) return 0; /* unsolicited pongs are fine */
+
+  /* Close: answer with the peer's code (unless we already sent ours), then
+   * end the TCP connection from our side, as a server should. */
+  c->close_received = 1;
+  if (len >= 2)
+    set_close(c, (uint16_t)((payload[0] << 8) | payload[1]), (const char *)payload + 2, len - 2);
+  else
+    set_close(c, 1005, NULL, 0);
+  if (c->state == NX_CONN_OPEN) {
+    nx_conn_send(c, NX_WS_OP_CLOSE, payload, len >= 2 ? 2 : 0);
+    c->close_sent = 1;
+  }
+  nx_conn_end(c);
+  return 1;
+}
+
+static const nx_ws_callbacks_t ws_callbacks = {
+    NULL, ws_frame_begin, ws_data, ws_message_end, ws_control,
+};
+
+static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
+  while (len && !c->closing_handles && !c->end_after_flush) {
+    size_t n = nx_ws_parse(&c->ws, data, len);
+    data += n;
+    len -= n;
+    if (c->ws.error_code) {
+      nx_conn_fail(c, c->ws.error_code, c->ws.error_reason);
+      return;
+    }
+    if (c->paused && len) {
+      /* Keep the unparsed rest until the app has made room. */
+      nx_buf_append(&c->pending, data, len);
+      return;
+    }
+    if (n == 0) break;
+  }
+}
+
+/* The app accepted: from now on bytes are frames. Bytes that came right
+ * after the request (even in the same segment) are the first of them. */
+void nx_conn_upgraded(nx_conn_t *c) {
+  c->state = NX_CONN_OPEN;
+  c->ws.max_message_size = c->listener->cfg.max_message_size;
+  nx_ws_parser_init(&c->ws, &ws_callbacks, c, NX_WS_ROLE_SERVER);
+  uv_timer_stop(&c->timer);
+  if (nx_buf_size(&c->pending)) {
+    nx_buf_t tail = c->pending;
+    memset(&c->pending, 0, sizeof(c->pending));
+    parse_frames(c, tail.data + tail.off, nx_buf_size(&tail));
+    nx_buf_free(&tail);
+  }
+  start_reading(c);
+}
+
+/* Takes the oldest complete message; resumes reading when there is room. */
+nx_msg_t *nx_conn_pop(nx_conn_t *c) {
+  nx_msg_t *m = c->inbox;
+  if (!m) return NULL;
+  c->inbox = m->next;
+  if (!c->inbox) c->inbox_tail = NULL;
+  c->inbox_bytes -= m->len + sizeof(*m);
+  if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
+      (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)) {
+    c->paused = 0;
+    if (nx_buf_size(&c->pending)) {
+      nx_buf_t rest = c->pending;
+      memset(&c->pending, 0, sizeof(c->pending));
+      parse_frames(c, rest.data + rest.off, nx_buf_size(&rest));
+      nx_buf_free(&rest);
+    }
+    if (!c->paused) start_reading(c);
+  }
+  return m;
+}
+
+/* ---- Input: the request ---------------------------------------------- */
+
+static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
+  const char *tail = NULL, *why = NULL;
+  size_t tail_len = 0;
+  int r = nx_http_feed(c->http, data, len, &tail, &tail_len);
+
+  if (r == 0) return;
+  if (r != 1) {
+    nx_http_respond(c, r, NULL, NULL, 0);
+    return;
+  }
+  r = nx_http_check(c->http, &why, c->key, sizeof(c->key));
+  if (r) {
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%s\n", why);
+    nx_log(NX_LOG_DEBUG, "refused a handshake with %d: %s", r, why);
+    nx_http_respond(c, r, r == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : NULL,
+                    body, (size_t)n);
+    return;
+  }
+  if (tail_len) nx_buf_append(&c->pending, tail, tail_len);
+  uv_timer_stop(&c->timer);
+  c->state = NX_CONN_ROUTING;
+  if (nx_lua_conn_dispatch(c)) nx_http_respond(c, 500, NULL, NULL, 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  nx_conn_t *c = (nx_conn_t *)s->data;
+  (void)buf;
+  if (nread == 0) return;
+  if (nread < 0) {
+    /* EOF or reset without a close frame: abnormal closure (1006). */
+    nx_conn_abort(c, 1006);
+    nx_rt_run_ready(c->rt);
+    return;
+  }
+  switch (c->state) {
+  case NX_CONN_HTTP:
+    on_request_bytes(c, (const char *)c->rt->readbuf, (size_t)nread);
+    break;
+  case NX_CONN_ROUTING:
+    /* A client must wait for 101; keep a little, refuse a flood. */
+    if (nx_buf_size(&c->pending) + (size_t)nread > c->listener->cfg.max_header_size)
+      stop_reading(c);
+    else
+      nx_buf_append(&c->pending, c->rt->readbuf, (size_t)nread);
+    break;
+  case NX_CONN_OPEN:
+  case NX_CONN_CLOSING:
+    parse_frames(c, c->rt->readbuf, (size_t)nread);
+    break;
+  default:
+    break;
+  }
+  nx_rt_run_ready(c->rt);
+}

@@ -1,0 +1,277 @@
+/* The HTTP side of a connection: the request head parsed by llhttp, the
+ * upgrade checked by handshake.c, and the few responses we write ourselves
+ * (101, and errors before the upgrade). */
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handshake.h"
+#include "lauxlib.h"
+#include "llhttp.h"
+#include "log.h"
+#include "nx.h"
+
+#define NX_MAX_HEADERS 100
+
+enum { EL_NONE = 0, EL_URL, EL_FIELD, EL_VALUE };
+
+struct nx_http_s {
+  llhttp_t parser;
+  char *buf; /* every piece of the head, copied: the read buffer is reused */
+  size_t len, cap;
+  size_t seen; /* bytes of head fed so far */
+  size_t url_off, url_len;
+  struct {
+    size_t name_off, name_len, value_off, value_len;
+  } h[NX_MAX_HEADERS];
+  int nheaders;
+  int last; /* EL_*: which element the previous piece belonged to */
+  int too_big;
+  int complete;
+  int headers_done;
+};
+
+static int append(nx_http_t *h, const char *at, size_t n) {
+  if (h->len + n > h->cap) {
+    h->too_big = 1;
+    return -1;
+  }
+  memcpy(h->buf + h->len, at, n);
+  h->len += n;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  nx_http_t *h = (nx_http_t *)p->data;
+  if (h->last != EL_URL) h->url_off = h->len, h->url_len = 0, h->last = EL_URL;
+  if (append(h, at, n)) return -1;
+  h->url_len += n;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  nx_http_t *h = (nx_http_t *)p->data;
+  if (h->last != EL_FIELD) {
+    if (h->nheaders == NX_MAX_HEADERS) {
+      h->too_big = 1;
+      return -1;
+    }
+    h->h[h->nheaders].name_off = h->len;
+    h->h[h->nheaders].name_len = 0;
+    h->h[h->nheaders].value_off = h->len;
+    h->h[h->nheaders].value_len = 0;
+    h->nheaders++;
+    h->last = EL_FIELD;
+  }
+  if (append(h, at, n)) return -1;
+  h->h[h->nheaders - 1].name_len += n;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  nx_http_t *h = (nx_http_t *)p->data;
+  if (h->nheaders == 0) return -1;
+  if (h->last != EL_VALUE) {
+    h->h[h->nheaders - 1].value_off = h->len;
+    h->last = EL_VALUE;
+  }
+  if (append(h, at, n)) return -1;
+  h->h[h->nheaders - 1].value_len += n;
+  return 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  nx_http_t *h = (nx_http_t *)p->data;
+  h->headers_done = 1;
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  nx_http_t *h = (nx_http_t *)p->data;
+  h->complete = 1;
+  /* Stop here: nothing after the first request is read as HTTP. */
+  return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+static int settings_ready;
+
+nx_http_t *nx_http_new(size_t max_header_size) {
+  nx_http_t *h = (nx_http_t *)calloc(1, sizeof(*h));
+  if (!h) return NULL;
+  h->cap = max_header_size;
+  h->buf = (char *)malloc(h->cap ? h->cap : 1);
+  if (!h->buf) {
+    free(h);
+    return NULL;
+  }
+  if (!settings_ready) {
+    llhttp_settings_init(&settings);
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_message_complete = on_message_complete;
+    settings_ready = 1;
+  }
+  llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+  h->parser.data = h;
+  return h;
+}
+
+void nx_http_free(nx_http_t *h) {
+  if (!h) return;
+  free(h->buf);
+  free(h);
+}
+
+int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
+  llhttp_errno_t err;
+  size_t used;
+
+  if (!h->headers_done) h->seen += len;
+  err = llhttp_execute(&h->parser, data, len);
+  if (h->too_big) return 431;
+  if (err == HPE_OK) {
+    if (!h->headers_done && h->seen > h->cap) return 431;
+    return 0;
+  }
+  if (err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && h->complete)) {
+    used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
+    if (used > len) used = len;
+    *tail = data + used;
+    *tail_len = len - used;
+    return 1;
+  }
+  nx_log(NX_LOG_DEBUG, "bad HTTP request: %s", llhttp_get_error_reason(&h->parser));
+  return 400;
+}
+
+static void fill_request(nx_http_t *h, nx_request_t *req, nx_header_t *hdrs) {
+  int i;
+  const char *m = llhttp_method_name((llhttp_method_t)h->parser.method);
+  req->method = m;
+  req->method_len = strlen(m);
+  req->http_major = h->parser.http_major;
+  req->http_minor = h->parser.http_minor;
+  for (i = 0; i < h->nheaders; i++) {
+    hdrs[i].name = h->buf + h->h[i].name_off;
+    hdrs[i].name_len = h->h[i].name_len;
+    hdrs[i].value = h->buf + h->h[i].value_off;
+    hdrs[i].value_len = h->h[i].value_len;
+  }
+  req->headers = hdrs;
+  req->nheaders = (size_t)h->nheaders;
+}
+
+int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen) {
+  nx_header_t hdrs[NX_MAX_HEADERS];
+  nx_request_t req;
+  nx_handshake_t hs;
+
+  fill_request(h, &req, hdrs);
+  if (nx_handshake_check(&req, &hs)) {
+    *why = hs.error;
+    return hs.status;
+  }
+  if (hs.key_len >= keylen) {
+    *why = "Sec-WebSocket-Key too long";
+    return 400;
+  }
+  memcpy(key, hs.key, hs.key_len);
+  key[hs.key_len] = '\0';
+  *why = NULL;
+  return 0;
+}
+
+void nx_http_push_request(nx_http_t *h, lua_State *L) {
+  const char *url = h->buf + h->url_off;
+  const char *q = memchr(url, '?', h->url_len);
+  size_t plen = q ? (size_t)(q - url) : h->url_len;
+  int i;
+
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, llhttp_method_name((llhttp_method_t)h->parser.method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, url, h->url_len);
+  lua_setfield(L, -2, "target");
+  lua_pushlstring(L, url, plen);
+  lua_setfield(L, -2, "path");
+  if (q) lua_pushlstring(L, q + 1, h->url_len - plen - 1);
+  else lua_pushliteral(L, "");
+  lua_setfield(L, -2, "query");
+  lua_createtable(L, h->nheaders * 2, 0);
+  for (i = 0; i < h->nheaders; i++) {
+    const char *v = h->buf + h->h[i].value_off;
+    size_t vlen = h->h[i].value_len;
+    while (vlen && (*v == ' ' || *v == '\t')) v++, vlen--;
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
+    lua_pushlstring(L, h->buf + h->h[i].name_off, h->h[i].name_len);
+    lua_rawseti(L, -2, 2 * i + 1);
+    lua_pushlstring(L, v, vlen);
+    lua_rawseti(L, -2, 2 * i + 2);
+  }
+  lua_setfield(L, -2, "headers");
+}
+
+static const char *status_text(int status) {
+  switch (status) {
+  case 101: return "Switching Protocols";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 426: return "Upgrade Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+/* Answers the request with an HTTP response and ends the connection.
+ * headers: extra header lines, each ending in CRLF, or NULL. */
+void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen) {
+  char head[512];
+  int n;
+  const char *text = status_text(status);
+  char deflt[128];
+
+  if (!body) {
+    n = snprintf(deflt, sizeof(deflt), "%d %s\n", status, text);
+    body = deflt;
+    blen = (size_t)n;
+  }
+  n = snprintf(head, sizeof(head),
+               "HTTP/1.1 %d %s\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n"
+               "Content-Length: %zu\r\n"
+               "Connection: close\r\n",
+               status, text, blen);
+  nx_conn_send_raw(c, head, (size_t)n);
+  if (headers) nx_conn_send_raw(c, headers, strlen(headers));
+  nx_conn_send_raw(c, "\r\n", 2);
+  nx_conn_send_raw(c, body, blen);
+  nx_log(NX_LOG_DEBUG, "answered HTTP %d %s", status, text);
+  nx_conn_end(c);
+}
+
+/* base64(SHA-1(key + GUID)), RFC 6455 §4.2.2: 28 characters. */
+int nx_http_accept_key(const char *key, char out[29]) {
+  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  char in[64 + sizeof(guid)];
+  size_t klen = strlen(key);
+
+  if (klen > 64) return -1;
+  memcpy(in, key, klen);
+  memcpy(in + klen, guid, sizeof(guid) - 1);
+  SHA1((const unsigned char *)in, klen + sizeof(guid) - 1, digest);
+  EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+  return 0;
+}

@@ -1,0 +1,72 @@
+/* Listening sockets: one per app being served. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nx.h"
+
+void nx_config_defaults(nx_config_t *cfg) {
+  cfg->max_message_size = 16u * 1024 * 1024;
+  cfg->max_header_size = 16 * 1024;
+  cfg->handshake_timeout = 10000;
+  cfg->close_timeout = 5000;
+  cfg->write_high_water = 1024 * 1024;
+  cfg->write_limit = 64u * 1024 * 1024;
+  cfg->read_pause_bytes = 4u * 1024 * 1024;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  nx_listener_t *l = (nx_listener_t *)server->data;
+  if (status < 0) {
+    nx_log(NX_LOG_WARN, "accept error: %s", uv_strerror(status));
+    return;
+  }
+  if (l->closed) return;
+  nx_conn_accepted(l);
+  nx_rt_run_ready(l->rt);
+}
+
+int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, size_t errlen) {
+  struct sockaddr_storage addr;
+  struct sockaddr_storage bound;
+  int r, len = sizeof(bound);
+
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
+    snprintf(err, errlen, "invalid listen address '%s' (use an IPv4 or IPv6 address)", host);
+    return -1;
+  }
+  uv_tcp_init(l->rt->loop, &l->tcp);
+  l->tcp.data = l;
+  r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  if (r) {
+    if (r == UV_EADDRINUSE)
+      snprintf(err, errlen, "cannot listen on %s:%d: the address is already in use "
+                            "(another server running? pick another --port)", host, port);
+    else
+      snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, uv_strerror(r));
+    l->closed = 1;
+    uv_close((uv_handle_t *)&l->tcp, NULL);
+    return -1;
+  }
+  uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+  if (bound.ss_family == AF_INET6) {
+    l->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+  } else {
+    l->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+  }
+  snprintf(l->host, sizeof(l->host), "%s", host);
+  l->next = l->rt->listeners;
+  l->rt->listeners = l;
+  return 0;
+}
+
+/* Stops accepting; open connections are left to their handlers (the
+ * listener stays in rt->listeners so shutdown still finds them). */
+void nx_listener_close(nx_listener_t *l) {
+  if (l->closed) return;
+  l->closed = 1;
+  uv_close((uv_handle_t *)&l->tcp, NULL);
+}

@@ -1,0 +1,230 @@
+/* The Lua side of a connection: functions of nexlua.core that take a
+ * connection box (see nx_box_t) and the dispatch of a new request to Lua.
+ *
+ * Failures of the connection come back as values (nil, "closed", code,
+ * reason) for the Lua layer to turn into typed errors; misuse raises. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "log.h"
+#include "nx.h"
+
+#define BOX_MT "nexlua.connection"
+
+static nx_box_t *check_box(lua_State *L, int i) {
+  return (nx_box_t *)luaL_checkudata(L, i, BOX_MT);
+}
+
+static int push_closed(lua_State *L, nx_box_t *b) {
+  nx_conn_t *c = b->conn;
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  if (c) {
+    lua_pushinteger(L, c->close_code ? c->close_code : 1006);
+    lua_pushstring(L, c->close_reason ? c->close_reason : "");
+  } else {
+    lua_pushinteger(L, b->close_code ? b->close_code : 1006);
+    lua_pushstring(L, b->close_reason);
+  }
+  return 4;
+}
+
+/* Starts the handler coroutine for a request that passed validation:
+ * entry(box, request) in a new task. Returns 0, or -1 if it could not. */
+int nx_lua_conn_dispatch(nx_conn_t *c) {
+  nx_rt_t *rt = c->rt;
+  lua_State *L = rt->L, *co;
+  nx_task_t *t;
+  nx_box_t *b;
+  int ref, port;
+  const char *host;
+
+  if (c->listener->entry_ref == LUA_NOREF) return -1;
+  co = lua_newthread(L);
+  ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t = nx_task_new(rt, co, ref);
+  if (!t) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return -1;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, c->listener->entry_ref);
+  b = (nx_box_t *)lua_newuserdata(co, sizeof(*b));
+  memset(b, 0, sizeof(*b));
+  b->conn = c;
+  luaL_getmetatable(co, BOX_MT);
+  lua_setmetatable(co, -2);
+  lua_pushvalue(co, -1);
+  c->box_ref = luaL_ref(co, LUA_REGISTRYINDEX);
+  c->box = b;
+  nx_http_push_request(c->http, co);
+  host = nx_conn_peer(c, &port);
+  lua_pushstring(co, host);
+  lua_setfield(co, -2, "client_host");
+  lua_pushinteger(co, port);
+  lua_setfield(co, -2, "client_port");
+  nx_http_free(c->http);
+  c->http = NULL;
+  t->conn = c;
+  c->owner = t;
+  nx_task_wake(t, 2);
+  return 0;
+}
+
+/* accept(box, subprotocol|nil, header_lines|nil) -> true | nil, "closed", code, reason */
+static int l_accept(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  const char *proto = luaL_optstring(L, 2, NULL);
+  const char *extra = luaL_optstring(L, 3, NULL);
+  nx_conn_t *c = b->conn;
+  char accept[29];
+  char head[512];
+  int n;
+
+  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
+  if (c->state != NX_CONN_ROUTING) return luaL_error(L, "WebSocket already accepted");
+  nx_http_accept_key(c->key, accept);
+  n = snprintf(head, sizeof(head),
+               "HTTP/1.1 101 Switching Protocols\r\n"
+               "Upgrade: websocket\r\n"
+               "Connection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\n",
+               accept);
+  nx_conn_send_raw(c, head, (size_t)n);
+  if (proto) {
+    nx_conn_send_raw(c, "Sec-WebSocket-Protocol: ", 24);
+    nx_conn_send_raw(c, proto, strlen(proto));
+    nx_conn_send_raw(c, "\r\n", 2);
+  }
+  if (extra) nx_conn_send_raw(c, extra, strlen(extra));
+  nx_conn_send_raw(c, "\r\n", 2);
+  nx_conn_upgraded(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* reject(box, status, header_lines|nil, body|nil): an HTTP answer instead of the upgrade. */
+static int l_reject(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  int status = (int)luaL_checkinteger(L, 2);
+  const char *extra = luaL_optstring(L, 3, NULL);
+  size_t blen = 0;
+  const char *body = luaL_optlstring(L, 4, NULL, &blen);
+  nx_conn_t *c = b->conn;
+
+  if (status < 400 || status > 599) return luaL_error(L, "reject status must be 4xx or 5xx, got %d", status);
+  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
+  if (c->state != NX_CONN_ROUTING) return luaL_error(L, "cannot reject: the WebSocket was already accepted");
+  nx_http_respond(c, status, extra, body, blen);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* recv(box, timeout|nil) -> data, "text"|"binary" | nil, "closed", code, reason
+ *   | nil, "timeout" (after a timeout) | nothing (woken: call again). Yields. */
+static int l_recv(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  nx_conn_t *c = b->conn;
+  nx_msg_t *m;
+  nx_task_t *t;
+
+  if (c && (m = nx_conn_pop(c)) != NULL) {
+    lua_pushlstring(L, (const char *)m->data, m->len);
+    if (m->opcode == NX_WS_OP_TEXT) lua_pushliteral(L, "text");
+    else lua_pushliteral(L, "binary");
+    free(m);
+    return 2;
+  }
+  if (!c || c->state >= NX_CONN_CLOSING) return push_closed(L, b);
+  if (c->state != NX_CONN_OPEN) return luaL_error(L, "cannot receive before accept()");
+  t = nx_rt_current(L, "receive");
+  if (c->reader && c->reader != t) return luaL_error(L, "another coroutine is already receiving on this WebSocket");
+  nx_task_wait(L, t, NX_WAIT_RECV, c, timeout);
+  return lua_yield(L, 0);
+}
+
+/* send(box, data, binary) -> true | nil, "closed", code, reason | nil, "closing"
+ * Yields when the caller is the connection's own handler and the output
+ * buffer is above the high-water mark, until it drains. */
+static int l_send(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int binary = lua_toboolean(L, 3);
+  nx_conn_t *c = b->conn;
+  nx_rt_t *rt;
+
+  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
+  if (c->state == NX_CONN_CLOSING) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closing");
+    return 2;
+  }
+  if (c->state != NX_CONN_OPEN) return luaL_error(L, "cannot send before accept()");
+  if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len)) return push_closed(L, b);
+  rt = c->rt;
+  if (rt->current && rt->current->co == L && rt->current == c->owner &&
+      nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
+    nx_conn_flush(c);
+    if (b->conn && nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
+      nx_task_wait(L, rt->current, NX_WAIT_DRAIN, c, -1);
+      return lua_yield(L, 0);
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* close(box, code, reason): the closing handshake from our side. */
+static int l_close(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  int code = (int)luaL_optinteger(L, 2, 1000);
+  size_t rlen = 0;
+  const char *reason = luaL_optlstring(L, 3, NULL, &rlen);
+  nx_conn_t *c = b->conn;
+  if (c && c->state == NX_CONN_OPEN) nx_conn_close_frame(c, (unsigned)code, reason, rlen);
+  return 0;
+}
+
+/* state(box) -> "connecting" | "open" | "closing" | "closed" */
+static int l_state(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  nx_conn_t *c = b->conn;
+  if (!c || c->state == NX_CONN_DONE) lua_pushliteral(L, "closed");
+  else if (c->state == NX_CONN_OPEN) lua_pushliteral(L, "open");
+  else if (c->state == NX_CONN_CLOSING) lua_pushliteral(L, "closing");
+  else lua_pushliteral(L, "connecting");
+  return 1;
+}
+
+static int l_buffered(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  lua_pushnumber(L, b->conn ? (lua_Number)nx_conn_buffered(b->conn) : 0);
+  return 1;
+}
+
+static int box_tostring(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  lua_pushfstring(L, "nexlua.connection (%s)", b->conn ? "live" : "ended");
+  return 1;
+}
+
+void nx_lua_conn_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"accept", l_accept}, {"reject", l_reject}, {"recv", l_recv},   {"send", l_send},
+      {"close", l_close},   {"state", l_state},   {"buffered", l_buffered}, {NULL, NULL}};
+  const luaL_Reg *f;
+  if (luaL_newmetatable(L, BOX_MT)) {
+    lua_pushcfunction(L, box_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
+  for (f = fns; f->name; f++) {
+    lua_pushcfunction(L, f->func);
+    lua_setfield(L, -2, f->name);
+  }
+}

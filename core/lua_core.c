@@ -1,0 +1,317 @@
+/* nexlua.core: the C core as a Lua module. Used by the nexlua executable
+ * and loadable by any LuaJIT host (busted runs the real core this way). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "log.h"
+#include "nx.h"
+
+#define LISTENER_MT "nexlua.listener"
+
+#ifndef NEXLUA_VERSION
+#define NEXLUA_VERSION "0.0.0"
+#endif
+
+typedef struct {
+  nx_listener_t *l; /* NULL once closed */
+} lst_box_t;
+
+static double opt_field_number(lua_State *L, int t, const char *k, double dflt) {
+  double v;
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) v = dflt;
+  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  else {
+    luaL_error(L, "option '%s' must be a number", k);
+    v = dflt;
+  }
+  lua_pop(L, 1);
+  if (v < 0) luaL_error(L, "option '%s' must not be negative", k);
+  return v;
+}
+
+/* listen(opts, entry) -> listener | nil, message */
+static int l_listen(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  nx_listener_t *l;
+  lst_box_t *box;
+  const char *host;
+  int port;
+  char err[256];
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_getfield(L, 1, "host");
+  host = lua_isnil(L, -1) ? "127.0.0.1" : luaL_checkstring(L, -1);
+  port = (int)opt_field_number(L, 1, "port", 8000);
+  if (port > 65535) return luaL_error(L, "port must be 0..65535");
+
+  l = (nx_listener_t *)calloc(1, sizeof(*l));
+  if (!l) return luaL_error(L, "out of memory");
+  l->rt = rt;
+  nx_config_defaults(&l->cfg);
+  l->cfg.max_message_size = (uint64_t)opt_field_number(L, 1, "max_message_size", (double)l->cfg.max_message_size);
+  l->cfg.max_header_size = (size_t)opt_field_number(L, 1, "max_header_size", (double)l->cfg.max_header_size);
+  l->cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout", l->cfg.handshake_timeout / 1000.0));
+  l->cfg.close_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "close_timeout", l->cfg.close_timeout / 1000.0));
+  l->cfg.write_high_water = (size_t)opt_field_number(L, 1, "write_high_water", (double)l->cfg.write_high_water);
+  l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
+  l->cfg.read_pause_bytes = (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
+  if (l->cfg.max_header_size < 256) l->cfg.max_header_size = 256;
+  if (l->cfg.read_pause_bytes < 65536) l->cfg.read_pause_bytes = 65536;
+
+  if (nx_listener_start(l, host, port, err, sizeof(err))) {
+    /* The handle is closing; its memory must outlive the close. Leak the
+     * small struct rather than free it under libuv. */
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushvalue(L, 2);
+  l->entry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  box = (lst_box_t *)lua_newuserdata(L, sizeof(*box));
+  box->l = l;
+  luaL_getmetatable(L, LISTENER_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static lst_box_t *check_listener(lua_State *L) {
+  return (lst_box_t *)luaL_checkudata(L, 1, LISTENER_MT);
+}
+
+static int lst_port(lua_State *L) {
+  lst_box_t *b = check_listener(L);
+  if (!b->l) return 0;
+  lua_pushinteger(L, b->l->port);
+  return 1;
+}
+
+static int lst_host(lua_State *L) {
+  lst_box_t *b = check_listener(L);
+  if (!b->l) return 0;
+  lua_pushstring(L, b->l->host);
+  return 1;
+}
+
+/* close(): stops accepting. Open connections are not touched. The listener
+ * struct stays allocated: connections point at its settings, and a process
+ * opens few listeners. */
+static int lst_close(lua_State *L) {
+  lst_box_t *b = check_listener(L);
+  if (b->l) nx_listener_close(b->l);
+  return 0;
+}
+
+/* connections(listener) -> number of open connections */
+static int lst_connections(lua_State *L) {
+  lst_box_t *b = check_listener(L);
+  nx_conn_t *c;
+  int n = 0;
+  if (b->l)
+    for (c = b->l->conns; c; c = c->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* going_away(code, reason): starts the closing handshake on every open
+ * connection of every listener (server shutdown). Returns how many. */
+static int l_close_all(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  int code = (int)luaL_optinteger(L, 1, 1001);
+  size_t rlen = 0;
+  const char *reason = luaL_optlstring(L, 2, "server shutting down", &rlen);
+  nx_listener_t *l;
+  nx_conn_t *c, *next;
+  int n = 0;
+  for (l = rt->listeners; l; l = l->next) {
+    for (c = l->conns; c; c = next) {
+      next = c->next;
+      if (c->state == NX_CONN_OPEN) {
+        nx_conn_close_frame(c, (unsigned)code, reason, rlen);
+        n++;
+      } else if (c->state == NX_CONN_HTTP) {
+        nx_conn_abort(c, 1001);
+      }
+    }
+  }
+  nx_rt_run_ready(rt);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* conn_count() -> connections alive in the process */
+static int l_conn_count(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)nx_rt_get(L)->nconns);
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  rt->stopping = 0;
+  uv_run(rt->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+static void on_step_timer(uv_timer_t *t) { (void)t; }
+
+/* step(timeout): runs one loop iteration, blocking at most timeout seconds. */
+static int l_step(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  double timeout = luaL_optnumber(L, 1, 0);
+  uv_timer_t timer;
+  uv_timer_init(rt->loop, &timer);
+  uv_timer_start(&timer, on_step_timer, (uint64_t)(timeout * 1000), 0);
+  uv_run(rt->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&timer, NULL);
+  uv_run(rt->loop, UV_RUN_NOWAIT);
+  return 0;
+}
+
+static int l_stop(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  rt->stopping = 1;
+  uv_stop(rt->loop);
+  return 0;
+}
+
+/* sleep(seconds): suspends the calling task. */
+static int l_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  nx_task_t *t = nx_rt_current(L, "nexlua.sleep");
+  if (s < 0) s = 0;
+  nx_task_wait(L, t, NX_WAIT_SLEEP, NULL, s);
+  return lua_yield(L, 0);
+}
+
+static int l_now(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  lua_pushnumber(L, (lua_Number)uv_now(rt->loop) / 1000.0);
+  return 1;
+}
+
+static int l_hrtime(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+/* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
+static int l_spawn(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  int n = lua_gettop(L), ref;
+  lua_State *co;
+  nx_task_t *t;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  co = lua_newthread(rt->L);
+  ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+  t = nx_task_new(rt, co, ref);
+  if (!t) return luaL_error(L, "out of memory");
+  lua_xmove(L, co, n);
+  nx_task_wake(t, n - 1);
+  return 0;
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  nx_rt_t *rt = (nx_rt_t *)h->data;
+  lua_State *co;
+  nx_task_t *t;
+  int ref;
+  if (rt->signal_ref == LUA_NOREF) {
+    uv_stop(rt->loop);
+    return;
+  }
+  co = lua_newthread(rt->L);
+  ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+  t = nx_task_new(rt, co, ref);
+  if (!t) return;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->signal_ref);
+  lua_pushstring(co, signum == SIGINT ? "SIGINT" : "SIGTERM");
+  nx_task_wake(t, 1);
+  nx_rt_run_ready(rt);
+}
+
+/* on_signal(fn): fn(name) runs in a task on SIGINT and SIGTERM. */
+static int l_on_signal(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (rt->signal_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, rt->signal_ref);
+  lua_pushvalue(L, 1);
+  rt->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!rt->sigint.data) {
+    uv_signal_init(rt->loop, &rt->sigint);
+    uv_signal_init(rt->loop, &rt->sigterm);
+    rt->sigint.data = rt->sigterm.data = rt;
+    uv_signal_start(&rt->sigint, on_signal, SIGINT);
+    uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+    uv_unref((uv_handle_t *)&rt->sigint);
+    uv_unref((uv_handle_t *)&rt->sigterm);
+  }
+  return 0;
+}
+
+/* log(level, message) */
+static int l_log(lua_State *L) {
+  const char *lvl = luaL_checkstring(L, 1);
+  const char *msg = luaL_checkstring(L, 2);
+  int level = nx_log_level_from_name(lvl);
+  if (level < 0) return luaL_error(L, "unknown log level '%s'", lvl);
+  nx_log(level, "%s", msg);
+  return 0;
+}
+
+/* log_level([name]) -> current name; sets it when a name is given. */
+static int l_log_level(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    int level = nx_log_level_from_name(luaL_checkstring(L, 1));
+    if (level < 0) return luaL_error(L, "unknown log level '%s' (debug, info, warn, error)", lua_tostring(L, 1));
+    nx_log_level = level;
+  }
+  lua_pushstring(L, nx_log_level_name(nx_log_level));
+  return 1;
+}
+
+/* in_task() -> true when called from a nexlua task's coroutine. */
+static int l_in_task(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  lua_pushboolean(L, rt->current && rt->current->co == L);
+  return 1;
+}
+
+int nx_lua_open(lua_State *L);
+int nx_lua_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"listen", l_listen},     {"run", l_run},           {"step", l_step},
+      {"stop", l_stop},         {"sleep", l_sleep},       {"now", l_now},
+      {"hrtime", l_hrtime},     {"spawn", l_spawn},       {"on_signal", l_on_signal},
+      {"log", l_log},           {"log_level", l_log_level}, {"in_task", l_in_task},
+      {"close_all", l_close_all}, {"conn_count", l_conn_count}, {NULL, NULL}};
+  static const luaL_Reg lst[] = {{"port", lst_port},
+                                 {"host", lst_host},
+                                 {"close", lst_close},
+                                 {"connections", lst_connections},
+                                 {NULL, NULL}};
+  const luaL_Reg *f;
+
+  signal(SIGPIPE, SIG_IGN);
+  nx_rt_get(L);
+  if (luaL_newmetatable(L, LISTENER_MT)) {
+    lua_newtable(L);
+    for (f = lst; f->name; f++) {
+      lua_pushcfunction(L, f->func);
+      lua_setfield(L, -2, f->name);
+    }
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  for (f = fns; f->name; f++) {
+    lua_pushcfunction(L, f->func);
+    lua_setfield(L, -2, f->name);
+  }
+  nx_lua_conn_open(L);
+  lua_pushliteral(L, NEXLUA_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

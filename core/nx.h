@@ -1,0 +1,181 @@
+/* Internal types shared by the core modules: the runtime (loop + scheduler),
+ * tasks (Lua coroutines), listeners and connections. Not a public API. */
+#ifndef NX_H
+#define NX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "lua.h"
+#include "ws_frame.h"
+
+typedef struct nx_rt_s nx_rt_t;
+typedef struct nx_task_s nx_task_t;
+typedef struct nx_listener_s nx_listener_t;
+typedef struct nx_conn_s nx_conn_t;
+typedef struct nx_http_s nx_http_t;
+typedef struct nx_msg_s nx_msg_t;
+
+/* Settings of a listener (one app); every limit has a default in listener.c. */
+typedef struct {
+  uint64_t max_message_size;   /* bytes; over it the peer gets 1009 */
+  size_t max_header_size;      /* bytes of request head; over it 431 */
+  uint64_t handshake_timeout;  /* ms from accept to a complete request */
+  uint64_t close_timeout;      /* ms to wait for the peer's close reply */
+  size_t write_high_water;     /* an owner's send yields above this */
+  size_t write_limit;          /* a connection buffering more is dropped */
+  size_t read_pause_bytes;     /* stop reading while this much waits for the app */
+} nx_config_t;
+
+/* What a suspended task waits for. */
+enum { NX_WAIT_NONE = 0, NX_WAIT_RECV, NX_WAIT_DRAIN, NX_WAIT_SLEEP };
+
+struct nx_task_s {
+  nx_rt_t *rt;
+  lua_State *co;       /* the coroutine; pinned by co_ref while the task lives */
+  int co_ref;
+  uint8_t wait;        /* NX_WAIT_* while suspended in a nexlua API */
+  uint8_t ready;       /* queued to be resumed */
+  uint8_t running;
+  uint8_t timed_out;   /* the wait ended by its timeout */
+  int nargs;           /* values pushed on co for the next resume */
+  nx_conn_t *wait_conn;/* the connection a RECV/DRAIN wait is on */
+  uv_timer_t *timer;   /* for sleeps and timeouts, created on first use */
+  nx_conn_t *conn;     /* the connection this task is the handler of, if any */
+  nx_task_t *ready_next;
+  nx_task_t *prev, *next; /* all live tasks */
+};
+
+struct nx_rt_s {
+  uv_loop_t *loop;
+  lua_State *L;        /* the main thread: coroutines are created from it */
+  nx_task_t *current;  /* the task whose coroutine is running now */
+  nx_task_t *ready_head, *ready_tail;
+  nx_task_t *tasks;    /* every live task */
+  nx_conn_t *dirty;    /* connections with output to flush this turn */
+  nx_listener_t *listeners;
+  uv_check_t check;    /* flush + run ready after I/O callbacks */
+  uv_prepare_t prepare;/* flush before the loop blocks */
+  uv_idle_t idle;      /* keeps the loop from blocking while tasks are ready */
+  uv_signal_t sigint, sigterm;
+  int signal_ref;      /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
+  int stopping;
+  uint64_t nconns;
+  uint8_t readbuf[65536]; /* every read lands here; parsed before the next */
+};
+
+struct nx_listener_s {
+  uv_tcp_t tcp;
+  nx_rt_t *rt;
+  nx_config_t cfg;
+  int entry_ref;       /* Lua function(box, request) run per upgrade request */
+  int closed;
+  char host[64];
+  int port;
+  nx_conn_t *conns;    /* open connections, for shutdown */
+  nx_listener_t *next;
+};
+
+struct nx_msg_s {
+  nx_msg_t *next;
+  size_t len, cap;
+  uint8_t opcode;
+  uint8_t data[];
+};
+
+enum {
+  NX_CONN_HTTP = 0, /* reading the request */
+  NX_CONN_ROUTING,  /* request handed to Lua, not yet accepted */
+  NX_CONN_OPEN,     /* WebSocket open */
+  NX_CONN_CLOSING,  /* close frame sent, waiting for the peer's */
+  NX_CONN_DONE      /* finished: output draining or TCP closing */
+};
+
+/* The Lua side's handle on a connection: a userdata that outlives it. */
+typedef struct {
+  nx_conn_t *conn;     /* NULL once the connection is freed */
+  uint16_t close_code; /* what the app is told after the end */
+  char close_reason[124];
+} nx_box_t;
+
+struct nx_conn_s {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  nx_listener_t *listener;
+  nx_rt_t *rt;
+  uint8_t state;
+  uint8_t closing_handles; /* handles whose close callback is pending */
+  uint8_t close_sent, close_received, end_after_flush, reading, writing, dirty;
+  uint8_t paused;          /* reads stopped while the app catches up */
+  uint16_t close_code;     /* for the app: peer's code, 1005, 1006 or ours */
+  char *close_reason;
+  nx_http_t *http;         /* request parser; freed at the upgrade */
+  char key[32];            /* Sec-WebSocket-Key, kept for the accept */
+  nx_buf_t pending;        /* bytes after the request, before the accept */
+  nx_ws_parser_t ws;
+  nx_msg_t *cur;           /* message being assembled */
+  nx_msg_t *inbox, *inbox_tail;
+  size_t inbox_bytes;
+  nx_buf_t out;            /* frames waiting to be written */
+  nx_buf_t wbuf;           /* bytes owned by the write in flight */
+  uv_write_t wreq;
+  nx_task_t *owner;        /* the handler task */
+  nx_task_t *reader;       /* task waiting in recv */
+  nx_task_t *writer;       /* task waiting for the buffer to drain */
+  nx_box_t *box;
+  int box_ref;
+  nx_conn_t *dirty_next;
+  nx_conn_t *prev, *next;  /* in listener->conns */
+};
+
+/* runtime.c */
+nx_rt_t *nx_rt_get(lua_State *L);
+nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref);
+void nx_task_wake(nx_task_t *t, int nargs);
+void nx_task_resume(nx_task_t *t, int nargs);
+void nx_rt_run_ready(nx_rt_t *rt);
+int nx_task_wait(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout);
+void nx_task_cancel_wait(nx_task_t *t);
+nx_task_t *nx_rt_current(lua_State *L, const char *what);
+void nx_rt_mark_dirty(nx_conn_t *c);
+void nx_rt_flush(nx_rt_t *rt);
+
+/* listener.c */
+void nx_config_defaults(nx_config_t *cfg);
+int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, size_t errlen);
+void nx_listener_close(nx_listener_t *l);
+
+/* conn.c */
+void nx_conn_accepted(nx_listener_t *l);
+int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
+int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len);
+void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen);
+void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason);
+void nx_conn_end(nx_conn_t *c);
+void nx_conn_abort(nx_conn_t *c, uint16_t app_code);
+void nx_conn_flush(nx_conn_t *c);
+void nx_conn_upgraded(nx_conn_t *c);
+size_t nx_conn_buffered(const nx_conn_t *c);
+nx_msg_t *nx_conn_pop(nx_conn_t *c);
+const char *nx_conn_peer(nx_conn_t *c, int *port);
+
+/* http.c */
+nx_http_t *nx_http_new(size_t max_header_size);
+void nx_http_free(nx_http_t *h);
+/* Feeds request bytes. Returns 0 while incomplete, 1 when the request is
+ * complete (tail and tail_len: the bytes after it), or an HTTP status (400, 431). */
+int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);
+/* Validates the complete request as a WebSocket upgrade: 0 or a status. */
+int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen);
+/* Pushes {method=, path=, query=, headers={name, value, ...}} onto L. */
+void nx_http_push_request(nx_http_t *h, lua_State *L);
+void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen);
+int nx_http_accept_key(const char *key, char out[29]);
+
+/* lua_conn.c */
+void nx_lua_conn_open(lua_State *L);
+int nx_lua_conn_dispatch(nx_conn_t *c);
+
+#endif

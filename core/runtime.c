@@ -1,0 +1,245 @@
+/* The runtime: one libuv loop and one scheduler per Lua state.
+ *
+ * Every Lua coroutine that nexlua runs is a task. nx_task_resume() is the
+ * only place that calls lua_resume (the trampoline): it is reached from
+ * libuv callbacks on a shallow C stack, never from inside Lua. A task that
+ * must wait calls nx_task_wait() from a C function that then returns
+ * lua_yield(); whoever ends the wait calls nx_task_wake(), which only queues
+ * the task; the queue is run at the end of the callback that woke it and on
+ * every loop turn, so resumes never nest inside running Lua code. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "log.h"
+#include "nx.h"
+
+static const char RT_KEY[] = "nexlua.runtime";
+
+static void on_check(uv_check_t *h) {
+  nx_rt_t *rt = (nx_rt_t *)h->data;
+  nx_rt_run_ready(rt);
+  nx_rt_flush(rt);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  nx_rt_t *rt = (nx_rt_t *)h->data;
+  nx_rt_run_ready(rt);
+  nx_rt_flush(rt);
+}
+
+static void on_idle(uv_idle_t *h) {
+  nx_rt_t *rt = (nx_rt_t *)h->data;
+  nx_rt_run_ready(rt);
+  if (!rt->ready_head) uv_idle_stop(&rt->idle);
+}
+
+/* Finds or creates the runtime of this Lua state. */
+nx_rt_t *nx_rt_get(lua_State *L) {
+  nx_rt_t *rt;
+  lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
+  rt = (nx_rt_t *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (rt) return rt;
+
+  /* The runtime lives as long as the process: libuv handles inside it may
+   * still be referenced by the loop when a Lua state closes. */
+  rt = (nx_rt_t *)calloc(1, sizeof(*rt));
+  if (!rt) luaL_error(L, "nexlua: out of memory");
+  rt->loop = uv_default_loop();
+  lua_pushthread(L);
+  rt->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  rt->signal_ref = LUA_NOREF;
+  uv_check_init(rt->loop, &rt->check);
+  rt->check.data = rt;
+  uv_check_start(&rt->check, on_check);
+  uv_unref((uv_handle_t *)&rt->check);
+  uv_prepare_init(rt->loop, &rt->prepare);
+  rt->prepare.data = rt;
+  uv_prepare_start(&rt->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&rt->prepare);
+  uv_idle_init(rt->loop, &rt->idle);
+  rt->idle.data = rt;
+  lua_pushlightuserdata(L, rt);
+  lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
+  return rt;
+}
+
+nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
+  nx_task_t *t = (nx_task_t *)calloc(1, sizeof(*t));
+  if (!t) return NULL;
+  t->rt = rt;
+  t->co = co;
+  t->co_ref = co_ref;
+  t->next = rt->tasks;
+  if (rt->tasks) rt->tasks->prev = t;
+  rt->tasks = t;
+  return t;
+}
+
+static void on_timer_closed(uv_handle_t *h) { free(h); }
+
+static void task_free(nx_task_t *t) {
+  nx_rt_t *rt = t->rt;
+  nx_task_cancel_wait(t);
+  if (t->ready) {
+    /* Unlink from the ready queue. */
+    nx_task_t **pp = &rt->ready_head, *prev = NULL;
+    while (*pp && *pp != t) prev = *pp, pp = &(*pp)->ready_next;
+    if (*pp) {
+      *pp = t->ready_next;
+      if (rt->ready_tail == t) rt->ready_tail = prev;
+    }
+  }
+  if (t->timer) uv_close((uv_handle_t *)t->timer, on_timer_closed);
+  if (t->prev) t->prev->next = t->next;
+  else rt->tasks = t->next;
+  if (t->next) t->next->prev = t->prev;
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
+  free(t);
+}
+
+/* A handler task ended: make sure its connection ends too. The Lua side
+ * closes or rejects explicitly; this covers a coroutine that died anyway. */
+static void task_finished(nx_task_t *t) {
+  nx_conn_t *c = t->conn;
+  if (c) {
+    c->owner = NULL;
+    if (c->state == NX_CONN_ROUTING) {
+      nx_http_respond(c, 500, NULL, NULL, 0);
+    } else if (c->state == NX_CONN_OPEN) {
+      nx_conn_close_frame(c, 1011, "handler ended abnormally", 24);
+    }
+  }
+  task_free(t);
+}
+
+void nx_task_resume(nx_task_t *t, int nargs) {
+  nx_rt_t *rt = t->rt;
+  nx_task_t *prev = rt->current;
+  int status;
+
+  if (t->running || lua_status(t->co) > LUA_YIELD) return; /* never resume a dead coroutine */
+  t->wait = NX_WAIT_NONE;
+  t->running = 1;
+  rt->current = t;
+  status = lua_resume(t->co, nargs);
+  rt->current = prev;
+  t->running = 0;
+
+  if (status == LUA_YIELD) {
+    lua_settop(t->co, 0);
+    if (t->wait == NX_WAIT_NONE) {
+      /* A bare coroutine.yield() in a handler: nothing would ever resume it. */
+      nx_log(NX_LOG_ERROR, "a handler called coroutine.yield() directly; use nexlua's "
+                           "waiting APIs (receive, sleep) instead: ending it");
+      task_finished(t);
+    }
+    return;
+  }
+  if (status != 0) {
+    const char *msg = lua_tostring(t->co, -1);
+    luaL_traceback(rt->L, t->co, msg ? msg : "(error object is not a string)", 0);
+    nx_log(NX_LOG_ERROR, "uncaught error in a nexlua coroutine: %s", lua_tostring(rt->L, -1));
+    lua_pop(rt->L, 1);
+  }
+  task_finished(t);
+}
+
+void nx_task_wake(nx_task_t *t, int nargs) {
+  nx_rt_t *rt = t->rt;
+  nx_task_cancel_wait(t);
+  if (t->ready) return;
+  t->nargs = nargs;
+  t->ready = 1;
+  t->ready_next = NULL;
+  if (rt->ready_tail) rt->ready_tail->ready_next = t;
+  else rt->ready_head = t;
+  rt->ready_tail = t;
+  if (!uv_is_active((uv_handle_t *)&rt->idle)) uv_idle_start(&rt->idle, on_idle);
+}
+
+void nx_rt_run_ready(nx_rt_t *rt) {
+  nx_task_t *t;
+  /* Tasks woken while this runs are run too, in order. */
+  while ((t = rt->ready_head) != NULL) {
+    rt->ready_head = t->ready_next;
+    if (!rt->ready_head) rt->ready_tail = NULL;
+    t->ready = 0;
+    nx_task_resume(t, t->nargs);
+  }
+}
+
+static void on_wait_timeout(uv_timer_t *h) {
+  nx_task_t *t = (nx_task_t *)h->data;
+  if (!t || t->wait == NX_WAIT_NONE) return;
+  t->timed_out = 1;
+  /* The waiting C function returns these: (nil, "timeout"). */
+  lua_pushnil(t->co);
+  lua_pushliteral(t->co, "timeout");
+  nx_task_wake(t, 2);
+  nx_rt_run_ready(t->rt);
+}
+
+void nx_task_cancel_wait(nx_task_t *t) {
+  nx_conn_t *c = t->wait_conn;
+  if (c) {
+    if (c->reader == t) c->reader = NULL;
+    if (c->writer == t) c->writer = NULL;
+    t->wait_conn = NULL;
+  }
+  if (t->timer) uv_timer_stop(t->timer);
+  t->wait = NX_WAIT_NONE;
+}
+
+/* Registers what t waits for. timeout < 0 means none. Returns 0, or raises
+ * a Lua error. The caller must then `return lua_yield(L, 0)`. */
+int nx_task_wait(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
+  t->wait = (uint8_t)what;
+  t->timed_out = 0;
+  t->wait_conn = c;
+  if (c && what == NX_WAIT_RECV) c->reader = t;
+  if (c && what == NX_WAIT_DRAIN) c->writer = t;
+  if (timeout >= 0) {
+    if (!t->timer) {
+      t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
+      if (!t->timer) return luaL_error(L, "nexlua: out of memory");
+      uv_timer_init(t->rt->loop, t->timer);
+      t->timer->data = t;
+    }
+    uv_timer_start(t->timer, on_wait_timeout, (uint64_t)(timeout * 1000.0 + 0.5), 0);
+  }
+  return 0;
+}
+
+/* The task running L, or a Lua error naming `what` when L is not a task
+ * (the main chunk, a coroutine.wrap of the user's, a metamethod called from C). */
+nx_task_t *nx_rt_current(lua_State *L, const char *what) {
+  nx_rt_t *rt = nx_rt_get(L);
+  nx_task_t *t = rt->current;
+  if (!t || t->co != L) {
+    luaL_error(L, "%s must be called from a nexlua coroutine (a handler, middleware, hook or "
+                  "task), not from the main chunk or a coroutine of your own",
+               what);
+    return NULL;
+  }
+  return t;
+}
+
+void nx_rt_mark_dirty(nx_conn_t *c) {
+  if (c->dirty) return;
+  c->dirty = 1;
+  c->dirty_next = c->rt->dirty;
+  c->rt->dirty = c;
+}
+
+/* Writes out everything queued this loop turn: one write per connection. */
+void nx_rt_flush(nx_rt_t *rt) {
+  nx_conn_t *c;
+  while ((c = rt->dirty) != NULL) {
+    rt->dirty = c->dirty_next;
+    c->dirty = 0;
+    nx_conn_flush(c);
+  }
+}

@@ -1,0 +1,88 @@
+--- The application: routes, middleware and lifecycle hooks.
+--   local app = nexlua.App()
+--   app:ws_route("/chat/{room_id}", function(ws) ... end)
+--   return app
+local router = require "nexlua.router"
+
+local type, error, ipairs, setmetatable, getmetatable, tostring = type, error, ipairs, setmetatable, getmetatable, tostring
+local format = string.format
+
+local App = {}
+App.__index = App
+
+local function new_app(opts)
+  opts = opts or {}
+  local self = setmetatable({
+    router = router.new(),
+    ws_middleware = {},
+    startup = {},
+    shutdown = {},
+    options = opts,
+    state = {},
+  }, App)
+  -- app.ws_route(path, handler) works as well as app:ws_route(path, handler).
+  local methods = { "ws_route", "add_ws_middleware", "on_startup", "on_shutdown" }
+  for _, name in ipairs(methods) do
+    local m = App[name]
+    self[name] = function(a, ...)
+      if a == self then return m(self, ...) end
+      return m(self, a, ...)
+    end
+  end
+  return self
+end
+
+local function check_fn(fn, what, level)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error(format("%s must be a function, got %s", what, type(fn)), level + 1)
+  end
+end
+
+--- Registers a WebSocket route. handler(ws) runs in its own coroutine.
+-- opts.middleware: route-level middleware, run after the app's.
+-- Returns the app, so calls can be chained. Without a handler it returns a
+-- decorator-like function: app:ws_route("/x")(function(ws) ... end).
+function App:ws_route(path, handler, opts)
+  if handler == nil then
+    return function(h) self:ws_route(path, h, opts) return h end
+  end
+  check_fn(handler, "ws_route handler", 2)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
+  local mw = opts.middleware or {}
+  for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
+  self.router:add(path, { handler = handler, middleware = mw, options = opts })
+  return self
+end
+
+--- Adds middleware(ws, call_next) around every WebSocket handler, in order.
+function App:add_ws_middleware(fn)
+  check_fn(fn, "middleware", 2)
+  self.ws_middleware[#self.ws_middleware + 1] = fn
+  return self
+end
+
+--- fn() runs before the server accepts connections (in order; may wait).
+function App:on_startup(fn)
+  check_fn(fn, "startup hook", 2)
+  self.startup[#self.startup + 1] = fn
+  return fn
+end
+
+--- fn() runs when the server stops (in order; may wait).
+function App:on_shutdown(fn)
+  check_fn(fn, "shutdown hook", 2)
+  self.shutdown[#self.shutdown + 1] = fn
+  return fn
+end
+
+--- Registers a path converter usable as {name:key} in routes.
+function App.register_converter(key, conv)
+  router.register_converter(key, conv)
+end
+
+function App:__tostring() return format("nexlua.App(%d routes)", #self.router.routes) end
+
+local function is_app(v) return getmetatable(v) == App end
+
+return { new = new_app, is_app = is_app, App = App, tostring = tostring }

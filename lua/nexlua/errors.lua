@@ -1,0 +1,109 @@
+--- Error types of nexlua. Errors are tables with a type, raised with error().
+-- Each type has a constructor (callable class) and a predicate in nexlua:
+-- nexlua.is_disconnect(err), nexlua.is_timeout(err), ...
+local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
+local format = string.format
+local getinfo = debug.getinfo
+
+local errors = {}
+
+local registry = {} -- metatable -> class
+
+local function where(level)
+  local info = getinfo(level + 1, "Sl")
+  if info and info.currentline and info.currentline > 0 then
+    return info.short_src .. ":" .. info.currentline .. ": "
+  end
+  return ""
+end
+
+--- Declares an error class. parent is another class or nil.
+local function class(name, parent, init, describe)
+  local cls = { name = name, parent = parent }
+  local mt = {
+    __index = cls,
+    __tostring = function(e) return (e.where or "") .. describe(e) end,
+  }
+  cls.mt = mt
+  registry[mt] = cls
+  setmetatable(cls, {
+    __call = function(_, ...)
+      local e = setmetatable({}, mt)
+      init(e, ...)
+      return e
+    end,
+    __tostring = function() return "nexlua." .. name end,
+  })
+  --- True when err is of this class or of a class derived from it.
+  function cls.is(err)
+    if type(err) ~= "table" then return false end
+    local c = registry[getmetatable(err)]
+    while c do
+      if c == cls then return true end
+      c = c.parent
+    end
+    return false
+  end
+  return cls
+end
+
+--- Base of every nexlua error: misuse of the API (receive before accept,
+-- send after close, ...) raises this one itself.
+errors.WebSocketError = class("WebSocketError", nil,
+  function(e, message) e.message = message or "WebSocket error" end,
+  function(e) return e.message end)
+
+--- The peer has left (or the connection was lost). code: the peer's close
+-- code, 1005 when it sent none, 1006 when the TCP connection dropped.
+errors.WebSocketDisconnect = class("WebSocketDisconnect", errors.WebSocketError,
+  function(e, code, reason)
+    e.code = code or 1000
+    e.reason = reason or ""
+    e.message = "WebSocket disconnected"
+  end,
+  function(e)
+    if e.reason ~= "" then return format("WebSocket disconnected (%d: %s)", e.code, e.reason) end
+    return format("WebSocket disconnected (%d)", e.code)
+  end)
+
+--- receive_text() got a binary message, or receive_bytes() a text one.
+-- The message is consumed; the connection stays usable.
+errors.MessageTypeError = class("MessageTypeError", errors.WebSocketError,
+  function(e, expected, got, data)
+    e.expected, e.got, e.data = expected, got, data
+    e.message = format("expected a %s message, received a %s message", expected, got)
+  end,
+  function(e) return e.message end)
+
+--- receive_json() got a message that is not valid JSON. The connection
+-- stays usable; err.data holds the raw message.
+errors.JSONDecodeError = class("JSONDecodeError", errors.WebSocketError,
+  function(e, message, data)
+    e.data = data
+    e.message = "invalid JSON: " .. tostring(message)
+  end,
+  function(e) return e.message end)
+
+--- A wait ran out of time (receive with a timeout, nexlua.wait_for).
+-- The connection stays usable.
+errors.TimeoutError = class("TimeoutError", errors.WebSocketError,
+  function(e, seconds)
+    e.seconds = seconds
+    e.message = seconds and format("timed out after %g s", seconds) or "timed out"
+  end,
+  function(e) return e.message end)
+
+--- Raises err of class cls with the location of the caller `level` levels up.
+function errors.raise(cls, level, ...)
+  local e = cls(...)
+  e.where = where((level or 1) + 1)
+  error(e, 0)
+end
+
+errors.is_disconnect = errors.WebSocketDisconnect.is
+errors.is_websocket_error = errors.WebSocketError.is
+errors.is_type_error = errors.MessageTypeError.is
+errors.is_json_error = errors.JSONDecodeError.is
+errors.is_timeout = errors.TimeoutError.is
+
+return errors

@@ -1,0 +1,101 @@
+--- Read-only multi-dicts for request data: Headers (case-insensitive names)
+-- and QueryParams (parsed from the query string, percent-decoded).
+local setmetatable, type, tostring, tonumber = setmetatable, type, tostring, tonumber
+local lower, gsub, char, find, sub, gmatch = string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch
+
+local multidict = {}
+
+local function unescape(s)
+  s = gsub(s, "+", " ")
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+--- Percent-decodes a path (no '+' rule there).
+function multidict.unescape_path(s)
+  if not find(s, "%", 1, true) then return s end
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+local Multi = {}
+Multi.__index = Multi
+
+local function new(list, fold)
+  -- list: flat array name1, value1, name2, value2, ...
+  local self = setmetatable({ _list = list, _fold = fold }, Multi)
+  return self
+end
+
+local function key(self, name)
+  name = tostring(name)
+  return self._fold and lower(name) or name
+end
+
+--- The first value for name, or default (nil if not given).
+function Multi:get(name, default)
+  local k, list = key(self, name), self._list
+  for i = 1, #list, 2 do
+    local n = list[i]
+    if (self._fold and lower(n) or n) == k then return list[i + 1] end
+  end
+  return default
+end
+
+--- Every value for name, in order (an empty table if none).
+function Multi:get_all(name)
+  local k, list, out = key(self, name), self._list, {}
+  for i = 1, #list, 2 do
+    local n = list[i]
+    if (self._fold and lower(n) or n) == k then out[#out + 1] = list[i + 1] end
+  end
+  return out
+end
+
+function Multi:has(name) return self:get(name) ~= nil end
+
+--- Iterates name, value pairs in order: for name, value in h:items() do ... end
+function Multi:items()
+  local list, i = self._list, -1
+  return function()
+    i = i + 2
+    if list[i] ~= nil then return list[i], list[i + 1] end
+  end
+end
+
+--- Distinct names, in order of first appearance (lowercased for headers).
+function Multi:keys()
+  local out, seen, list = {}, {}, self._list
+  for i = 1, #list, 2 do
+    local k = key(self, list[i])
+    if not seen[k] then
+      seen[k] = true
+      out[#out + 1] = k
+    end
+  end
+  return out
+end
+
+function Multi:__len() return #self._list / 2 end
+
+--- Headers from a flat list of names and values (as received).
+function multidict.Headers(list) return new(list or {}, true) end
+
+--- QueryParams from a raw query string ("a=1&b=2&a=3").
+function multidict.QueryParams(query)
+  local list = {}
+  if type(query) == "string" and query ~= "" then
+    for pair in gmatch(query, "[^&;]+") do
+      local eq = find(pair, "=", 1, true)
+      local k, v
+      if eq then
+        k, v = sub(pair, 1, eq - 1), sub(pair, eq + 1)
+      else
+        k, v = pair, ""
+      end
+      list[#list + 1] = unescape(k)
+      list[#list + 1] = unescape(v)
+    end
+  end
+  return new(list, false)
+end
+
+return multidict

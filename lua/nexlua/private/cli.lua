@@ -1,0 +1,127 @@
+--- The nexlua command line: nexlua APP.lua [options]
+local core = require "nexlua.core"
+
+local tonumber, tostring, type, ipairs, pairs, xpcall = tonumber, tostring, type, ipairs, pairs, xpcall
+local format, match, gsub = string.format, string.match, string.gsub
+local stderr, stdout = io.stderr, io.stdout
+
+local cli = {}
+
+-- name -> {key, kind, help}; kind "number" | "string" | "level" | "flag"
+local OPTIONS = {
+  { "--host", "host", "string", "address to listen on (default 127.0.0.1)" },
+  { "--port", "port", "number", "port to listen on; 0 picks a free one (default 8000)" },
+  { "--log-level", "log_level", "level", "debug, info, warn or error (default info)" },
+  { "--max-message-size", "max_message_size", "number", "largest message accepted, in bytes; larger ones are closed with 1009 (default 16777216)" },
+  { "--max-header-size", "max_header_size", "number", "largest request head, in bytes; larger gets HTTP 431 (default 16384)" },
+  { "--handshake-timeout", "handshake_timeout", "number", "seconds allowed to send the upgrade request (default 10)" },
+  { "--close-timeout", "close_timeout", "number", "seconds to wait for the peer's close reply (default 5)" },
+  { "--graceful-timeout", "graceful_timeout", "number", "seconds handlers get to finish on SIGINT/SIGTERM (default 10)" },
+  { "--write-high-water", "write_high_water", "number", "bytes buffered before a handler's own send waits (default 1048576)" },
+  { "--write-limit", "write_limit", "number", "bytes buffered for a client that does not read before it is dropped (default 67108864)" },
+  { "--help", "help", "flag", "show this help" },
+  { "--version", "version", "flag", "show the version" },
+}
+
+local function usage()
+  local lines = { "usage: nexlua APP.lua [options]", "", "Serves the WebSocket routes of APP.lua (a file that returns a nexlua.App()).", "", "options:" }
+  for _, o in ipairs(OPTIONS) do
+    local arg = o[3] == "flag" and "" or (" " .. (o[3] == "level" and "LEVEL" or o[3] == "number" and "N" or "VALUE"))
+    lines[#lines + 1] = format("  %-28s %s", o[1] .. arg, o[4])
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Parses argv; returns opts or nil, message.
+function cli.parse(argv)
+  local opts, i = {}, 1
+  local by_name = {}
+  for _, o in ipairs(OPTIONS) do by_name[o[1]] = o end
+  while argv[i] do
+    local a = argv[i]
+    local name, inline = match(a, "^(%-%-[%w%-]+)=(.*)$")
+    name = name or a
+    local o = by_name[name]
+    if o then
+      if o[3] == "flag" then
+        opts[o[2]] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = argv[i]
+        end
+        if v == nil then return nil, format("option %s needs a value", name) end
+        if o[3] == "number" then
+          local n = tonumber(v)
+          if not n or n < 0 then return nil, format("option %s needs a non-negative number, got %q", name, v) end
+          v = n
+        elseif o[3] == "level" and core.log_level() and not ({ debug = 1, info = 1, warn = 1, error = 1 })[v] then
+          return nil, format("option %s must be debug, info, warn or error, got %q", name, v)
+        end
+        opts[o[2]] = v
+      end
+    elseif match(a, "^%-") then
+      return nil, format("unknown option %s (see --help)", a)
+    elseif opts.app then
+      return nil, format("more than one app file given: %s and %s", opts.app, a)
+    else
+      opts.app = a
+    end
+    i = i + 1
+  end
+  return opts
+end
+
+--- Loads the app file; returns the app or nil, message.
+function cli.load_app(path)
+  local App = require "nexlua.app"
+  local f = io.open(path, "r")
+  if not f then return nil, format("cannot open app file %s", path) end
+  f:close()
+  local dir = match(path, "^(.*)/[^/]*$") or "."
+  package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, app = xpcall(chunk, function(e)
+    if core.log_level() == "debug" then return debug.traceback(tostring(e), 2) end
+    return tostring(e)
+  end)
+  if not ok then return nil, app end
+  if not App.is_app(app) then
+    return nil, format("%s must return the app (end it with `return app`), it returned %s", path, type(app))
+  end
+  return app
+end
+
+function cli.main(argv)
+  local opts, err = cli.parse(argv)
+  if not opts then
+    stderr:write("nexlua: ", err, "\n")
+    return 2
+  end
+  if opts.help then
+    stdout:write(usage())
+    return 0
+  end
+  if opts.version then
+    stdout:write("nexlua ", core.version, " (", jit and jit.version or _VERSION, ")\n")
+    return 0
+  end
+  if not opts.app then
+    stderr:write("nexlua: no app file given\n", usage())
+    return 2
+  end
+  if opts.log_level then core.log_level(opts.log_level) end
+  local app
+  app, err = cli.load_app(opts.app)
+  if not app then
+    stderr:write("nexlua: cannot load ", opts.app, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
+    return 1
+  end
+  opts.app = nil
+  for k in pairs({ help = 1, version = 1, log_level = 1 }) do opts[k] = nil end
+  return require("nexlua.private.serve").run(app, opts)
+end
+
+return cli

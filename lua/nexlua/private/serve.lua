@@ -1,0 +1,159 @@
+--- Serving an app: the per-connection entry (routing, middleware, handler,
+-- error policy) and the server lifecycle (startup, signals, shutdown).
+local core = require "nexlua.core"
+local errors = require "nexlua.errors"
+local log = require "nexlua.log"
+local WebSocket = require "nexlua.websocket"
+
+local xpcall, pcall, tostring, type, error, ipairs = xpcall, pcall, tostring, type, error, ipairs
+local traceback, format = debug.traceback, string.format
+local is_disconnect = errors.is_disconnect
+local STATES = WebSocket.STATES
+
+local serve = {}
+
+local function on_error(e)
+  if is_disconnect(e) then return e end
+  return { error = e, traceback = traceback(tostring(e), 2) }
+end
+
+-- Runs middleware i of chain, or the handler after the last one.
+local function run_chain(chain, i, handler, ws)
+  local mw = chain[i]
+  if mw == nil then return handler(ws) end
+  local called = false
+  return mw(ws, function()
+    if called then error("call_next() called twice by a middleware", 2) end
+    called = true
+    return run_chain(chain, i + 1, handler, ws)
+  end)
+end
+
+local function build_chain(app, route)
+  local app_mw, route_mw = app.ws_middleware, route.middleware
+  if #route_mw == 0 then return app_mw end
+  local chain = {}
+  for _, m in ipairs(app_mw) do chain[#chain + 1] = m end
+  for _, m in ipairs(route_mw) do chain[#chain + 1] = m end
+  return chain
+end
+
+-- The handler is over: make the connection's end match how it ended.
+local function finish(ws, route, ok, err)
+  local st = ws._state
+  if not ok and not is_disconnect(err) then
+    local client = ws.client
+    log.error("error in WebSocket handler for %s (path %s, client %s): %s", route.template, ws.path,
+      client and (client.host .. ":" .. client.port) or "?", err.traceback)
+    if st == STATES.CONNECTING then
+      core.reject(ws._box, 500, nil, "Internal Server Error\n")
+    elseif st == STATES.CONNECTED then
+      core.close(ws._box, 1011, "Internal Server Error")
+    end
+    return
+  end
+  if st == STATES.CONNECTING then
+    -- Returned (or a middleware stopped) without accepting: refuse, as a
+    -- close before accept does.
+    core.reject(ws._box, 403, nil, "Forbidden\n")
+  elseif st == STATES.CONNECTED then
+    core.close(ws._box, 1000)
+  end
+end
+
+--- The function the core runs, in a new coroutine, for each upgrade request.
+function serve.entry(app)
+  return function(box, req)
+    local ws = WebSocket.new(box, req, app)
+    local route, params = app.router:match(ws.path)
+    if not route then
+      log.debug("no WebSocket route for %s: 404", ws.path)
+      core.reject(box, 404, nil, "Not Found\n")
+      return
+    end
+    ws.path_params = params
+    ws.route = route.template
+    local ok, err = xpcall(run_chain, on_error, build_chain(app, route), 1, route.handler, ws)
+    finish(ws, route, ok, err)
+  end
+end
+
+local LISTEN_OPTIONS = {
+  "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
+  "write_high_water", "write_limit", "read_pause_bytes",
+}
+
+--- Starts listening for app; returns the listener or nil, message.
+function serve.listen(app, opts)
+  local o = {}
+  for _, k in ipairs(LISTEN_OPTIONS) do
+    local v = opts[k]
+    if v == nil then v = app.options[k] end
+    o[k] = v
+  end
+  return core.listen(o, serve.entry(app))
+end
+
+-- Runs hooks in order; returns true, or false and the first error.
+local function run_hooks(hooks, what)
+  for i, fn in ipairs(hooks) do
+    local ok, err = xpcall(fn, function(e) return traceback(tostring(e), 2) end)
+    if not ok then
+      log.error("%s hook #%d failed: %s", what, i, err)
+      return false, err
+    end
+  end
+  return true
+end
+serve.run_hooks = run_hooks
+
+--- Serves app until SIGINT/SIGTERM. Returns the process exit code.
+-- opts: listen options plus graceful_timeout (seconds, default 10).
+function serve.run(app, opts)
+  local exit_code = 0
+  local listener
+  local stopping = false
+  local grace = opts.graceful_timeout or 10
+
+  local function shutdown(signame)
+    if stopping then
+      log.warn("second %s: exiting now", signame)
+      os.exit(1)
+    end
+    stopping = true
+    log.info("%s received: shutting down (grace period %g s)", signame, grace)
+    if listener then listener:close() end
+    core.close_all(1001, "server shutting down")
+    local deadline = core.now() + grace
+    while core.conn_count() > 0 and core.now() < deadline do core.sleep(0.02) end
+    if core.conn_count() > 0 then
+      log.warn("%d connection(s) still open after the grace period: closing them", core.conn_count())
+    end
+    run_hooks(app.shutdown, "shutdown")
+    core.stop()
+  end
+
+  core.on_signal(shutdown)
+  core.spawn(function()
+    if not run_hooks(app.startup, "startup") then
+      log.error("startup failed: not serving")
+      exit_code = 1
+      core.stop()
+      return
+    end
+    local err
+    listener, err = serve.listen(app, opts)
+    if not listener then
+      log.error("%s", err)
+      exit_code = 1
+      run_hooks(app.shutdown, "shutdown")
+      core.stop()
+      return
+    end
+    log.info("listening on ws://%s:%d (%d routes)", listener:host(), listener:port(), #app.router.routes)
+  end)
+  core.run()
+  return exit_code
+end
+
+return serve

@@ -1,0 +1,121 @@
+--- Path routing for WebSocket routes. Pure Lua, no I/O.
+-- Templates: "/chat/{room_id}", "/items/{id:int}", "/files/{rest:path}".
+-- Routes match in registration order; the first match wins.
+local tonumber, type, pairs, ipairs, error, setmetatable = tonumber, type, pairs, ipairs, error, setmetatable
+local format, find, sub, gsub, match, lower = string.format, string.find, string.sub, string.gsub, string.match, string.lower
+
+local router = {}
+
+--- Converters: pattern is a Lua pattern for one parameter (it must not
+-- contain captures); convert turns the matched text into the value, or
+-- returns nil to refuse the match.
+local converters = {
+  str = { pattern = "[^/]+", convert = function(s) return s end },
+  path = { pattern = ".*", convert = function(s) return s end },
+  int = { pattern = "%d+", convert = function(s) return tonumber(s) end },
+  float = {
+    pattern = "[%d%.]+",
+    convert = function(s)
+      if not match(s, "^%d+%.?%d*$") then return nil end
+      return tonumber(s)
+    end,
+  },
+  uuid = {
+    pattern = "[%x%-]+",
+    convert = function(s)
+      local hex = gsub(s, "-", "")
+      if #hex ~= 32 or find(hex, "%X") then return nil end
+      if #s ~= 32 and not match(s, "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+        return nil
+      end
+      return lower(s)
+    end,
+  },
+  slug = { pattern = "[%w_%-]+", convert = function(s) return s end },
+}
+
+--- Registers a converter usable as {name:key}. conv = {pattern=, convert=}.
+function router.register_converter(key, conv)
+  if type(key) ~= "string" or not match(key, "^[%a_][%w_]*$") then
+    error("converter name must be an identifier, got " .. tostring(key), 2)
+  end
+  if type(conv) ~= "table" or type(conv.pattern) ~= "string" then
+    error("converter must be a table with a string 'pattern' (and optional 'convert')", 2)
+  end
+  if find(conv.pattern, "%(") then error("converter pattern must not contain captures", 2) end
+  converters[key] = { pattern = conv.pattern, convert = conv.convert or function(s) return s end }
+end
+
+local function escape(s) return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+--- Compiles a path template into {pattern=, params={{name=, conv=}}}.
+function router.compile(template)
+  if type(template) ~= "string" or sub(template, 1, 1) ~= "/" then
+    error(format("route path must be a string starting with '/', got %s", tostring(template)), 3)
+  end
+  local parts, params, seen = { "^" }, {}, {}
+  local pos = 1
+  while true do
+    local s, e, body = find(template, "{([^}]*)}", pos)
+    if not s then break end
+    parts[#parts + 1] = escape(sub(template, pos, s - 1))
+    local name, conv = match(body, "^%s*([%a_][%w_]*)%s*:%s*([%a_][%w_]*)%s*$")
+    if not name then
+      name = match(body, "^%s*([%a_][%w_]*)%s*$")
+      conv = "str"
+    end
+    if not name then error(format("bad parameter {%s} in route %q", body, template), 3) end
+    if seen[name] then error(format("duplicate parameter %q in route %q", name, template), 3) end
+    local c = converters[conv]
+    if not c then error(format("unknown converter %q in route %q", conv, template), 3) end
+    seen[name] = true
+    params[#params + 1] = { name = name, conv = c }
+    parts[#parts + 1] = "(" .. c.pattern .. ")"
+    pos = e + 1
+  end
+  if find(sub(template, pos), "[{}]") or find(template, "{", 1, true) and #params == 0 then
+    error(format("unbalanced braces in route %q", template), 3)
+  end
+  parts[#parts + 1] = escape(sub(template, pos)) .. "$"
+  return { template = template, pattern = table.concat(parts), params = params }
+end
+
+local Router = {}
+Router.__index = Router
+
+function router.new() return setmetatable({ routes = {} }, Router) end
+
+--- Adds a route; extra is stored as is (handler, middleware, options).
+function Router:add(template, extra)
+  local r = router.compile(template)
+  for k, v in pairs(extra or {}) do r[k] = v end
+  self.routes[#self.routes + 1] = r
+  return r
+end
+
+local function try(route, path)
+  local caps = { match(path, route.pattern) }
+  if caps[1] == nil then return nil end
+  local values = {}
+  for i, p in ipairs(route.params) do
+    local v = p.conv.convert(caps[i])
+    if v == nil then return nil end
+    values[p.name] = v
+  end
+  return values
+end
+
+--- Returns route, path_params for the first route matching path, or nil.
+function Router:match(path)
+  for _, route in ipairs(self.routes) do
+    if #route.params == 0 then
+      if path == route.template then return route, {} end
+    else
+      local values = try(route, path)
+      if values then return route, values end
+    end
+  end
+  return nil
+end
+
+return router

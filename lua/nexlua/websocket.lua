@@ -1,0 +1,288 @@
+--- The WebSocket object a handler receives: Nexios' API in Lua's idiom.
+local core = require "nexlua.core"
+local errors = require "nexlua.errors"
+local json = require "nexlua.json"
+local multidict = require "nexlua.multidict"
+
+local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
+  type, tostring, pairs, ipairs, rawset, setmetatable, math.floor
+local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
+local concat = table.concat
+local recv, send, accept, reject, close, conn_state =
+  core.recv, core.send, core.accept, core.reject, core.close, core.state
+local raise = errors.raise
+local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =
+  errors.WebSocketDisconnect, errors.WebSocketError, errors.MessageTypeError,
+  errors.JSONDecodeError, errors.TimeoutError
+local is_disconnect = errors.is_disconnect
+
+local WebSocket = {}
+
+-- Connection states, as the app sees them.
+local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "closed", "disconnected"
+
+-- Fields computed on first access, so a connection that never looks at its
+-- headers never pays for parsing them.
+local lazy = {
+  headers = function(self) return multidict.Headers(self._req.headers) end,
+  query_params = function(self) return multidict.QueryParams(self._req.query) end,
+  client = function(self)
+    local r = self._req
+    if not r.client_host or r.client_host == "" then return nil end
+    return { host = r.client_host, port = r.client_port }
+  end,
+  url = function(self) return self._req.target end,
+  path = function(self) return multidict.unescape_path(self._req.path) end,
+  subprotocols = function(self)
+    local out = {}
+    for _, v in ipairs(self.headers:get_all("sec-websocket-protocol")) do
+      for p in gmatch(v, "[^,%s]+") do out[#out + 1] = p end
+    end
+    return out
+  end,
+  state = function() return {} end,
+  path_params = function() return {} end,
+}
+
+local mt = {
+  __index = function(self, k)
+    local m = WebSocket[k]
+    if m ~= nil then return m end
+    local f = lazy[k]
+    if f then
+      local v = f(self)
+      rawset(self, k, v)
+      return v
+    end
+    return nil
+  end,
+  __tostring = function(self)
+    return format("nexlua.WebSocket(%s %s)", self._req.path, self._state)
+  end,
+}
+
+--- Wraps a connection box and its request table (from the core).
+function WebSocket.new(box, req, app)
+  return setmetatable({ _box = box, _req = req, _state = CONNECTING, app = app }, mt)
+end
+
+local function valid_token(s)
+  return type(s) == "string" and s ~= "" and not find(s, "[%c%s\"(),/:;<=>?@%[\\%]{}]")
+end
+
+local function header_lines(headers, level)
+  if headers == nil then return nil end
+  if type(headers) ~= "table" then raise(WebSocketError, level, "accept: headers must be a table") end
+  local out = {}
+  local function add(name, value)
+    name, value = tostring(name), tostring(value)
+    if not valid_token(name) then raise(WebSocketError, level + 1, "accept: invalid header name " .. format("%q", name)) end
+    if find(value, "[\r\n%z]") then raise(WebSocketError, level + 1, "accept: header value for " .. name .. " contains a line break") end
+    local l = lower(name)
+    if l == "sec-websocket-accept" or l == "upgrade" or l == "connection" or l == "sec-websocket-protocol" then
+      raise(WebSocketError, level + 1, "accept: header " .. name .. " is set by the server")
+    end
+    out[#out + 1] = name .. ": " .. value .. "\r\n"
+  end
+  if headers[1] ~= nil then
+    for _, pair in ipairs(headers) do add(pair[1], pair[2]) end
+  else
+    for k, v in pairs(headers) do add(k, v) end
+  end
+  return concat(out)
+end
+
+--- Accepts the connection. opts: {subprotocol = "chat", headers = {["X-Server"] = "nexlua"}}
+-- (or a subprotocol name as a string). The subprotocol must be one the
+-- client offered (see ws.subprotocols).
+function WebSocket:accept(opts)
+  if self._state ~= CONNECTING then raise(WebSocketError, 2, "accept() called twice, or after close()") end
+  local subprotocol, headers
+  if type(opts) == "string" then
+    subprotocol = opts
+  elseif type(opts) == "table" then
+    subprotocol, headers = opts.subprotocol, opts.headers
+  elseif opts ~= nil then
+    raise(WebSocketError, 2, "accept() takes a table {subprotocol=, headers=} or a subprotocol name")
+  end
+  if subprotocol ~= nil then
+    local offered = false
+    for _, p in ipairs(self.subprotocols) do
+      if p == subprotocol then offered = true end
+    end
+    if not offered then
+      raise(WebSocketError, 2, format("accept: subprotocol %q was not offered by the client", tostring(subprotocol)))
+    end
+  end
+  local lines = header_lines(headers, 3)
+  local ok, _, code, reason = accept(self._box, subprotocol, lines)
+  if not ok then
+    self._state = DISCONNECTED
+    error(Disconnect(code, reason), 0)
+  end
+  self._state = CONNECTED
+  self.accepted_subprotocol = subprotocol
+end
+
+local function check_close_code(code)
+  if type(code) ~= "number" or code ~= floor(code) then return false end
+  return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
+end
+
+--- Closes the connection with code (default 1000) and reason (at most 123
+-- bytes of UTF-8). Before accept() this refuses the handshake: the client
+-- gets HTTP 403 and no WebSocket is opened. Closing twice does nothing.
+function WebSocket:close(code, reason)
+  if code == nil then code = 1000 end
+  if not check_close_code(code) then
+    raise(WebSocketError, 2, format("close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code)))
+  end
+  if reason ~= nil and type(reason) ~= "string" then raise(WebSocketError, 2, "close: reason must be a string") end
+  if reason and #reason > 123 then raise(WebSocketError, 2, "close: reason is longer than 123 bytes") end
+  local st = self._state
+  if st == CONNECTING then
+    self._state = CLOSED
+    self.close_code, self.close_reason = code, reason
+    reject(self._box, 403, nil, "Forbidden\n")
+  elseif st == CONNECTED then
+    self._state = CLOSED
+    self.close_code, self.close_reason = code, reason
+    close(self._box, code, reason)
+  end
+end
+
+--- Refuses the handshake with a real HTTP response (before accept only).
+-- status: 4xx/5xx; headers: table; body: string.
+function WebSocket:deny(status, body, headers)
+  if self._state ~= CONNECTING then raise(WebSocketError, 2, "deny() is only possible before accept()") end
+  if type(status) ~= "number" or status < 400 or status > 599 then
+    raise(WebSocketError, 2, "deny: status must be 4xx or 5xx")
+  end
+  local lines = header_lines(headers, 3)
+  self._state = CLOSED
+  reject(self._box, status, lines, body and tostring(body) or nil)
+end
+
+--- Receives the next message: returns data, "text" | "binary".
+-- opts: {timeout = seconds} or a number. Raises WebSocketDisconnect when the
+-- peer leaves, TimeoutError when the timeout passes (connection still usable).
+function WebSocket:receive(opts)
+  local st = self._state
+  if st ~= CONNECTED then
+    if st == CONNECTING then raise(WebSocketError, 2, "cannot receive before accept()") end
+    if self._disconnect then error(self._disconnect, 0) end
+  end
+  local timeout = opts
+  if type(opts) == "table" then timeout = opts.timeout end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    raise(WebSocketError, 2, "receive: timeout must be a non-negative number of seconds")
+  end
+  local box = self._box
+  while true do
+    local data, kind, code, reason = recv(box, timeout)
+    if data then return data, kind end
+    if kind == "closed" then
+      if self._state == CONNECTED then self._state = DISCONNECTED end
+      local e = Disconnect(code, reason)
+      self._disconnect = e
+      error(e, 0)
+    elseif kind == "timeout" then
+      error(TimeoutError(timeout), 0)
+    end
+    -- woken up: a message arrived or the connection ended; look again
+  end
+end
+
+function WebSocket:receive_text(opts)
+  local data, kind = self:receive(opts)
+  if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
+  return data
+end
+
+function WebSocket:receive_bytes(opts)
+  local data, kind = self:receive(opts)
+  if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
+  return data
+end
+
+--- Receives a message (text or binary) and decodes it as JSON.
+function WebSocket:receive_json(opts)
+  local data = self:receive(opts)
+  local v, err = json.decode(data)
+  if v == nil then error(JSONDecodeError(err, data), 0) end
+  return v
+end
+
+local function do_send(self, data, binary)
+  local st = self._state
+  if st ~= CONNECTED then
+    if st == CONNECTING then raise(WebSocketError, 3, "cannot send before accept()") end
+    if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
+  end
+  local ok, kind, code, reason = send(self._box, data, binary)
+  if ok == nil and kind ~= nil then
+    if kind == "closing" then raise(WebSocketError, 3, "cannot send after close()") end
+    if self._state == CONNECTED then self._state = DISCONNECTED end
+    error(Disconnect(code, reason), 0)
+  end
+end
+
+function WebSocket:send_text(s)
+  if type(s) ~= "string" then
+    if type(s) ~= "number" then raise(WebSocketError, 2, "send_text: expected a string, got " .. type(s)) end
+    s = tostring(s)
+  end
+  do_send(self, s, false)
+end
+
+function WebSocket:send_bytes(s)
+  if type(s) ~= "string" then raise(WebSocketError, 2, "send_bytes: expected a string, got " .. type(s)) end
+  do_send(self, s, true)
+end
+
+--- Sends v encoded as compact JSON, as a text message (opts.binary = true
+-- for a binary one). See nexlua.json for empty arrays and null.
+function WebSocket:send_json(v, opts)
+  local s, err = json.encode(v)
+  if not s then raise(WebSocketError, 2, "send_json: cannot encode the value as JSON: " .. tostring(err)) end
+  do_send(self, s, opts ~= nil and opts.binary == true)
+end
+
+local function iterator(self, method)
+  return function()
+    local ok, v = pcall(method, self)
+    if ok then return v end
+    if is_disconnect(v) then return nil end
+    error(v, 0)
+  end
+end
+
+--- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
+function WebSocket:iter_text() return iterator(self, WebSocket.receive_text) end
+function WebSocket:iter_bytes() return iterator(self, WebSocket.receive_bytes) end
+function WebSocket:iter_json() return iterator(self, WebSocket.receive_json) end
+
+--- for data, kind in ws:iter() do ... end: every message with its type.
+function WebSocket:iter()
+  return function()
+    local ok, data, kind = pcall(WebSocket.receive, self)
+    if ok then return data, kind end
+    if is_disconnect(data) then return nil end
+    error(data, 0)
+  end
+end
+
+--- True while accepted and neither side has closed.
+function WebSocket:is_connected()
+  return self._state == CONNECTED and conn_state(self._box) == "open"
+end
+
+--- "connecting", "open", "closing" or "closed": the connection as the core sees it.
+function WebSocket:connection_state() return conn_state(self._box) end
+
+--- Bytes queued for this connection and not yet written to the socket.
+function WebSocket:buffered_amount() return core.buffered(self._box) end
+
+WebSocket.STATES = { CONNECTING = CONNECTING, CONNECTED = CONNECTED, CLOSED = CLOSED, DISCONNECTED = DISCONNECTED }
+
+return WebSocket

@@ -502,7 +502,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   case NX_CONN_ROUTING:
     /* A client must wait for 101; keep a little, refuse a flood. */
     if (nx_buf_size(&c->pending) + (size_t)nread > c->listener->cfg.max_header_size)
-      stop_reading(c);
+      nx_conn_abort(c, 1006);
     else
       nx_buf_append(&c->pending, c->rt->readbuf, (size_t)nread);
     break;

@@ -10,6 +10,7 @@
 #include "lualib.h"
 
 int nx_lua_open(lua_State *L);
+void nx_rt_close(lua_State *L);
 
 #ifndef NEXLUA_LUA_DIR
 #define NEXLUA_LUA_DIR "lua"
@@ -78,7 +79,8 @@ int main(int argc, char **argv) {
   } else {
     code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
   }
-  /* No lua_close: libuv handles may still point into Lua-owned memory and
-   * the process is ending anyway. */
+  /* Handles first (they may point at Lua-owned objects), then Lua. */
+  nx_rt_close(L);
+  lua_close(L);
   return code;
 }

@@ -141,6 +141,7 @@ void nx_task_cancel_wait(nx_task_t *t);
 nx_task_t *nx_rt_current(lua_State *L, const char *what);
 void nx_rt_mark_dirty(nx_conn_t *c);
 void nx_rt_flush(nx_rt_t *rt);
+void nx_rt_close(lua_State *L);
 
 /* listener.c */
 void nx_config_defaults(nx_config_t *cfg);

@@ -317,7 +317,10 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
      * grows as its bytes really arrive. */
     want = len < 262144 ? (size_t)len : 262144;
     m = (nx_msg_t *)malloc(sizeof(*m) + want);
-    if (!m) return -1;
+    if (!m) {
+      nx_conn_fail(c, 1011, "out of memory for the message");
+      return 1;
+    }
     m->next = NULL;
     m->len = 0;
     m->cap = want;

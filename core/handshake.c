@@ -110,7 +110,8 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   v = h->value;
   vlen = h->value_len;
   trim(&v, &vlen);
-  if (n != 1 || vlen != 2 || memcmp(v, "13", 2) != 0)
+  if (n != 1) return reject(out, 400, "repeated Sec-WebSocket-Version");
+  if (vlen != 2 || memcmp(v, "13", 2) != 0)
     return reject(out, 426, "unsupported Sec-WebSocket-Version (13 is supported)");
 
   h = nx_header_find(req, "sec-websocket-key", &n);

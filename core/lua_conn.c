@@ -10,6 +10,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "utf8.h"
 
 #define BOX_MT "nexlua.connection"
 
@@ -158,11 +159,18 @@ static int l_send(lua_State *L) {
 
   if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
   if (c->state == NX_CONN_CLOSING) {
-    lua_pushnil(L);
+    /* Our close frame is out: the app's own close(), or a server shutdown. */
+    push_closed(L, b);
     lua_pushliteral(L, "closing");
-    return 2;
+    lua_replace(L, -4);
+    return 4;
   }
   if (c->state != NX_CONN_OPEN) return luaL_error(L, "cannot send before accept()");
+  if (!binary && !nx_utf8_valid((const uint8_t *)data, len)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "utf8");
+    return 2;
+  }
   if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len)) return push_closed(L, b);
   rt = c->rt;
   if (rt->current && rt->current->co == L && rt->current == c->owner &&

@@ -7,6 +7,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "utf8.h"
 
 #define LISTENER_MT "nexlua.listener"
 
@@ -272,6 +273,14 @@ static int l_log_level(lua_State *L) {
   return 1;
 }
 
+/* utf8_valid(s) -> true when s is valid UTF-8 */
+static int l_utf8_valid(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, nx_utf8_valid((const uint8_t *)s, len));
+  return 1;
+}
+
 /* in_task() -> true when called from a nexlua task's coroutine. */
 static int l_in_task(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
@@ -286,7 +295,8 @@ int nx_lua_open(lua_State *L) {
       {"stop", l_stop},         {"sleep", l_sleep},       {"now", l_now},
       {"hrtime", l_hrtime},     {"spawn", l_spawn},       {"on_signal", l_on_signal},
       {"log", l_log},           {"log_level", l_log_level}, {"in_task", l_in_task},
-      {"close_all", l_close_all}, {"conn_count", l_conn_count}, {NULL, NULL}};
+      {"close_all", l_close_all}, {"conn_count", l_conn_count}, {"utf8_valid", l_utf8_valid},
+      {NULL, NULL}};
   static const luaL_Reg lst[] = {{"port", lst_port},
                                  {"host", lst_host},
                                  {"close", lst_close},

@@ -130,7 +130,7 @@ static int check_first_bytes(nx_ws_parser_t *p) {
 /* The header is complete: decode the length and mask, start the frame. */
 static int begin_frame(nx_ws_parser_t *p) {
   uint8_t b0 = p->hdr[0], b1 = p->hdr[1];
-  uint64_t len = b1 & 0x7f;
+  uint64_t len = b1 & 0x7f, base;
   size_t at = 2;
   int opcode = b0 & 0x0f;
 
@@ -154,18 +154,23 @@ static int begin_frame(nx_ws_parser_t *p) {
 
   if (is_control(opcode)) return 0;
 
-  /* Refuse an oversized message from its header, before any allocation. */
-  if (p->max_message_size && (len > p->max_message_size ||
-                              p->msg_size + len > p->max_message_size))
+  /* Refuse an oversized message from its header, before any allocation.
+   * Only a continuation adds to the bytes of the message so far. */
+  base = opcode == NX_WS_OP_CONT ? p->msg_size : 0;
+  if (p->max_message_size && (len > p->max_message_size || base + len > p->max_message_size))
     return fail(p, 1009, "message too big", 0), -1;
+  p->msg_size = base + len;
+  p->frame_len = len;
   if (opcode != NX_WS_OP_CONT) {
     p->msg_opcode = (uint8_t)opcode;
     p->msg_rsv1 = (b0 & 0x40) != 0;
-    p->msg_size = 0;
     nx_utf8_init(&p->utf8);
-    if (p->cb->on_message_begin && p->cb->on_message_begin(p, opcode, p->msg_rsv1)) return 1;
+    if (p->cb->on_message_begin && p->cb->on_message_begin(p, opcode, p->msg_rsv1)) {
+      /* Stopped: on_frame_begin is still owed, at the next call. */
+      p->pend_frame_begin = 1;
+      return 1;
+    }
   }
-  p->msg_size += len;
   if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, len)) return 1;
   return 0;
 }
@@ -208,8 +213,14 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
 
   if (p->state == ST_ERROR) return 0;
   if (p->state == ST_CLOSED) return len; /* RFC 6455 §5.5.1: ignore data after close */
+  if (p->pend_frame_begin) {
+    p->pend_frame_begin = 0;
+    if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, p->frame_len)) return 0;
+  }
 
-  while (pos < len) {
+  /* A frame whose payload is complete but whose end was not yet delivered
+   * (a callback asked to stop) is finished even when no byte is given. */
+  while (pos < len || (p->state == ST_PAYLOAD && p->remaining == 0)) {
     if (p->state == ST_HEADER) {
       while (p->hdr_len < p->hdr_need && pos < len) {
         p->hdr[p->hdr_len++] = buf[pos++];
@@ -221,16 +232,7 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
         }
       }
       if (p->hdr_len < p->hdr_need) return pos;
-      {
-        int r = begin_frame(p);
-        if (r < 0) return pos;
-        if (r > 0) return pos;
-      }
-      /* Empty frames end at once. */
-      if (p->remaining == 0) {
-        int r = end_frame(p);
-        if (r) return p->state == ST_CLOSED ? len : pos;
-      }
+      if (begin_frame(p)) return pos; /* error, or a callback stopped */
       continue;
     }
 
@@ -240,23 +242,19 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
       uint8_t *d = buf + pos;
       int r;
       if ((uint64_t)n > p->remaining) n = (size_t)p->remaining;
-      if (p->masked) nx_ws_mask(d, n, p->mask, p->mask_off);
-      p->mask_off += n;
-      p->remaining -= n;
-      pos += n;
-      if (is_control(p->opcode)) {
-        memcpy(p->ctrl + p->ctrl_len, d, n);
-        p->ctrl_len = (uint8_t)(p->ctrl_len + n);
-      } else {
-        if (p->msg_opcode == NX_WS_OP_TEXT && !p->msg_rsv1 && nx_utf8_feed(&p->utf8, d, n))
-          return fail(p, 1007, "text message is not UTF-8", pos);
-        if (n && p->cb->on_data && p->cb->on_data(p, d, n)) {
-          /* Stop requested mid-frame: finish the bookkeeping first. */
-          if (p->remaining == 0) {
-            r = end_frame(p);
-            (void)r;
-          }
-          return pos;
+      if (n) {
+        if (p->masked) nx_ws_mask(d, n, p->mask, p->mask_off);
+        p->mask_off += n;
+        p->remaining -= n;
+        pos += n;
+        if (is_control(p->opcode)) {
+          memcpy(p->ctrl + p->ctrl_len, d, n);
+          p->ctrl_len = (uint8_t)(p->ctrl_len + n);
+        } else {
+          if (p->msg_opcode == NX_WS_OP_TEXT && !p->msg_rsv1 && nx_utf8_feed(&p->utf8, d, n))
+            return fail(p, 1007, "text message is not UTF-8", pos);
+          /* Stop requested: the frame's end (if reached) comes next call. */
+          if (p->cb->on_data && p->cb->on_data(p, d, n)) return pos;
         }
       }
       if (p->remaining == 0) {

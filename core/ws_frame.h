@@ -91,11 +91,14 @@ struct nx_ws_parser_s {
   uint64_t remaining; /* payload bytes of the current frame still to come */
   uint64_t mask_off;
   uint64_t msg_size; /* payload bytes of the current message so far */
+  uint64_t frame_len;
+  uint8_t pend_frame_begin; /* on_frame_begin owed after a stop in on_message_begin */
   nx_utf8_t utf8;
   uint8_t ctrl[125];
 };
 
-/* Zeroes the parser state; keeps cb, data and the settings. */
+/* Zeroes the parser state; keeps cb, data and the settings (so the struct
+ * must be zeroed, or its settings set, before the first init). */
 void nx_ws_parser_init(nx_ws_parser_t *p, const nx_ws_callbacks_t *cb, void *data, int role);
 
 /* Parses up to len bytes. The buffer is modified: payloads are unmasked in

@@ -4,7 +4,8 @@
 --   return app
 local router = require "nexlua.router"
 
-local type, error, ipairs, setmetatable, getmetatable, tostring = type, error, ipairs, setmetatable, getmetatable, tostring
+local type, error, ipairs, pcall, setmetatable, getmetatable, tostring =
+  type, error, ipairs, pcall, setmetatable, getmetatable, tostring
 local format = string.format
 
 local App = {}
@@ -51,7 +52,8 @@ function App:ws_route(path, handler, opts)
   if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
   local mw = opts.middleware or {}
   for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
-  self.router:add(path, { handler = handler, middleware = mw, options = opts })
+  local ok, err = pcall(self.router.add, self.router, path, { handler = handler, middleware = mw, options = opts })
+  if not ok then error(err, 2) end
   return self
 end
 

@@ -22,40 +22,53 @@ local array_mt = { __name = "nexlua.json.array" }
 json.empty_array = setmetatable({}, array_mt)
 function json.array(t) return setmetatable(t or {}, array_mt) end
 
--- cjson 2.1 cannot emit an empty array; arrays marked empty are swapped for
--- a token string and the token is replaced in the output.
-local TOKEN_VALUE = string.format("nexlua_empty_array_%x_%x", os.time(), math.random(0, 0x7fffffff))
-local TOKEN = "\"" .. TOKEN_VALUE .. "\""
+-- Two things cjson 2.1 cannot do: emit an empty array, and print integers
+-- above 10^14 exactly (its precision stops at 14 digits). Such values are
+-- swapped for marker strings in a copy, and the markers replaced in the
+-- output. Values without either are encoded directly.
+local MARK = string.format("nexlua_json_%x_%x_", os.time(), math.random(0, 0x7fffffff))
+local MARK_PATTERN = '"' .. MARK .. '(%-?%d*)"'
+local BIG = 1e14
+local floor, huge, sformat = math.floor, math.huge, string.format
 
-local function has_empty_array(v, depth)
-  if depth > 100 then return false end
-  for _, x in pairs(v) do
-    if type(x) == "table" then
-      if getmetatable(x) == array_mt and next(x) == nil then return true end
-      if has_empty_array(x, depth + 1) then return true end
-    end
+local function special(x)
+  if type(x) == "number" then
+    return (x >= BIG or x <= -BIG) and x == floor(x) and x ~= huge and x ~= -huge and x < 2 ^ 63 and x > -2 ^ 63
+  end
+  return type(x) == "table" and getmetatable(x) == array_mt and next(x) == nil
+end
+
+local function needs_swap(v, depth)
+  if special(v) then return true end
+  if type(v) ~= "table" or depth > 100 then return false end
+  for k, x in pairs(v) do
+    if special(x) or (type(x) == "table" and needs_swap(x, depth + 1)) then return true end
+    if type(k) == "number" and special(k) then return true end
   end
   return false
 end
 
 local function swap(v, depth)
-  if type(v) ~= "table" then return v end
-  if getmetatable(v) == array_mt and next(v) == nil then return TOKEN_VALUE end
-  if depth > 100 then return v end
+  if special(v) then
+    if type(v) == "number" then return MARK .. sformat("%d", v) end
+    return MARK
+  end
+  if type(v) ~= "table" or depth > 100 then return v end
   local out = {}
   for k, x in pairs(v) do out[k] = swap(x, depth + 1) end
-  return out
+  return setmetatable(out, getmetatable(v) == array_mt and array_mt or nil)
 end
+
+local function unmark(digits) return digits == "" and "[]" or digits end
 
 --- Encodes v; returns the text, or nil and a message.
 function json.encode(v)
-  if type(v) == "table" and ((getmetatable(v) == array_mt and next(v) == nil) or has_empty_array(v, 0)) then
-    v = swap(v, 0)
-  end
+  local swapped = needs_swap(v, 0)
+  if swapped then v = swap(v, 0) end
   local ok, s = pcall(codec.encode, v)
   if not ok then return nil, s end
   if find(s, "\\/", 1, true) then s = gsub(s, "\\/", "/") end
-  if find(s, TOKEN, 1, true) then s = gsub(s, TOKEN, "[]") end
+  if swapped then s = gsub(s, MARK_PATTERN, unmark) end
   return s
 end
 

@@ -51,7 +51,7 @@ local function escape(s) return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) 
 --- Compiles a path template into {pattern=, params={{name=, conv=}}}.
 function router.compile(template)
   if type(template) ~= "string" or sub(template, 1, 1) ~= "/" then
-    error(format("route path must be a string starting with '/', got %s", tostring(template)), 3)
+    error(format("route path must be a string starting with '/', got %s", tostring(template)), 0)
   end
   local parts, params, seen = { "^" }, {}, {}
   local pos = 1
@@ -64,17 +64,17 @@ function router.compile(template)
       name = match(body, "^%s*([%a_][%w_]*)%s*$")
       conv = "str"
     end
-    if not name then error(format("bad parameter {%s} in route %q", body, template), 3) end
-    if seen[name] then error(format("duplicate parameter %q in route %q", name, template), 3) end
+    if not name then error(format("bad parameter {%s} in route %q", body, template), 0) end
+    if seen[name] then error(format("duplicate parameter %q in route %q", name, template), 0) end
     local c = converters[conv]
-    if not c then error(format("unknown converter %q in route %q", conv, template), 3) end
+    if not c then error(format("unknown converter %q in route %q", conv, template), 0) end
     seen[name] = true
     params[#params + 1] = { name = name, conv = c }
     parts[#parts + 1] = "(" .. c.pattern .. ")"
     pos = e + 1
   end
   if find(sub(template, pos), "[{}]") or find(template, "{", 1, true) and #params == 0 then
-    error(format("unbalanced braces in route %q", template), 3)
+    error(format("unbalanced braces in route %q", template), 0)
   end
   parts[#parts + 1] = escape(sub(template, pos)) .. "$"
   return { template = template, pattern = table.concat(parts), params = params }

@@ -31,7 +31,10 @@ local lazy = {
     if not r.client_host or r.client_host == "" then return nil end
     return { host = r.client_host, port = r.client_port }
   end,
-  url = function(self) return self._req.target end,
+  url = function(self)
+    local host = self.headers:get("host", "localhost")
+    return "ws://" .. host .. self._req.target
+  end,
   path = function(self) return multidict.unescape_path(self._req.path) end,
   subprotocols = function(self)
     local out = {}
@@ -118,7 +121,9 @@ function WebSocket:accept(opts)
   local ok, _, code, reason = accept(self._box, subprotocol, lines)
   if not ok then
     self._state = DISCONNECTED
-    error(Disconnect(code, reason), 0)
+    local e = Disconnect(code, reason)
+    e.websocket = self
+    error(e, 0)
   end
   self._state = CONNECTED
   self.accepted_subprotocol = subprotocol
@@ -139,6 +144,7 @@ function WebSocket:close(code, reason)
   end
   if reason ~= nil and type(reason) ~= "string" then raise(WebSocketError, 2, "close: reason must be a string") end
   if reason and #reason > 123 then raise(WebSocketError, 2, "close: reason is longer than 123 bytes") end
+  if reason and not core.utf8_valid(reason) then raise(WebSocketError, 2, "close: reason is not valid UTF-8") end
   local st = self._state
   if st == CONNECTING then
     self._state = CLOSED
@@ -184,6 +190,7 @@ function WebSocket:receive(opts)
     if kind == "closed" then
       if self._state == CONNECTED then self._state = DISCONNECTED end
       local e = Disconnect(code, reason)
+      e.websocket = self
       self._disconnect = e
       error(e, 0)
     elseif kind == "timeout" then
@@ -221,9 +228,13 @@ local function do_send(self, data, binary)
   end
   local ok, kind, code, reason = send(self._box, data, binary)
   if ok == nil and kind ~= nil then
-    if kind == "closing" then raise(WebSocketError, 3, "cannot send after close()") end
+    if kind == "utf8" then raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)") end
     if self._state == CONNECTED then self._state = DISCONNECTED end
-    error(Disconnect(code, reason), 0)
+    -- "closing": our close frame is out because the server is shutting down
+    -- (the app's own close() was caught above): the peer is as good as gone.
+    local e = Disconnect(code, reason)
+    e.websocket = self
+    error(e, 0)
   end
 end
 

@@ -12,9 +12,14 @@ local STATES = WebSocket.STATES
 
 local serve = {}
 
-local function on_error(e)
-  if is_disconnect(e) then return e end
-  return { error = e, traceback = traceback(tostring(e), 2) }
+-- The error handler of one connection's coroutine: its own disconnect is
+-- the normal end; anything else (another connection's disconnect included)
+-- is a bug worth a traceback.
+local function error_handler(ws)
+  return function(e)
+    if is_disconnect(e) and (e.websocket == nil or e.websocket == ws) then return e end
+    return { error = e, traceback = traceback(tostring(e), 2) }
+  end
 end
 
 -- Runs middleware i of chain, or the handler after the last one.
@@ -41,7 +46,7 @@ end
 -- The handler is over: make the connection's end match how it ended.
 local function finish(ws, route, ok, err)
   local st = ws._state
-  if not ok and not is_disconnect(err) then
+  if not ok and err.traceback then
     local client = ws.client
     log.error("error in WebSocket handler for %s (path %s, client %s): %s", route.template, ws.path,
       client and (client.host .. ":" .. client.port) or "?", err.traceback)
@@ -73,7 +78,7 @@ function serve.entry(app)
     end
     ws.path_params = params
     ws.route = route.template
-    local ok, err = xpcall(run_chain, on_error, build_chain(app, route), 1, route.handler, ws)
+    local ok, err = xpcall(run_chain, error_handler(ws), build_chain(app, route), 1, route.handler, ws)
     finish(ws, route, ok, err)
   end
 end

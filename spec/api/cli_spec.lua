@@ -1,0 +1,202 @@
+-- The nexlua command line: bad app files give one clear message naming the
+-- file (and line) on stderr and a non-zero exit, never a C or Lua stack dump;
+-- --help and --version exit 0; a port in use is a clear error; an unknown
+-- flag exits 2.
+local server = require "helpers.server"
+
+local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
+local q = server.shquote
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+-- Runs nexlua with args (bounded by `timeout`); returns code, stdout, stderr.
+local function run(args)
+  local out, err = os.tmpname(), os.tmpname()
+  local argv = {}
+  for i, a in ipairs(args) do argv[i] = q(a) end
+  local cmd = string.format("timeout -k 2 10 %s %s </dev/null >%s 2>%s; echo $?",
+    q(BIN), table.concat(argv, " "), q(out), q(err))
+  local p = assert(io.popen(cmd, "r"))
+  local code = tonumber(p:read("*a"):match("(%d+)"))
+  p:close()
+  local o, e = read_file(out), read_file(err)
+  os.remove(out)
+  os.remove(err)
+  return code, o, e
+end
+
+-- One line on stderr, starting "nexlua: ", without any stack dump.
+local function assert_one_clear_line(stderr)
+  assert.matches("^nexlua: [^\n]+\n$", stderr)
+  assert.is_nil(stderr:find("stack traceback", 1, true), stderr)
+  assert.is_nil(stderr:find("[C]", 1, true), stderr)
+end
+
+describe("the nexlua command line", function()
+  local dir
+  local function app_file(name, text)
+    local path = dir .. "/" .. name
+    write_file(path, text)
+    return path
+  end
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    local r = os.execute("mkdir -p " .. q(dir))
+    assert(r == 0 or r == true, "mkdir failed")
+  end)
+  teardown(function() os.execute("rm -rf " .. q(dir)) end)
+
+  describe("an app that cannot be loaded", function()
+    it("a missing file: names the file, exits non-zero", function()
+      local path = dir .. "/does_not_exist.lua"
+      local code, out, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches(path, err, 1, true)
+      assert.equal("", out)
+    end)
+
+    it("a syntax error: names file:line", function()
+      local path = app_file("syntax_error.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App(",
+        "return app",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches(path .. ":3:", err, 1, true)
+    end)
+
+    it("an error raised at load: names file:line and the message", function()
+      local path = app_file("raises.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'error("the database is not configured")',
+        "return app",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches(path .. ":3: the database is not configured", err, 1, true)
+    end)
+
+    it("a bad handler given to ws_route: names the app's file:line", function()
+      local path = app_file("bad_handler.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'app:ws_route("/ws", 42)',
+        "return app",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches(path .. ":3: ws_route handler must be a function", err, 1, true)
+    end)
+
+    it("a bad route template: names the app's file:line", function()
+      local path = app_file("bad_route.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'app:ws_route("/items/{id:nope}", function(ws) ws:accept() end)',
+        "return app",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches('unknown converter "nope"', err, 1, true)
+      assert.matches(path .. ":3:", err, 1, true)
+    end)
+
+    it("an app that returns nothing, or not an App: says so", function()
+      local none = app_file("returns_nothing.lua",
+        'local nexlua = require "nexlua"\nlocal app = nexlua.App()\n')
+      local code, _, err = run { none, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches(none .. " must return the app", err, 1, true)
+      assert.matches("returned nil", err, 1, true)
+
+      local tbl = app_file("returns_table.lua", "return { routes = {} }\n")
+      code, _, err = run { tbl, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert_one_clear_line(err)
+      assert.matches("returned table", err, 1, true)
+    end)
+  end)
+
+  describe("flags", function()
+    it("--help prints the usage on stdout and exits 0", function()
+      local code, out, err = run { "--help" }
+      assert.equal(0, code)
+      assert.matches("^usage: nexlua APP%.lua", out)
+      assert.matches("--port", out, 1, true)
+      assert.equal("", err)
+    end)
+
+    it("--version prints the version and exits 0", function()
+      local code, out, err = run { "--version" }
+      assert.equal(0, code)
+      assert.matches("^nexlua %d+%.%d+%.%d+", out)
+      assert.equal("", err)
+    end)
+
+    it("an unknown flag exits 2 with a clear message", function()
+      local code, out, err = run { "examples/echo/app.lua", "--bogus" }
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert_one_clear_line(err)
+      assert.matches("unknown option --bogus", err, 1, true)
+    end)
+
+    it("a bad flag value exits 2", function()
+      local code, _, err = run { "examples/echo/app.lua", "--port", "abc" }
+      assert.equal(2, code)
+      assert_one_clear_line(err)
+      assert.matches("--port", err, 1, true)
+    end)
+
+    it("no app file exits 2", function()
+      local code, _, err = run {}
+      assert.equal(2, code)
+      assert.matches("^nexlua: no app file given", err)
+    end)
+  end)
+
+  describe("a port already in use", function()
+    local s
+    setup(function() s = server.start("examples/echo/app.lua") end)
+    teardown(function() if s then s:stop() end end)
+
+    it("is a clear message and a non-zero exit", function()
+      local code, out, err = run {
+        "examples/echo/app.lua", "--host", "127.0.0.1", "--port", tostring(s.port),
+      }
+      assert.is_true(code ~= 0 and code ~= 124,
+        "exit code " .. tostring(code) .. "; stderr:\n" .. err)
+      local all = out .. err
+      assert.matches("127.0.0.1:" .. s.port, all, 1, true)
+      assert.matches("already in use", all, 1, true)
+      assert.is_nil(all:find("stack traceback", 1, true), all)
+      assert.is_true(s:alive(), "the first server must be unaffected")
+    end)
+  end)
+end)

@@ -1,0 +1,119 @@
+-- What the WebSocket object tells about the request: ws.client, ws.headers,
+-- ws.query_params, ws.path_params, ws.url, ws.path, ws.subprotocols, ws.state.
+-- The app (spec/apps/introspect_app.lua) reports them back as JSON.
+local server = require "helpers.server"
+local rawws = require "helpers.rawws"
+local cjson = require "cjson"
+
+describe("request data on the WebSocket", function()
+  local s
+  local clients = {}
+
+  setup(function() s = server.start("spec/apps/introspect_app.lua") end)
+  teardown(function() if s then s:stop() end end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:close_socket() end
+    clients = {}
+    assert.is_true(s:alive(), "server died; log:\n" .. s:log())
+  end)
+
+  local function open(path, opts)
+    local c = rawws.connect(s.port, path, opts)
+    clients[#clients + 1] = c
+    assert.equal(101, c.status, "expected 101 for " .. path .. ", got " .. tostring(c.status))
+    return c
+  end
+
+  local function introspect(path, opts)
+    local c = open(path, opts)
+    return cjson.decode((c:recv_message())), c
+  end
+
+  it("ws.client is the peer's host and port", function()
+    local r, c = introspect("/introspect")
+    local _, local_port = c.sock:getsockname()
+    assert.equal("127.0.0.1", r.client.host)
+    assert.equal(tonumber(local_port), r.client.port)
+    assert.equal("number", r.client.port_type)
+  end)
+
+  it("ws.headers:get() is case-insensitive; get_all() returns every value in order", function()
+    local r = introspect("/introspect", {
+      headers = {
+        { "X-Custom", "v1" },
+        { "x-multi", "first" },
+        { "X-MULTI", "second" },
+        { "Authorization", "Bearer t0k3n" },
+      },
+    })
+    assert.equal("v1", r.header.lower)
+    assert.equal("v1", r.header.upper)
+    assert.equal("v1", r.header.mixed)
+    assert.equal(cjson.null, r.header.missing)
+    assert.equal("fallback", r.header.default)
+    assert.same({ "first", "second" }, r.header.all)
+    assert.same({}, r.header.all_missing)
+    assert.equal("127.0.0.1:" .. s.port, r.header.host)
+    assert.equal("Bearer t0k3n", r.auth_before_accept)
+  end)
+
+  it("ws.query_params: get(), get_all(), percent/'+' decoding, case-sensitive names", function()
+    local r = introspect("/introspect?a=1&q=hello%20w%C3%B6rld%2F%26&a=2&plus=a+b&empty=&flag&a=3")
+    assert.equal("1", r.query.a)
+    assert.same({ "1", "2", "3" }, r.query.a_all)
+    assert.equal("hello wörld/&", r.query.q)
+    assert.equal("a b", r.query.plus)
+    assert.equal("", r.query.empty)
+    assert.equal("", r.query.flag)
+    assert.equal(cjson.null, r.query.missing)
+    assert.equal(cjson.null, r.query.case)
+  end)
+
+  -- ws.url is the request target as sent (path and query, still encoded).
+  it("ws.url, ws.path and ws.path_params", function()
+    local r = introspect("/introspect/caf%C3%A9%20bar/17?x=1")
+    assert.equal("/introspect/café bar/17", r.path)
+    assert.same({ name = "café bar", n = 17 }, r.path_params)
+    assert.matches("/introspect/caf%C3%A9%20bar/17?x=1", r.url, 1, true)
+  end)
+
+  it("ws.path_params is empty for a route without parameters", function()
+    local r = introspect("/introspect")
+    assert.same({}, r.path_params)
+    assert.equal("/introspect", r.path)
+  end)
+
+  it("ws.subprotocols lists what the client offered, in order, across headers", function()
+    local r = introspect("/introspect", {
+      headers = {
+        { "Sec-WebSocket-Protocol", "chat, superchat" },
+        { "Sec-WebSocket-Protocol", "v2" },
+      },
+    })
+    assert.same({ "chat", "superchat", "v2" }, r.subprotocols)
+    assert.same({}, introspect("/introspect").subprotocols)
+  end)
+
+  it("ws.state is per connection, not shared", function()
+    local a = open("/state")
+    local b = open("/state")
+    a:send_text("set user alice")
+    assert.equal("ok", (a:recv_message()))
+    b:send_text("get user")
+    assert.equal("nil", (b:recv_message()), "b must not see a's state")
+    b:send_text("set user bob")
+    assert.equal("ok", (b:recv_message()))
+    a:send_text("get user")
+    assert.equal("alice", (a:recv_message()))
+    a:send_text("count")
+    assert.equal("messages=3", (a:recv_message()))
+    b:send_text("get user")
+    assert.equal("bob", (b:recv_message()))
+    b:send_text("count")
+    assert.equal("messages=4", (b:recv_message()))
+    -- a new connection starts with a fresh state
+    local c = open("/state")
+    c:send_text("get user")
+    assert.equal("nil", (c:recv_message()))
+  end)
+end)

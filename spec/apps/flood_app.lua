@@ -1,0 +1,35 @@
+-- Backpressure spec app: /flood sends ?mb= MiB (default 50) in ?chunk= byte
+-- binary messages (default 65536), each starting with its 8-digit sequence
+-- number, to a client that may read slowly. The handler's own sends wait
+-- while the output buffer is above the high-water mark, so the largest
+-- buffered amount it sees stays near that mark. The last message is a JSON
+-- report {count=, max_buffered=, seconds=}.
+local nexlua = require "nexlua"
+
+local app = nexlua.App()
+
+app:ws_route("/flood", function(ws)
+  local q = ws.query_params
+  local mb = tonumber(q:get("mb", "50"))
+  local chunk = tonumber(q:get("chunk", "65536"))
+  ws:accept()
+  assert(ws:receive_text() == "go")
+  local count = math.floor(mb * 1024 * 1024 / chunk)
+  local filler = string.rep("x", chunk - 8)
+  local max_buffered = 0
+  local t0 = nexlua.now()
+  for i = 1, count do
+    ws:send_bytes(string.format("%08d", i) .. filler)
+    local b = ws:buffered_amount()
+    if b > max_buffered then max_buffered = b end
+  end
+  ws:send_json({ count = count, max_buffered = max_buffered, seconds = nexlua.now() - t0 })
+  for _ in ws:iter() do end
+end)
+
+app:ws_route("/echo", function(ws)
+  ws:accept()
+  for msg in ws:iter_text() do ws:send_text(msg) end
+end)
+
+return app

@@ -1,0 +1,253 @@
+-- Autobahn TestSuite category 7 (close handling), RFC 6455 §5.5.1, §7.4.
+local server = require "helpers.server"
+local rawws = require "helpers.rawws"
+local OP = rawws.OP
+
+local APP = "examples/echo/app.lua"
+
+local VALID_CODES = { 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+  3000, 3999, 4000, 4999 }
+local INVALID_CODES = { 0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 5555,
+  65535 }
+
+describe("conformance 7.x close handling", function()
+  local s
+  local clients = {}
+
+  setup(function() s = server.start(APP) end)
+  teardown(function()
+    if s then assert.is_true(s:stop(), "server did not exit within 5 s of SIGTERM") end
+  end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:close_socket() end
+    clients = {}
+    assert.is_true(s:alive(), "server process died; log:\n" .. s:log())
+  end)
+
+  local function open()
+    local c = rawws.connect(s.port, "/ws")
+    clients[#clients + 1] = c
+    assert.equal(101, c.status)
+    return c
+  end
+
+  -- The very next frame is the server's close (nothing before it); then the
+  -- server closes TCP and sends nothing after the close frame.
+  local function expect_close_reply(c, code)
+    local f, _, detail = c:recv_frame()
+    assert(f, detail)
+    assert.equal(OP.CLOSE, f.opcode,
+      "expected the close reply first, got " .. rawws.describe_frame(f))
+    rawws.check_server_frame(f, 1)
+    assert.is_true(f.fin)
+    if code == nil then
+      assert.equal("", f.payload, "empty close must be answered with an empty close")
+    else
+      assert.is_true(#f.payload >= 2, "close reply without a code: " .. rawws.describe_frame(f))
+      local got = f.payload:byte(1) * 256 + f.payload:byte(2)
+      assert.equal(code, got)
+      assert.is_true(rawws.utf8_valid(f.payload:sub(3)), "close reply reason is not UTF-8")
+    end
+    local closed, why = c:wait_tcp_close(3)
+    assert.is_true(closed, why)
+    assert.equal("", c.trailing, "server sent bytes after its close frame")
+    return f
+  end
+
+  describe("7.1 basic close behaviour", function()
+    it("7.1.1 echoes a text message, then answers close 1000 with close 1000 and closes TCP",
+      function()
+      local c = open()
+      c:send_text("Hello World!")
+      c:expect_echo("Hello World!", OP.TEXT)
+      c:close(1000, "")
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.2 sends exactly one close reply when the client sends close twice", function()
+      local c = open()
+      c:send_raw(rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } ..
+        rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) })
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.3 ignores a ping after the close (no pong)", function()
+      local c = open()
+      c:send_raw(rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } ..
+        rawws.build_frame { opcode = OP.PING, payload = "Hello World!" })
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.4 ignores a text message after the close (no echo)", function()
+      local c = open()
+      c:send_raw(rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } ..
+        rawws.build_frame { opcode = OP.TEXT, payload = "Hello World!" })
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.4b ignores data sent after the close in a later segment", function()
+      local c = open()
+      c:close(1000)
+      -- the server may already be closing; the writes may fail, that is fine
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "late" })
+      c:send_raw(rawws.build_frame { opcode = OP.PING, payload = "late" })
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.5 answers a close between the fragments of a message and drops the message", function()
+      local c = open()
+      c:send_frame { opcode = OP.TEXT, payload = "fragment1", fin = false }
+      c:close(1000)
+      c:send_frame { opcode = OP.CONTINUATION, payload = "fragment2", fin = true }
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.1.6 answers a close that follows a 256 KiB message in the same segment " ..
+      "(echo optional, no pong)",
+      function()
+      local c = open()
+      local big = string.rep("BAsd7&jh23", 26215):sub(1, 262144)
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = big } ..
+        rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } ..
+        rawws.build_frame { opcode = OP.PING, payload = "Hello World!" })
+      -- The app may or may not have sent its echo before the core answers the
+      -- close; if it did, it must be the complete message, before the close.
+      local reason = c:expect_failure(1000, nil, { allow_before = { { OP.TEXT, big } } })
+      assert.is_true(rawws.utf8_valid(reason))
+    end)
+
+    it("echoes a message whose echo was received before the client sends close", function()
+      local c = open()
+      local big = string.rep("BAsd7&jh23", 26215):sub(1, 262144)
+      c:send_text(big)
+      c:expect_echo(big, OP.TEXT)
+      c:close(1000)
+      expect_close_reply(c, 1000)
+    end)
+
+    it("closes TCP itself after the close handshake while the client keeps its side open",
+      function()
+      local c = open()
+      c:close(1000, "done")
+      assert.equal(1000, (c:expect_close(3)))
+      local closed, why = c:wait_tcp_close(3)
+      assert.is_true(closed, why)
+    end)
+  end)
+
+  describe("7.3 close frame structure", function()
+    it("7.3.1 answers an empty close with an empty close", function()
+      local c = open()
+      c:close(nil)
+      expect_close_reply(c, nil)
+    end)
+
+    it("7.3.2 fails a close with a 1-byte payload with 1002", function()
+      local c = open()
+      c:send_frame { opcode = OP.CLOSE, payload = "\3" }
+      c:expect_failure(1002)
+    end)
+
+    it("7.3.3 answers close 1000 without reason with 1000", function()
+      local c = open()
+      c:close(1000)
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.3.4 answers close 1000 with a short reason with 1000", function()
+      local c = open()
+      c:close(1000, "Hello World!")
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.3.5 accepts close 1000 with a 123-byte reason (125-byte payload)", function()
+      local c = open()
+      c:close(1000, string.rep("*", 123))
+      expect_close_reply(c, 1000)
+    end)
+
+    it("7.3.6 fails close 1000 with a 124-byte reason (126-byte payload) with 1002", function()
+      local c = open()
+      c:close(1000, string.rep("*", 124))
+      c:expect_failure(1002)
+    end)
+
+    it("accepts a close reason with multi-byte UTF-8 (kosme, U+10FFFF)", function()
+      local c = open()
+      c:close(1000, "\206\186\225\189\185\207\131\206\188\206\181 \244\143\191\191")
+      expect_close_reply(c, 1000)
+    end)
+
+    it("accepts a close written one byte per send()", function()
+      local c = open()
+      c:close(1001, "bye", { pieces = 1 })
+      expect_close_reply(c, 1001)
+    end)
+  end)
+
+  describe("7.5 close reason UTF-8", function()
+    it("7.5.1 fails a close whose reason is invalid UTF-8 (U+110000) with 1007", function()
+      local c = open()
+      c:close(1000, "\206\186\225\189\185\207\131\206\188\206\181\244\144\128\128edited")
+      c:expect_failure(1007)
+    end)
+
+    it("fails a close whose reason contains a surrogate with 1007", function()
+      local c = open()
+      c:close(1000, "\237\160\128")
+      c:expect_failure(1007)
+    end)
+
+    it("fails a close whose reason ends in a truncated code point with 1007", function()
+      local c = open()
+      c:close(1000, "bye\206")
+      c:expect_failure(1007)
+    end)
+
+    it("fails a close whose reason is an overlong encoding with 1007", function()
+      local c = open()
+      c:close(1000, "\192\175")
+      c:expect_failure(1007)
+    end)
+  end)
+
+  describe("7.7 valid close codes are echoed", function()
+    for i, code in ipairs(VALID_CODES) do
+      it(string.format("7.7.%d answers close %d with close %d", i, code, code), function()
+        local c = open()
+        c:close(code, "")
+        expect_close_reply(c, code)
+      end)
+    end
+  end)
+
+  describe("7.9 invalid close codes fail with 1002", function()
+    for i, code in ipairs(INVALID_CODES) do
+      it(string.format("7.9.%d fails close code %d with 1002", i, code), function()
+        local c = open()
+        c:close(code, "")
+        c:expect_failure(1002)
+      end)
+    end
+
+    it("fails close code 1005 with a reason with 1002", function()
+      local c = open()
+      c:close(1005, "no status")
+      c:expect_failure(1002)
+    end)
+  end)
+
+  describe("close frame framing", function()
+    it("fails a close with FIN=0 with 1002", function()
+      local c = open()
+      c:send_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000), fin = false }
+      c:expect_failure(1002)
+    end)
+
+    it("fails an unmasked close with 1002 (not an echo of 1000)", function()
+      local c = open()
+      c:send_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000), mask = false }
+      c:expect_failure(1002)
+    end)
+  end)
+end)

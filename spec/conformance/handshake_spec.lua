@@ -1,0 +1,358 @@
+-- Opening handshake, RFC 6455 §4.2.1/§4.2.2, plus the nexlua limits
+-- (--max-header-size, --handshake-timeout) and bytes that follow the request in
+-- the same TCP segment.
+local server = require "helpers.server"
+local rawws = require "helpers.rawws"
+local socket = require "socket"
+local OP = rawws.OP
+
+local APP = "examples/echo/app.lua"
+local HANDSHAKE_TIMEOUT = 2   -- passed explicitly so the timeout test stays short
+local DEFAULT_MAX_HEADER = 16384
+
+local KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+local function has_token(value, token)
+  if not value then return false end
+  for t in value:gmatch("[^,]+") do
+    if t:match("^%s*(.-)%s*$"):lower() == token then return true end
+  end
+  return false
+end
+
+describe("conformance: opening handshake", function()
+  local s
+  local clients = {}
+
+  setup(function()
+    s = server.start(APP, { "--handshake-timeout", tostring(HANDSHAKE_TIMEOUT) })
+  end)
+  teardown(function()
+    if s then assert.is_true(s:stop(), "server did not exit within 5 s of SIGTERM") end
+  end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:close_socket() end
+    clients = {}
+    assert.is_true(s:alive(), "server process died; log:\n" .. s:log())
+  end)
+
+  local function track(c) clients[#clients + 1] = c; return c end
+
+  -- Build a request from the default valid headers with overrides
+  -- (name -> value, or false to drop the header).
+  local function request(overrides, path, method, version)
+    return (rawws.build_request(s.port, path or "/ws",
+      { headers = overrides or {}, key = KEY, method = method, version = version }))
+  end
+
+  local function http(text, opts)
+    local status, headers, body, c = rawws.http(s.port, text, opts)
+    track(c)
+    return status, headers, body, c
+  end
+
+  local function assert_upgraded(c)
+    assert.equal(101, c.status, "status line: " .. tostring(c.status_line))
+    assert.equal(c.expected_accept, c.headers["sec-websocket-accept"])
+    c:send_text("after upgrade")
+    c:expect_echo("after upgrade", OP.TEXT)
+  end
+
+  describe("valid upgrade", function()
+    it("answers 101 Switching Protocols with Upgrade, Connection and a correct Accept", function()
+      local c = track(rawws.connect(s.port, "/ws"))
+      assert.equal(101, c.status)
+      assert.equal("HTTP/1.1", c.http_version)
+      assert.is_true(has_token(c.headers["upgrade"], "websocket"),
+        "Upgrade: " .. tostring(c.headers["upgrade"]))
+      assert.is_true(has_token(c.headers["connection"], "upgrade"),
+        "Connection: " .. tostring(c.headers["connection"]))
+      assert.equal(rawws.accept_key(c.key), c.headers["sec-websocket-accept"])
+      assert.is_nil(c.headers["sec-websocket-protocol"])
+      assert.is_nil(c.headers["sec-websocket-extensions"])
+      c:send_text("hello")
+      c:expect_echo("hello", OP.TEXT)
+    end)
+
+    it("computes the RFC 6455 sample accept key", function()
+      local c = track(rawws.connect(s.port, "/ws", { key = KEY }))
+      assert.equal(101, c.status)
+      assert.equal("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", c.headers["sec-websocket-accept"])
+    end)
+
+    it("accepts 50 different random keys with the right accept value each", function()
+      for _ = 1, 50 do
+        local c = track(rawws.connect(s.port, "/ws"))
+        assert.equal(101, c.status)
+        assert.equal(rawws.accept_key(c.key), c.headers["sec-websocket-accept"])
+        c:close_socket()
+      end
+    end)
+
+    it("treats header names and the Upgrade/Connection tokens case-insensitively", function()
+      local text = "GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nUPGRADE: WebSocket\r\n" ..
+        "connection: UPGRADE\r\nsec-websocket-key: " .. KEY ..
+        "\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n"
+      local c = track(rawws.connect(s.port, "/ws", { raw_request = text, key = KEY }))
+      assert_upgraded(c)
+    end)
+
+    for _, conn in ipairs({ "keep-alive, Upgrade", "Upgrade, keep-alive", "keep-alive,upgrade",
+                            "keep-alive , Upgrade " }) do
+      it(string.format("accepts Connection: %q (comma list)", conn), function()
+        local c = track(rawws.connect(s.port, "/ws", { headers = { Connection = conn } }))
+        assert_upgraded(c)
+      end)
+    end
+
+    it("accepts websocket as one token of an Upgrade list", function()
+      local c = track(rawws.connect(s.port, "/ws", { headers = { Upgrade = "foo/2, websocket" } }))
+      assert_upgraded(c)
+    end)
+
+    it("does not pick a subprotocol the echo app did not choose", function()
+      local c = track(rawws.connect(s.port, "/ws",
+        { headers = { ["Sec-WebSocket-Protocol"] = "chat, superchat" } }))
+      assert.equal(101, c.status)
+      assert.is_nil(c.headers["sec-websocket-protocol"])
+    end)
+
+    it("accepts a request written one byte per send()", function()
+      local c = track(rawws.open_tcp(s.port))
+      local req, key = rawws.build_request(s.port, "/ws", { key = KEY })
+      assert.is_true(c:send_raw(req, 1))
+      local status, headers = c:read_http_response()
+      assert.equal(101, status)
+      assert.equal(rawws.accept_key(key), headers["sec-websocket-accept"])
+      c:send_text("x")
+      c:expect_echo("x", OP.TEXT)
+    end)
+
+    it("accepts a request with headers just below the default header limit", function()
+      local pad = string.rep("a", DEFAULT_MAX_HEADER - 2048)
+      local c = track(rawws.connect(s.port, "/ws", { headers = { ["X-Pad"] = pad } }))
+      assert_upgraded(c)
+    end)
+  end)
+
+  describe("bytes after the request in the same segment", function()
+    it("treats a text frame sent with the request as the first frame", function()
+      local c = track(rawws.connect(s.port, "/ws",
+        { extra = rawws.build_frame { opcode = OP.TEXT, payload = "tail frame" } }))
+      assert.equal(101, c.status)
+      c:expect_echo("tail frame", OP.TEXT)
+    end)
+
+    it("treats two data frames sent with the request as the first frames, in order", function()
+      local c = track(rawws.connect(s.port, "/ws", { extra =
+        rawws.build_frame { opcode = OP.TEXT, payload = "one" } ..
+        rawws.build_frame { opcode = OP.BINARY, payload = "\0two" } }))
+      assert.equal(101, c.status)
+      c:expect_echo("one", OP.TEXT)
+      c:expect_echo("\0two", OP.BINARY)
+    end)
+
+    it("answers a ping sent with the request", function()
+      local c = track(rawws.connect(s.port, "/ws",
+        { extra = rawws.build_frame { opcode = OP.PING, payload = "early ping" } }))
+      assert.equal(101, c.status)
+      c:expect_pong("early ping")
+    end)
+
+    it("keeps a partial frame sent with the request and completes it with later bytes", function()
+      local frame = rawws.build_frame { opcode = OP.TEXT, payload = "split across the upgrade" }
+      local c = track(rawws.connect(s.port, "/ws", { extra = frame:sub(1, 9) }))
+      assert.equal(101, c.status)
+      c:expect_silence(0.1)
+      c:send_raw(frame:sub(10))
+      c:expect_echo("split across the upgrade", OP.TEXT)
+    end)
+
+    it("answers a close sent with the request", function()
+      local c = track(rawws.connect(s.port, "/ws",
+        { extra = rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } }))
+      assert.equal(101, c.status)
+      assert.equal(1000, (c:expect_failure(1000) and 1000))
+    end)
+  end)
+
+  describe("rejections", function()
+    it("answers 404 for an unknown path, without upgrading", function()
+      local status, headers = http(request(nil, "/nope"))
+      assert.equal(404, status)
+      assert.is_nil(headers["sec-websocket-accept"])
+    end)
+
+    it("answers 404 for / (not a registered route)", function()
+      local c = track(rawws.connect(s.port, "/"))
+      assert.equal(404, c.status)
+      assert.is_nil(c.headers["sec-websocket-accept"])
+    end)
+
+    it("answers 400 when Host is missing", function()
+      assert.equal(400, (http(request { Host = false })))
+    end)
+
+    it("answers 400 for HTTP/1.0", function()
+      assert.equal(400, (http(request(nil, "/ws", "GET", "HTTP/1.0"))))
+    end)
+
+    it("answers 405 for POST", function()
+      assert.equal(405, (http(request(nil, "/ws", "POST"))))
+    end)
+
+    it("answers 405 for PUT", function()
+      assert.equal(405, (http(request(nil, "/ws", "PUT"))))
+    end)
+
+    it("answers 426 for a plain GET without any Upgrade header", function()
+      assert.equal(426, (http(request { Upgrade = false, Connection = false,
+        ["Sec-WebSocket-Key"] = false, ["Sec-WebSocket-Version"] = false })))
+    end)
+
+    it("answers 426 when only the Upgrade header is missing", function()
+      assert.equal(426, (http(request { Upgrade = false })))
+    end)
+
+    it("answers 400 for Upgrade: h2c", function()
+      assert.equal(400, (http(request { Upgrade = "h2c" })))
+    end)
+
+    it("answers 400 for Upgrade: websocketx (token, not substring)", function()
+      assert.equal(400, (http(request { Upgrade = "websocketx" })))
+    end)
+
+    it("answers 400 when Connection is missing", function()
+      assert.equal(400, (http(request { Connection = false })))
+    end)
+
+    it("answers 400 for Connection: keep-alive (no upgrade token)", function()
+      assert.equal(400, (http(request { Connection = "keep-alive" })))
+    end)
+
+    it("answers 400 for Connection: upgraded (token, not substring)", function()
+      assert.equal(400, (http(request { Connection = "upgraded" })))
+    end)
+
+    it("answers 400 when Sec-WebSocket-Key is missing", function()
+      assert.equal(400, (http(request { ["Sec-WebSocket-Key"] = false })))
+    end)
+
+    for _, bad in ipairs({
+      { "too short (3 bytes)", "YWJj" },
+      { "15 bytes", rawws.b64encode(string.rep("k", 15)) },
+      { "17 bytes", rawws.b64encode(string.rep("k", 17)) },
+      { "16 bytes plus trailing garbage", KEY .. "AAAA" },
+      { "not base64", "!!!!!!!!!!!!!!!!!!!!!!==" },
+      { "empty", "" },
+    }) do
+      it("answers 400 for a Sec-WebSocket-Key that is " .. bad[1], function()
+        local status, headers = http(request { ["Sec-WebSocket-Key"] = bad[2] })
+        assert.equal(400, status)
+        assert.is_nil(headers["sec-websocket-accept"])
+      end)
+    end
+
+    for _, v in ipairs({ "8", "12", "14", "abc" }) do
+      it("answers 426 with Sec-WebSocket-Version: 13 for version " .. v, function()
+        local status, headers = http(request { ["Sec-WebSocket-Version"] = v })
+        assert.equal(426, status)
+        assert.equal("13", headers["sec-websocket-version"])
+        assert.is_nil(headers["sec-websocket-accept"])
+      end)
+    end
+
+    it("does not upgrade when Sec-WebSocket-Version is missing (400 or 426)", function()
+      local status = http(request { ["Sec-WebSocket-Version"] = false })
+      assert.is_true(status == 400 or status == 426, "got " .. tostring(status))
+    end)
+
+    it("answers 431 for one header line larger than the default limit (16384)", function()
+      local status = http(request { ["X-Pad"] = string.rep("a", DEFAULT_MAX_HEADER + 1024) })
+      assert.equal(431, status)
+    end)
+
+    it("answers 431 for oversized headers written in 1000-byte pieces (limit counted across reads)",
+      function()
+      local c = track(rawws.open_tcp(s.port))
+      c:send_raw(request { ["X-Pad"] = string.rep("c", DEFAULT_MAX_HEADER + 4096) }, 1000)
+      assert.equal(431, (c:read_http_response()))
+    end)
+
+    it("answers 431 for many header lines adding up to more than the default limit", function()
+      local hdrs = {}
+      for i = 1, 400 do hdrs[#hdrs + 1] = { "X-Pad-" .. i, string.rep("b", 50) } end
+      local text = request():gsub("\r\n\r\n$", "\r\n")
+      for _, kv in ipairs(hdrs) do text = text .. kv[1] .. ": " .. kv[2] .. "\r\n" end
+      text = text .. "\r\n"
+      assert.is_true(#text > DEFAULT_MAX_HEADER + 4096)
+      assert.equal(431, (http(text)))
+    end)
+  end)
+
+  describe("handshake timeout", function()
+    it("closes a connection whose request never completes after --handshake-timeout", function()
+      local c = track(rawws.open_tcp(s.port))
+      local t0 = socket.gettime()
+      c:send_raw("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+      local closed, why = c:wait_tcp_close(HANDSHAKE_TIMEOUT + 3)
+      local elapsed = socket.gettime() - t0
+      assert.is_true(closed, why)
+      assert.is_true(elapsed >= HANDSHAKE_TIMEOUT - 0.5,
+        string.format("closed after %.2fs, before the %ds handshake timeout",
+          elapsed, HANDSHAKE_TIMEOUT))
+      assert.is_nil(c.trailing:find("HTTP/1.1 101", 1, true), "upgraded an incomplete request")
+    end)
+
+    it("closes a connection that sends nothing after --handshake-timeout", function()
+      local c = track(rawws.open_tcp(s.port))
+      local t0 = socket.gettime()
+      local closed, why = c:wait_tcp_close(HANDSHAKE_TIMEOUT + 3)
+      local elapsed = socket.gettime() - t0
+      assert.is_true(closed, why)
+      assert.is_true(elapsed >= HANDSHAKE_TIMEOUT - 0.5,
+        string.format("closed after %.2fs, before the %ds handshake timeout",
+          elapsed, HANDSHAKE_TIMEOUT))
+    end)
+
+    it("closes a connection that keeps trickling request bytes (the timeout is total, not idle)",
+      function()
+      local c = track(rawws.open_tcp(s.port))
+      local req = rawws.build_request(s.port, "/ws", {})
+      local t0 = socket.gettime()
+      local i, closed_after = 1, nil
+      -- one byte every 0.2 s: the request (> 100 bytes) cannot complete in time
+      while socket.gettime() - t0 < HANDSHAKE_TIMEOUT + 3 do
+        c:send_raw(req:sub(i, i))
+        i = i + 1
+        if c:is_closed() then closed_after = socket.gettime() - t0; break end
+        socket.sleep(0.2)
+      end
+      assert.is_not_nil(closed_after, "server kept a trickling handshake open for " ..
+        (HANDSHAKE_TIMEOUT + 3) .. " s")
+      assert.is_true(closed_after >= HANDSHAKE_TIMEOUT - 0.5,
+        string.format("closed after %.2fs, before the %ds handshake timeout",
+          closed_after, HANDSHAKE_TIMEOUT))
+      assert.is_nil(c.buf:find("HTTP/1.1 101", 1, true), "upgraded an incomplete request")
+    end)
+
+    it("accepts a slow request that completes within the timeout", function()
+      local c = track(rawws.open_tcp(s.port))
+      local req, key = rawws.build_request(s.port, "/ws", {})
+      -- ~10 pieces over about half of the timeout
+      local piece = math.ceil(#req / 10)
+      assert.is_true(c:send_raw(req, piece, HANDSHAKE_TIMEOUT / 20))
+      local status, headers = c:read_http_response()
+      assert.equal(101, status)
+      assert.equal(rawws.accept_key(key), headers["sec-websocket-accept"])
+    end)
+
+    it("does not apply the handshake timeout to an upgraded connection", function()
+      local c = track(rawws.connect(s.port, "/ws"))
+      assert.equal(101, c.status)
+      c:expect_silence(HANDSHAKE_TIMEOUT + 0.5)
+      c:send_text("still open")
+      c:expect_echo("still open", OP.TEXT)
+    end)
+  end)
+end)

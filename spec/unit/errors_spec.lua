@@ -1,0 +1,110 @@
+-- nexlua.errors (pure Lua): the error classes, their fields and messages,
+-- and the predicates (also exported by nexlua itself).
+local errors = require "nexlua.errors"
+
+describe("nexlua.errors", function()
+  local Disconnect, WSError, TypeError, JSONError, Timeout =
+    errors.WebSocketDisconnect, errors.WebSocketError, errors.MessageTypeError,
+    errors.JSONDecodeError, errors.TimeoutError
+
+  it("WebSocketDisconnect carries code and reason", function()
+    local e = Disconnect(4001, "bye")
+    assert.equal(4001, e.code)
+    assert.equal("bye", e.reason)
+    assert.equal("WebSocket disconnected (4001: bye)", tostring(e))
+    local d = Disconnect()
+    assert.equal(1000, d.code)
+    assert.equal("", d.reason)
+    assert.equal("WebSocket disconnected (1000)", tostring(d))
+    assert.equal("WebSocket disconnected (1006)", tostring(Disconnect(1006)))
+  end)
+
+  it("MessageTypeError carries what was expected and received", function()
+    local e = TypeError("text", "binary", "\1")
+    assert.equal("text", e.expected)
+    assert.equal("binary", e.got)
+    assert.equal("\1", e.data)
+    assert.equal("expected a text message, received a binary message", tostring(e))
+  end)
+
+  it("JSONDecodeError keeps the raw data", function()
+    local e = JSONError("Expected value", "{x")
+    assert.equal("{x", e.data)
+    assert.equal("invalid JSON: Expected value", tostring(e))
+  end)
+
+  it("TimeoutError says how long", function()
+    assert.equal("timed out after 0.5 s", tostring(Timeout(0.5)))
+    assert.equal(0.5, Timeout(0.5).seconds)
+    assert.equal("timed out", tostring(Timeout()))
+  end)
+
+  it("WebSocketError is the base, with a message", function()
+    assert.equal("cannot send after close()", tostring(WSError("cannot send after close()")))
+    assert.equal("WebSocket error", tostring(WSError()))
+  end)
+
+  it("the classes print their names", function()
+    assert.equal("nexlua.WebSocketDisconnect", tostring(Disconnect))
+    assert.equal("nexlua.JSONDecodeError", tostring(JSONError))
+  end)
+
+  describe("predicates", function()
+    local samples = {
+      disconnect = Disconnect(1000),
+      ws_error = WSError("x"),
+      type_error = TypeError("text", "binary"),
+      json_error = JSONError("bad", ""),
+      timeout = Timeout(1),
+    }
+    local expected = {
+      is_disconnect = { disconnect = true },
+      is_type_error = { type_error = true },
+      is_json_error = { json_error = true },
+      is_timeout = { timeout = true },
+      is_websocket_error = {
+        disconnect = true, ws_error = true, type_error = true, json_error = true, timeout = true,
+      },
+    }
+
+    for pred, yes in pairs(expected) do
+      it(pred .. " is true for exactly its class (and subclasses)", function()
+        for name, e in pairs(samples) do
+          assert.equal(yes[name] == true, errors[pred](e), pred .. "(" .. name .. ")")
+        end
+      end)
+      it(pred .. " is false for non-nexlua values", function()
+        local values = {
+          "WebSocket disconnected (1000)", 1000, true, {}, { code = 1000 }, setmetatable({}, {}),
+        }
+        for _, v in ipairs(values) do
+          assert.is_false(errors[pred](v))
+        end
+        assert.is_false(errors[pred](nil))
+      end)
+    end
+  end)
+
+  it("raise() throws the error with the caller's location", function()
+    local function misuse() errors.raise(WSError, 1, "cannot do that") end
+    local ok, e = pcall(misuse)
+    assert.is_false(ok)
+    assert.is_true(errors.is_websocket_error(e))
+    assert.matches("errors_spec%.lua:%d+: cannot do that$", tostring(e))
+  end)
+
+  it("nexlua exports the classes and predicates", function()
+    local nexlua = require "nexlua"
+    assert.equal(errors.WebSocketDisconnect, nexlua.WebSocketDisconnect)
+    assert.equal(errors.WebSocketError, nexlua.WebSocketError)
+    assert.equal(errors.MessageTypeError, nexlua.MessageTypeError)
+    assert.equal(errors.JSONDecodeError, nexlua.JSONDecodeError)
+    assert.equal(errors.TimeoutError, nexlua.TimeoutError)
+    local predicates = {
+      "is_disconnect", "is_websocket_error", "is_type_error", "is_json_error", "is_timeout",
+    }
+    for _, p in ipairs(predicates) do
+      assert.equal(errors[p], nexlua[p], p)
+    end
+  end)
+end)

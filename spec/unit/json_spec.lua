@@ -1,0 +1,93 @@
+-- nexlua.json (pure Lua on lua-cjson): compact encoding, '/' unescaped,
+-- empty arrays, null, decode errors.
+local json = require "nexlua.json"
+local cjson = require "cjson"
+
+describe("nexlua.json", function()
+  describe("encode", function()
+    it("is compact", function()
+      assert.equal('{"a":{"b":[1,2,{"c":true}]}}',
+        json.encode({ a = { b = { 1, 2, { c = true } } } }))
+      assert.equal("[1,2,3]", json.encode({ 1, 2, 3 }))
+      assert.equal('"s"', json.encode("s"))
+      assert.equal("1.5", json.encode(1.5))
+      assert.equal("false", json.encode(false))
+    end)
+
+    it("leaves '/' unescaped, and backslashes round-trip", function()
+      assert.equal('{"p":"/a/b"}', json.encode({ p = "/a/b" }))
+      assert.equal('{"s":"</script>"}', json.encode({ s = "</script>" }))
+      for _, s in ipairs { "a\\/b", "\\", "\\\\/", "/\\", "\\\\\\/" } do
+        local text = json.encode({ s = s })
+        assert.equal(s, cjson.decode(text).s, "round trip of " .. s .. " via " .. text)
+      end
+    end)
+
+    it("encodes an empty table as {} and marked empty arrays as []", function()
+      assert.equal("{}", json.encode({}))
+      assert.equal("[]", json.encode(json.empty_array))
+      assert.equal("[]", json.encode(json.array()))
+      assert.equal("[]", json.encode(json.array({})))
+      assert.equal('{"l":[]}', json.encode({ l = json.empty_array }))
+      assert.equal('[[],{}]', json.encode({ json.array(), {} }))
+      assert.equal('{"a":{"b":{"c":[]}}}', json.encode({ a = { b = { c = json.array() } } }))
+    end)
+
+    it("json.array(t) keeps the elements and marks t", function()
+      local t = { 1, 2 }
+      assert.equal(t, json.array(t))
+      assert.equal("[1,2]", json.encode(t))
+      -- emptied later, it still encodes as an array
+      t[1], t[2] = nil, nil
+      assert.equal("[]", json.encode(t))
+    end)
+
+    it("does not modify what it encodes", function()
+      local v = { l = json.empty_array, n = { 1 } }
+      json.encode(v)
+      assert.equal(json.empty_array, v.l)
+      assert.is_nil(next(json.empty_array))
+      assert.same({ 1 }, v.n)
+    end)
+
+    it("encodes json.null as null", function()
+      assert.equal('{"v":null}', json.encode({ v = json.null }))
+      assert.equal("null", json.encode(json.null))
+    end)
+
+    it("returns nil and a message for what cannot be encoded", function()
+      local s, err = json.encode({ f = function() end })
+      assert.is_nil(s)
+      assert.is_string(err)
+    end)
+
+    it("keeps integers exact up to 2^53", function()
+      assert.equal("123456789012345", json.encode(123456789012345))
+      assert.equal("9007199254740991", json.encode(9007199254740991))
+      assert.equal('{"id":1700000000123}', json.encode({ id = 1700000000123 }))
+    end)
+  end)
+
+  describe("decode", function()
+    it("decodes values; null is json.null", function()
+      assert.same({ a = { 1, 2 }, b = "x" }, json.decode('{"a":[1,2],"b":"x"}'))
+      assert.equal(json.null, json.decode("null"))
+      assert.equal(json.null, json.decode('{"v":null}').v)
+      assert.is_false(json.decode("false"))
+      assert.equal(42, json.decode("42"))
+    end)
+
+    it("returns nil and a message for invalid JSON", function()
+      for _, bad in ipairs { "", "{", "{a:1}", "[1,]", "nul", "'x'" } do
+        local v, err = json.decode(bad)
+        assert.is_nil(v, bad)
+        assert.is_string(err, bad)
+      end
+    end)
+
+    it("round-trips through encode", function()
+      local v = { s = "héllo ✓ /\n\"", n = -1.25, t = { true, false }, o = { k = "v" } }
+      assert.same(v, json.decode(json.encode(v)))
+    end)
+  end)
+end)

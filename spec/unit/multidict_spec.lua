@@ -1,0 +1,113 @@
+-- nexlua.multidict (pure Lua): Headers (case-insensitive) and QueryParams
+-- (parsed and percent-decoded).
+local multidict = require "nexlua.multidict"
+
+describe("nexlua.multidict", function()
+  describe("Headers", function()
+    local h
+    before_each(function()
+      h = multidict.Headers {
+        "Host", "example.com",
+        "X-Multi", "one",
+        "Content-Type", "text/plain",
+        "x-multi", "two",
+        "X-MULTI", "three",
+      }
+    end)
+
+    it("get() is case-insensitive and returns the first value", function()
+      assert.equal("example.com", h:get("host"))
+      assert.equal("example.com", h:get("HOST"))
+      assert.equal("one", h:get("x-multi"))
+      assert.equal("text/plain", h:get("content-TYPE"))
+    end)
+
+    it("get() returns nil or the default for a missing name", function()
+      assert.is_nil(h:get("missing"))
+      assert.equal("dflt", h:get("missing", "dflt"))
+    end)
+
+    it("get_all() returns every value in order, or an empty table", function()
+      assert.same({ "one", "two", "three" }, h:get_all("X-Multi"))
+      assert.same({}, h:get_all("missing"))
+    end)
+
+    it("has(), items() and keys()", function()
+      assert.is_true(h:has("HOST"))
+      assert.is_false(h:has("missing"))
+      local items = {}
+      for k, v in h:items() do items[#items + 1] = k .. "=" .. v end
+      assert.same({
+        "Host=example.com", "X-Multi=one", "Content-Type=text/plain",
+        "x-multi=two", "X-MULTI=three",
+      }, items)
+      assert.same({ "host", "x-multi", "content-type" }, h:keys())
+    end)
+
+    it("works empty", function()
+      local e = multidict.Headers()
+      assert.is_nil(e:get("x"))
+      assert.same({}, e:get_all("x"))
+      assert.same({}, e:keys())
+    end)
+  end)
+
+  describe("QueryParams", function()
+    it("parses pairs; get() is the first value, get_all() every value in order", function()
+      local q = multidict.QueryParams("a=1&b=2&a=3")
+      assert.equal("1", q:get("a"))
+      assert.equal("2", q:get("b"))
+      assert.same({ "1", "3" }, q:get_all("a"))
+      assert.same({ "a", "b" }, q:keys())
+    end)
+
+    it("percent-decodes names and values, and '+' is a space", function()
+      local q = multidict.QueryParams(
+        "na%6De=hello%20w%C3%B6rld&sp=a+b&eq=b%3Dc&amp=x%26y&slash=%2F")
+      assert.equal("hello wörld", q:get("name"))
+      assert.equal("a b", q:get("sp"))
+      assert.equal("b=c", q:get("eq"))
+      assert.equal("x&y", q:get("amp"))
+      assert.equal("/", q:get("slash"))
+    end)
+
+    it("keeps a raw '=' in a value, and an invalid escape as is", function()
+      local q = multidict.QueryParams("a=b=c&bad=%zz%4")
+      assert.equal("b=c", q:get("a"))
+      assert.equal("%zz%4", q:get("bad"))
+    end)
+
+    it("a name without '=' or with an empty value has the value ''", function()
+      local q = multidict.QueryParams("flag&empty=&x=1")
+      assert.equal("", q:get("flag"))
+      assert.equal("", q:get("empty"))
+      assert.equal("1", q:get("x"))
+    end)
+
+    it("names are case-sensitive", function()
+      local q = multidict.QueryParams("Key=1")
+      assert.equal("1", q:get("Key"))
+      assert.is_nil(q:get("key"))
+    end)
+
+    it("skips empty pairs and accepts ';' as a separator", function()
+      local q = multidict.QueryParams("&&a=1;b=2&")
+      assert.equal("1", q:get("a"))
+      assert.equal("2", q:get("b"))
+      assert.same({ "a", "b" }, q:keys())
+    end)
+
+    it("an empty or missing query has no params", function()
+      assert.is_nil(multidict.QueryParams(""):get("a"))
+      assert.is_nil(multidict.QueryParams(nil):get("a"))
+      assert.equal("d", multidict.QueryParams(""):get("a", "d"))
+    end)
+  end)
+
+  describe("unescape_path", function()
+    it("percent-decodes, but leaves '+' alone", function()
+      assert.equal("/a b/c+d/é", multidict.unescape_path("/a%20b/c+d/%C3%A9"))
+      assert.equal("/plain", multidict.unescape_path("/plain"))
+    end)
+  end)
+end)

@@ -1,7 +1,7 @@
 -- luacheck configuration for nexlua
 std = "luajit"
 globals = {}
-max_line_length = 100
+max_line_length = 120
 
 exclude_files = {
   "build*/**",

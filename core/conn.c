@@ -25,12 +25,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void start_reading(nx_conn_t *c) {
-  if (c->reading || c->closing_handles || c->state == NX_CONN_DONE) return;
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
+  if (c->reading || c->closing_handles || c->state == NX_CONN_DONE)
+    return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    c->reading = 1;
 }
 
 static void stop_reading(nx_conn_t *c) {
-  if (!c->reading) return;
+  if (!c->reading)
+    return;
   uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = 0;
 }
@@ -38,7 +41,8 @@ static void stop_reading(nx_conn_t *c) {
 /* ---- Life and death ------------------------------------------------- */
 
 static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rlen) {
-  if (c->close_code) return; /* the first cause is the one the app is told */
+  if (c->close_code)
+    return; /* the first cause is the one the app is told */
   c->close_code = code;
   if (reason && rlen) {
     c->close_reason = (char *)malloc(rlen + 1);
@@ -50,8 +54,10 @@ static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rl
 }
 
 static void wake_waiters(nx_conn_t *c) {
-  if (c->reader) nx_task_wake(c->reader, 0);
-  if (c->writer) nx_task_wake(c->writer, 0);
+  if (c->reader)
+    nx_task_wake(c->reader, 0);
+  if (c->writer)
+    nx_task_wake(c->writer, 0);
 }
 
 static void conn_free(nx_conn_t *c) {
@@ -66,13 +72,18 @@ static void conn_free(nx_conn_t *c) {
     }
     luaL_unref(rt->L, LUA_REGISTRYINDEX, c->box_ref);
   }
-  if (c->reader) nx_task_cancel_wait(c->reader);
-  if (c->writer) nx_task_cancel_wait(c->writer);
-  if (c->owner) c->owner->conn = NULL;
+  if (c->reader)
+    nx_task_cancel_wait(c->reader);
+  if (c->writer)
+    nx_task_cancel_wait(c->writer);
+  if (c->owner)
+    c->owner->conn = NULL;
   if (c->dirty) {
     nx_conn_t **pp = &rt->dirty;
-    while (*pp && *pp != c) pp = &(*pp)->dirty_next;
-    if (*pp) *pp = c->dirty_next;
+    while (*pp && *pp != c)
+      pp = &(*pp)->dirty_next;
+    if (*pp)
+      *pp = c->dirty_next;
   }
   while ((m = c->inbox) != NULL) {
     c->inbox = m->next;
@@ -90,18 +101,23 @@ static void conn_free(nx_conn_t *c) {
 
 static void on_handle_closed(uv_handle_t *h) {
   nx_conn_t *c = (nx_conn_t *)h->data;
-  if (--c->closing_handles == 0) conn_free(c);
+  if (--c->closing_handles == 0)
+    conn_free(c);
 }
 
 static void really_close(nx_conn_t *c) {
   nx_listener_t *l = c->listener;
-  if (c->closing_handles) return;
+  if (c->closing_handles)
+    return;
   c->state = NX_CONN_DONE;
   set_close(c, 1006, NULL, 0);
   if (l) {
-    if (c->prev) c->prev->next = c->next;
-    else l->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      l->conns = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
     c->prev = c->next = NULL;
   }
   c->closing_handles = 2;
@@ -121,7 +137,8 @@ static void on_timer(uv_timer_t *t) {
 
 /* Ends the connection once its output is written (bounded by close_timeout). */
 void nx_conn_end(nx_conn_t *c) {
-  if (c->closing_handles) return;
+  if (c->closing_handles)
+    return;
   c->state = NX_CONN_DONE;
   c->end_after_flush = 1;
   stop_reading(c);
@@ -156,7 +173,8 @@ void nx_conn_accepted(nx_listener_t *l) {
   r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
   if (r == 0) {
     c->http = nx_http_new(l->cfg.max_header_size);
-    if (!c->http) r = UV_ENOMEM;
+    if (!c->http)
+      r = UV_ENOMEM;
   }
   if (r) {
     nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
@@ -167,7 +185,8 @@ void nx_conn_accepted(nx_listener_t *l) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->next = l->conns;
-  if (l->conns) l->conns->prev = c;
+  if (l->conns)
+    l->conns->prev = c;
   l->conns = c;
   uv_timer_start(&c->timer, on_timer, l->cfg.handshake_timeout, 0);
   start_reading(c);
@@ -179,7 +198,8 @@ const char *nx_conn_peer(nx_conn_t *c, int *port) {
   int len = sizeof(ss);
   host[0] = '\0';
   *port = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) return host;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
+    return host;
   if (ss.ss_family == AF_INET6) {
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
     uv_ip6_name(a, host, sizeof(host));
@@ -201,7 +221,8 @@ static void on_write(uv_write_t *req, int status) {
   c->writing = 0;
   c->wbuf.off = c->wbuf.len = 0;
   nx_buf_shrink_idle(&c->wbuf);
-  if (c->closing_handles) return;
+  if (c->closing_handles)
+    return;
   if (status < 0) {
     nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(status));
     really_close(c);
@@ -215,12 +236,14 @@ static void on_write(uv_write_t *req, int status) {
  * the rest through one uv_write whose buffer stays untouched until done. */
 void nx_conn_flush(nx_conn_t *c) {
   size_t size;
-  if (c->closing_handles || c->writing) return;
+  if (c->closing_handles || c->writing)
+    return;
   size = nx_buf_size(&c->out);
   if (size) {
     uv_buf_t b = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)size);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+      n = 0;
     if (n < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(n));
       really_close(c);
@@ -245,12 +268,15 @@ void nx_conn_flush(nx_conn_t *c) {
   }
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->writing && nx_buf_size(&c->out) == 0) really_close(c);
+  if (c->end_after_flush && !c->writing && nx_buf_size(&c->out) == 0)
+    really_close(c);
 }
 
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
-  if (c->closing_handles) return -1;
-  if (nx_buf_append(&c->out, data, len)) return -1;
+  if (c->closing_handles)
+    return -1;
+  if (nx_buf_append(&c->out, data, len))
+    return -1;
   nx_rt_mark_dirty(c);
   return 0;
 }
@@ -261,7 +287,8 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
   uint8_t hdr[14];
   size_t hlen = nx_ws_frame_header(hdr, 1, 0, opcode, len, NULL);
 
-  if (c->closing_handles) return -1;
+  if (c->closing_handles)
+    return -1;
   if (nx_conn_buffered(c) + len > c->listener->cfg.write_limit) {
     /* The peer does not read: it cannot be allowed to grow our memory. */
     nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)",
@@ -269,9 +296,11 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
     nx_conn_abort(c, 1006);
     return -1;
   }
-  if (nx_buf_reserve(&c->out, hlen + len)) return -1;
+  if (nx_buf_reserve(&c->out, hlen + len))
+    return -1;
   memcpy(c->out.data + c->out.len, hdr, hlen);
-  if (len) memcpy(c->out.data + c->out.len + hlen, data, len);
+  if (len)
+    memcpy(c->out.data + c->out.len + hlen, data, len);
   c->out.len += hlen + len;
   nx_rt_mark_dirty(c);
   return 0;
@@ -281,7 +310,8 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
 void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen) {
   uint8_t payload[125];
   size_t n;
-  if (c->state != NX_CONN_OPEN || c->close_sent) return;
+  if (c->state != NX_CONN_OPEN || c->close_sent)
+    return;
   n = nx_ws_close_payload(payload, code, reason, rlen);
   nx_conn_send(c, NX_WS_OP_CLOSE, payload, n);
   c->close_sent = 1;
@@ -311,7 +341,8 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   nx_msg_t *m = c->cur;
   size_t want;
-  if (c->state != NX_CONN_OPEN) return 0;
+  if (c->state != NX_CONN_OPEN)
+    return 0;
   if (!m) {
     /* Reserve what the header announced, up to 256 KiB; a larger frame
      * grows as its bytes really arrive. */
@@ -333,15 +364,18 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
 static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   nx_msg_t *m = c->cur;
-  if (c->state != NX_CONN_OPEN || !m) return 0;
+  if (c->state != NX_CONN_OPEN || !m)
+    return 0;
   if (m->len + n > m->cap) {
     /* Double, but never past the end of the frame the header announced. */
     size_t need = m->len + n;
     size_t frame_end = need + (size_t)p->remaining;
     size_t cap = m->cap * 2;
     nx_msg_t *g;
-    if (cap > frame_end) cap = frame_end;
-    if (cap < need) cap = need;
+    if (cap > frame_end)
+      cap = frame_end;
+    if (cap < need)
+      cap = need;
     g = (nx_msg_t *)realloc(m, sizeof(*m) + cap);
     if (!g) {
       nx_conn_fail(c, 1009, "out of memory for the message");
@@ -363,13 +397,17 @@ static int ws_message_end(nx_ws_parser_t *p) {
     free(m);
     return 0;
   }
-  if (!m) return 0;
+  if (!m)
+    return 0;
   m->next = NULL;
-  if (c->inbox_tail) c->inbox_tail->next = m;
-  else c->inbox = m;
+  if (c->inbox_tail)
+    c->inbox_tail->next = m;
+  else
+    c->inbox = m;
   c->inbox_tail = m;
   c->inbox_bytes += m->len + sizeof(*m);
-  if (c->reader) nx_task_wake(c->reader, 0);
+  if (c->reader)
+    nx_task_wake(c->reader, 0);
   if (c->inbox_bytes > c->listener->cfg.read_pause_bytes) {
     /* The app is not keeping up: stop reading until it does. */
     stop_reading(c);
@@ -382,10 +420,12 @@ static int ws_message_end(nx_ws_parser_t *p) {
 static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   if (opcode == NX_WS_OP_PING) {
-    if (c->state == NX_CONN_OPEN) nx_conn_send(c, NX_WS_OP_PONG, payload, len);
+    if (c->state == NX_CONN_OPEN)
+      nx_conn_send(c, NX_WS_OP_PONG, payload, len);
     return 0;
   }
-  if (opcode == NX_WS_OP_PONG) return 0; /* unsolicited pongs are fine */
+  if (opcode == NX_WS_OP_PONG)
+    return 0; /* unsolicited pongs are fine */
 
   /* Close: answer with the peer's code (unless we already sent ours), then
    * end the TCP connection from our side, as a server should. */
@@ -420,7 +460,8 @@ static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
       nx_buf_append(&c->pending, data, len);
       return;
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
   }
 }
 
@@ -443,9 +484,11 @@ void nx_conn_upgraded(nx_conn_t *c) {
 /* Takes the oldest complete message; resumes reading when there is room. */
 nx_msg_t *nx_conn_pop(nx_conn_t *c) {
   nx_msg_t *m = c->inbox;
-  if (!m) return NULL;
+  if (!m)
+    return NULL;
   c->inbox = m->next;
-  if (!c->inbox) c->inbox_tail = NULL;
+  if (!c->inbox)
+    c->inbox_tail = NULL;
   c->inbox_bytes -= m->len + sizeof(*m);
   if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
       (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)) {
@@ -456,7 +499,8 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
       parse_frames(c, rest.data + rest.off, nx_buf_size(&rest));
       nx_buf_free(&rest);
     }
-    if (!c->paused) start_reading(c);
+    if (!c->paused)
+      start_reading(c);
   }
   return m;
 }
@@ -468,7 +512,8 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   size_t tail_len = 0;
   int r = nx_http_feed(c->http, data, len, &tail, &tail_len);
 
-  if (r == 0) return;
+  if (r == 0)
+    return;
   if (r != 1) {
     nx_http_respond(c, r, NULL, NULL, 0);
     return;
@@ -482,16 +527,19 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
                     body, (size_t)n);
     return;
   }
-  if (tail_len) nx_buf_append(&c->pending, tail, tail_len);
+  if (tail_len)
+    nx_buf_append(&c->pending, tail, tail_len);
   uv_timer_stop(&c->timer);
   c->state = NX_CONN_ROUTING;
-  if (nx_lua_conn_dispatch(c)) nx_http_respond(c, 500, NULL, NULL, 0);
+  if (nx_lua_conn_dispatch(c))
+    nx_http_respond(c, 500, NULL, NULL, 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   nx_conn_t *c = (nx_conn_t *)s->data;
   (void)buf;
-  if (nread == 0) return;
+  if (nread == 0)
+    return;
   if (nread < 0) {
     /* EOF or reset without a close frame: abnormal closure (1006). */
     nx_conn_abort(c, 1006);

@@ -7,9 +7,11 @@ static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
 static int ieq(const char *a, size_t alen, const char *b) {
   size_t i, blen = strlen(b);
-  if (alen != blen) return 0;
+  if (alen != blen)
+    return 0;
   for (i = 0; i < alen; i++)
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return 0;
+    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+      return 0;
   return 1;
 }
 
@@ -19,12 +21,16 @@ int nx_header_has_token(const char *v, size_t len, const char *token) {
   size_t i = 0;
   while (i < len) {
     size_t start, end;
-    while (i < len && (is_ows(v[i]) || v[i] == ',')) i++;
+    while (i < len && (is_ows(v[i]) || v[i] == ','))
+      i++;
     start = i;
-    while (i < len && v[i] != ',') i++;
+    while (i < len && v[i] != ',')
+      i++;
     end = i;
-    while (end > start && is_ows(v[end - 1])) end--;
-    if (end > start && ieq(v + start, end - start, token)) return 1;
+    while (end > start && is_ows(v[end - 1]))
+      end--;
+    if (end > start && ieq(v + start, end - start, token))
+      return 1;
   }
   return 0;
 }
@@ -35,29 +41,38 @@ const nx_header_t *nx_header_find(const nx_request_t *req, const char *name, int
   int n = 0;
   for (i = 0; i < req->nheaders; i++) {
     if (ieq(req->headers[i].name, req->headers[i].name_len, name)) {
-      if (!found) found = &req->headers[i];
+      if (!found)
+        found = &req->headers[i];
       n++;
     }
   }
-  if (count) *count = n;
+  if (count)
+    *count = n;
   return found;
 }
 
 static int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
   return -1;
 }
 
 int nx_handshake_key_valid(const char *s, size_t len) {
   size_t i;
   /* 16 bytes encode to 22 significant characters plus "==". */
-  if (len != 24 || s[22] != '=' || s[23] != '=') return 0;
+  if (len != 24 || s[22] != '=' || s[23] != '=')
+    return 0;
   for (i = 0; i < 22; i++)
-    if (b64_value(s[i]) < 0) return 0;
+    if (b64_value(s[i]) < 0)
+      return 0;
   /* The last character carries 2 data bits; its low 4 bits must be zero. */
   return (b64_value(s[21]) & 0x0f) == 0;
 }
@@ -70,8 +85,10 @@ static int reject(nx_handshake_t *out, int status, const char *why) {
 
 /* Trims optional whitespace around a header value. */
 static void trim(const char **v, size_t *len) {
-  while (*len && is_ows(**v)) (*v)++, (*len)--;
-  while (*len && is_ows((*v)[*len - 1])) (*len)--;
+  while (*len && is_ows(**v))
+    (*v)++, (*len)--;
+  while (*len && is_ows((*v)[*len - 1]))
+    (*len)--;
 }
 
 int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
@@ -93,29 +110,36 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
     return reject(out, 426, "this endpoint speaks WebSocket: send an Upgrade request");
   for (i = 0; i < req->nheaders; i++) {
     h = &req->headers[i];
-    if (ieq(h->name, h->name_len, "upgrade") && nx_header_has_token(h->value, h->value_len, "websocket"))
+    if (ieq(h->name, h->name_len, "upgrade") &&
+        nx_header_has_token(h->value, h->value_len, "websocket"))
       upgrade_ok = 1;
   }
-  if (!upgrade_ok) return reject(out, 400, "Upgrade header does not name websocket");
+  if (!upgrade_ok)
+    return reject(out, 400, "Upgrade header does not name websocket");
   upgrade_ok = 0;
   for (i = 0; i < req->nheaders; i++) {
     h = &req->headers[i];
-    if (ieq(h->name, h->name_len, "connection") && nx_header_has_token(h->value, h->value_len, "upgrade"))
+    if (ieq(h->name, h->name_len, "connection") &&
+        nx_header_has_token(h->value, h->value_len, "upgrade"))
       upgrade_ok = 1;
   }
-  if (!upgrade_ok) return reject(out, 400, "Connection header does not contain Upgrade");
+  if (!upgrade_ok)
+    return reject(out, 400, "Connection header does not contain Upgrade");
 
   h = nx_header_find(req, "sec-websocket-version", &n);
-  if (!h) return reject(out, 400, "missing Sec-WebSocket-Version");
+  if (!h)
+    return reject(out, 400, "missing Sec-WebSocket-Version");
   v = h->value;
   vlen = h->value_len;
   trim(&v, &vlen);
-  if (n != 1) return reject(out, 400, "repeated Sec-WebSocket-Version");
+  if (n != 1)
+    return reject(out, 400, "repeated Sec-WebSocket-Version");
   if (vlen != 2 || memcmp(v, "13", 2) != 0)
     return reject(out, 426, "unsupported Sec-WebSocket-Version (13 is supported)");
 
   h = nx_header_find(req, "sec-websocket-key", &n);
-  if (!h || n != 1) return reject(out, 400, "missing or repeated Sec-WebSocket-Key");
+  if (!h || n != 1)
+    return reject(out, 400, "missing or repeated Sec-WebSocket-Key");
   v = h->value;
   vlen = h->value_len;
   trim(&v, &vlen);

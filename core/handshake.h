@@ -22,9 +22,9 @@ typedef struct {
 } nx_request_t;
 
 typedef struct {
-  int status;         /* 0 when the request is a valid upgrade, else the HTTP status to answer */
-  const char *error;  /* why it is not, for the response body and the log */
-  const char *key;    /* the Sec-WebSocket-Key value, when valid */
+  int status;        /* 0 when the request is a valid upgrade, else the HTTP status to answer */
+  const char *error; /* why it is not, for the response body and the log */
+  const char *key;   /* the Sec-WebSocket-Key value, when valid */
   size_t key_len;
 } nx_handshake_t;
 

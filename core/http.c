@@ -45,8 +45,10 @@ static int append(nx_http_t *h, const char *at, size_t n) {
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
-  if (h->last != EL_URL) h->url_off = h->len, h->url_len = 0, h->last = EL_URL;
-  if (append(h, at, n)) return -1;
+  if (h->last != EL_URL)
+    h->url_off = h->len, h->url_len = 0, h->last = EL_URL;
+  if (append(h, at, n))
+    return -1;
   h->url_len += n;
   return 0;
 }
@@ -65,19 +67,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     h->nheaders++;
     h->last = EL_FIELD;
   }
-  if (append(h, at, n)) return -1;
+  if (append(h, at, n))
+    return -1;
   h->h[h->nheaders - 1].name_len += n;
   return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
-  if (h->nheaders == 0) return -1;
+  if (h->nheaders == 0)
+    return -1;
   if (h->last != EL_VALUE) {
     h->h[h->nheaders - 1].value_off = h->len;
     h->last = EL_VALUE;
   }
-  if (append(h, at, n)) return -1;
+  if (append(h, at, n))
+    return -1;
   h->h[h->nheaders - 1].value_len += n;
   return 0;
 }
@@ -100,7 +105,8 @@ static int settings_ready;
 
 nx_http_t *nx_http_new(size_t max_header_size) {
   nx_http_t *h = (nx_http_t *)calloc(1, sizeof(*h));
-  if (!h) return NULL;
+  if (!h)
+    return NULL;
   h->cap = max_header_size;
   h->buf = (char *)malloc(h->cap ? h->cap : 1);
   if (!h->buf) {
@@ -122,7 +128,8 @@ nx_http_t *nx_http_new(size_t max_header_size) {
 }
 
 void nx_http_free(nx_http_t *h) {
-  if (!h) return;
+  if (!h)
+    return;
   free(h->buf);
   free(h);
 }
@@ -131,16 +138,20 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
   llhttp_errno_t err;
   size_t used;
 
-  if (!h->headers_done) h->seen += len;
+  if (!h->headers_done)
+    h->seen += len;
   err = llhttp_execute(&h->parser, data, len);
-  if (h->too_big) return 431;
+  if (h->too_big)
+    return 431;
   if (err == HPE_OK) {
-    if (!h->headers_done && h->seen > h->cap) return 431;
+    if (!h->headers_done && h->seen > h->cap)
+      return 431;
     return 0;
   }
   if (err == HPE_PAUSED_UPGRADE || (err == HPE_PAUSED && h->complete)) {
     used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
-    if (used > len) used = len;
+    if (used > len)
+      used = len;
     *tail = data + used;
     *tail_len = len - used;
     return 1;
@@ -199,15 +210,19 @@ void nx_http_push_request(nx_http_t *h, lua_State *L) {
   lua_setfield(L, -2, "target");
   lua_pushlstring(L, url, plen);
   lua_setfield(L, -2, "path");
-  if (q) lua_pushlstring(L, q + 1, h->url_len - plen - 1);
-  else lua_pushliteral(L, "");
+  if (q)
+    lua_pushlstring(L, q + 1, h->url_len - plen - 1);
+  else
+    lua_pushliteral(L, "");
   lua_setfield(L, -2, "query");
   lua_createtable(L, h->nheaders * 2, 0);
   for (i = 0; i < h->nheaders; i++) {
     const char *v = h->buf + h->h[i].value_off;
     size_t vlen = h->h[i].value_len;
-    while (vlen && (*v == ' ' || *v == '\t')) v++, vlen--;
-    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
+    while (vlen && (*v == ' ' || *v == '\t'))
+      v++, vlen--;
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+      vlen--;
     lua_pushlstring(L, h->buf + h->h[i].name_off, h->h[i].name_len);
     lua_rawseti(L, -2, 2 * i + 1);
     lua_pushlstring(L, v, vlen);
@@ -218,19 +233,32 @@ void nx_http_push_request(nx_http_t *h, lua_State *L) {
 
 static const char *status_text(int status) {
   switch (status) {
-  case 101: return "Switching Protocols";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  case 101:
+    return "Switching Protocols";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 426:
+    return "Upgrade Required";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
 }
 
@@ -254,7 +282,8 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
                "Connection: close\r\n",
                status, text, blen);
   nx_conn_send_raw(c, head, (size_t)n);
-  if (headers) nx_conn_send_raw(c, headers, strlen(headers));
+  if (headers)
+    nx_conn_send_raw(c, headers, strlen(headers));
   nx_conn_send_raw(c, "\r\n", 2);
   nx_conn_send_raw(c, body, blen);
   nx_log(NX_LOG_DEBUG, "answered HTTP %d %s", status, text);
@@ -268,7 +297,8 @@ int nx_http_accept_key(const char *key, char out[29]) {
   char in[64 + sizeof(guid)];
   size_t klen = strlen(key);
 
-  if (klen > 64) return -1;
+  if (klen > 64)
+    return -1;
   memcpy(in, key, klen);
   memcpy(in + klen, guid, sizeof(guid) - 1);
   SHA1((const unsigned char *)in, klen + sizeof(guid) - 1, digest);

@@ -22,7 +22,8 @@ static void on_connection(uv_stream_t *server, int status) {
     nx_log(NX_LOG_WARN, "accept error: %s", uv_strerror(status));
     return;
   }
-  if (l->closed) return;
+  if (l->closed)
+    return;
   nx_conn_accepted(l);
   nx_rt_run_ready(l->rt);
 }
@@ -40,11 +41,14 @@ int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, s
   uv_tcp_init(l->rt->loop, &l->tcp);
   l->tcp.data = l;
   r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&addr, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
   if (r) {
     if (r == UV_EADDRINUSE)
-      snprintf(err, errlen, "cannot listen on %s:%d: the address is already in use "
-                            "(another server running? pick another --port)", host, port);
+      snprintf(err, errlen,
+               "cannot listen on %s:%d: the address is already in use "
+               "(another server running? pick another --port)",
+               host, port);
     else
       snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, uv_strerror(r));
     l->closed = 1;
@@ -66,7 +70,8 @@ int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, s
 /* Stops accepting; open connections are left to their handlers (the
  * listener stays in rt->listeners so shutdown still finds them). */
 void nx_listener_close(nx_listener_t *l) {
-  if (l->closed) return;
+  if (l->closed)
+    return;
   l->closed = 1;
   uv_close((uv_handle_t *)&l->tcp, NULL);
 }

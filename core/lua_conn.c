@@ -42,7 +42,8 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   int ref, port;
   const char *host;
 
-  if (c->listener->entry_ref == LUA_NOREF) return -1;
+  if (c->listener->entry_ref == LUA_NOREF)
+    return -1;
   co = lua_newthread(L);
   ref = luaL_ref(L, LUA_REGISTRYINDEX);
   t = nx_task_new(rt, co, ref);
@@ -83,8 +84,10 @@ static int l_accept(lua_State *L) {
   char head[512];
   int n;
 
-  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
-  if (c->state != NX_CONN_ROUTING) return luaL_error(L, "WebSocket already accepted");
+  if (!c || c->state == NX_CONN_DONE)
+    return push_closed(L, b);
+  if (c->state != NX_CONN_ROUTING)
+    return luaL_error(L, "WebSocket already accepted");
   nx_http_accept_key(c->key, accept);
   n = snprintf(head, sizeof(head),
                "HTTP/1.1 101 Switching Protocols\r\n"
@@ -98,7 +101,8 @@ static int l_accept(lua_State *L) {
     nx_conn_send_raw(c, proto, strlen(proto));
     nx_conn_send_raw(c, "\r\n", 2);
   }
-  if (extra) nx_conn_send_raw(c, extra, strlen(extra));
+  if (extra)
+    nx_conn_send_raw(c, extra, strlen(extra));
   nx_conn_send_raw(c, "\r\n", 2);
   nx_conn_upgraded(c);
   lua_pushboolean(L, 1);
@@ -114,9 +118,12 @@ static int l_reject(lua_State *L) {
   const char *body = luaL_optlstring(L, 4, NULL, &blen);
   nx_conn_t *c = b->conn;
 
-  if (status < 400 || status > 599) return luaL_error(L, "reject status must be 4xx or 5xx, got %d", status);
-  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
-  if (c->state != NX_CONN_ROUTING) return luaL_error(L, "cannot reject: the WebSocket was already accepted");
+  if (status < 400 || status > 599)
+    return luaL_error(L, "reject status must be 4xx or 5xx, got %d", status);
+  if (!c || c->state == NX_CONN_DONE)
+    return push_closed(L, b);
+  if (c->state != NX_CONN_ROUTING)
+    return luaL_error(L, "cannot reject: the WebSocket was already accepted");
   nx_http_respond(c, status, extra, body, blen);
   lua_pushboolean(L, 1);
   return 1;
@@ -133,15 +140,20 @@ static int l_recv(lua_State *L) {
 
   if (c && (m = nx_conn_pop(c)) != NULL) {
     lua_pushlstring(L, (const char *)m->data, m->len);
-    if (m->opcode == NX_WS_OP_TEXT) lua_pushliteral(L, "text");
-    else lua_pushliteral(L, "binary");
+    if (m->opcode == NX_WS_OP_TEXT)
+      lua_pushliteral(L, "text");
+    else
+      lua_pushliteral(L, "binary");
     free(m);
     return 2;
   }
-  if (!c || c->state >= NX_CONN_CLOSING) return push_closed(L, b);
-  if (c->state != NX_CONN_OPEN) return luaL_error(L, "cannot receive before accept()");
+  if (!c || c->state >= NX_CONN_CLOSING)
+    return push_closed(L, b);
+  if (c->state != NX_CONN_OPEN)
+    return luaL_error(L, "cannot receive before accept()");
   t = nx_rt_current(L, "receive");
-  if (c->reader && c->reader != t) return luaL_error(L, "another coroutine is already receiving on this WebSocket");
+  if (c->reader && c->reader != t)
+    return luaL_error(L, "another coroutine is already receiving on this WebSocket");
   nx_task_wait(L, t, NX_WAIT_RECV, c, timeout);
   return lua_yield(L, 0);
 }
@@ -157,7 +169,8 @@ static int l_send(lua_State *L) {
   nx_conn_t *c = b->conn;
   nx_rt_t *rt;
 
-  if (!c || c->state == NX_CONN_DONE) return push_closed(L, b);
+  if (!c || c->state == NX_CONN_DONE)
+    return push_closed(L, b);
   if (c->state == NX_CONN_CLOSING) {
     /* Our close frame is out: the app's own close(), or a server shutdown. */
     push_closed(L, b);
@@ -165,13 +178,15 @@ static int l_send(lua_State *L) {
     lua_replace(L, -4);
     return 4;
   }
-  if (c->state != NX_CONN_OPEN) return luaL_error(L, "cannot send before accept()");
+  if (c->state != NX_CONN_OPEN)
+    return luaL_error(L, "cannot send before accept()");
   if (!binary && !nx_utf8_valid((const uint8_t *)data, len)) {
     lua_pushnil(L);
     lua_pushliteral(L, "utf8");
     return 2;
   }
-  if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len)) return push_closed(L, b);
+  if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len))
+    return push_closed(L, b);
   rt = c->rt;
   if (rt->current && rt->current->co == L && rt->current == c->owner &&
       nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
@@ -192,7 +207,8 @@ static int l_close(lua_State *L) {
   size_t rlen = 0;
   const char *reason = luaL_optlstring(L, 3, NULL, &rlen);
   nx_conn_t *c = b->conn;
-  if (c && c->state == NX_CONN_OPEN) nx_conn_close_frame(c, (unsigned)code, reason, rlen);
+  if (c && c->state == NX_CONN_OPEN)
+    nx_conn_close_frame(c, (unsigned)code, reason, rlen);
   return 0;
 }
 
@@ -200,10 +216,14 @@ static int l_close(lua_State *L) {
 static int l_state(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   nx_conn_t *c = b->conn;
-  if (!c || c->state == NX_CONN_DONE) lua_pushliteral(L, "closed");
-  else if (c->state == NX_CONN_OPEN) lua_pushliteral(L, "open");
-  else if (c->state == NX_CONN_CLOSING) lua_pushliteral(L, "closing");
-  else lua_pushliteral(L, "connecting");
+  if (!c || c->state == NX_CONN_DONE)
+    lua_pushliteral(L, "closed");
+  else if (c->state == NX_CONN_OPEN)
+    lua_pushliteral(L, "open");
+  else if (c->state == NX_CONN_CLOSING)
+    lua_pushliteral(L, "closing");
+  else
+    lua_pushliteral(L, "connecting");
   return 1;
 }
 
@@ -220,9 +240,9 @@ static int box_tostring(lua_State *L) {
 }
 
 void nx_lua_conn_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"accept", l_accept}, {"reject", l_reject}, {"recv", l_recv},   {"send", l_send},
-      {"close", l_close},   {"state", l_state},   {"buffered", l_buffered}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"accept", l_accept},     {"reject", l_reject}, {"recv", l_recv},
+                                 {"send", l_send},         {"close", l_close},   {"state", l_state},
+                                 {"buffered", l_buffered}, {NULL, NULL}};
   const luaL_Reg *f;
   if (luaL_newmetatable(L, BOX_MT)) {
     lua_pushcfunction(L, box_tostring);

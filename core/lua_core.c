@@ -22,14 +22,17 @@ typedef struct {
 static double opt_field_number(lua_State *L, int t, const char *k, double dflt) {
   double v;
   lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) v = dflt;
-  else if (lua_isnumber(L, -1)) v = lua_tonumber(L, -1);
+  if (lua_isnil(L, -1))
+    v = dflt;
+  else if (lua_isnumber(L, -1))
+    v = lua_tonumber(L, -1);
   else {
     luaL_error(L, "option '%s' must be a number", k);
     v = dflt;
   }
   lua_pop(L, 1);
-  if (v < 0) luaL_error(L, "option '%s' must not be negative", k);
+  if (v < 0)
+    luaL_error(L, "option '%s' must not be negative", k);
   return v;
 }
 
@@ -47,21 +50,31 @@ static int l_listen(lua_State *L) {
   lua_getfield(L, 1, "host");
   host = lua_isnil(L, -1) ? "127.0.0.1" : luaL_checkstring(L, -1);
   port = (int)opt_field_number(L, 1, "port", 8000);
-  if (port > 65535) return luaL_error(L, "port must be 0..65535");
+  if (port > 65535)
+    return luaL_error(L, "port must be 0..65535");
 
   l = (nx_listener_t *)calloc(1, sizeof(*l));
-  if (!l) return luaL_error(L, "out of memory");
+  if (!l)
+    return luaL_error(L, "out of memory");
   l->rt = rt;
   nx_config_defaults(&l->cfg);
-  l->cfg.max_message_size = (uint64_t)opt_field_number(L, 1, "max_message_size", (double)l->cfg.max_message_size);
-  l->cfg.max_header_size = (size_t)opt_field_number(L, 1, "max_header_size", (double)l->cfg.max_header_size);
-  l->cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout", l->cfg.handshake_timeout / 1000.0));
-  l->cfg.close_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "close_timeout", l->cfg.close_timeout / 1000.0));
-  l->cfg.write_high_water = (size_t)opt_field_number(L, 1, "write_high_water", (double)l->cfg.write_high_water);
+  l->cfg.max_message_size =
+      (uint64_t)opt_field_number(L, 1, "max_message_size", (double)l->cfg.max_message_size);
+  l->cfg.max_header_size =
+      (size_t)opt_field_number(L, 1, "max_header_size", (double)l->cfg.max_header_size);
+  l->cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout",
+                                                                l->cfg.handshake_timeout / 1000.0));
+  l->cfg.close_timeout =
+      (uint64_t)(1000 * opt_field_number(L, 1, "close_timeout", l->cfg.close_timeout / 1000.0));
+  l->cfg.write_high_water =
+      (size_t)opt_field_number(L, 1, "write_high_water", (double)l->cfg.write_high_water);
   l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
-  l->cfg.read_pause_bytes = (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
-  if (l->cfg.max_header_size < 256) l->cfg.max_header_size = 256;
-  if (l->cfg.read_pause_bytes < 65536) l->cfg.read_pause_bytes = 65536;
+  l->cfg.read_pause_bytes =
+      (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
+  if (l->cfg.max_header_size < 256)
+    l->cfg.max_header_size = 256;
+  if (l->cfg.read_pause_bytes < 65536)
+    l->cfg.read_pause_bytes = 65536;
 
   if (nx_listener_start(l, host, port, err, sizeof(err))) {
     /* The handle is closing; its memory must outlive the close. Leak the
@@ -85,14 +98,16 @@ static lst_box_t *check_listener(lua_State *L) {
 
 static int lst_port(lua_State *L) {
   lst_box_t *b = check_listener(L);
-  if (!b->l) return 0;
+  if (!b->l)
+    return 0;
   lua_pushinteger(L, b->l->port);
   return 1;
 }
 
 static int lst_host(lua_State *L) {
   lst_box_t *b = check_listener(L);
-  if (!b->l) return 0;
+  if (!b->l)
+    return 0;
   lua_pushstring(L, b->l->host);
   return 1;
 }
@@ -102,7 +117,8 @@ static int lst_host(lua_State *L) {
  * opens few listeners. */
 static int lst_close(lua_State *L) {
   lst_box_t *b = check_listener(L);
-  if (b->l) nx_listener_close(b->l);
+  if (b->l)
+    nx_listener_close(b->l);
   return 0;
 }
 
@@ -112,7 +128,8 @@ static int lst_connections(lua_State *L) {
   nx_conn_t *c;
   int n = 0;
   if (b->l)
-    for (c = b->l->conns; c; c = c->next) n++;
+    for (c = b->l->conns; c; c = c->next)
+      n++;
   lua_pushinteger(L, n);
   return 1;
 }
@@ -182,7 +199,8 @@ static int l_stop(lua_State *L) {
 static int l_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   nx_task_t *t = nx_rt_current(L, "nexlua.sleep");
-  if (s < 0) s = 0;
+  if (s < 0)
+    s = 0;
   nx_task_wait(L, t, NX_WAIT_SLEEP, NULL, s);
   return lua_yield(L, 0);
 }
@@ -208,7 +226,8 @@ static int l_spawn(lua_State *L) {
   co = lua_newthread(rt->L);
   ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   t = nx_task_new(rt, co, ref);
-  if (!t) return luaL_error(L, "out of memory");
+  if (!t)
+    return luaL_error(L, "out of memory");
   lua_xmove(L, co, n);
   nx_task_wake(t, n - 1);
   return 0;
@@ -226,7 +245,8 @@ static void on_signal(uv_signal_t *h, int signum) {
   co = lua_newthread(rt->L);
   ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   t = nx_task_new(rt, co, ref);
-  if (!t) return;
+  if (!t)
+    return;
   lua_rawgeti(co, LUA_REGISTRYINDEX, rt->signal_ref);
   lua_pushstring(co, signum == SIGINT ? "SIGINT" : "SIGTERM");
   nx_task_wake(t, 1);
@@ -237,7 +257,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 static int l_on_signal(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (rt->signal_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, rt->signal_ref);
+  if (rt->signal_ref != LUA_NOREF)
+    luaL_unref(L, LUA_REGISTRYINDEX, rt->signal_ref);
   lua_pushvalue(L, 1);
   rt->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!rt->sigint.data) {
@@ -257,7 +278,8 @@ static int l_log(lua_State *L) {
   const char *lvl = luaL_checkstring(L, 1);
   const char *msg = luaL_checkstring(L, 2);
   int level = nx_log_level_from_name(lvl);
-  if (level < 0) return luaL_error(L, "unknown log level '%s'", lvl);
+  if (level < 0)
+    return luaL_error(L, "unknown log level '%s'", lvl);
   nx_log(level, "%s", msg);
   return 0;
 }
@@ -266,7 +288,8 @@ static int l_log(lua_State *L) {
 static int l_log_level(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) {
     int level = nx_log_level_from_name(luaL_checkstring(L, 1));
-    if (level < 0) return luaL_error(L, "unknown log level '%s' (debug, info, warn, error)", lua_tostring(L, 1));
+    if (level < 0)
+      return luaL_error(L, "unknown log level '%s' (debug, info, warn, error)", lua_tostring(L, 1));
     nx_log_level = level;
   }
   lua_pushstring(L, nx_log_level_name(nx_log_level));
@@ -290,13 +313,22 @@ static int l_in_task(lua_State *L) {
 
 int nx_lua_open(lua_State *L);
 int nx_lua_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-      {"listen", l_listen},     {"run", l_run},           {"step", l_step},
-      {"stop", l_stop},         {"sleep", l_sleep},       {"now", l_now},
-      {"hrtime", l_hrtime},     {"spawn", l_spawn},       {"on_signal", l_on_signal},
-      {"log", l_log},           {"log_level", l_log_level}, {"in_task", l_in_task},
-      {"close_all", l_close_all}, {"conn_count", l_conn_count}, {"utf8_valid", l_utf8_valid},
-      {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"listen", l_listen},
+                                 {"run", l_run},
+                                 {"step", l_step},
+                                 {"stop", l_stop},
+                                 {"sleep", l_sleep},
+                                 {"now", l_now},
+                                 {"hrtime", l_hrtime},
+                                 {"spawn", l_spawn},
+                                 {"on_signal", l_on_signal},
+                                 {"log", l_log},
+                                 {"log_level", l_log_level},
+                                 {"in_task", l_in_task},
+                                 {"close_all", l_close_all},
+                                 {"conn_count", l_conn_count},
+                                 {"utf8_valid", l_utf8_valid},
+                                 {NULL, NULL}};
   static const luaL_Reg lst[] = {{"port", lst_port},
                                  {"host", lst_host},
                                  {"close", lst_close},

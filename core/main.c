@@ -19,7 +19,8 @@ void nx_rt_close(lua_State *L);
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
@@ -33,7 +34,8 @@ static int pmain(lua_State *L) {
   const char *dir = getenv("NEXLUA_LUA_DIR");
   int i;
 
-  if (!dir || !*dir) dir = NEXLUA_LUA_DIR;
+  if (!dir || !*dir)
+    dir = NEXLUA_LUA_DIR;
   luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);

@@ -20,13 +20,13 @@ typedef struct nx_msg_s nx_msg_t;
 
 /* Settings of a listener (one app); every limit has a default in listener.c. */
 typedef struct {
-  uint64_t max_message_size;   /* bytes; over it the peer gets 1009 */
-  size_t max_header_size;      /* bytes of request head; over it 431 */
-  uint64_t handshake_timeout;  /* ms from accept to a complete request */
-  uint64_t close_timeout;      /* ms to wait for the peer's close reply */
-  size_t write_high_water;     /* an owner's send yields above this */
-  size_t write_limit;          /* a connection buffering more is dropped */
-  size_t read_pause_bytes;     /* stop reading while this much waits for the app */
+  uint64_t max_message_size;  /* bytes; over it the peer gets 1009 */
+  size_t max_header_size;     /* bytes of request head; over it 431 */
+  uint64_t handshake_timeout; /* ms from accept to a complete request */
+  uint64_t close_timeout;     /* ms to wait for the peer's close reply */
+  size_t write_high_water;    /* an owner's send yields above this */
+  size_t write_limit;         /* a connection buffering more is dropped */
+  size_t read_pause_bytes;    /* stop reading while this much waits for the app */
 } nx_config_t;
 
 /* What a suspended task waits for. */
@@ -34,33 +34,33 @@ enum { NX_WAIT_NONE = 0, NX_WAIT_RECV, NX_WAIT_DRAIN, NX_WAIT_SLEEP };
 
 struct nx_task_s {
   nx_rt_t *rt;
-  lua_State *co;       /* the coroutine; pinned by co_ref while the task lives */
+  lua_State *co; /* the coroutine; pinned by co_ref while the task lives */
   int co_ref;
-  uint8_t wait;        /* NX_WAIT_* while suspended in a nexlua API */
-  uint8_t ready;       /* queued to be resumed */
+  uint8_t wait;  /* NX_WAIT_* while suspended in a nexlua API */
+  uint8_t ready; /* queued to be resumed */
   uint8_t running;
-  uint8_t timed_out;   /* the wait ended by its timeout */
-  int nargs;           /* values pushed on co for the next resume */
-  nx_conn_t *wait_conn;/* the connection a RECV/DRAIN wait is on */
-  uv_timer_t *timer;   /* for sleeps and timeouts, created on first use */
-  nx_conn_t *conn;     /* the connection this task is the handler of, if any */
+  uint8_t timed_out;    /* the wait ended by its timeout */
+  int nargs;            /* values pushed on co for the next resume */
+  nx_conn_t *wait_conn; /* the connection a RECV/DRAIN wait is on */
+  uv_timer_t *timer;    /* for sleeps and timeouts, created on first use */
+  nx_conn_t *conn;      /* the connection this task is the handler of, if any */
   nx_task_t *ready_next;
   nx_task_t *prev, *next; /* all live tasks */
 };
 
 struct nx_rt_s {
   uv_loop_t *loop;
-  lua_State *L;        /* the main thread: coroutines are created from it */
-  nx_task_t *current;  /* the task whose coroutine is running now */
+  lua_State *L;       /* the main thread: coroutines are created from it */
+  nx_task_t *current; /* the task whose coroutine is running now */
   nx_task_t *ready_head, *ready_tail;
-  nx_task_t *tasks;    /* every live task */
-  nx_conn_t *dirty;    /* connections with output to flush this turn */
+  nx_task_t *tasks; /* every live task */
+  nx_conn_t *dirty; /* connections with output to flush this turn */
   nx_listener_t *listeners;
-  uv_check_t check;    /* flush + run ready after I/O callbacks */
-  uv_prepare_t prepare;/* flush before the loop blocks */
-  uv_idle_t idle;      /* keeps the loop from blocking while tasks are ready */
+  uv_check_t check;     /* flush + run ready after I/O callbacks */
+  uv_prepare_t prepare; /* flush before the loop blocks */
+  uv_idle_t idle;       /* keeps the loop from blocking while tasks are ready */
   uv_signal_t sigint, sigterm;
-  int signal_ref;      /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
+  int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
   int stopping;
   uint64_t nconns;
   uint8_t readbuf[65536]; /* every read lands here; parsed before the next */
@@ -70,11 +70,11 @@ struct nx_listener_s {
   uv_tcp_t tcp;
   nx_rt_t *rt;
   nx_config_t cfg;
-  int entry_ref;       /* Lua function(box, request) run per upgrade request */
+  int entry_ref; /* Lua function(box, request) run per upgrade request */
   int closed;
   char host[64];
   int port;
-  nx_conn_t *conns;    /* open connections, for shutdown */
+  nx_conn_t *conns; /* open connections, for shutdown */
   nx_listener_t *next;
 };
 
@@ -108,26 +108,26 @@ struct nx_conn_s {
   uint8_t state;
   uint8_t closing_handles; /* handles whose close callback is pending */
   uint8_t close_sent, close_received, end_after_flush, reading, writing, dirty;
-  uint8_t paused;          /* reads stopped while the app catches up */
-  uint16_t close_code;     /* for the app: peer's code, 1005, 1006 or ours */
+  uint8_t paused;      /* reads stopped while the app catches up */
+  uint16_t close_code; /* for the app: peer's code, 1005, 1006 or ours */
   char *close_reason;
-  nx_http_t *http;         /* request parser; freed at the upgrade */
-  char key[32];            /* Sec-WebSocket-Key, kept for the accept */
-  nx_buf_t pending;        /* bytes after the request, before the accept */
+  nx_http_t *http;  /* request parser; freed at the upgrade */
+  char key[32];     /* Sec-WebSocket-Key, kept for the accept */
+  nx_buf_t pending; /* bytes after the request, before the accept */
   nx_ws_parser_t ws;
-  nx_msg_t *cur;           /* message being assembled */
+  nx_msg_t *cur; /* message being assembled */
   nx_msg_t *inbox, *inbox_tail;
   size_t inbox_bytes;
-  nx_buf_t out;            /* frames waiting to be written */
-  nx_buf_t wbuf;           /* bytes owned by the write in flight */
+  nx_buf_t out;  /* frames waiting to be written */
+  nx_buf_t wbuf; /* bytes owned by the write in flight */
   uv_write_t wreq;
-  nx_task_t *owner;        /* the handler task */
-  nx_task_t *reader;       /* task waiting in recv */
-  nx_task_t *writer;       /* task waiting for the buffer to drain */
+  nx_task_t *owner;  /* the handler task */
+  nx_task_t *reader; /* task waiting in recv */
+  nx_task_t *writer; /* task waiting for the buffer to drain */
   nx_box_t *box;
   int box_ref;
   nx_conn_t *dirty_next;
-  nx_conn_t *prev, *next;  /* in listener->conns */
+  nx_conn_t *prev, *next; /* in listener->conns */
 };
 
 /* runtime.c */

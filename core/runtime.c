@@ -31,7 +31,8 @@ static void on_prepare(uv_prepare_t *h) {
 static void on_idle(uv_idle_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
-  if (!rt->ready_head) uv_idle_stop(&rt->idle);
+  if (!rt->ready_head)
+    uv_idle_stop(&rt->idle);
 }
 
 /* Finds or creates the runtime of this Lua state. */
@@ -40,12 +41,14 @@ nx_rt_t *nx_rt_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
   rt = (nx_rt_t *)lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (rt) return rt;
+  if (rt)
+    return rt;
 
   /* The runtime lives as long as the process: libuv handles inside it may
    * still be referenced by the loop when a Lua state closes. */
   rt = (nx_rt_t *)calloc(1, sizeof(*rt));
-  if (!rt) luaL_error(L, "nexlua: out of memory");
+  if (!rt)
+    luaL_error(L, "nexlua: out of memory");
   rt->loop = uv_default_loop();
   lua_pushthread(L);
   rt->L = lua_tothread(L, -1);
@@ -68,12 +71,14 @@ nx_rt_t *nx_rt_get(lua_State *L) {
 
 nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
   nx_task_t *t = (nx_task_t *)calloc(1, sizeof(*t));
-  if (!t) return NULL;
+  if (!t)
+    return NULL;
   t->rt = rt;
   t->co = co;
   t->co_ref = co_ref;
   t->next = rt->tasks;
-  if (rt->tasks) rt->tasks->prev = t;
+  if (rt->tasks)
+    rt->tasks->prev = t;
   rt->tasks = t;
   return t;
 }
@@ -86,16 +91,22 @@ static void task_free(nx_task_t *t) {
   if (t->ready) {
     /* Unlink from the ready queue. */
     nx_task_t **pp = &rt->ready_head, *prev = NULL;
-    while (*pp && *pp != t) prev = *pp, pp = &(*pp)->ready_next;
+    while (*pp && *pp != t)
+      prev = *pp, pp = &(*pp)->ready_next;
     if (*pp) {
       *pp = t->ready_next;
-      if (rt->ready_tail == t) rt->ready_tail = prev;
+      if (rt->ready_tail == t)
+        rt->ready_tail = prev;
     }
   }
-  if (t->timer) uv_close((uv_handle_t *)t->timer, on_timer_closed);
-  if (t->prev) t->prev->next = t->next;
-  else rt->tasks = t->next;
-  if (t->next) t->next->prev = t->prev;
+  if (t->timer)
+    uv_close((uv_handle_t *)t->timer, on_timer_closed);
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    rt->tasks = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
   free(t);
 }
@@ -120,7 +131,8 @@ void nx_task_resume(nx_task_t *t, int nargs) {
   nx_task_t *prev = rt->current;
   int status;
 
-  if (t->running || lua_status(t->co) > LUA_YIELD) return; /* never resume a dead coroutine */
+  if (t->running || lua_status(t->co) > LUA_YIELD)
+    return; /* never resume a dead coroutine */
   t->wait = NX_WAIT_NONE;
   t->running = 1;
   rt->current = t;
@@ -150,14 +162,18 @@ void nx_task_resume(nx_task_t *t, int nargs) {
 void nx_task_wake(nx_task_t *t, int nargs) {
   nx_rt_t *rt = t->rt;
   nx_task_cancel_wait(t);
-  if (t->ready) return;
+  if (t->ready)
+    return;
   t->nargs = nargs;
   t->ready = 1;
   t->ready_next = NULL;
-  if (rt->ready_tail) rt->ready_tail->ready_next = t;
-  else rt->ready_head = t;
+  if (rt->ready_tail)
+    rt->ready_tail->ready_next = t;
+  else
+    rt->ready_head = t;
   rt->ready_tail = t;
-  if (!uv_is_active((uv_handle_t *)&rt->idle)) uv_idle_start(&rt->idle, on_idle);
+  if (!uv_is_active((uv_handle_t *)&rt->idle))
+    uv_idle_start(&rt->idle, on_idle);
 }
 
 void nx_rt_run_ready(nx_rt_t *rt) {
@@ -165,7 +181,8 @@ void nx_rt_run_ready(nx_rt_t *rt) {
   /* Tasks woken while this runs are run too, in order. */
   while ((t = rt->ready_head) != NULL) {
     rt->ready_head = t->ready_next;
-    if (!rt->ready_head) rt->ready_tail = NULL;
+    if (!rt->ready_head)
+      rt->ready_tail = NULL;
     t->ready = 0;
     nx_task_resume(t, t->nargs);
   }
@@ -173,7 +190,8 @@ void nx_rt_run_ready(nx_rt_t *rt) {
 
 static void on_wait_timeout(uv_timer_t *h) {
   nx_task_t *t = (nx_task_t *)h->data;
-  if (!t || t->wait == NX_WAIT_NONE) return;
+  if (!t || t->wait == NX_WAIT_NONE)
+    return;
   t->timed_out = 1;
   /* The waiting C function returns these: (nil, "timeout"). */
   lua_pushnil(t->co);
@@ -185,11 +203,14 @@ static void on_wait_timeout(uv_timer_t *h) {
 void nx_task_cancel_wait(nx_task_t *t) {
   nx_conn_t *c = t->wait_conn;
   if (c) {
-    if (c->reader == t) c->reader = NULL;
-    if (c->writer == t) c->writer = NULL;
+    if (c->reader == t)
+      c->reader = NULL;
+    if (c->writer == t)
+      c->writer = NULL;
     t->wait_conn = NULL;
   }
-  if (t->timer) uv_timer_stop(t->timer);
+  if (t->timer)
+    uv_timer_stop(t->timer);
   t->wait = NX_WAIT_NONE;
 }
 
@@ -199,12 +220,15 @@ int nx_task_wait(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double time
   t->wait = (uint8_t)what;
   t->timed_out = 0;
   t->wait_conn = c;
-  if (c && what == NX_WAIT_RECV) c->reader = t;
-  if (c && what == NX_WAIT_DRAIN) c->writer = t;
+  if (c && what == NX_WAIT_RECV)
+    c->reader = t;
+  if (c && what == NX_WAIT_DRAIN)
+    c->writer = t;
   if (timeout >= 0) {
     if (!t->timer) {
       t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
-      if (!t->timer) return luaL_error(L, "nexlua: out of memory");
+      if (!t->timer)
+        return luaL_error(L, "nexlua: out of memory");
       uv_timer_init(t->rt->loop, t->timer);
       t->timer->data = t;
     }
@@ -219,8 +243,9 @@ nx_task_t *nx_rt_current(lua_State *L, const char *what) {
   nx_rt_t *rt = nx_rt_get(L);
   nx_task_t *t = rt->current;
   if (!t || t->co != L) {
-    luaL_error(L, "%s must be called from a nexlua coroutine (a handler, middleware, hook or "
-                  "task), not from the main chunk or a coroutine of your own",
+    luaL_error(L,
+               "%s must be called from a nexlua coroutine (a handler, middleware, hook or "
+               "task), not from the main chunk or a coroutine of your own",
                what);
     return NULL;
   }
@@ -228,7 +253,8 @@ nx_task_t *nx_rt_current(lua_State *L, const char *what) {
 }
 
 void nx_rt_mark_dirty(nx_conn_t *c) {
-  if (c->dirty) return;
+  if (c->dirty)
+    return;
   c->dirty = 1;
   c->dirty_next = c->rt->dirty;
   c->rt->dirty = c;
@@ -246,7 +272,8 @@ void nx_rt_flush(nx_rt_t *rt) {
 
 static void close_handle(uv_handle_t *h, void *arg) {
   (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
 }
 
 /* Tears the runtime down at exit: every connection is dropped, every task
@@ -258,18 +285,22 @@ void nx_rt_close(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
   rt = (nx_rt_t *)lua_touserdata(L, -1);
   lua_pop(L, 1);
-  if (!rt) return;
+  if (!rt)
+    return;
   for (l = rt->listeners; l; l = l->next) {
     nx_listener_close(l);
-    while (l->conns) nx_conn_abort(l->conns, 1001);
+    while (l->conns)
+      nx_conn_abort(l->conns, 1001);
   }
-  while (rt->tasks) task_free(rt->tasks);
+  while (rt->tasks)
+    task_free(rt->tasks);
   rt->ready_head = rt->ready_tail = NULL;
   uv_walk(rt->loop, close_handle, NULL);
   uv_run(rt->loop, UV_RUN_DEFAULT);
   for (l = rt->listeners; l; l = lnext) {
     lnext = l->next;
-    if (l->entry_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
+    if (l->entry_ref != LUA_NOREF)
+      luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
     free(l);
   }
   lua_pushnil(L);

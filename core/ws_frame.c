@@ -27,8 +27,10 @@ void nx_ws_parser_init(nx_ws_parser_t *p, const nx_ws_callbacks_t *cb, void *dat
 int nx_ws_parser_closed(const nx_ws_parser_t *p) { return p->state == ST_CLOSED; }
 
 int nx_ws_close_code_valid(unsigned code) {
-  if (code >= 1000 && code <= 1003) return 1;
-  if (code >= 1007 && code <= 1014) return 1;
+  if (code >= 1000 && code <= 1003)
+    return 1;
+  if (code >= 1007 && code <= 1014)
+    return 1;
   return code >= 3000 && code <= 4999;
 }
 
@@ -37,7 +39,8 @@ void nx_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset
   uint64_t m, w;
   size_t i;
 
-  for (i = 0; i < 8; i++) k[i] = key[(offset + i) & 3];
+  for (i = 0; i < 8; i++)
+    k[i] = key[(offset + i) & 3];
   memcpy(&m, k, 8);
   /* Eight bytes per step: the key phase repeats every 4 bytes, so a word
    * built from the rotated key stays in phase for the whole run. */
@@ -46,7 +49,8 @@ void nx_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset
     w ^= m;
     memcpy(data, &w, 8);
   }
-  for (i = 0; i < len; i++) data[i] ^= k[i];
+  for (i = 0; i < len; i++)
+    data[i] ^= k[i];
 }
 
 size_t nx_ws_frame_header(uint8_t out[14], int fin, int rsv1, int opcode, uint64_t len,
@@ -65,7 +69,8 @@ size_t nx_ws_frame_header(uint8_t out[14], int fin, int rsv1, int opcode, uint64
   } else {
     int i;
     out[1] = maskbit | 127;
-    for (i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+    for (i = 0; i < 8; i++)
+      out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
     n = 10;
   }
   if (mask_key) {
@@ -76,14 +81,17 @@ size_t nx_ws_frame_header(uint8_t out[14], int fin, int rsv1, int opcode, uint64
 }
 
 size_t nx_ws_close_payload(uint8_t out[125], unsigned code, const char *reason, size_t reason_len) {
-  if (code == 0) return 0;
+  if (code == 0)
+    return 0;
   out[0] = (uint8_t)(code >> 8);
   out[1] = (uint8_t)code;
-  if (reason == NULL) return 2;
+  if (reason == NULL)
+    return 2;
   if (reason_len > 123) {
     /* Cut at a code point boundary so the reason stays valid UTF-8. */
     reason_len = 123;
-    while (reason_len > 0 && ((uint8_t)reason[reason_len] & 0xc0) == 0x80) reason_len--;
+    while (reason_len > 0 && ((uint8_t)reason[reason_len] & 0xc0) == 0x80)
+      reason_len--;
   }
   memcpy(out + 2, reason, reason_len);
   return 2 + reason_len;
@@ -97,7 +105,8 @@ static int check_first_bytes(nx_ws_parser_t *p) {
   int opcode = b0 & 0x0f;
   int rsv1 = (b0 & 0x40) != 0;
 
-  if (b0 & 0x30) return fail(p, 1002, "reserved bits set", 0), -1;
+  if (b0 & 0x30)
+    return fail(p, 1002, "reserved bits set", 0), -1;
   if (rsv1) {
     /* RFC 7692: RSV1 only on the first frame of a data message. */
     if (!p->allow_rsv1 || opcode == NX_WS_OP_CONT || is_control(opcode))
@@ -105,17 +114,21 @@ static int check_first_bytes(nx_ws_parser_t *p) {
   }
   switch (opcode) {
   case NX_WS_OP_CONT:
-    if (!p->msg_opcode) return fail(p, 1002, "continuation frame without a message", 0), -1;
+    if (!p->msg_opcode)
+      return fail(p, 1002, "continuation frame without a message", 0), -1;
     break;
   case NX_WS_OP_TEXT:
   case NX_WS_OP_BINARY:
-    if (p->msg_opcode) return fail(p, 1002, "new message before the previous one ended", 0), -1;
+    if (p->msg_opcode)
+      return fail(p, 1002, "new message before the previous one ended", 0), -1;
     break;
   case NX_WS_OP_CLOSE:
   case NX_WS_OP_PING:
   case NX_WS_OP_PONG:
-    if (!(b0 & 0x80)) return fail(p, 1002, "fragmented control frame", 0), -1;
-    if ((b1 & 0x7f) > 125) return fail(p, 1002, "control frame payload over 125 bytes", 0), -1;
+    if (!(b0 & 0x80))
+      return fail(p, 1002, "fragmented control frame", 0), -1;
+    if ((b1 & 0x7f) > 125)
+      return fail(p, 1002, "control frame payload over 125 bytes", 0), -1;
     break;
   default:
     return fail(p, 1002, "reserved opcode", 0), -1;
@@ -139,12 +152,15 @@ static int begin_frame(nx_ws_parser_t *p) {
     at = 4;
   } else if (len == 127) {
     int i;
-    if (p->hdr[2] & 0x80) return fail(p, 1002, "64-bit length with the top bit set", 0), -1;
-    for (len = 0, i = 0; i < 8; i++) len = (len << 8) | p->hdr[2 + i];
+    if (p->hdr[2] & 0x80)
+      return fail(p, 1002, "64-bit length with the top bit set", 0), -1;
+    for (len = 0, i = 0; i < 8; i++)
+      len = (len << 8) | p->hdr[2 + i];
     at = 10;
   }
   p->masked = (b1 & 0x80) != 0;
-  if (p->masked) memcpy(p->mask, p->hdr + at, 4);
+  if (p->masked)
+    memcpy(p->mask, p->hdr + at, 4);
   p->opcode = (uint8_t)opcode;
   p->fin = (b0 & 0x80) != 0;
   p->remaining = len;
@@ -152,7 +168,8 @@ static int begin_frame(nx_ws_parser_t *p) {
   p->ctrl_len = 0;
   p->state = ST_PAYLOAD;
 
-  if (is_control(opcode)) return 0;
+  if (is_control(opcode))
+    return 0;
 
   /* Refuse an oversized message from its header, before any allocation.
    * Only a continuation adds to the bytes of the message so far. */
@@ -171,16 +188,20 @@ static int begin_frame(nx_ws_parser_t *p) {
       return 1;
     }
   }
-  if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, len)) return 1;
+  if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, len))
+    return 1;
   return 0;
 }
 
 static int check_close_payload(nx_ws_parser_t *p) {
   unsigned code;
-  if (p->ctrl_len == 0) return 0;
-  if (p->ctrl_len == 1) return fail(p, 1002, "close payload of one byte", 0), -1;
+  if (p->ctrl_len == 0)
+    return 0;
+  if (p->ctrl_len == 1)
+    return fail(p, 1002, "close payload of one byte", 0), -1;
   code = ((unsigned)p->ctrl[0] << 8) | p->ctrl[1];
-  if (!nx_ws_close_code_valid(code)) return fail(p, 1002, "invalid close code", 0), -1;
+  if (!nx_ws_close_code_valid(code))
+    return fail(p, 1002, "invalid close code", 0), -1;
   if (!nx_utf8_valid(p->ctrl + 2, p->ctrl_len - 2u))
     return fail(p, 1007, "close reason is not UTF-8", 0), -1;
   return 0;
@@ -194,28 +215,35 @@ static int end_frame(nx_ws_parser_t *p) {
   p->hdr_need = 2;
   if (is_control(op)) {
     if (op == NX_WS_OP_CLOSE) {
-      if (check_close_payload(p)) return -1;
+      if (check_close_payload(p))
+        return -1;
       p->state = ST_CLOSED;
     }
-    if (p->cb->on_control && p->cb->on_control(p, op, p->ctrl, p->ctrl_len)) return 1;
+    if (p->cb->on_control && p->cb->on_control(p, op, p->ctrl, p->ctrl_len))
+      return 1;
     return p->state == ST_CLOSED ? 1 : 0;
   }
-  if (!p->fin) return 0;
+  if (!p->fin)
+    return 0;
   if (p->msg_opcode == NX_WS_OP_TEXT && !p->msg_rsv1 && !nx_utf8_complete(&p->utf8))
     return fail(p, 1007, "text message is not UTF-8", 0), -1;
   p->msg_opcode = 0;
-  if (p->cb->on_message_end && p->cb->on_message_end(p)) return 1;
+  if (p->cb->on_message_end && p->cb->on_message_end(p))
+    return 1;
   return 0;
 }
 
 size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
   size_t pos = 0;
 
-  if (p->state == ST_ERROR) return 0;
-  if (p->state == ST_CLOSED) return len; /* RFC 6455 §5.5.1: ignore data after close */
+  if (p->state == ST_ERROR)
+    return 0;
+  if (p->state == ST_CLOSED)
+    return len; /* RFC 6455 §5.5.1: ignore data after close */
   if (p->pend_frame_begin) {
     p->pend_frame_begin = 0;
-    if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, p->frame_len)) return 0;
+    if (p->cb->on_frame_begin && p->cb->on_frame_begin(p, p->frame_len))
+      return 0;
   }
 
   /* A frame whose payload is complete but whose end was not yet delivered
@@ -226,13 +254,19 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
         p->hdr[p->hdr_len++] = buf[pos++];
         if (p->hdr_len == 2) {
           uint8_t l7 = p->hdr[1] & 0x7f;
-          if (check_first_bytes(p)) return pos;
-          p->hdr_need = (uint8_t)(2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) +
+          if (check_first_bytes(p))
+            return pos;
+          p->hdr_need = (uint8_t)(2 +
+                                  (l7 == 126   ? 2
+                                   : l7 == 127 ? 8
+                                               : 0) +
                                   ((p->hdr[1] & 0x80) ? 4 : 0));
         }
       }
-      if (p->hdr_len < p->hdr_need) return pos;
-      if (begin_frame(p)) return pos; /* error, or a callback stopped */
+      if (p->hdr_len < p->hdr_need)
+        return pos;
+      if (begin_frame(p))
+        return pos; /* error, or a callback stopped */
       continue;
     }
 
@@ -241,9 +275,11 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
       size_t n = len - pos;
       uint8_t *d = buf + pos;
       int r;
-      if ((uint64_t)n > p->remaining) n = (size_t)p->remaining;
+      if ((uint64_t)n > p->remaining)
+        n = (size_t)p->remaining;
       if (n) {
-        if (p->masked) nx_ws_mask(d, n, p->mask, p->mask_off);
+        if (p->masked)
+          nx_ws_mask(d, n, p->mask, p->mask_off);
         p->mask_off += n;
         p->remaining -= n;
         pos += n;
@@ -254,12 +290,14 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
           if (p->msg_opcode == NX_WS_OP_TEXT && !p->msg_rsv1 && nx_utf8_feed(&p->utf8, d, n))
             return fail(p, 1007, "text message is not UTF-8", pos);
           /* Stop requested: the frame's end (if reached) comes next call. */
-          if (p->cb->on_data && p->cb->on_data(p, d, n)) return pos;
+          if (p->cb->on_data && p->cb->on_data(p, d, n))
+            return pos;
         }
       }
       if (p->remaining == 0) {
         r = end_frame(p);
-        if (r) return p->state == ST_CLOSED ? len : pos;
+        if (r)
+          return p->state == ST_CLOSED ? len : pos;
       }
     }
   }

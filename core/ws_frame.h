@@ -30,8 +30,8 @@ enum {
   NX_WS_CLOSE_GOING_AWAY = 1001,
   NX_WS_CLOSE_PROTOCOL_ERROR = 1002,
   NX_WS_CLOSE_UNSUPPORTED = 1003,
-  NX_WS_CLOSE_NO_STATUS = 1005,  /* never on the wire */
-  NX_WS_CLOSE_ABNORMAL = 1006,   /* never on the wire */
+  NX_WS_CLOSE_NO_STATUS = 1005, /* never on the wire */
+  NX_WS_CLOSE_ABNORMAL = 1006,  /* never on the wire */
   NX_WS_CLOSE_INVALID_DATA = 1007,
   NX_WS_CLOSE_POLICY = 1008,
   NX_WS_CLOSE_TOO_BIG = 1009,

@@ -30,8 +30,10 @@ void nx_test_register(const char *name, nx_test_fn fn) {
 int nx_test_failures(void) { return cur_failures; }
 
 static void vdiag(const char *fmt, va_list ap) {
-  if (cur_diags == MAX_DIAG_PER_TEST) printf("# (further diagnostics of this test suppressed)\n");
-  if (cur_diags++ >= MAX_DIAG_PER_TEST) return;
+  if (cur_diags == MAX_DIAG_PER_TEST)
+    printf("# (further diagnostics of this test suppressed)\n");
+  if (cur_diags++ >= MAX_DIAG_PER_TEST)
+    return;
   printf("# ");
   vprintf(fmt, ap);
   printf("\n");
@@ -56,12 +58,15 @@ int nx_test_fail_at(const char *file, int line, const char *fmt, ...) {
 }
 
 int nx_check(int ok, const char *file, int line, const char *expr) {
-  if (ok) return 1;
+  if (ok)
+    return 1;
   return nx_test_fail_at(file, line, "CHECK(%s) failed", expr);
 }
 
-int nx_check_eq(long long a, long long b, const char *file, int line, const char *ea, const char *eb) {
-  if (a == b) return 1;
+int nx_check_eq(long long a, long long b, const char *file, int line, const char *ea,
+                const char *eb) {
+  if (a == b)
+    return 1;
   return nx_test_fail_at(file, line, "CHECK_EQ(%s, %s) failed: %lld != %lld", ea, eb, a, b);
 }
 
@@ -69,14 +74,17 @@ static void hex(char *out, size_t cap, const void *p, size_t len) {
   const uint8_t *b = p;
   size_t i, o = 0;
   out[0] = '\0';
-  for (i = 0; i < len && o + 4 < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%02x", b[i]);
-  if (i < len && o + 4 < cap) snprintf(out + o, cap - o, "...");
+  for (i = 0; i < len && o + 4 < cap; i++)
+    o += (size_t)snprintf(out + o, cap - o, "%02x", b[i]);
+  if (i < len && o + 4 < cap)
+    snprintf(out + o, cap - o, "...");
 }
 
 int nx_check_mem(const void *a, size_t alen, const void *b, size_t blen, const char *file, int line,
                  const char *ea, const char *eb) {
   char ha[128], hb[128];
-  if (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0)) return 1;
+  if (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0))
+    return 1;
   hex(ha, sizeof(ha), a, alen);
   hex(hb, sizeof(hb), b, blen);
   return nx_test_fail_at(file, line, "CHECK_MEM_EQ(%s, %s) failed: [%zu] %s != [%zu] %s", ea, eb,
@@ -90,7 +98,8 @@ int main(int argc, char **argv) {
 
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (i = 0; i < ntests; i++) {
-    if (filter && !strstr(tests[i].name, filter)) continue;
+    if (filter && !strstr(tests[i].name, filter))
+      continue;
     cur_failures = 0;
     cur_diags = 0;
     tests[i].fn();

@@ -26,7 +26,8 @@ void nx_test_register(const char *name, nx_test_fn fn);
 
 /* Failure recording; use the macros below. Each returns 1 if the check held. */
 int nx_check(int ok, const char *file, int line, const char *expr);
-int nx_check_eq(long long a, long long b, const char *file, int line, const char *ea, const char *eb);
+int nx_check_eq(long long a, long long b, const char *file, int line, const char *ea,
+                const char *eb);
 int nx_check_mem(const void *a, size_t alen, const void *b, size_t blen, const char *file, int line,
                  const char *ea, const char *eb);
 
@@ -44,12 +45,13 @@ int nx_test_failures(void);
 
 #define CHECK(cond) nx_check((cond) != 0, __FILE__, __LINE__, #cond)
 #define CHECK_EQ(a, b) nx_check_eq((long long)(a), (long long)(b), __FILE__, __LINE__, #a, #b)
-#define CHECK_MEM_EQ(a, alen, b, blen) nx_check_mem((a), (alen), (b), (blen), __FILE__, __LINE__, #a, #b)
+#define CHECK_MEM_EQ(a, alen, b, blen)                                                             \
+  nx_check_mem((a), (alen), (b), (blen), __FILE__, __LINE__, #a, #b)
 
-#define TEST(name)                                                          \
-  static void nx_test_##name(void);                                         \
-  static void nx_test_reg_##name(void) __attribute__((constructor));        \
-  static void nx_test_reg_##name(void) { nx_test_register(#name, nx_test_##name); } \
+#define TEST(name)                                                                                 \
+  static void nx_test_##name(void);                                                                \
+  static void nx_test_reg_##name(void) __attribute__((constructor));                               \
+  static void nx_test_reg_##name(void) { nx_test_register(#name, nx_test_##name); }                \
   static void nx_test_##name(void)
 
 #define NX_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))

@@ -8,12 +8,9 @@
 
 /* The sample request of RFC 6455 §1.3. */
 static const char *const rfc_headers[][2] = {
-    {"Host", "server.example.com"},
-    {"Upgrade", "websocket"},
-    {"Connection", "Upgrade"},
-    {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
-    {"Origin", "http://example.com"},
-    {"Sec-WebSocket-Protocol", "chat, superchat"},
+    {"Host", "server.example.com"},   {"Upgrade", "websocket"},
+    {"Connection", "Upgrade"},        {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+    {"Origin", "http://example.com"}, {"Sec-WebSocket-Protocol", "chat, superchat"},
     {"Sec-WebSocket-Version", "13"},
 };
 
@@ -55,7 +52,8 @@ static void req_build(req_t *r, const char *method, int major, int minor, va_lis
   size_t n = 0, i;
   const char *op;
 
-  for (i = 0; i < NX_COUNTOF(rfc_headers); i++, n++) names[n] = rfc_headers[i][0], values[n] = rfc_headers[i][1];
+  for (i = 0; i < NX_COUNTOF(rfc_headers); i++, n++)
+    names[n] = rfc_headers[i][0], values[n] = rfc_headers[i][1];
   while ((op = va_arg(ap, const char *)) != NULL) {
     const char *name = op + 1;
     const char *colon = strchr(name, ':');
@@ -64,13 +62,15 @@ static void req_build(req_t *r, const char *method, int major, int minor, va_lis
     if (op[0] == '-') {
       size_t j = 0;
       for (i = 0; i < n; i++)
-        if (!same_name(names[i], name)) names[j] = names[i], values[j] = values[i], j++;
+        if (!same_name(names[i], name))
+          names[j] = names[i], values[j] = values[i], j++;
       n = j;
       continue;
     }
     if (op[0] == '=')
       for (i = 0; i < n; i++)
-        if (same_name(names[i], name)) values[i] = value, found = 1;
+        if (same_name(names[i], name))
+          values[i] = value, found = 1;
     if (!found && n < MAX_HDRS) {
       names[n] = name;
       values[n] = value;
@@ -94,7 +94,8 @@ static void req_build(req_t *r, const char *method, int major, int minor, va_lis
 }
 
 /* Checks the request against the expected status (0 = a valid upgrade). */
-static void hs_case(const char *file, int line, int expect, const char *method, int major, int minor, ...) {
+static void hs_case(const char *file, int line, int expect, const char *method, int major,
+                    int minor, ...) {
   req_t r;
   nx_handshake_t out;
   int status;
@@ -106,20 +107,21 @@ static void hs_case(const char *file, int line, int expect, const char *method, 
   memset(&out, 0xa5, sizeof(out));
   status = nx_handshake_check(&r.req, &out);
   if (status != expect || out.status != expect)
-    nx_test_fail_at(file, line, "status %d (out.status %d), expected %d (error: %s)", status, out.status, expect,
-                    status ? out.error : "none");
+    nx_test_fail_at(file, line, "status %d (out.status %d), expected %d (error: %s)", status,
+                    out.status, expect, status ? out.error : "none");
   if (status && (out.error == NULL || out.error[0] == '\0'))
     nx_test_fail_at(file, line, "rejection without an error text");
   if (status == 0) {
     const nx_header_t *key = nx_header_find(&r.req, "sec-websocket-key", NULL);
-    if (out.error != NULL) nx_test_fail_at(file, line, "valid request with an error text");
+    if (out.error != NULL)
+      nx_test_fail_at(file, line, "valid request with an error text");
     if (!key || out.key < key->value || out.key + out.key_len > key->value + key->value_len ||
         out.key_len != 24 || !nx_handshake_key_valid(out.key, out.key_len))
       nx_test_fail_at(file, line, "out.key does not point at the trimmed Sec-WebSocket-Key value");
   }
 }
 
-#define HS(expect, method, major, minor, ...) \
+#define HS(expect, method, major, minor, ...)                                                      \
   hs_case(__FILE__, __LINE__, expect, method, major, minor, __VA_ARGS__, (const char *)NULL)
 
 TEST(handshake_rfc_sample_valid) {
@@ -227,23 +229,23 @@ TEST(handshake_version_repeated) {
 
 TEST(handshake_key_header) {
   HS(400, "GET", 1, 1, "-Sec-WebSocket-Key");
-  HS(400, "GET", 1, 1, "+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==");    /* repeated */
-  HS(400, "GET", 1, 1, "+sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA==");    /* repeated, other case */
+  HS(400, "GET", 1, 1, "+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="); /* repeated */
+  HS(400, "GET", 1, 1, "+sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA=="); /* repeated, other case */
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: ");
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=");     /* 23 chars */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===");   /* 25 chars */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ");      /* no padding */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j!Q==");    /* not base64 */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j-Q==");    /* base64url */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==");    /* padding bits set */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=");      /* 23 chars */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===");    /* 25 chars */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ");       /* no padding */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j!Q==");     /* not base64 */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j-Q==");     /* base64url */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==");     /* padding bits set */
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==dGhl"); /* trailing junk */
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==");
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2 5jZQ==");
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==dGhlIHNhbXBsZSBub25jZQ==");
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: YWJj");                        /* 3 bytes */
-  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: MTIzNDU2Nzg5MDEyMzQ1Njc=");    /* 17 bytes */
-  HS(0, "GET", 1, 1, "=Sec-WebSocket-Key:  dGhlIHNhbXBsZSBub25jZQ== ");     /* whitespace trimmed */
-  HS(0, "GET", 1, 1, "=Sec-WebSocket-Key: MTIzNDU2Nzg5MDEyMzQ1Ng==");      /* "1234567890123456" */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: YWJj");                     /* 3 bytes */
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Key: MTIzNDU2Nzg5MDEyMzQ1Njc="); /* 17 bytes */
+  HS(0, "GET", 1, 1, "=Sec-WebSocket-Key:  dGhlIHNhbXBsZSBub25jZQ== "); /* whitespace trimmed */
+  HS(0, "GET", 1, 1, "=Sec-WebSocket-Key: MTIzNDU2Nzg5MDEyMzQ1Ng==");   /* "1234567890123456" */
   HS(0, "GET", 1, 1, "=Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==");
   HS(0, "GET", 1, 1, "=Sec-WebSocket-Key: /////////////////////w==");
   HS(0, "GET", 1, 1, "=Sec-WebSocket-Key: +++++++++++++++++++++w==");
@@ -341,7 +343,7 @@ TEST(handshake_key_valid) {
   CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZQ==="));
   CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZQ=A"));
   CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZ=== "));
-  CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZ==="));  /* 15 bytes and a half */
+  CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZ===")); /* 15 bytes and a half */
   CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZQ== "));
   CHECK(!key_ok(" dGhlIHNhbXBsZSBub25jZQ==")); /* the caller trims, not this */
   CHECK(!key_ok("dGhlIHNhbXBsZSBub25jZQAA"));  /* 18 bytes, no padding */
@@ -358,7 +360,8 @@ TEST(handshake_key_valid) {
       memcpy(k, "dGhlIHNhbXBsZSBub25jZQ==", 25);
       k[i] = (char)c;
       expect = valid_char;
-      if (i == 21) expect = valid_char && ((strchr(b64, c) - b64) & 0x0f) == 0;
+      if (i == 21)
+        expect = valid_char && ((strchr(b64, c) - b64) & 0x0f) == 0;
       if (nx_handshake_key_valid(k, 24) != expect)
         nx_test_fail_at(__FILE__, __LINE__, "key with byte %02x at %d: got %d", c, i, !expect);
     }

@@ -12,10 +12,14 @@
  * after which the input cannot become valid, or -1; *complete says whether
  * the input ends between code points. */
 static int ref_viable(uint32_t lo, uint32_t hi, uint32_t min) {
-  if (lo < min) lo = min;
-  if (hi > 0x10ffff) hi = 0x10ffff;
-  if (lo > hi) return 0;
-  if (lo >= 0xd800 && hi <= 0xdfff) return 0;
+  if (lo < min)
+    lo = min;
+  if (hi > 0x10ffff)
+    hi = 0x10ffff;
+  if (lo > hi)
+    return 0;
+  if (lo >= 0xd800 && hi <= 0xdfff)
+    return 0;
   return 1;
 }
 
@@ -44,7 +48,8 @@ static long ref_check(const uint8_t *s, size_t n, int *complete) {
           *complete = 0;
           return -1;
         }
-        if ((s[i + (size_t)j] & 0xc0) != 0x80) return (long)(i + (size_t)j);
+        if ((s[i + (size_t)j] & 0xc0) != 0x80)
+          return (long)(i + (size_t)j);
         cp = (cp << 6) | (s[i + (size_t)j] & 0x3fu);
       }
       if (!ref_viable(cp << (6 * rem), (cp << (6 * rem)) | ((1u << (6 * rem)) - 1), min))
@@ -61,7 +66,8 @@ static long feed_bytewise(const uint8_t *s, size_t n, nx_utf8_t *u) {
   size_t i;
   nx_utf8_init(u);
   for (i = 0; i < n; i++)
-    if (nx_utf8_feed(u, s + i, 1) != 0) return (long)i;
+    if (nx_utf8_feed(u, s + i, 1) != 0)
+      return (long)i;
   return -1;
 }
 
@@ -84,11 +90,13 @@ static void utf8_case(const char *file, int line, const char *what, const void *
 
   ref = ref_check(s, len, &rc);
   if (ref != err_at || (err_at < 0 && rc != complete))
-    nx_test_fail_at(file, line, "%s: reference validator says err_at %ld complete %d", what, ref, rc);
+    nx_test_fail_at(file, line, "%s: reference validator says err_at %ld complete %d", what, ref,
+                    rc);
 
   nx_utf8_init(&u);
   r = nx_utf8_feed(&u, s, len);
-  if (r != (err_at < 0 ? 0 : -1)) nx_test_fail_at(file, line, "%s: one-shot feed returned %d", what, r);
+  if (r != (err_at < 0 ? 0 : -1))
+    nx_test_fail_at(file, line, "%s: one-shot feed returned %d", what, r);
   if (nx_utf8_complete(&u) != (err_at < 0 && complete))
     nx_test_fail_at(file, line, "%s: one-shot complete is %d", what, nx_utf8_complete(&u));
   if (nx_utf8_valid(s, len) != (err_at < 0 && complete))
@@ -97,10 +105,12 @@ static void utf8_case(const char *file, int line, const char *what, const void *
   if (err_at >= 0) {
     nx_utf8_init(&u);
     if (nx_utf8_feed(&u, s, (size_t)err_at) != 0)
-      nx_test_fail_at(file, line, "%s: prefix before the bad byte (%ld bytes) rejected", what, err_at);
+      nx_test_fail_at(file, line, "%s: prefix before the bad byte (%ld bytes) rejected", what,
+                      err_at);
     nx_utf8_init(&u);
     if (nx_utf8_feed(&u, s, (size_t)err_at + 1) != -1)
-      nx_test_fail_at(file, line, "%s: prefix through the bad byte (%ld bytes) accepted", what, err_at + 1);
+      nx_test_fail_at(file, line, "%s: prefix through the bad byte (%ld bytes) accepted", what,
+                      err_at + 1);
     if (u.state != NX_UTF8_REJECT || nx_utf8_complete(&u))
       nx_test_fail_at(file, line, "%s: state after the error is %d", what, u.state);
     if (nx_utf8_feed(&u, (const uint8_t *)"a", 1) != -1 || nx_utf8_feed(&u, s, 0) != -1)
@@ -112,9 +122,11 @@ static void utf8_case(const char *file, int line, const char *what, const void *
     long chunk_of_err = -1;
     if (len <= 300) {
       k = ci + 1;
-      if (k > len) break;
+      if (k > len)
+        break;
     } else {
-      if (ci > NX_COUNTOF(big_chunks)) break;
+      if (ci > NX_COUNTOF(big_chunks))
+        break;
       k = ci < NX_COUNTOF(big_chunks) ? big_chunks[ci] : len;
     }
     nx_utf8_init(&u);
@@ -127,8 +139,8 @@ static void utf8_case(const char *file, int line, const char *what, const void *
     }
     if (err_at >= 0) {
       if (chunk_of_err != err_at / (long)k) {
-        nx_test_fail_at(file, line, "%s: chunk size %zu: error in chunk %ld, expected chunk %ld", what, k,
-                        chunk_of_err, err_at / (long)k);
+        nx_test_fail_at(file, line, "%s: chunk size %zu: error in chunk %ld, expected chunk %ld",
+                        what, k, chunk_of_err, err_at / (long)k);
         return;
       }
     } else if (chunk_of_err != -1 || nx_utf8_complete(&u) != complete) {
@@ -148,22 +160,23 @@ TEST(utf8_valid_basic) {
   size_t i;
   UTF8_OK("");
   UTF8_OK("hello, world");
-  for (i = 0; i < 128; i++) all_ascii[i] = (uint8_t)i;
+  for (i = 0; i < 128; i++)
+    all_ascii[i] = (uint8_t)i;
   utf8_case(__FILE__, __LINE__, "all ASCII", all_ascii, sizeof(all_ascii), -1, 1);
   /* 2 bytes */
-  UTF8_OK("\xc2\x80");         /* U+0080 */
-  UTF8_OK("\xc3\xa9");         /* é */
-  UTF8_OK("\xdf\xbf");         /* U+07FF */
+  UTF8_OK("\xc2\x80"); /* U+0080 */
+  UTF8_OK("\xc3\xa9"); /* é */
+  UTF8_OK("\xdf\xbf"); /* U+07FF */
   /* 3 bytes */
-  UTF8_OK("\xe0\xa0\x80");     /* U+0800 */
-  UTF8_OK("\xe1\x80\x80");     /* U+1000 */
-  UTF8_OK("\xe2\x82\xac");     /* € */
-  UTF8_OK("\xec\xbf\xbf");     /* U+CFFF */
-  UTF8_OK("\xed\x80\x80");     /* U+D000 */
-  UTF8_OK("\xed\x9f\xbf");     /* U+D7FF, the last before the surrogates */
-  UTF8_OK("\xee\x80\x80");     /* U+E000, the first after them */
-  UTF8_OK("\xef\xbf\xbe");     /* U+FFFE */
-  UTF8_OK("\xef\xbf\xbf");     /* U+FFFF */
+  UTF8_OK("\xe0\xa0\x80"); /* U+0800 */
+  UTF8_OK("\xe1\x80\x80"); /* U+1000 */
+  UTF8_OK("\xe2\x82\xac"); /* € */
+  UTF8_OK("\xec\xbf\xbf"); /* U+CFFF */
+  UTF8_OK("\xed\x80\x80"); /* U+D000 */
+  UTF8_OK("\xed\x9f\xbf"); /* U+D7FF, the last before the surrogates */
+  UTF8_OK("\xee\x80\x80"); /* U+E000, the first after them */
+  UTF8_OK("\xef\xbf\xbe"); /* U+FFFE */
+  UTF8_OK("\xef\xbf\xbf"); /* U+FFFF */
   /* 4 bytes */
   UTF8_OK("\xf0\x90\x80\x80"); /* U+10000 */
   UTF8_OK("\xf0\x9f\x98\x80"); /* 😀 */
@@ -173,7 +186,10 @@ TEST(utf8_valid_basic) {
   UTF8_OK("\xf4\x8f\xbf\xbf"); /* U+10FFFF */
   /* Mixed: "κόσμε" and friends. */
   UTF8_OK("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5");
-  UTF8_OK("a\xc3\xa9" "b\xe2\x82\xac" "c\xf0\x9f\x98\x80" "d\xef\xbf\xbf\xf4\x8f\xbf\xbf");
+  UTF8_OK("a\xc3\xa9"
+          "b\xe2\x82\xac"
+          "c\xf0\x9f\x98\x80"
+          "d\xef\xbf\xbf\xf4\x8f\xbf\xbf");
   UTF8_OK("\xef\xb7\x90\xef\xb7\xaf"); /* U+FDD0, U+FDEF: noncharacters are valid */
   UTF8_OK("\x00\x00\x00");
 }
@@ -215,11 +231,17 @@ TEST(utf8_invalid) {
   UTF8_BAD("\xc2\x80\x80", 2);
   UTF8_BAD("\xe2\x82\xac\xac", 3);
   /* A sequence cut short by a non-continuation byte. */
-  UTF8_BAD("\xc2" "a", 1);
+  UTF8_BAD("\xc2"
+           "a",
+           1);
   UTF8_BAD("\xc2\xc2\x80", 1);
-  UTF8_BAD("\xe2\x82" "a", 2);
+  UTF8_BAD("\xe2\x82"
+           "a",
+           2);
   UTF8_BAD("\xe2\x28\xa1", 1);
-  UTF8_BAD("\xf0\x9f\x98" "a", 3);
+  UTF8_BAD("\xf0\x9f\x98"
+           "a",
+           3);
   UTF8_BAD("\xf0\x9f\x98\xf0\x9f\x98\x80", 3);
   /* Autobahn 6.3.1: valid up to the surrogate. */
   UTF8_BAD("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64", 12);
@@ -250,10 +272,11 @@ TEST(utf8_fast_path_offsets) {
     size_t len;
     long bad; /* index within s of the first impossible byte, -1 if valid */
   } chars[] = {
-      {"\xc3\xa9", 2, -1},        {"\xe2\x82\xac", 3, -1},     {"\xef\xbf\xbf", 3, -1},
-      {"\xf0\x9f\x98\x80", 4, -1}, {"\xf4\x8f\xbf\xbf", 4, -1}, {"\x80", 1, 0},
-      {"\xc0\x80", 2, 0},          {"\xed\xa0\x80", 3, 1},      {"\xf4\x90\x80\x80", 4, 1},
-      {"\xff", 1, 0},
+      {"\xc3\xa9", 2, -1},         {"\xe2\x82\xac", 3, -1},
+      {"\xef\xbf\xbf", 3, -1},     {"\xf0\x9f\x98\x80", 4, -1},
+      {"\xf4\x8f\xbf\xbf", 4, -1}, {"\x80", 1, 0},
+      {"\xc0\x80", 2, 0},          {"\xed\xa0\x80", 3, 1},
+      {"\xf4\x90\x80\x80", 4, 1},  {"\xff", 1, 0},
   };
   uint8_t buf[80];
   size_t c, off, tail, split;
@@ -263,8 +286,8 @@ TEST(utf8_fast_path_offsets) {
         size_t len = off + chars[c].len + tail;
         memset(buf, 'a', sizeof(buf));
         memcpy(buf + off, chars[c].s, chars[c].len);
-        utf8_case(__FILE__, __LINE__, chars[c].s, buf, len, chars[c].bad < 0 ? -1 : (long)off + chars[c].bad,
-                  1);
+        utf8_case(__FILE__, __LINE__, chars[c].s, buf, len,
+                  chars[c].bad < 0 ? -1 : (long)off + chars[c].bad, 1);
       }
       /* Truncated at the end of an ASCII run: fine so far, not complete. */
       if (chars[c].bad < 0) {
@@ -326,8 +349,9 @@ TEST(utf8_exhaustive_vs_reference) {
                 nx_utf8_feed(&u, wrapped, 9 + n + 9) != (wref < 0 ? 0 : -1) ||
                 (wref < 0 && nx_utf8_complete(&u) != wc)) {
               if (mismatches++ < 10)
-                nx_test_fail_at(__FILE__, __LINE__, "%02x %02x %02x %02x (n=%zu): ref %ld/%d, got %ld/%d", s[0],
-                                s[1], s[2], s[3], n, ref, rc, got, complete);
+                nx_test_fail_at(__FILE__, __LINE__,
+                                "%02x %02x %02x %02x (n=%zu): ref %ld/%d, got %ld/%d", s[0], s[1],
+                                s[2], s[3], n, ref, rc, got, complete);
             }
             memset(wrapped + 9, 'q', n);
           }

@@ -24,15 +24,19 @@ typedef struct {
 } buf_t;
 
 static void buf_reserve(buf_t *b, size_t n) {
-  if (b->len + n <= b->cap) return;
-  while (b->len + n > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
+  if (b->len + n <= b->cap)
+    return;
+  while (b->len + n > b->cap)
+    b->cap = b->cap ? b->cap * 2 : 256;
   b->p = realloc(b->p, b->cap);
-  if (!b->p) abort();
+  if (!b->p)
+    abort();
 }
 
 static void buf_put(buf_t *b, const void *p, size_t n) {
   buf_reserve(b, n);
-  if (n) memcpy(b->p + b->len, p, n);
+  if (n)
+    memcpy(b->p + b->len, p, n);
   b->len += n;
 }
 
@@ -48,7 +52,7 @@ enum { EV_BEGIN = 'B', EV_FRAME = 'F', EV_DATA = 'D', EV_END = 'E', EV_CTRL = 'C
 typedef struct {
   char type;
   int op, rsv1;
-  uint64_t len; /* EV_FRAME */
+  uint64_t len;  /* EV_FRAME */
   size_t off, n; /* EV_DATA, EV_CTRL: bytes in the log's byte pool */
 } ev_t;
 
@@ -59,8 +63,8 @@ typedef struct {
   ev_t *ev;
   size_t nev, cap;
   buf_t bytes;
-  int error;       /* close code of the protocol error, 0 if none */
-  int closed;      /* nx_ws_parser_closed() at the end */
+  int error;           /* close code of the protocol error, 0 if none */
+  int closed;          /* nx_ws_parser_closed() at the end */
   long err_lo, err_hi; /* expected logs: the error is detected while parsing a
                         * byte in [err_lo, err_hi] (-1: not checked) */
   /* Set while parsing: */
@@ -68,8 +72,8 @@ typedef struct {
   const uint8_t *chunk_lo, *chunk_hi; /* on_data must point in here */
   int bad_pointer;
   int stops;
-  int stopped;          /* a callback asked to stop during this nx_ws_parse() */
-  int cb_after_stop;    /* ... and another callback came anyway */
+  int stopped;       /* a callback asked to stop during this nx_ws_parse() */
+  int cb_after_stop; /* ... and another callback came anyway */
   size_t max_events; /* a parser stuck calling back aborts the run */
 } evlog_t;
 
@@ -94,7 +98,8 @@ static ev_t *log_add(evlog_t *l, char type) {
   if (l->nev == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 32;
     l->ev = realloc(l->ev, l->cap * sizeof(ev_t));
-    if (!l->ev) abort();
+    if (!l->ev)
+      abort();
   }
   e = &l->ev[l->nev++];
   memset(e, 0, sizeof(*e));
@@ -113,7 +118,8 @@ static void ex_frame(evlog_t *l, uint64_t len) { log_add(l, EV_FRAME)->len = len
 
 static void ex_data(evlog_t *l, const void *p, size_t n) {
   ev_t *e;
-  if (n == 0) return;
+  if (n == 0)
+    return;
   e = (l->nev && l->ev[l->nev - 1].type == EV_DATA) ? &l->ev[l->nev - 1] : log_add(l, EV_DATA);
   buf_put(&l->bytes, p, n);
   e->n += n;
@@ -133,8 +139,10 @@ static void ex_ctrl(evlog_t *l, int op, const void *p, size_t n) {
 /* Every callback goes through here: it notes a callback made after another
  * one asked nx_ws_parse() to return at once, and answers whether to stop. */
 static int stop(evlog_t *l, unsigned what) {
-  if (l->stopped) l->cb_after_stop = 1;
-  if (!(l->stop_mask & what)) return 0;
+  if (l->stopped)
+    l->cb_after_stop = 1;
+  if (!(l->stop_mask & what))
+    return 0;
   l->stops++;
   l->stopped = 1;
   return 1;
@@ -154,7 +162,8 @@ static int cb_frame(nx_ws_parser_t *p, uint64_t len) {
 
 static int cb_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
   evlog_t *l = p->data;
-  if (n == 0 || d < l->chunk_lo || d + n > l->chunk_hi) l->bad_pointer = 1;
+  if (n == 0 || d < l->chunk_lo || d + n > l->chunk_hi)
+    l->bad_pointer = 1;
   ex_data(l, d, n);
   return stop(l, STOP_DATA);
 }
@@ -182,22 +191,32 @@ static void render(const evlog_t *l, char *out, size_t cap) {
   for (i = 0; i < l->nev && o < cap; i++) {
     const ev_t *e = &l->ev[i];
     switch (e->type) {
-    case EV_BEGIN: PUT("B%d%s ", e->op, e->rsv1 ? "z" : ""); break;
-    case EV_FRAME: PUT("F%llu ", (unsigned long long)e->len); break;
-    case EV_END: PUT("E "); break;
+    case EV_BEGIN:
+      PUT("B%d%s ", e->op, e->rsv1 ? "z" : "");
+      break;
+    case EV_FRAME:
+      PUT("F%llu ", (unsigned long long)e->len);
+      break;
+    case EV_END:
+      PUT("E ");
+      break;
     default:
       PUT("%c%d[%zu]", e->type, e->type == EV_CTRL ? e->op : 0, e->n);
-      for (j = 0; j < e->n && j < 12; j++) PUT("%02x", l->bytes.p[e->off + j]);
+      for (j = 0; j < e->n && j < 12; j++)
+        PUT("%02x", l->bytes.p[e->off + j]);
       PUT("%s ", e->n > 12 ? ".." : "");
     }
   }
   PUT("!%d%s", l->error, l->closed ? " closed" : "");
 #undef PUT
-  if (o >= cap && cap > 4) memcpy(out + cap - 4, "...", 4);
+  if (o >= cap && cap > 4)
+    memcpy(out + cap - 4, "...", 4);
 }
 
 static int ev_equal(const evlog_t *a, const ev_t *x, const evlog_t *b, const ev_t *y) {
-  if (x->type != y->type || x->op != y->op || x->rsv1 != y->rsv1 || x->len != y->len || x->n != y->n) return 0;
+  if (x->type != y->type || x->op != y->op || x->rsv1 != y->rsv1 || x->len != y->len ||
+      x->n != y->n)
+    return 0;
   return x->n == 0 || memcmp(a->bytes.p + x->off, b->bytes.p + y->off, x->n) == 0;
 }
 
@@ -208,9 +227,12 @@ static int ev_equal(const evlog_t *a, const ev_t *x, const evlog_t *b, const ev_
 static int log_match(const evlog_t *got, const evlog_t *want) {
   size_t n = want->nev, i;
   int trunc = want->error && n && want->ev[n - 1].type == EV_DATA;
-  if (got->error != want->error || got->closed != want->closed) return 0;
-  if (trunc && got->nev == n - 1) n--;
-  else if (got->nev != n) return 0;
+  if (got->error != want->error || got->closed != want->closed)
+    return 0;
+  if (trunc && got->nev == n - 1)
+    n--;
+  else if (got->nev != n)
+    return 0;
   for (i = 0; i < n; i++) {
     const ev_t *x = &got->ev[i], *y = &want->ev[i];
     if (trunc && i == want->nev - 1) {
@@ -229,10 +251,10 @@ static int log_match(const evlog_t *got, const evlog_t *want) {
 typedef struct {
   buf_t wire;
   evlog_t want;
-  int role;            /* NX_WS_ROLE_SERVER: the stream is masked client frames */
-  uint64_t max;        /* max_message_size */
+  int role;     /* NX_WS_ROLE_SERVER: the stream is masked client frames */
+  uint64_t max; /* max_message_size */
   int allow_rsv1;
-  uint32_t seed;       /* mask key generator */
+  uint32_t seed; /* mask key generator */
 } script_t;
 
 static void script_init(script_t *s, int role) {
@@ -254,9 +276,12 @@ static void next_key(script_t *s, uint8_t key[4]) {
   x ^= x << 5;
   s->seed = x;
   /* Now and then an all-zero or all-ones key. */
-  if ((x & 0xf) == 3) x = 0;
-  if ((x & 0xf) == 5) x = 0xffffffffu;
-  key[0] = (uint8_t)(x >> 24), key[1] = (uint8_t)(x >> 16), key[2] = (uint8_t)(x >> 8), key[3] = (uint8_t)x;
+  if ((x & 0xf) == 3)
+    x = 0;
+  if ((x & 0xf) == 5)
+    x = 0xffffffffu;
+  key[0] = (uint8_t)(x >> 24), key[1] = (uint8_t)(x >> 16), key[2] = (uint8_t)(x >> 8),
+  key[3] = (uint8_t)x;
 }
 
 /* Length encodings: minimal (what nx_ws_frame_header writes), or forced. */
@@ -270,7 +295,8 @@ static size_t put_frame_enc(script_t *s, uint8_t b0, int enc, const void *payloa
   uint8_t hdr[14], key[4];
   size_t hl, at;
   int masked = s->role == NX_WS_ROLE_SERVER;
-  if (masked) next_key(s, key);
+  if (masked)
+    next_key(s, key);
   if (enc == ENC_MIN) {
     hl = nx_ws_frame_header(hdr, 0, 0, 0, len, masked ? key : NULL);
     hdr[0] = b0;
@@ -284,7 +310,8 @@ static size_t put_frame_enc(script_t *s, uint8_t b0, int enc, const void *payloa
       hdr[1] = 126, hdr[2] = (uint8_t)(len >> 8), hdr[3] = (uint8_t)len, hl = 4;
     } else {
       hdr[1] = 127;
-      for (i = 0; i < 8; i++) hdr[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+      for (i = 0; i < 8; i++)
+        hdr[2 + i] = (uint8_t)(len >> (56 - 8 * i));
       hl = 10;
     }
     if (masked) {
@@ -296,7 +323,8 @@ static size_t put_frame_enc(script_t *s, uint8_t b0, int enc, const void *payloa
   buf_put(&s->wire, hdr, hl);
   at = s->wire.len;
   buf_put(&s->wire, payload, payload_have);
-  if (masked) nx_ws_mask(s->wire.p + at, payload_have, key, 0);
+  if (masked)
+    nx_ws_mask(s->wire.p + at, payload_have, key, 0);
   return at;
 }
 
@@ -309,10 +337,12 @@ static uint8_t b0_of(int fin, int op) { return (uint8_t)((fin ? 0x80 : 0) | op);
 /* A data frame and the events it must produce. */
 static void data_frame(script_t *s, int fin, int op, const void *payload, size_t len) {
   put_frame(s, b0_of(fin, op), payload, len);
-  if (op != NX_WS_OP_CONT) ex_begin(&s->want, op, 0);
+  if (op != NX_WS_OP_CONT)
+    ex_begin(&s->want, op, 0);
   ex_frame(&s->want, len);
   ex_data(&s->want, payload, len);
-  if (fin) ex_end(&s->want);
+  if (fin)
+    ex_end(&s->want);
 }
 
 static void whole_message(script_t *s, int op, const void *payload, size_t len) {
@@ -322,7 +352,8 @@ static void whole_message(script_t *s, int op, const void *payload, size_t len) 
 static void ctrl_frame(script_t *s, int op, const void *payload, size_t len) {
   put_frame(s, b0_of(1, op), payload, len);
   ex_ctrl(&s->want, op, payload, len);
-  if (op == NX_WS_OP_CLOSE) s->want.closed = 1;
+  if (op == NX_WS_OP_CLOSE)
+    s->want.closed = 1;
 }
 
 static void close_frame(script_t *s, unsigned code, const char *reason) {
@@ -340,14 +371,16 @@ static void expect_error_in(script_t *s, int code, size_t lo, size_t hi) {
 }
 
 /* ... at the last byte of the wire so far. */
-static void expect_error(script_t *s, int code) { expect_error_in(s, code, s->wire.len - 1, s->wire.len - 1); }
+static void expect_error(script_t *s, int code) {
+  expect_error_in(s, code, s->wire.len - 1, s->wire.len - 1);
+}
 
 static void put_raw(script_t *s, const void *p, size_t n) { buf_put(&s->wire, p, n); }
 
 /* ---- replay --------------------------------------------------------------- */
 
 typedef struct {
-  long err_chunk; /* index of the chunk during which the error appeared, -1 */
+  long err_chunk;   /* index of the chunk during which the error appeared, -1 */
   int short_return; /* nx_ws_parse returned less than given without a reason */
   int sticky_fail;  /* after an error, nx_ws_parse consumed more */
 } run_info_t;
@@ -361,8 +394,8 @@ static void parser_setup(nx_ws_parser_t *p, const script_t *s, evlog_t *log) {
 
 /* Feeds n bytes at buf, calling again after every stop a callback asked
  * for until all are consumed. Returns -1 on a protocol error, else 0. */
-static int feed(nx_ws_parser_t *p, evlog_t *log, run_info_t *info, uint8_t *buf, size_t n, const uint8_t *all,
-                size_t all_len) {
+static int feed(nx_ws_parser_t *p, evlog_t *log, run_info_t *info, uint8_t *buf, size_t n,
+                const uint8_t *all, size_t all_len) {
   size_t done = 0;
   unsigned guard = 0;
   for (;;) {
@@ -378,14 +411,16 @@ static int feed(nx_ws_parser_t *p, evlog_t *log, run_info_t *info, uint8_t *buf,
     done += c;
     if (p->error_code) {
       log->error = p->error_code;
-      if (p->error_reason == NULL) info->short_return = 1;
+      if (p->error_reason == NULL)
+        info->short_return = 1;
       /* The error sticks: nothing more is consumed. */
-      if (nx_ws_parse(p, buf + done, n - done) != 0 || nx_ws_parse(p, (uint8_t *)all, all_len) != 0 ||
-          p->error_code != log->error)
+      if (nx_ws_parse(p, buf + done, n - done) != 0 ||
+          nx_ws_parse(p, (uint8_t *)all, all_len) != 0 || p->error_code != log->error)
         info->sticky_fail = 1;
       return -1;
     }
-    if (done == n) return 0;
+    if (done == n)
+      return 0;
     /* Without stops, a short count needs an error or a close (which
      * consumes everything). */
     if (!log->stop_mask || ++guard > 4 * n + 16) {
@@ -402,7 +437,8 @@ static void run(const script_t *s, size_t k, unsigned stop_mask, evlog_t *log, r
   nx_ws_parser_t p;
   size_t len = s->wire.len, off;
   uint8_t *work = malloc(len ? len : 1);
-  if (!work) abort();
+  if (!work)
+    abort();
   memcpy(work, s->wire.p, len);
   log_init(log);
   log->stop_mask = stop_mask;
@@ -437,24 +473,26 @@ static int replay_one(const char *file, int line, const char *what, const script
   const evlog_t *want = &s->want;
 
   run(s, k, stop_mask, &got, &info);
-  if (!log_match(&got, want) || (ref && !log_match(&got, ref) && !log_match(ref, &got)) || info.short_return ||
-      info.sticky_fail || got.bad_pointer || got.cb_after_stop) {
+  if (!log_match(&got, want) || (ref && !log_match(&got, ref) && !log_match(ref, &got)) ||
+      info.short_return || info.sticky_fail || got.bad_pointer || got.cb_after_stop) {
     render(&got, g, sizeof(g));
     render(!log_match(&got, want) || !ref ? want : ref, w, sizeof(w));
-    nx_test_fail_at(file, line, "%s: chunk size %zu, stops 0x%x: %s%s%s%s%s", what, k, stop_mask,
-                    !log_match(&got, want) || (ref && !log_match(&got, ref) && !log_match(ref, &got))
-                        ? "log mismatch"
-                        : "log ok",
-                    info.short_return ? ", short return" : "", info.sticky_fail ? ", error not sticky" : "",
-                    got.bad_pointer ? ", on_data pointer outside the input" : "",
-                    got.cb_after_stop ? ", a callback came after another asked to stop" : "");
+    nx_test_fail_at(
+        file, line, "%s: chunk size %zu, stops 0x%x: %s%s%s%s%s", what, k, stop_mask,
+        !log_match(&got, want) || (ref && !log_match(&got, ref) && !log_match(ref, &got))
+            ? "log mismatch"
+            : "log ok",
+        info.short_return ? ", short return" : "", info.sticky_fail ? ", error not sticky" : "",
+        got.bad_pointer ? ", on_data pointer outside the input" : "",
+        got.cb_after_stop ? ", a callback came after another asked to stop" : "");
     nx_test_diag("   got: %s", g);
     nx_test_diag("  want: %s%s", w, !log_match(&got, want) || !ref ? "" : " (the one-shot run)");
     ok = 0;
   } else if (want->err_lo >= 0 &&
              (info.err_chunk < want->err_lo / (long)k || info.err_chunk > want->err_hi / (long)k)) {
-    nx_test_fail_at(file, line, "%s: chunk size %zu: error %d in chunk %ld, expected in chunk %ld..%ld", what, k,
-                    got.error, info.err_chunk, want->err_lo / (long)k, want->err_hi / (long)k);
+    nx_test_fail_at(file, line,
+                    "%s: chunk size %zu: error %d in chunk %ld, expected in chunk %ld..%ld", what,
+                    k, got.error, info.err_chunk, want->err_lo / (long)k, want->err_hi / (long)k);
     ok = 0;
   }
   log_free(&got);
@@ -464,23 +502,28 @@ static int replay_one(const char *file, int line, const char *what, const script
 /* Replays in every chunk size (a representative set for inputs over 300
  * bytes), comparing with the one-shot log and the expected one. Stops at the
  * first failing chunk size. */
-static void replay_stops(const char *file, int line, const char *what, const script_t *s, unsigned stop_mask) {
+static void replay_stops(const char *file, int line, const char *what, const script_t *s,
+                         unsigned stop_mask) {
   size_t len = s->wire.len, ci;
   evlog_t one;
   run_info_t info;
 
-  if (!replay_one(file, line, what, s, len ? len : 1, stop_mask, NULL)) return;
+  if (!replay_one(file, line, what, s, len ? len : 1, stop_mask, NULL))
+    return;
   run(s, len ? len : 1, stop_mask, &one, &info);
   for (ci = 0;; ci++) {
     size_t k;
     if (len <= 300) {
       k = ci + 1;
-      if (k >= len) break;
+      if (k >= len)
+        break;
     } else {
-      if (ci >= NX_COUNTOF(big_chunks)) break;
+      if (ci >= NX_COUNTOF(big_chunks))
+        break;
       k = big_chunks[ci];
     }
-    if (!replay_one(file, line, what, s, k, stop_mask, &one)) break;
+    if (!replay_one(file, line, what, s, k, stop_mask, &one))
+      break;
   }
   log_free(&one);
 }
@@ -498,13 +541,15 @@ static uint32_t rnd(void) {
 
 /* Valid UTF-8 of exactly n bytes, mixing 1- to 4-byte characters. */
 static void gen_text(uint8_t *out, size_t n) {
-  static const char *const pieces[] = {"a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
-                                       "xyz01234", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", " "};
+  static const char *const pieces[] = {
+      "a",        "\xc3\xa9",     "\xe2\x82\xac",     "\xf0\x9f\x98\x80",
+      "xyz01234", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", " "};
   size_t i = 0;
   while (i < n) {
     const char *pc = pieces[rnd() % NX_COUNTOF(pieces)];
     size_t pl = strlen(pc);
-    if (pl > n - i) pc = "a", pl = 1;
+    if (pl > n - i)
+      pc = "a", pl = 1;
     memcpy(out + i, pc, pl);
     i += pl;
   }
@@ -512,10 +557,12 @@ static void gen_text(uint8_t *out, size_t n) {
 
 static void gen_binary(uint8_t *out, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++) out[i] = (uint8_t)rnd();
+  for (i = 0; i < n; i++)
+    out[i] = (uint8_t)rnd();
 }
 
-static const char *const lorem = "Lorem ipsum dolor sit amet, \xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xf0\x9f\x98\x80!";
+static const char *const lorem =
+    "Lorem ipsum dolor sit amet, \xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xf0\x9f\x98\x80!";
 
 /* ---- tests: data frames ------------------------------------------------------ */
 
@@ -524,18 +571,22 @@ TEST(frame_payload_lengths) {
   size_t i;
   int op;
   uint8_t *payload = malloc(100000);
-  if (!payload) abort();
+  if (!payload)
+    abort();
   for (op = NX_WS_OP_TEXT; op <= NX_WS_OP_BINARY; op++) {
     for (i = 0; i < NX_COUNTOF(lens); i++) {
       script_t s;
       char what[64];
       size_t hl = lens[i] < 126 ? 2 : lens[i] < 65536 ? 4 : 10;
       script_init(&s, NX_WS_ROLE_SERVER);
-      if (op == NX_WS_OP_TEXT) gen_text(payload, lens[i]);
-      else gen_binary(payload, lens[i]);
+      if (op == NX_WS_OP_TEXT)
+        gen_text(payload, lens[i]);
+      else
+        gen_binary(payload, lens[i]);
       whole_message(&s, op, payload, lens[i]);
       CHECK_EQ(s.wire.len, hl + 4 + lens[i]);
-      snprintf(what, sizeof(what), "%s of %zu bytes", op == NX_WS_OP_TEXT ? "text" : "binary", lens[i]);
+      snprintf(what, sizeof(what), "%s of %zu bytes", op == NX_WS_OP_TEXT ? "text" : "binary",
+               lens[i]);
       REPLAY(what, &s);
       script_free(&s);
     }
@@ -548,7 +599,8 @@ TEST(frame_all_lengths_in_one_stream) {
   size_t i;
   script_t s;
   uint8_t *payload = malloc(100000);
-  if (!payload) abort();
+  if (!payload)
+    abort();
   script_init(&s, NX_WS_ROLE_SERVER);
   for (i = 0; i < NX_COUNTOF(lens); i++) {
     gen_text(payload, lens[i]);
@@ -581,8 +633,8 @@ TEST(frame_nonminimal_lengths) {
   static const struct {
     size_t len;
     int enc;
-  } cases[] = {{0, ENC_16}, {5, ENC_16}, {125, ENC_16}, {0, ENC_64}, {5, ENC_64}, {126, ENC_64}, {300, ENC_64},
-               {65535, ENC_64}};
+  } cases[] = {{0, ENC_16}, {5, ENC_16},   {125, ENC_16}, {0, ENC_64},
+               {5, ENC_64}, {126, ENC_64}, {300, ENC_64}, {65535, ENC_64}};
   uint8_t payload[65535];
   size_t i;
   for (i = 0; i < NX_COUNTOF(cases); i++) {
@@ -665,10 +717,13 @@ TEST(frame_many_fragments) {
   gen_text(text, sizeof(text));
   while (at < sizeof(text)) {
     size_t n = i % 5;
-    if (n > sizeof(text) - at) n = sizeof(text) - at;
+    if (n > sizeof(text) - at)
+      n = sizeof(text) - at;
     data_frame(&s, at + n == sizeof(text), i == 0 ? NX_WS_OP_TEXT : NX_WS_OP_CONT, text + at, n);
-    if (i % 17 == 5) ctrl_frame(&s, NX_WS_OP_PING, text, i % 126);
-    if (i % 29 == 7) ctrl_frame(&s, NX_WS_OP_PONG, "", 0);
+    if (i % 17 == 5)
+      ctrl_frame(&s, NX_WS_OP_PING, text, i % 126);
+    if (i % 29 == 7)
+      ctrl_frame(&s, NX_WS_OP_PONG, "", 0);
     at += n;
     i++;
   }
@@ -706,7 +761,8 @@ TEST(frame_control_between_fragments) {
 
 TEST(frame_close_payloads) {
   static const char reason123[] =
-      "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 0123456789012345678901234567890123456789012345678901234567"
+      "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 "
+      "0123456789012345678901234567890123456789012345678901234567"
       "8901234567890123456789012345678901234567890123456\xf0\x9f\x98\x80";
   script_t s;
   CHECK_EQ(strlen(reason123), 123);
@@ -764,7 +820,8 @@ TEST(frame_close_payloads) {
 TEST(frame_close_codes) {
   static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010,
                                    1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
-  static const unsigned invalid[] = {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+  static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006, 1015,
+                                     1016, 1100, 2000, 2999, 5000, 65535};
   size_t i;
   unsigned c;
   for (i = 0; i < NX_COUNTOF(valid); i++) {
@@ -803,7 +860,8 @@ TEST(frame_close_codes) {
 }
 
 TEST(frame_close_reason_utf8) {
-  static const char *const bad[] = {"\xff", "ok\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "abc\xe2\x82",
+  static const char *const bad[] = {"\xff",         "ok\x80",           "\xc0\xaf",
+                                    "\xed\xa0\x80", "\xf4\x90\x80\x80", "abc\xe2\x82",
                                     "\xf0\x9f\x98"};
   size_t i;
   for (i = 0; i < NX_COUNTOF(bad); i++) {
@@ -841,7 +899,8 @@ TEST(frame_data_after_close_ignored) {
   parser_setup(&p, &s, &log);
   CHECK_EQ(nx_ws_parse(&p, s.wire.p, s.wire.len), s.wire.len);
   CHECK(nx_ws_parser_closed(&p));
-  for (i = 0; i < sizeof(junk); i++) junk[i] = (uint8_t)(i * 37);
+  for (i = 0; i < sizeof(junk); i++)
+    junk[i] = (uint8_t)(i * 37);
   i = log.nev;
   CHECK_EQ(nx_ws_parse(&p, junk, sizeof(junk)), sizeof(junk));
   CHECK_EQ(nx_ws_parse(&p, junk, 0), 0);
@@ -902,9 +961,11 @@ TEST(frame_rsv_bits) {
   int allow, op;
   for (allow = 0; allow <= 1; allow++) {
     for (i = 0; i < NX_COUNTOF(rsv); i++) {
-      static const int ops[] = {NX_WS_OP_TEXT, NX_WS_OP_BINARY, NX_WS_OP_PING, NX_WS_OP_PONG, NX_WS_OP_CLOSE};
+      static const int ops[] = {NX_WS_OP_TEXT, NX_WS_OP_BINARY, NX_WS_OP_PING, NX_WS_OP_PONG,
+                                NX_WS_OP_CLOSE};
       size_t j;
-      if (allow && rsv[i] == 0x40) continue; /* allowed on data frames: below */
+      if (allow && rsv[i] == 0x40)
+        continue; /* allowed on data frames: below */
       for (j = 0; j < NX_COUNTOF(ops); j++) {
         script_t s;
         script_init(&s, NX_WS_ROLE_SERVER);
@@ -922,7 +983,8 @@ TEST(frame_rsv_bits) {
     script_t s;
     script_init(&s, NX_WS_ROLE_SERVER);
     s.allow_rsv1 = 1;
-    put_frame(&s, (uint8_t)(b0_of(1, op) | 0x40), "\xff\xfe\x00", 3); /* compressed: not checked as UTF-8 */
+    put_frame(&s, (uint8_t)(b0_of(1, op) | 0x40), "\xff\xfe\x00",
+              3); /* compressed: not checked as UTF-8 */
     ex_begin(&s.want, op, 1);
     ex_frame(&s.want, 3);
     ex_data(&s.want, "\xff\xfe\x00", 3);
@@ -970,7 +1032,8 @@ TEST(frame_reserved_opcodes) {
       for (mid = 0; mid <= 1; mid++) {
         script_t s;
         script_init(&s, NX_WS_ROLE_SERVER);
-        if (mid) data_frame(&s, 0, NX_WS_OP_TEXT, "frag", 4);
+        if (mid)
+          data_frame(&s, 0, NX_WS_OP_TEXT, "frag", 4);
         put_frame(&s, b0_of(fin, ops[i]), "x", 1);
         expect_error_in(&s, 1002, s.wire.len - 7, s.wire.len - 6);
         REPLAY("reserved opcode", &s);
@@ -1053,7 +1116,8 @@ TEST(frame_fragmentation_order) {
 }
 
 TEST(frame_64bit_length_top_bit) {
-  static const uint64_t lens[] = {0x8000000000000000ull, 0xffffffffffffffffull, 0x8000000000000005ull};
+  static const uint64_t lens[] = {0x8000000000000000ull, 0xffffffffffffffffull,
+                                  0x8000000000000005ull};
   size_t i;
   for (i = 0; i < NX_COUNTOF(lens); i++) {
     int role;
@@ -1092,15 +1156,17 @@ static void header_only_too_big(const char *file, int line, script_t *s, size_t 
   evlog_t log;
   uint8_t *work = malloc(s->wire.len);
   size_t c;
-  if (!work) abort();
+  if (!work)
+    abort();
   memcpy(work, s->wire.p, s->wire.len);
   log_init(&log);
   parser_setup(&p, s, &log);
   log.chunk_lo = work, log.chunk_hi = work + s->wire.len;
   c = nx_ws_parse(&p, work, s->wire.len);
   if (p.error_code != 1009)
-    nx_test_fail_at(file, line, "header of a too-big frame (byte %zu..%zu) fed: error %d, consumed %zu", frame_at,
-                    s->wire.len - 1, p.error_code, c);
+    nx_test_fail_at(file, line,
+                    "header of a too-big frame (byte %zu..%zu) fed: error %d, consumed %zu",
+                    frame_at, s->wire.len - 1, p.error_code, c);
   else if (log.nev && log.ev[log.nev - 1].type == EV_FRAME && log.ev[log.nev - 1].len > s->max)
     nx_test_fail_at(file, line, "on_frame_begin announced a frame over the limit");
   /* One byte short of the header: no error yet. */
@@ -1120,7 +1186,8 @@ TEST(frame_max_message_size_single_frame) {
   uint8_t *payload = malloc(100000);
   size_t i;
   int op;
-  if (!payload) abort();
+  if (!payload)
+    abort();
   for (op = NX_WS_OP_TEXT; op <= NX_WS_OP_BINARY; op++) {
     for (i = 0; i < NX_COUNTOF(lens); i++) {
       script_t s;
@@ -1219,7 +1286,9 @@ TEST(frame_max_message_size_per_message) {
         data_frame(&s, 1, NX_WS_OP_CONT, "67890", 5);
       }
     }
-    REPLAY(round == 0 ? "several messages under the limit" : "several fragmented messages at the limit", &s);
+    REPLAY(round == 0 ? "several messages under the limit"
+                      : "several fragmented messages at the limit",
+           &s);
     script_free(&s);
   }
 }
@@ -1232,9 +1301,16 @@ TEST(frame_text_utf8) {
     size_t len;
     size_t bad; /* index of the first impossible byte */
   } cases[] = {
-      {"abc\xff", 4, 3},           {"\x80", 1, 0},          {"ok\xc0\x80", 4, 2},
-      {"\xe0\x9f\xbf", 3, 1},      {"\xed\xa0\x80", 3, 1},  {"\xf4\x90\x80\x80zz", 6, 1},
-      {"\xf0\x8f\xbf\xbf", 4, 1},  {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited", 20, 12},
+      {"abc\xff", 4, 3},
+      {"\x80", 1, 0},
+      {"ok\xc0\x80", 4, 2},
+      {"\xe0\x9f\xbf", 3, 1},
+      {"\xed\xa0\x80", 3, 1},
+      {"\xf4\x90\x80\x80zz", 6, 1},
+      {"\xf0\x8f\xbf\xbf", 4, 1},
+      {"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+       "edited",
+       20, 12},
   };
   size_t i;
   for (i = 0; i < NX_COUNTOF(cases); i++) {
@@ -1250,7 +1326,8 @@ TEST(frame_text_utf8) {
       ex_data(&s.want, cases[i].s, cases[i].bad);
       expect_error(&s, 1007);
       s.want.err_lo = s.want.err_hi = (long)(at + cases[i].bad);
-      if (frag) put_frame(&s, b0_of(1, NX_WS_OP_CONT), "tail", 4);
+      if (frag)
+        put_frame(&s, b0_of(1, NX_WS_OP_CONT), "tail", 4);
       REPLAY(frag ? "invalid UTF-8 in a first fragment" : "invalid UTF-8 in a text frame", &s);
       script_free(&s);
     }
@@ -1357,7 +1434,8 @@ static void check_stops(const char *file, int line, unsigned mask) {
   rich_script(&s);
   replay_stops(file, line, "stopping callbacks", &s, mask);
   run(&s, s.wire.len, mask, &log, &info);
-  if (log.stops == 0) nx_test_fail_at(file, line, "no callback was asked to stop");
+  if (log.stops == 0)
+    nx_test_fail_at(file, line, "no callback was asked to stop");
   log_free(&log);
   script_free(&s);
 }
@@ -1435,16 +1513,19 @@ TEST(frame_null_callbacks) {
   for (k = 1; k <= s.wire.len; k++) {
     uint8_t *work = malloc(s.wire.len);
     size_t off;
-    if (!work) abort();
+    if (!work)
+      abort();
     memcpy(work, s.wire.p, s.wire.len);
     memset(&p, 0, sizeof(p));
     nx_ws_parser_init(&p, &none, NULL, NX_WS_ROLE_SERVER);
     for (off = 0; off < s.wire.len; off += k) {
       size_t n = s.wire.len - off < k ? s.wire.len - off : k;
-      if (nx_ws_parse(&p, work + off, n) != n) break;
+      if (nx_ws_parse(&p, work + off, n) != n)
+        break;
     }
     free(work);
-    if (!CHECK(off >= s.wire.len && p.error_code == 0 && nx_ws_parser_closed(&p))) break;
+    if (!CHECK(off >= s.wire.len && p.error_code == 0 && nx_ws_parser_closed(&p)))
+      break;
   }
   script_free(&s);
 }
@@ -1493,9 +1574,18 @@ TEST(encoder_header_sizes) {
   static const struct {
     uint64_t len;
     size_t size;
-  } cases[] = {{0, 2},     {1, 2},      {125, 2},     {126, 4},         {127, 4},
-               {128, 4},   {65535, 4},  {65536, 10},  {100000, 10},     {0xffffffffull, 10},
-               {0x100000000ull, 10}, {0x7fffffffffffffffull, 10}};
+  } cases[] = {{0, 2},
+               {1, 2},
+               {125, 2},
+               {126, 4},
+               {127, 4},
+               {128, 4},
+               {65535, 4},
+               {65536, 10},
+               {100000, 10},
+               {0xffffffffull, 10},
+               {0x100000000ull, 10},
+               {0x7fffffffffffffffull, 10}};
   static const uint8_t key[4] = {0xde, 0xad, 0xbe, 0xef};
   size_t i;
   uint8_t h[14];
@@ -1531,7 +1621,8 @@ TEST(encoder_round_trip) {
   uint8_t *payload = malloc(70001);
   size_t i;
   int role;
-  if (!payload) abort();
+  if (!payload)
+    abort();
   for (role = NX_WS_ROLE_SERVER; role <= NX_WS_ROLE_CLIENT; role++) {
     for (i = 0; i < NX_COUNTOF(lens); i++) {
       script_t s;
@@ -1541,11 +1632,13 @@ TEST(encoder_round_trip) {
       gen_text(payload, lens[i]);
       /* Built by hand here (not with put_frame) so that this test
        * depends on nothing but the encoder. */
-      hl = nx_ws_frame_header(h, 1, 0, NX_WS_OP_TEXT, lens[i], role == NX_WS_ROLE_SERVER ? key : NULL);
+      hl = nx_ws_frame_header(h, 1, 0, NX_WS_OP_TEXT, lens[i],
+                              role == NX_WS_ROLE_SERVER ? key : NULL);
       buf_put(&s.wire, h, hl);
       at = s.wire.len;
       buf_put(&s.wire, payload, lens[i]);
-      if (role == NX_WS_ROLE_SERVER) nx_ws_mask(s.wire.p + at, lens[i], key, 0);
+      if (role == NX_WS_ROLE_SERVER)
+        nx_ws_mask(s.wire.p + at, lens[i], key, 0);
       ex_begin(&s.want, NX_WS_OP_TEXT, 0);
       ex_frame(&s.want, lens[i]);
       ex_data(&s.want, payload, lens[i]);
@@ -1556,7 +1649,8 @@ TEST(encoder_round_trip) {
       buf_put(&s.wire, h, hl);
       at = s.wire.len;
       buf_put(&s.wire, "abc", 3);
-      if (role == NX_WS_ROLE_SERVER) nx_ws_mask(s.wire.p + at, 3, key, 0);
+      if (role == NX_WS_ROLE_SERVER)
+        nx_ws_mask(s.wire.p + at, 3, key, 0);
       hl = nx_ws_frame_header(h, 1, 0, NX_WS_OP_PING, 0, role == NX_WS_ROLE_SERVER ? key : NULL);
       buf_put(&s.wire, h, hl);
       hl = nx_ws_frame_header(h, 1, 0, NX_WS_OP_CONT, 0, role == NX_WS_ROLE_SERVER ? key : NULL);
@@ -1567,13 +1661,16 @@ TEST(encoder_round_trip) {
       ex_ctrl(&s.want, NX_WS_OP_PING, "", 0);
       ex_frame(&s.want, 0);
       ex_end(&s.want);
-      REPLAY(role == NX_WS_ROLE_CLIENT ? "encoder -> client parser" : "masked encoder -> server parser", &s);
+      REPLAY(role == NX_WS_ROLE_CLIENT ? "encoder -> client parser"
+                                       : "masked encoder -> server parser",
+             &s);
       script_free(&s);
     }
   }
   /* Huge lengths: header only, the parser announces the same length. */
   {
-    static const uint64_t huge[] = {0x10000ull, 0xffffffffull, 0x100000000ull, 0x7fffffffffffffffull};
+    static const uint64_t huge[] = {0x10000ull, 0xffffffffull, 0x100000000ull,
+                                    0x7fffffffffffffffull};
     for (i = 0; i < NX_COUNTOF(huge); i++) {
       script_t s;
       uint8_t h[14];
@@ -1590,11 +1687,13 @@ TEST(encoder_round_trip) {
 
 static void ref_mask(uint8_t *d, size_t len, const uint8_t key[4], uint64_t off) {
   size_t i;
-  for (i = 0; i < len; i++) d[i] ^= key[(off + i) % 4];
+  for (i = 0; i < len; i++)
+    d[i] ^= key[(off + i) % 4];
 }
 
 TEST(encoder_mask) {
-  static const uint8_t keys[][4] = {{0x01, 0x02, 0x04, 0x08}, {0xff, 0x00, 0xa5, 0x5a}, {0, 0, 0, 0}};
+  static const uint8_t keys[][4] = {
+      {0x01, 0x02, 0x04, 0x08}, {0xff, 0x00, 0xa5, 0x5a}, {0, 0, 0, 0}};
   static const uint64_t big_offsets[] = {0x100000000ull, 0xfffffffffffffffdull, 1ull << 63};
   uint8_t buf[64], ref[64];
   size_t k, len, align, i;
@@ -1603,11 +1702,13 @@ TEST(encoder_mask) {
     for (off = 0; off < 8; off++)
       for (len = 0; len <= 40; len++)
         for (align = 0; align < 8; align++) {
-          for (i = 0; i < sizeof(buf); i++) buf[i] = ref[i] = (uint8_t)(i * 29 + len);
+          for (i = 0; i < sizeof(buf); i++)
+            buf[i] = ref[i] = (uint8_t)(i * 29 + len);
           nx_ws_mask(buf + align, len, keys[k], off);
           ref_mask(ref + align, len, keys[k], off);
           if (memcmp(buf, ref, sizeof(buf)) != 0) {
-            nx_test_fail_at(__FILE__, __LINE__, "nx_ws_mask key %zu offset %llu len %zu align %zu differs", k,
+            nx_test_fail_at(__FILE__, __LINE__,
+                            "nx_ws_mask key %zu offset %llu len %zu align %zu differs", k,
                             (unsigned long long)off, len, align);
             return;
           }
@@ -1623,24 +1724,28 @@ TEST(encoder_mask) {
   }
   /* Masking in pieces with running offsets equals masking at once, and
    * masking twice restores the data. */
-  for (i = 0; i < 40; i++) buf[i] = ref[i] = (uint8_t)(i + 1);
+  for (i = 0; i < 40; i++)
+    buf[i] = ref[i] = (uint8_t)(i + 1);
   nx_ws_mask(ref, 40, keys[0], 0);
   for (k = 0; k < 40;) {
     size_t n = (k % 7) + 1;
-    if (n > 40 - k) n = 40 - k;
+    if (n > 40 - k)
+      n = 40 - k;
     nx_ws_mask(buf + k, n, keys[0], k);
     k += n;
   }
   CHECK_MEM_EQ(buf, 40, ref, 40);
   nx_ws_mask(buf, 40, keys[0], 0);
-  for (i = 0; i < 40; i++) CHECK_EQ(buf[i], i + 1);
+  for (i = 0; i < 40; i++)
+    CHECK_EQ(buf[i], i + 1);
 }
 
 /* The longest prefix of s, at most max bytes, ending at a code point
  * boundary. */
 static size_t ref_cut(const char *s, size_t len, size_t max) {
   size_t n = len < max ? len : max;
-  while (n > 0 && n < len && ((uint8_t)s[n] & 0xc0) == 0x80) n--;
+  while (n > 0 && n < len && ((uint8_t)s[n] & 0xc0) == 0x80)
+    n--;
   return n;
 }
 
@@ -1658,9 +1763,15 @@ TEST(encoder_close_payload) {
   CHECK_EQ(nx_ws_close_payload(out, 4999, "", 0), 2);
   CHECK_MEM_EQ(out, 2, "\x13\x87", 2);
   CHECK_EQ(nx_ws_close_payload(out, 1001, "bye", 3), 5);
-  CHECK_MEM_EQ(out, 5, "\x03\xe9" "bye", 5);
+  CHECK_MEM_EQ(out, 5,
+               "\x03\xe9"
+               "bye",
+               5);
   CHECK_EQ(nx_ws_close_payload(out, 1000, "byebye", 3), 5);
-  CHECK_MEM_EQ(out, 5, "\x03\xe8" "bye", 5);
+  CHECK_MEM_EQ(out, 5,
+               "\x03\xe8"
+               "bye",
+               5);
 
   /* ASCII reasons of every length around the limit. */
   memset(reason, 'r', sizeof(reason));
@@ -1681,7 +1792,8 @@ TEST(encoder_close_payload) {
     for (start = 115; start <= 124; start++) {
       for (n = 120; n <= 135; n++) {
         size_t expect;
-        if (start + cl > n) continue;
+        if (start + cl > n)
+          continue;
         memset(reason, 'a', sizeof(reason));
         memcpy(reason + start, chars[i], cl);
         memset(out, 0xee, sizeof(out));
@@ -1689,9 +1801,10 @@ TEST(encoder_close_payload) {
         expect = ref_cut(reason, n, 123);
         if (clen != 2 + expect || memcmp(out + 2, reason, clen - 2) != 0 ||
             !nx_utf8_valid(out + 2, clen - 2) || out[125] != 0xee) {
-          nx_test_fail_at(__FILE__, __LINE__,
-                          "close payload, %zu-byte char at %zu, reason of %zu: length %zu, expected %zu", cl,
-                          start, n, clen, 2 + expect);
+          nx_test_fail_at(
+              __FILE__, __LINE__,
+              "close payload, %zu-byte char at %zu, reason of %zu: length %zu, expected %zu", cl,
+              start, n, clen, 2 + expect);
           break;
         }
       }
@@ -1702,7 +1815,8 @@ TEST(encoder_close_payload) {
   {
     script_t s;
     char long_reason[300];
-    for (i = 0; i < sizeof(long_reason); i++) long_reason[i] = "\xe2\x82\xac"[i % 3];
+    for (i = 0; i < sizeof(long_reason); i++)
+      long_reason[i] = "\xe2\x82\xac"[i % 3];
     script_init(&s, NX_WS_ROLE_SERVER);
     clen = nx_ws_close_payload(out, 1000, long_reason, sizeof(long_reason));
     CHECK_EQ(clen, 2 + 123);
@@ -1711,7 +1825,8 @@ TEST(encoder_close_payload) {
     script_free(&s);
     /* "a" then euros: now the 123-byte cut falls inside a character. */
     long_reason[0] = 'a';
-    for (i = 1; i < sizeof(long_reason); i++) long_reason[i] = "\xe2\x82\xac"[(i - 1) % 3];
+    for (i = 1; i < sizeof(long_reason); i++)
+      long_reason[i] = "\xe2\x82\xac"[(i - 1) % 3];
     script_init(&s, NX_WS_ROLE_SERVER);
     clen = nx_ws_close_payload(out, 1000, long_reason, sizeof(long_reason) - 2);
     CHECK_EQ(clen, 2 + 121);

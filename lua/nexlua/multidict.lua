@@ -1,7 +1,8 @@
 --- Read-only multi-dicts for request data: Headers (case-insensitive names)
 -- and QueryParams (parsed from the query string, percent-decoded).
 local setmetatable, type, tostring, tonumber = setmetatable, type, tostring, tonumber
-local lower, gsub, char, find, sub, gmatch = string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch
+local lower, gsub, char, find, sub, gmatch =
+  string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch
 
 local multidict = {}
 

@@ -2,7 +2,8 @@
 -- Templates: "/chat/{room_id}", "/items/{id:int}", "/files/{rest:path}".
 -- Routes match in registration order; the first match wins.
 local tonumber, type, pairs, ipairs, error, setmetatable = tonumber, type, pairs, ipairs, error, setmetatable
-local format, find, sub, gsub, match, lower = string.format, string.find, string.sub, string.gsub, string.match, string.lower
+local format, find, sub, gsub, match, lower =
+  string.format, string.find, string.sub, string.gsub, string.match, string.lower
 
 local router = {}
 

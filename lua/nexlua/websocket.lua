@@ -79,8 +79,12 @@ local function header_lines(headers, level)
   local out = {}
   local function add(name, value)
     name, value = tostring(name), tostring(value)
-    if not valid_token(name) then raise(WebSocketError, level + 1, "accept: invalid header name " .. format("%q", name)) end
-    if find(value, "[\r\n%z]") then raise(WebSocketError, level + 1, "accept: header value for " .. name .. " contains a line break") end
+    if not valid_token(name) then
+      raise(WebSocketError, level + 1, "accept: invalid header name " .. format("%q", name))
+    end
+    if find(value, "[\r\n%z]") then
+      raise(WebSocketError, level + 1, "accept: header value for " .. name .. " contains a line break")
+    end
     local l = lower(name)
     if l == "sec-websocket-accept" or l == "upgrade" or l == "connection" or l == "sec-websocket-protocol" then
       raise(WebSocketError, level + 1, "accept: header " .. name .. " is set by the server")
@@ -140,7 +144,8 @@ end
 function WebSocket:close(code, reason)
   if code == nil then code = 1000 end
   if not check_close_code(code) then
-    raise(WebSocketError, 2, format("close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code)))
+    raise(WebSocketError, 2,
+      format("close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code)))
   end
   if reason ~= nil and type(reason) ~= "string" then raise(WebSocketError, 2, "close: reason must be a string") end
   if reason and #reason > 123 then raise(WebSocketError, 2, "close: reason is longer than 123 bytes") end
@@ -228,7 +233,9 @@ local function do_send(self, data, binary)
   end
   local ok, kind, code, reason = send(self._box, data, binary)
   if ok == nil and kind ~= nil then
-    if kind == "utf8" then raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)") end
+    if kind == "utf8" then
+      raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")
+    end
     if self._state == CONNECTED then self._state = DISCONNECTED end
     -- "closing": our close frame is out because the server is shutting down
     -- (the app's own close() was caught above): the peer is as good as gone.

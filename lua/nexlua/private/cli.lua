@@ -12,21 +12,47 @@ local OPTIONS = {
   { "--host", "host", "string", "address to listen on (default 127.0.0.1)" },
   { "--port", "port", "number", "port to listen on; 0 picks a free one (default 8000)" },
   { "--log-level", "log_level", "level", "debug, info, warn or error (default info)" },
-  { "--max-message-size", "max_message_size", "number", "largest message accepted, in bytes; larger ones are closed with 1009 (default 16777216)" },
-  { "--max-header-size", "max_header_size", "number", "largest request head, in bytes; larger gets HTTP 431 (default 16384)" },
-  { "--handshake-timeout", "handshake_timeout", "number", "seconds allowed to send the upgrade request (default 10)" },
-  { "--close-timeout", "close_timeout", "number", "seconds to wait for the peer's close reply (default 5)" },
-  { "--graceful-timeout", "graceful_timeout", "number", "seconds handlers get to finish on SIGINT/SIGTERM (default 10)" },
-  { "--write-high-water", "write_high_water", "number", "bytes buffered before a handler's own send waits (default 1048576)" },
-  { "--write-limit", "write_limit", "number", "bytes buffered for a client that does not read before it is dropped (default 67108864)" },
+  {
+    "--max-message-size", "max_message_size", "number",
+    "largest message accepted, in bytes; larger ones are closed with 1009 (default 16777216)",
+  },
+  {
+    "--max-header-size", "max_header_size", "number",
+    "largest request head, in bytes; larger gets HTTP 431 (default 16384)",
+  },
+  {
+    "--handshake-timeout", "handshake_timeout", "number",
+    "seconds allowed to send the upgrade request (default 10)",
+  },
+  {
+    "--close-timeout", "close_timeout", "number",
+    "seconds to wait for the peer's close reply (default 5)",
+  },
+  {
+    "--graceful-timeout", "graceful_timeout", "number",
+    "seconds handlers get to finish on SIGINT/SIGTERM (default 10)",
+  },
+  {
+    "--write-high-water", "write_high_water", "number",
+    "bytes buffered before a handler's own send waits (default 1048576)",
+  },
+  {
+    "--write-limit", "write_limit", "number",
+    "bytes buffered for a client that does not read before it is dropped (default 67108864)",
+  },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
 }
 
 local function usage()
-  local lines = { "usage: nexlua APP.lua [options]", "", "Serves the WebSocket routes of APP.lua (a file that returns a nexlua.App()).", "", "options:" }
+  local lines = {
+    "usage: nexlua APP.lua [options]", "",
+    "Serves the WebSocket routes of APP.lua (a file that returns a nexlua.App()).", "",
+    "options:",
+  }
   for _, o in ipairs(OPTIONS) do
-    local arg = o[3] == "flag" and "" or (" " .. (o[3] == "level" and "LEVEL" or o[3] == "number" and "N" or "VALUE"))
+    local meta = o[3] == "level" and "LEVEL" or o[3] == "number" and "N" or "VALUE"
+    local arg = o[3] == "flag" and "" or (" " .. meta)
     lines[#lines + 1] = format("  %-28s %s", o[1] .. arg, o[4])
   end
   return table.concat(lines, "\n") .. "\n"

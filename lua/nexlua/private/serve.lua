@@ -5,8 +5,8 @@ local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local WebSocket = require "nexlua.websocket"
 
-local xpcall, pcall, tostring, type, error, ipairs = xpcall, pcall, tostring, type, error, ipairs
-local traceback, format = debug.traceback, string.format
+local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
+local traceback = debug.traceback
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
 

@@ -13,6 +13,7 @@
 #include "nx.h"
 
 static void really_close(nx_conn_t *c);
+static void on_timer(uv_timer_t *t);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Every read lands in the runtime's one buffer: it is parsed completely
@@ -126,8 +127,35 @@ static void really_close(nx_conn_t *c) {
   wake_waiters(c);
 }
 
+/* Heartbeat of an open connection: ping after ping_interval of silence;
+ * no frame at all within ping_timeout of the ping fails the connection.
+ * Any bytes from the peer count as a sign of life, not only the pong. */
+static void heartbeat(nx_conn_t *c) {
+  uint64_t now = uv_now(c->rt->loop), idle = now - c->last_rx;
+  if (c->ping_outstanding) {
+    uint64_t waited = now - c->ping_sent;
+    if (waited >= c->ping_timeout) {
+      nx_log(NX_LOG_DEBUG, "no answer to a ping within %u ms: closing", c->ping_timeout);
+      nx_conn_fail(c, 1011, "keepalive ping timeout");
+      return;
+    }
+    uv_timer_start(&c->timer, on_timer, c->ping_timeout - waited, 0);
+  } else if (idle >= c->ping_interval) {
+    nx_conn_send(c, NX_WS_OP_PING, "nexlua", 6);
+    c->ping_outstanding = 1;
+    c->ping_sent = now;
+    uv_timer_start(&c->timer, on_timer, c->ping_timeout ? c->ping_timeout : c->ping_interval, 0);
+  } else {
+    uv_timer_start(&c->timer, on_timer, c->ping_interval - idle, 0);
+  }
+}
+
 static void on_timer(uv_timer_t *t) {
   nx_conn_t *c = (nx_conn_t *)t->data;
+  if (c->state == NX_CONN_OPEN) {
+    heartbeat(c);
+    return;
+  }
   if (c->state == NX_CONN_HTTP)
     nx_log(NX_LOG_DEBUG, "handshake timeout: closing the connection");
   else
@@ -467,11 +495,17 @@ static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
 
 /* The app accepted: from now on bytes are frames. Bytes that came right
  * after the request (even in the same segment) are the first of them. */
-void nx_conn_upgraded(nx_conn_t *c) {
+void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
+  const nx_config_t *cfg = &c->listener->cfg;
   c->state = NX_CONN_OPEN;
-  c->ws.max_message_size = c->listener->cfg.max_message_size;
+  c->ws.max_message_size = cfg->max_message_size;
   nx_ws_parser_init(&c->ws, &ws_callbacks, c, NX_WS_ROLE_SERVER);
   uv_timer_stop(&c->timer);
+  /* Negative: the listener's setting; 0 turns the heartbeat off. */
+  c->ping_interval = ping_interval < 0 ? cfg->ping_interval : (uint32_t)(ping_interval * 1000);
+  c->ping_timeout = ping_timeout < 0 ? cfg->ping_timeout : (uint32_t)(ping_timeout * 1000);
+  c->last_rx = uv_now(c->rt->loop);
+  if (c->ping_interval) uv_timer_start(&c->timer, on_timer, c->ping_interval, 0);
   if (nx_buf_size(&c->pending)) {
     nx_buf_t tail = c->pending;
     memset(&c->pending, 0, sizeof(c->pending));
@@ -559,6 +593,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     break;
   case NX_CONN_OPEN:
   case NX_CONN_CLOSING:
+    c->last_rx = uv_now(c->rt->loop);
+    c->ping_outstanding = 0;
     parse_frames(c, c->rt->readbuf, (size_t)nread);
     break;
   default:

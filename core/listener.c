@@ -14,6 +14,8 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->write_high_water = 1024 * 1024;
   cfg->write_limit = 64u * 1024 * 1024;
   cfg->read_pause_bytes = 4u * 1024 * 1024;
+  cfg->ping_interval = 20000;
+  cfg->ping_timeout = 20000;
 }
 
 static void on_connection(uv_stream_t *server, int status) {

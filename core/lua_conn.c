@@ -104,7 +104,7 @@ static int l_accept(lua_State *L) {
   if (extra)
     nx_conn_send_raw(c, extra, strlen(extra));
   nx_conn_send_raw(c, "\r\n", 2);
-  nx_conn_upgraded(c);
+  nx_conn_upgraded(c, luaL_optnumber(L, 4, -1), luaL_optnumber(L, 5, -1));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -154,8 +154,7 @@ static int l_recv(lua_State *L) {
   t = nx_rt_current(L, "receive");
   if (c->reader && c->reader != t)
     return luaL_error(L, "another coroutine is already receiving on this WebSocket");
-  nx_task_wait(L, t, NX_WAIT_RECV, c, timeout);
-  return lua_yield(L, 0);
+  return nx_task_suspend(L, t, NX_WAIT_RECV, c, timeout);
 }
 
 /* send(box, data, binary) -> true | nil, "closed", code, reason | nil, "closing"
@@ -192,8 +191,7 @@ static int l_send(lua_State *L) {
       nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
     nx_conn_flush(c);
     if (b->conn && nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
-      nx_task_wait(L, rt->current, NX_WAIT_DRAIN, c, -1);
-      return lua_yield(L, 0);
+      return nx_task_suspend(L, rt->current, NX_WAIT_DRAIN, c, -1);
     }
   }
   lua_pushboolean(L, 1);

@@ -71,6 +71,10 @@ static int l_listen(lua_State *L) {
   l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
   l->cfg.read_pause_bytes =
       (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
+  l->cfg.ping_interval =
+      (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", l->cfg.ping_interval / 1000.0));
+  l->cfg.ping_timeout =
+      (uint32_t)(1000 * opt_field_number(L, 1, "ping_timeout", l->cfg.ping_timeout / 1000.0));
   if (l->cfg.max_header_size < 256)
     l->cfg.max_header_size = 256;
   if (l->cfg.read_pause_bytes < 65536)
@@ -201,8 +205,7 @@ static int l_sleep(lua_State *L) {
   nx_task_t *t = nx_rt_current(L, "nexlua.sleep");
   if (s < 0)
     s = 0;
-  nx_task_wait(L, t, NX_WAIT_SLEEP, NULL, s);
-  return lua_yield(L, 0);
+  return nx_task_suspend(L, t, NX_WAIT_SLEEP, NULL, s);
 }
 
 static int l_now(lua_State *L) {
@@ -230,7 +233,62 @@ static int l_spawn(lua_State *L) {
     return luaL_error(L, "out of memory");
   lua_xmove(L, co, n);
   nx_task_wake(t, n - 1);
-  return 0;
+  nx_task_push_box(L, t);
+  return 1;
+}
+
+static nx_task_t *check_task(lua_State *L, int i) {
+  nx_tbox_t *b = (nx_tbox_t *)luaL_checkudata(L, i, "nexlua.task");
+  return b->t;
+}
+
+/* current() -> the calling task's handle, or nil outside a task. */
+static int l_current(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  if (!rt->current || rt->current->co != L) return 0;
+  nx_task_push_box(L, rt->current);
+  return 1;
+}
+
+/* park(timeout|nil): suspends the calling task until unpark(task, ...)
+ * (returns those values), the timeout (nil, "timeout") or a cancel
+ * (nil, "cancelled"). */
+static int l_park(lua_State *L) {
+  double timeout = luaL_optnumber(L, 1, -1);
+  nx_task_t *t = nx_rt_current(L, "a waiting nexlua API");
+  lua_settop(L, 0);
+  return nx_task_suspend(L, t, NX_WAIT_PARK, NULL, timeout);
+}
+
+/* unpark(task, ...) -> true if the task was parked and is now woken. */
+static int l_unpark(lua_State *L) {
+  nx_task_t *t = check_task(L, 1);
+  int n = lua_gettop(L) - 1;
+  if (!t || t->wait != NX_WAIT_PARK || t->ready) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_xmove(L, t->co, n);
+  nx_task_wake(t, n);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* cancel(task) -> true if the task was waiting (it wakes with "cancelled"). */
+static int l_cancel(lua_State *L) {
+  nx_task_t *t = check_task(L, 1);
+  lua_pushboolean(L, t ? nx_task_cancel(t) : 0);
+  return 1;
+}
+
+/* task_status(task) -> "running" | "waiting" | "ready" | "dead" */
+static int l_task_status(lua_State *L) {
+  nx_task_t *t = check_task(L, 1);
+  if (!t) lua_pushliteral(L, "dead");
+  else if (t->running) lua_pushliteral(L, "running");
+  else if (t->ready) lua_pushliteral(L, "ready");
+  else lua_pushliteral(L, "waiting");
+  return 1;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -328,6 +386,8 @@ int nx_lua_open(lua_State *L) {
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
+      {"current", l_current},     {"park", l_park},           {"unpark", l_unpark},
+      {"cancel", l_cancel},       {"task_status", l_task_status},
                                  {NULL, NULL}};
   static const luaL_Reg lst[] = {{"port", lst_port},
                                  {"host", lst_host},

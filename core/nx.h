@@ -27,10 +27,17 @@ typedef struct {
   size_t write_high_water;    /* an owner's send yields above this */
   size_t write_limit;         /* a connection buffering more is dropped */
   size_t read_pause_bytes;    /* stop reading while this much waits for the app */
+  uint32_t ping_interval;     /* ms of silence before we ping; 0: never */
+  uint32_t ping_timeout;      /* ms to wait for any frame after a ping */
 } nx_config_t;
 
 /* What a suspended task waits for. */
-enum { NX_WAIT_NONE = 0, NX_WAIT_RECV, NX_WAIT_DRAIN, NX_WAIT_SLEEP };
+enum { NX_WAIT_NONE = 0, NX_WAIT_RECV, NX_WAIT_DRAIN, NX_WAIT_SLEEP, NX_WAIT_PARK };
+
+/* The Lua handle of a task (nexlua.task): valid while the task lives. */
+typedef struct {
+  nx_task_t *t;
+} nx_tbox_t;
 
 struct nx_task_s {
   nx_rt_t *rt;
@@ -40,6 +47,9 @@ struct nx_task_s {
   uint8_t ready; /* queued to be resumed */
   uint8_t running;
   uint8_t timed_out;    /* the wait ended by its timeout */
+  uint8_t cancelled;    /* cancel() came while it was not waiting */
+  nx_tbox_t *box;       /* its Lua handle, if one was asked for */
+  int box_ref;
   int nargs;            /* values pushed on co for the next resume */
   nx_conn_t *wait_conn; /* the connection a RECV/DRAIN wait is on */
   uv_timer_t *timer;    /* for sleeps and timeouts, created on first use */
@@ -110,6 +120,10 @@ struct nx_conn_s {
   uint8_t close_sent, close_received, end_after_flush, reading, writing, dirty;
   uint8_t paused;      /* reads stopped while the app catches up */
   uint16_t close_code; /* for the app: peer's code, 1005, 1006 or ours */
+  uint8_t ping_outstanding;
+  uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
+  uint64_t last_rx;                     /* loop time of the last bytes read */
+  uint64_t ping_sent;
   char *close_reason;
   nx_http_t *http;  /* request parser; freed at the upgrade */
   char key[32];     /* Sec-WebSocket-Key, kept for the accept */
@@ -136,7 +150,9 @@ nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref);
 void nx_task_wake(nx_task_t *t, int nargs);
 void nx_task_resume(nx_task_t *t, int nargs);
 void nx_rt_run_ready(nx_rt_t *rt);
-int nx_task_wait(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout);
+int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout);
+void nx_task_push_box(lua_State *L, nx_task_t *t);
+int nx_task_cancel(nx_task_t *t);
 void nx_task_cancel_wait(nx_task_t *t);
 nx_task_t *nx_rt_current(lua_State *L, const char *what);
 void nx_rt_mark_dirty(nx_conn_t *c);
@@ -157,7 +173,7 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason);
 void nx_conn_end(nx_conn_t *c);
 void nx_conn_abort(nx_conn_t *c, uint16_t app_code);
 void nx_conn_flush(nx_conn_t *c);
-void nx_conn_upgraded(nx_conn_t *c);
+void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
 size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
 const char *nx_conn_peer(nx_conn_t *c, int *port);

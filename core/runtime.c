@@ -76,6 +76,7 @@ nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
   t->rt = rt;
   t->co = co;
   t->co_ref = co_ref;
+  t->box_ref = LUA_NOREF;
   t->next = rt->tasks;
   if (rt->tasks)
     rt->tasks->prev = t;
@@ -107,6 +108,10 @@ static void task_free(nx_task_t *t) {
     rt->tasks = t->next;
   if (t->next)
     t->next->prev = t->prev;
+  if (t->box) {
+    t->box->t = NULL;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, t->box_ref);
+  }
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
   free(t);
 }
@@ -214,27 +219,69 @@ void nx_task_cancel_wait(nx_task_t *t) {
   t->wait = NX_WAIT_NONE;
 }
 
-/* Registers what t waits for. timeout < 0 means none. Returns 0, or raises
- * a Lua error. The caller must then `return lua_yield(L, 0)`. */
-int nx_task_wait(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
+/* Suspends t until it is woken, its timeout passes (timeout < 0: none) or
+ * it is cancelled. The C function calling this must `return` its result:
+ * either lua_yield() or, for a task cancelled while it was running, the two
+ * values (nil, "cancelled") pushed at once. The values the C function
+ * returns after a wake are those the waker pushed; after a timeout
+ * (nil, "timeout"); after a cancel (nil, "cancelled"). */
+int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
+  /* A wait registered by a yield that failed (a yield across a C boundary
+   * raises after registering) must not outlive it. */
+  nx_task_cancel_wait(t);
+  if (t->cancelled) {
+    t->cancelled = 0;
+    lua_pushnil(L);
+    lua_pushliteral(L, "cancelled");
+    return 2;
+  }
   t->wait = (uint8_t)what;
   t->timed_out = 0;
   t->wait_conn = c;
-  if (c && what == NX_WAIT_RECV)
-    c->reader = t;
-  if (c && what == NX_WAIT_DRAIN)
-    c->writer = t;
+  if (c && what == NX_WAIT_RECV) c->reader = t;
+  if (c && what == NX_WAIT_DRAIN) c->writer = t;
   if (timeout >= 0) {
     if (!t->timer) {
       t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
-      if (!t->timer)
-        return luaL_error(L, "nexlua: out of memory");
+      if (!t->timer) return luaL_error(L, "nexlua: out of memory");
       uv_timer_init(t->rt->loop, t->timer);
       t->timer->data = t;
     }
     uv_timer_start(t->timer, on_wait_timeout, (uint64_t)(timeout * 1000.0 + 0.5), 0);
   }
+  return lua_yield(L, 0);
+}
+
+/* Cancels t: a waiting task is woken with (nil, "cancelled"); a running or
+ * ready one gets it from its next wait. Returns 1 if t was waiting. */
+int nx_task_cancel(nx_task_t *t) {
+  if (t->wait != NX_WAIT_NONE && !t->ready) {
+    lua_pushnil(t->co);
+    lua_pushliteral(t->co, "cancelled");
+    nx_task_wake(t, 2);
+    return 1;
+  }
+  t->cancelled = 1;
   return 0;
+}
+
+#define TASK_MT "nexlua.task"
+
+/* Pushes t's Lua handle, creating it on first use. */
+void nx_task_push_box(lua_State *L, nx_task_t *t) {
+  if (!t->box) {
+    t->box = (nx_tbox_t *)lua_newuserdata(L, sizeof(nx_tbox_t));
+    t->box->t = t;
+    if (luaL_newmetatable(L, TASK_MT)) {
+      lua_pushliteral(L, "nexlua.task");
+      lua_setfield(L, -2, "__name");
+    }
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    t->box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->box_ref);
 }
 
 /* The task running L, or a Lua error naming `what` when L is not a task

@@ -47,9 +47,14 @@ local function class(name, parent, init, describe)
   return cls
 end
 
---- Base of every nexlua error: misuse of the API (receive before accept,
--- send after close, ...) raises this one itself.
-errors.WebSocketError = class("WebSocketError", nil,
+--- The root of every nexlua error type.
+errors.Error = class("Error", nil,
+  function(e, message) e.message = message or "error" end,
+  function(e) return e.message end)
+
+--- Misuse of the WebSocket API (receive before accept, send after close, ...)
+-- and the base of the WebSocket error types.
+errors.WebSocketError = class("WebSocketError", errors.Error,
   function(e, message) e.message = message or "WebSocket error" end,
   function(e) return e.message end)
 
@@ -86,11 +91,27 @@ errors.JSONDecodeError = class("JSONDecodeError", errors.WebSocketError,
 
 --- A wait ran out of time (receive with a timeout, nexlua.wait_for).
 -- The connection stays usable.
-errors.TimeoutError = class("TimeoutError", errors.WebSocketError,
+errors.TimeoutError = class("TimeoutError", errors.Error,
   function(e, seconds)
     e.seconds = seconds
     e.message = seconds and format("timed out after %g s", seconds) or "timed out"
   end,
+  function(e) return e.message end)
+
+--- The task was cancelled (task:cancel(), or a wait_for that timed out)
+-- while it waited. Ends a task quietly when not caught.
+errors.CancelledError = class("CancelledError", errors.Error,
+  function(e) e.message = "cancelled" end,
+  function(e) return e.message end)
+
+--- Queue:put_nowait() on a full queue.
+errors.QueueFull = class("QueueFull", errors.Error,
+  function(e) e.message = "queue is full" end,
+  function(e) return e.message end)
+
+--- Queue:get_nowait() on an empty queue.
+errors.QueueEmpty = class("QueueEmpty", errors.Error,
+  function(e) e.message = "queue is empty" end,
   function(e) return e.message end)
 
 --- Raises err of class cls with the location of the caller `level` levels up.
@@ -105,5 +126,7 @@ errors.is_websocket_error = errors.WebSocketError.is
 errors.is_type_error = errors.MessageTypeError.is
 errors.is_json_error = errors.JSONDecodeError.is
 errors.is_timeout = errors.TimeoutError.is
+errors.is_cancelled = errors.CancelledError.is
+errors.is_error = errors.Error.is
 
 return errors

@@ -9,6 +9,8 @@ local errors = require "nexlua.errors"
 local json = require "nexlua.json"
 local log = require "nexlua.log"
 local router = require "nexlua.router"
+local tasks = require "nexlua.tasks"
+local queue = require "nexlua.queue"
 
 local nexlua = {
   _VERSION = core.version,
@@ -17,11 +19,17 @@ local nexlua = {
   --- A new application. opts: default listen options (port, max_message_size, ...).
   App = app.new,
 
+  Error = errors.Error,
   WebSocketError = errors.WebSocketError,
   WebSocketDisconnect = errors.WebSocketDisconnect,
   MessageTypeError = errors.MessageTypeError,
   JSONDecodeError = errors.JSONDecodeError,
   TimeoutError = errors.TimeoutError,
+  CancelledError = errors.CancelledError,
+  QueueFull = errors.QueueFull,
+  QueueEmpty = errors.QueueEmpty,
+  is_error = errors.is_error,
+  is_cancelled = errors.is_cancelled,
   is_disconnect = errors.is_disconnect,
   is_websocket_error = errors.is_websocket_error,
   is_type_error = errors.is_type_error,
@@ -31,11 +39,16 @@ local nexlua = {
   register_converter = router.register_converter,
 
   --- Suspends the calling coroutine for seconds (others keep running).
-  sleep = core.sleep,
+  sleep = tasks.sleep,
   --- The loop's clock, in seconds (monotonic, updated once per loop turn).
   now = core.now,
-  --- Runs fn(...) in a new coroutine, from the next loop turn.
-  spawn = core.spawn,
+  --- Runs fn(...) in a new task, from the next loop turn; returns the Task
+  -- (task:wait(timeout), task:cancel(), task:done()).
+  spawn = tasks.spawn,
+  --- Runs fn(...) and returns its results, or raises TimeoutError after seconds.
+  wait_for = tasks.wait_for,
+  --- An asyncio-style queue: nexlua.Queue{maxsize = n}.
+  Queue = queue.new,
 
   json = json,
   log = log,

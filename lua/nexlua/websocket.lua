@@ -122,7 +122,9 @@ function WebSocket:accept(opts)
     end
   end
   local lines = header_lines(headers, 3)
-  local ok, _, code, reason = accept(self._box, subprotocol, lines)
+  local ropts = self._route_options
+  local ok, _, code, reason = accept(self._box, subprotocol, lines,
+    ropts and ropts.ping_interval, ropts and ropts.ping_timeout)
   if not ok then
     self._state = DISCONNECTED
     local e = Disconnect(code, reason)
@@ -200,6 +202,8 @@ function WebSocket:receive(opts)
       error(e, 0)
     elseif kind == "timeout" then
       error(TimeoutError(timeout), 0)
+    elseif kind == "cancelled" then
+      error(errors.CancelledError(), 0)
     end
     -- woken up: a message arrived or the connection ended; look again
   end
@@ -233,6 +237,7 @@ local function do_send(self, data, binary)
   end
   local ok, kind, code, reason = send(self._box, data, binary)
   if ok == nil and kind ~= nil then
+    if kind == "cancelled" then error(errors.CancelledError(), 0) end
     if kind == "utf8" then
       raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")
     end

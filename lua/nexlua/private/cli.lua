@@ -40,6 +40,14 @@ local OPTIONS = {
     "--write-limit", "write_limit", "number",
     "bytes buffered for a client that does not read before it is dropped (default 67108864)",
   },
+  {
+    "--ping-interval", "ping_interval", "number",
+    "seconds of silence before the server pings a client; 0 turns pings off (default 20)",
+  },
+  {
+    "--ping-timeout", "ping_timeout", "number",
+    "seconds a pinged client has to answer before it is closed with 1011 (default 20)",
+  },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
 }

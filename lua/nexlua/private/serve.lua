@@ -18,6 +18,7 @@ local serve = {}
 local function error_handler(ws)
   return function(e)
     if is_disconnect(e) and (e.websocket == nil or e.websocket == ws) then return e end
+    if errors.is_cancelled(e) then return e end
     return { error = e, traceback = traceback(tostring(e), 2) }
   end
 end
@@ -78,6 +79,7 @@ function serve.entry(app)
     end
     ws.path_params = params
     ws.route = route.template
+    ws._route_options = route.options
     local ok, err = xpcall(run_chain, error_handler(ws), build_chain(app, route), 1, route.handler, ws)
     finish(ws, route, ok, err)
   end
@@ -85,7 +87,7 @@ end
 
 local LISTEN_OPTIONS = {
   "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
-  "write_high_water", "write_limit", "read_pause_bytes",
+  "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
 }
 
 --- Starts listening for app; returns the listener or nil, message.

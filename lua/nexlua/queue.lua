@@ -1,0 +1,74 @@
+--- An asyncio-style queue between coroutines.
+--   local q = nexlua.Queue{maxsize = 100}   -- maxsize 0 (default): unbounded
+--   q:put(v)          -- waits while full        q:put_nowait(v)  -- raises QueueFull
+--   local v = q:get() -- waits while empty       q:get_nowait()   -- raises QueueEmpty
+-- put and get take an optional timeout (seconds) and raise TimeoutError.
+local core = require "nexlua.core"
+local errors = require "nexlua.errors"
+
+local setmetatable, error, type = setmetatable, error, type
+local park, unpark, current = core.park, core.unpark, core.current
+
+local Queue = {}
+Queue.__index = Queue
+
+local function new(opts)
+  local maxsize = type(opts) == "table" and opts.maxsize or opts or 0
+  if type(maxsize) ~= "number" or maxsize < 0 then error("Queue: maxsize must be a number >= 0", 2) end
+  return setmetatable({ items = {}, head = 1, tail = 0, maxsize = maxsize, getters = {}, putters = {} }, Queue)
+end
+
+function Queue:qsize() return self.tail - self.head + 1 end
+function Queue:empty() return self.tail < self.head end
+function Queue:full() return self.maxsize > 0 and self:qsize() >= self.maxsize end
+
+-- Wakes the first waiter of list that is still parked.
+local function wake_one(list)
+  while #list > 0 do
+    local t = table.remove(list, 1)
+    if unpark(t) then return end
+  end
+end
+
+local function wait_in(list, timeout, what)
+  local me = current()
+  if not me then error("Queue:" .. what .. "() must be called from a nexlua coroutine", 3) end
+  list[#list + 1] = me
+  local _, why = park(timeout)
+  for i = #list, 1, -1 do
+    if list[i] == me then table.remove(list, i) end
+  end
+  if why == "timeout" then error(errors.TimeoutError(timeout), 0) end
+  if why == "cancelled" then error(errors.CancelledError(), 0) end
+end
+
+function Queue:put_nowait(item)
+  if self:full() then error(errors.QueueFull(), 2) end
+  self.tail = self.tail + 1
+  self.items[self.tail] = item
+  wake_one(self.getters)
+end
+
+function Queue:get_nowait()
+  if self:empty() then error(errors.QueueEmpty(), 2) end
+  local item = self.items[self.head]
+  self.items[self.head] = nil
+  self.head = self.head + 1
+  if self.head > self.tail then self.head, self.tail = 1, 0 end
+  wake_one(self.putters)
+  return item
+end
+
+--- Adds item, waiting while the queue is full.
+function Queue:put(item, timeout)
+  while self:full() do wait_in(self.putters, timeout, "put") end
+  self:put_nowait(item)
+end
+
+--- Removes and returns the oldest item, waiting while the queue is empty.
+function Queue:get(timeout)
+  while self:empty() do wait_in(self.getters, timeout, "get") end
+  return self:get_nowait()
+end
+
+return { new = new, Queue = Queue }

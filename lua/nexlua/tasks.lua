@@ -1,0 +1,120 @@
+--- Tasks: coroutines the scheduler runs beside the connections.
+--   local t = nexlua.spawn(function(a, b) nexlua.sleep(1) return a + b end, 1, 2)
+--   t:wait()      --> 3 (raises the task's error if it failed)
+--   t:cancel()    -- its current (or next) wait raises CancelledError
+-- A task's error is never lost: it is re-raised by wait(), and logged with
+-- its traceback when nobody is waiting for the task when it fails.
+local core = require "nexlua.core"
+local errors = require "nexlua.errors"
+local log = require "nexlua.log"
+
+local setmetatable, select, unpack, xpcall, tostring, error, type =
+  setmetatable, select, unpack, xpcall, tostring, error, type
+local traceback = debug.traceback
+local park, unpark, current = core.park, core.unpark, core.current
+local TimeoutError, CancelledError = errors.TimeoutError, errors.CancelledError
+local is_cancelled = errors.is_cancelled
+
+local tasks = {}
+
+local Task = {}
+Task.__index = Task
+Task.__tostring = function(t) return "nexlua.Task(" .. t.status .. ")" end
+
+local function handler(e)
+  if is_cancelled(e) then return { error = e, cancelled = true } end
+  return { error = e, traceback = traceback(tostring(e), 2) }
+end
+
+local function finish(task, ok, ...)
+  if ok then
+    task.status = "done"
+    task.results = { n = select("#", ...), ... }
+  else
+    local err = ...
+    task.error = err.error
+    if err.cancelled then
+      task.status = "cancelled"
+    else
+      task.status = "failed"
+      task.traceback = err.traceback
+      if #task.waiters == 0 then log.error("task %s failed: %s", task.name, err.traceback) end
+    end
+  end
+  local waiters = task.waiters
+  task.waiters = {}
+  for i = 1, #waiters do unpark(waiters[i]) end
+end
+
+local function run(task, fn, ...)
+  finish(task, xpcall(fn, handler, ...))
+end
+
+--- Runs fn(...) in a new task from the next loop turn; returns the Task.
+function tasks.spawn(fn, ...)
+  if type(fn) ~= "function" then error("spawn: expected a function, got " .. type(fn), 2) end
+  local info = debug.getinfo(fn, "S")
+  local task = setmetatable({
+    status = "pending",
+    waiters = {},
+    name = info and (info.short_src .. ":" .. (info.linedefined or "?")) or "?",
+  }, Task)
+  task.handle = core.spawn(run, task, fn, ...)
+  return task
+end
+
+--- Waits until the task ends (timeout: seconds, optional). Returns its
+-- results; raises its error if it failed, CancelledError if it was cancelled,
+-- TimeoutError if the timeout passed first (the task keeps running).
+function Task:wait(timeout)
+  while self.status == "pending" do
+    local me = current()
+    if not me then error("Task:wait() must be called from a nexlua coroutine", 2) end
+    local waiters = self.waiters
+    waiters[#waiters + 1] = me
+    local _, why = park(timeout)
+    for i = #waiters, 1, -1 do
+      if waiters[i] == me then table.remove(waiters, i) end
+    end
+    if why == "timeout" then error(TimeoutError(timeout), 0) end
+    if why == "cancelled" then error(CancelledError(), 0) end
+  end
+  if self.status == "done" then return unpack(self.results, 1, self.results.n) end
+  error(self.error, 0)
+end
+
+--- Asks the task to stop: the wait it is in (or its next one) raises
+-- CancelledError. Returns false when the task has already ended.
+function Task:cancel()
+  if self.status ~= "pending" then return false end
+  core.cancel(self.handle)
+  return true
+end
+
+function Task:done() return self.status ~= "pending" end
+function Task:cancelled() return self.status == "cancelled" end
+
+--- Runs fn(...) and returns its results, or raises TimeoutError (after
+-- cancelling fn's task) when it takes longer than seconds.
+function tasks.wait_for(fn, seconds, ...)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("wait_for: seconds must be a non-negative number", 2)
+  end
+  local t = tasks.spawn(fn, ...)
+  local function collect(ok, ...)
+    if ok then return ... end
+    local err = ...
+    if errors.is_timeout(err) and t.status == "pending" then t:cancel() end
+    error(err, 0)
+  end
+  return collect(pcall(t.wait, t, seconds))
+end
+
+--- Suspends the calling coroutine for seconds; other coroutines keep running.
+function tasks.sleep(seconds)
+  local _, why = core.sleep(seconds)
+  if why == "cancelled" then error(CancelledError(), 0) end
+end
+
+tasks.Task = Task
+return tasks

@@ -182,6 +182,7 @@ static void on_step_timer(uv_timer_t *t) { (void)t; }
 /* step(timeout): runs one loop iteration, blocking at most timeout seconds. */
 static int l_step(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
+  if (rt->current) return luaL_error(L, "nexlua.core.step cannot run inside a nexlua coroutine");
   double timeout = luaL_optnumber(L, 1, 0);
   uv_timer_t timer;
   uv_timer_init(rt->loop, &timer);
@@ -413,6 +414,7 @@ int nx_lua_open(lua_State *L) {
     lua_setfield(L, -2, f->name);
   }
   nx_lua_conn_open(L);
+  nx_lua_client_open(L);
   lua_pushliteral(L, NEXLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

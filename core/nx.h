@@ -193,6 +193,7 @@ int nx_http_accept_key(const char *key, char out[29]);
 
 /* lua_conn.c */
 void nx_lua_conn_open(lua_State *L);
+void nx_lua_client_open(lua_State *L);
 int nx_lua_conn_dispatch(nx_conn_t *c);
 
 #endif

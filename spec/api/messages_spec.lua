@@ -228,7 +228,8 @@ describe("messages", function()
       local waited = socket.gettime() - t0
       assert.is_false(r.ok)
       assert.is_true(r.is_timeout, r.err)
-      assert.is_true(r.is_ws_error)
+      assert.is_false(r.is_ws_error) -- a TimeoutError is a nexlua.Error, not a WebSocketError
+      assert.is_true(r.is_error)
       assert.is_false(r.is_disconnect)
       assert.matches("timed out after 0%.3 s", r.err)
       assert.is_true(r.elapsed >= 0.25 and r.elapsed < 2, "elapsed " .. r.elapsed)

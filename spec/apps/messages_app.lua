@@ -128,6 +128,7 @@ app:ws_route("/timeout", function(ws)
   ws:send_json({
     ok = ok, err = tostring(err), is_timeout = nexlua.is_timeout(err),
     is_disconnect = nexlua.is_disconnect(err), is_ws_error = nexlua.is_websocket_error(err),
+    is_error = nexlua.is_error(err),
     elapsed = nexlua.now() - t0,
   })
   -- still usable: a normal receive

@@ -56,14 +56,23 @@ describe("nexlua.errors", function()
       type_error = TypeError("text", "binary"),
       json_error = JSONError("bad", ""),
       timeout = Timeout(1),
+      cancelled = errors.CancelledError(),
+      queue_full = errors.QueueFull(),
+      queue_empty = errors.QueueEmpty(),
     }
     local expected = {
       is_disconnect = { disconnect = true },
       is_type_error = { type_error = true },
       is_json_error = { json_error = true },
       is_timeout = { timeout = true },
+      is_cancelled = { cancelled = true },
+      -- a timeout is not a WebSocket error: wait_for and Queue raise it too
       is_websocket_error = {
+        disconnect = true, ws_error = true, type_error = true, json_error = true,
+      },
+      is_error = {
         disconnect = true, ws_error = true, type_error = true, json_error = true, timeout = true,
+        cancelled = true, queue_full = true, queue_empty = true,
       },
     }
 

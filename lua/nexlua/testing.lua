@@ -1,0 +1,264 @@
+--- TestClient: drive an app in-process over a real loopback socket.
+--
+--   local TestClient = require "nexlua.testing"
+--   local client = TestClient(app)
+--   local ws = client:websocket_connect("/ws", {headers = {...}, subprotocols = {...}, query = {...}})
+--   ws:send_text("Hello")
+--   assert.equal("Echo: Hello", ws:receive_text())
+--   ws:close()
+--   client:close()
+--
+-- The app's handlers run in this process, on the real C core, while the
+-- test waits: every receive steps the event loop until a message arrives or
+-- its timeout (default 5 s) fails the test with a clear message.
+local core = require "nexlua.core"
+local errors = require "nexlua.errors"
+local json = require "nexlua.json"
+local serve = require "nexlua.private.serve"
+
+local setmetatable, type, tostring, pairs, ipairs, error, concat =
+  setmetatable, type, tostring, pairs, ipairs, error, table.concat
+local format, gsub, char, byte = string.format, string.gsub, string.char, string.byte
+local hrtime, step = core.hrtime, core.step
+
+local testing = {}
+
+local DEFAULT_TIMEOUT = 5
+
+--- Raised by websocket_connect when the app refuses the handshake:
+-- err.status (403, 404, ...), err.body, err.headers.
+local HandshakeRejected = {}
+HandshakeRejected.__index = HandshakeRejected
+HandshakeRejected.__tostring = function(e)
+  return format("WebSocket handshake rejected with HTTP %d", e.status)
+end
+testing.HandshakeRejected = HandshakeRejected
+function testing.is_rejected(e) return getmetatable(e) == HandshakeRejected end
+
+-- Steps the loop until cond() is true; false after timeout seconds.
+local function wait_until(cond, timeout)
+  local deadline = hrtime() + timeout
+  while not cond() do
+    if hrtime() >= deadline then return false end
+    step(0.005)
+  end
+  return true
+end
+testing.wait_until = wait_until
+
+local function urlencode(s)
+  return (gsub(tostring(s), "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
+end
+
+local function query_string(q)
+  if q == nil then return "" end
+  if type(q) == "string" then return q end
+  local parts = {}
+  for k, v in pairs(q) do
+    if type(v) == "table" then
+      for _, x in ipairs(v) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(x) end
+    else
+      parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
+    end
+  end
+  table.sort(parts)
+  return concat(parts, "&")
+end
+
+local function header_lines(headers, subprotocols)
+  local out = {}
+  for k, v in pairs(headers or {}) do
+    if type(k) == "number" then k, v = v[1], v[2] end
+    out[#out + 1] = tostring(k) .. ": " .. tostring(v) .. "\r\n"
+  end
+  if subprotocols and #subprotocols > 0 then
+    out[#out + 1] = "Sec-WebSocket-Protocol: " .. concat(subprotocols, ", ") .. "\r\n"
+  end
+  return concat(out)
+end
+
+-- The test side of one WebSocket connection.
+local TestWebSocket = {}
+TestWebSocket.__index = TestWebSocket
+
+function TestWebSocket:send_text(s) self:_send(tostring(s), 1) end
+function TestWebSocket:send_bytes(s) self:_send(s, 2) end
+function TestWebSocket:send_json(v, opts)
+  local s = assert(json.encode(v))
+  self:_send(s, (opts and opts.binary) and 2 or 1)
+end
+
+function TestWebSocket:_send(data, opcode)
+  if not core.client_send(self._c, data, opcode) then
+    error(format("TestClient: cannot send on %s: the connection is %s", self.path, self:state()), 3)
+  end
+end
+
+--- Receives the next message: data, "text" | "binary". Raises
+-- WebSocketDisconnect when the server closed, and fails with a clear message
+-- after timeout seconds (default 5).
+function TestWebSocket:receive(timeout)
+  timeout = timeout or self._timeout
+  local data, kind, code, reason
+  local ok = wait_until(function()
+    data, kind, code, reason = core.client_recv(self._c)
+    return data ~= nil or kind ~= nil
+  end, timeout)
+  if not ok then
+    error(format("TestClient: no message from the server on %s within %g s", self.path, timeout), 2)
+  end
+  if data == nil then
+    self.close_code, self.close_reason = code, reason
+    error(errors.WebSocketDisconnect(code, reason), 0)
+  end
+  return data, kind
+end
+
+function TestWebSocket:receive_text(timeout)
+  local data, kind = self:receive(timeout)
+  if kind ~= "text" then error("TestClient: expected a text message, got a " .. kind .. " one", 2) end
+  return data
+end
+
+function TestWebSocket:receive_bytes(timeout)
+  local data, kind = self:receive(timeout)
+  if kind ~= "binary" then error("TestClient: expected a binary message, got a " .. kind .. " one", 2) end
+  return data
+end
+
+function TestWebSocket:receive_json(timeout)
+  local data = self:receive(timeout)
+  local v, err = json.decode(data)
+  if v == nil then error("TestClient: the server sent invalid JSON: " .. tostring(err) .. ": " .. data, 2) end
+  return v
+end
+
+--- "open", "closed", "failed": the connection as the client sees it.
+function TestWebSocket:state() return (core.client_state(self._c)) end
+
+--- Sends a close frame and waits (timeout) for the server's answer.
+-- Returns the close code and reason the server sent.
+function TestWebSocket:close(code, reason, timeout)
+  core.client_close(self._c, code or 1000, reason)
+  return self:wait_closed(timeout)
+end
+
+--- Waits until the server has closed; returns its close code and reason
+-- (1006 when the TCP connection dropped without a close frame). Messages
+-- still arriving before the close are discarded.
+function TestWebSocket:wait_closed(timeout)
+  timeout = timeout or self._timeout
+  local code, reason
+  local ok = wait_until(function()
+    local data, kind, c, r = core.client_recv(self._c)
+    if data == nil and kind == "closed" then
+      code, reason = c, r
+      return true
+    end
+    return false
+  end, timeout)
+  if not ok then error(format("TestClient: %s was not closed within %g s", self.path, timeout), 2) end
+  self.close_code, self.close_reason = code, reason
+  return code, reason
+end
+
+--- Drops the TCP connection without a close frame (the app sees 1006).
+function TestWebSocket:abort() core.client_abort(self._c) end
+
+local TestClient = {}
+TestClient.__index = TestClient
+
+--- Starts the app (startup hooks, a listener on 127.0.0.1:0) if not started.
+function TestClient:start()
+  if self.listener then return self end
+  local done, failure = false, nil
+  core.spawn(function()
+    local ok, err = serve.run_hooks(self.app.startup, "startup")
+    done, failure = true, not ok and err or nil
+  end)
+  if not wait_until(function() return done end, self.timeout) then
+    error("TestClient: the app's startup hooks did not finish within " .. self.timeout .. " s", 2)
+  end
+  if failure then error("TestClient: a startup hook failed: " .. tostring(failure), 2) end
+  local opts = { host = "127.0.0.1", port = 0 }
+  for k, v in pairs(self.options) do opts[k] = v end
+  local listener, err = serve.listen(self.app, opts)
+  if not listener then error("TestClient: " .. tostring(err), 2) end
+  self.listener = listener
+  self.port = listener:port()
+  return self
+end
+
+--- Opens a WebSocket to path. opts: headers (table), subprotocols (list),
+-- query (table or string), timeout (seconds, for this connection's waits).
+-- Raises a HandshakeRejected error (err.status) when the app refuses.
+function TestClient:websocket_connect(path, opts)
+  opts = opts or {}
+  self:start()
+  local target = path
+  local qs = query_string(opts.query)
+  if qs ~= "" then target = target .. (target:find("?", 1, true) and "&" or "?") .. qs end
+  local c = core.client_connect("127.0.0.1", self.port, target, header_lines(opts.headers, opts.subprotocols))
+  local timeout = opts.timeout or self.timeout
+  local st, err, status, body, flat
+  local settled = wait_until(function()
+    st, err, status, body, flat = core.client_state(c)
+    return st ~= "connecting" and st ~= "handshake"
+  end, timeout)
+  if not settled then error(format("TestClient: no handshake answer for %s within %g s", path, timeout), 2) end
+  local headers = {}
+  for i = 1, #flat, 2 do headers[flat[i]:lower()] = flat[i + 1] end
+  if st == "rejected" or (st == "closed" and status ~= 101) then
+    error(setmetatable({ status = status, body = body, headers = headers }, HandshakeRejected), 2)
+  elseif st ~= "open" and st ~= "closed" then
+    error("TestClient: connecting to " .. path .. " failed: " .. tostring(err), 2)
+  end
+  local ws = setmetatable({
+    _c = c, _timeout = timeout, path = path, headers = headers,
+    accepted_subprotocol = headers["sec-websocket-protocol"],
+  }, TestWebSocket)
+  self.sockets[#self.sockets + 1] = ws
+  return ws
+end
+
+--- Closes every connection, stops listening and runs the shutdown hooks.
+function TestClient:close()
+  for _, ws in ipairs(self.sockets) do
+    if ws:state() == "open" then core.client_close(ws._c, 1000) end
+  end
+  wait_until(function()
+    for _, ws in ipairs(self.sockets) do
+      if ws:state() == "open" then return false end
+    end
+    return true
+  end, 1)
+  self.sockets = {}
+  if self.listener then
+    self.listener:close()
+    self.listener = nil
+    local done = false
+    core.spawn(function()
+      serve.run_hooks(self.app.shutdown, "shutdown")
+      done = true
+    end)
+    wait_until(function() return done end, self.timeout)
+  end
+end
+
+--- Runs the loop for seconds (lets the app's tasks progress).
+function TestClient.run_for(seconds) wait_until(function() return false end, seconds) end
+
+local function new(app, opts)
+  opts = opts or {}
+  local listen = {}
+  for k, v in pairs(opts) do
+    if k ~= "timeout" then listen[k] = v end
+  end
+  return setmetatable({ app = app, options = listen, timeout = opts.timeout or DEFAULT_TIMEOUT, sockets = {} },
+    TestClient)
+end
+
+testing.TestClient = new
+testing.TestWebSocket = TestWebSocket
+local _ = char
+return setmetatable(testing, { __call = function(_, app, opts) return new(app, opts) end })

@@ -56,7 +56,8 @@ static void client_flush(nx_client_t *c);
 
 static void set_state(nx_client_t *c, int st, const char *err) {
   c->state = st;
-  if (err) snprintf(c->error, sizeof(c->error), "%s", err);
+  if (err)
+    snprintf(c->error, sizeof(c->error), "%s", err);
 }
 
 static void client_free(nx_client_t *c) {
@@ -78,12 +79,14 @@ static void client_free(nx_client_t *c) {
 static void on_closed(uv_handle_t *h) {
   nx_client_t *c = (nx_client_t *)h->data;
   c->handle_done = 1;
-  if (!c->box) client_free(c);
+  if (!c->box)
+    client_free(c);
 }
 
 /* Closes the TCP connection; the struct lives until the box is collected. */
 static void drop(nx_client_t *c, int st, const char *err) {
-  if (c->state != CL_REJECTED && c->state != CL_CLOSED) set_state(c, st, err);
+  if (c->state != CL_REJECTED && c->state != CL_CLOSED)
+    set_state(c, st, err);
   if (!c->closed_handle) {
     c->closed_handle = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -97,14 +100,16 @@ static int cl_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   nx_client_t *c = (nx_client_t *)p->data;
   if (!c->cur) {
     c->cur = (nx_msg_t *)malloc(sizeof(nx_msg_t) + (size_t)len);
-    if (!c->cur) return 1;
+    if (!c->cur)
+      return 1;
     c->cur->len = 0;
     c->cur->cap = (size_t)len;
     c->cur->opcode = p->msg_opcode;
     c->cur->next = NULL;
   } else if (c->cur->len + len > c->cur->cap) {
     nx_msg_t *g = (nx_msg_t *)realloc(c->cur, sizeof(nx_msg_t) + c->cur->len + (size_t)len);
-    if (!g) return 1;
+    if (!g)
+      return 1;
     g->cap = g->len + (size_t)len;
     c->cur = g;
   }
@@ -122,8 +127,10 @@ static int cl_message_end(nx_ws_parser_t *p) {
   nx_client_t *c = (nx_client_t *)p->data;
   nx_msg_t *m = c->cur;
   c->cur = NULL;
-  if (c->inbox_tail) c->inbox_tail->next = m;
-  else c->inbox = m;
+  if (c->inbox_tail)
+    c->inbox_tail->next = m;
+  else
+    c->inbox = m;
   c->inbox_tail = m;
   return 0;
 }
@@ -131,12 +138,15 @@ static int cl_message_end(nx_ws_parser_t *p) {
 static int send_frame(nx_client_t *c, int opcode, const void *data, size_t len) {
   uint8_t hdr[14], key[4];
   size_t hlen;
-  if (c->closed_handle) return -1;
+  if (c->closed_handle)
+    return -1;
   uv_random(NULL, NULL, key, sizeof(key), 0, NULL);
   hlen = nx_ws_frame_header(hdr, 1, 0, opcode, len, key);
-  if (nx_buf_reserve(&c->out, hlen + len)) return -1;
+  if (nx_buf_reserve(&c->out, hlen + len))
+    return -1;
   memcpy(c->out.data + c->out.len, hdr, hlen);
-  if (len) memcpy(c->out.data + c->out.len + hlen, data, len);
+  if (len)
+    memcpy(c->out.data + c->out.len + hlen, data, len);
   nx_ws_mask(c->out.data + c->out.len + hlen, len, key, 0);
   c->out.len += hlen + len;
   client_flush(c);
@@ -146,13 +156,16 @@ static int send_frame(nx_client_t *c, int opcode, const void *data, size_t len) 
 static int cl_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
   nx_client_t *c = (nx_client_t *)p->data;
   if (opcode == NX_WS_OP_PING) {
-    if (!c->close_sent) send_frame(c, NX_WS_OP_PONG, payload, len);
+    if (!c->close_sent)
+      send_frame(c, NX_WS_OP_PONG, payload, len);
     return 0;
   }
-  if (opcode == NX_WS_OP_PONG) return 0;
+  if (opcode == NX_WS_OP_PONG)
+    return 0;
   c->close_received = 1;
   c->close_code = len >= 2 ? (uint16_t)((payload[0] << 8) | payload[1]) : 1005;
-  if (len > 2) snprintf(c->close_reason, sizeof(c->close_reason), "%.*s", (int)(len - 2), payload + 2);
+  if (len > 2)
+    snprintf(c->close_reason, sizeof(c->close_reason), "%.*s", (int)(len - 2), payload + 2);
   if (!c->close_sent) {
     c->close_sent = 1;
     send_frame(c, NX_WS_OP_CLOSE, payload, len >= 2 ? 2 : 0);
@@ -185,7 +198,8 @@ static int on_status_cb(llhttp_t *p) {
 static int on_hfield(llhttp_t *p, const char *at, size_t n) {
   nx_client_t *c = (nx_client_t *)p->data;
   if (c->last_was_value || c->head.len == 0) {
-    if (c->head.len) nx_buf_append(&c->head, "", 1); /* end the previous value */
+    if (c->head.len)
+      nx_buf_append(&c->head, "", 1); /* end the previous value */
     c->last_was_value = 0;
   }
   return nx_buf_append(&c->head, at, n);
@@ -202,7 +216,8 @@ static int on_hvalue(llhttp_t *p, const char *at, size_t n) {
 
 static int on_hdone(llhttp_t *p) {
   nx_client_t *c = (nx_client_t *)p->data;
-  if (c->head.len) nx_buf_append(&c->head, "", 1);
+  if (c->head.len)
+    nx_buf_append(&c->head, "", 1);
   c->status = p->status_code;
   c->head_done = 1;
   return 0;
@@ -226,8 +241,10 @@ static const char *find_header(nx_client_t *c, const char *name) {
   while (i < c->head.len) {
     const char *n = (const char *)c->head.data + i;
     const char *v = n + strlen(n) + 1;
-    if ((size_t)(v - (const char *)c->head.data) > c->head.len) break;
-    if (strcasecmp(n, name) == 0) return v;
+    if ((size_t)(v - (const char *)c->head.data) > c->head.len)
+      break;
+    if (strcasecmp(n, name) == 0)
+      return v;
     i = (size_t)(v - (const char *)c->head.data) + strlen(v) + 1;
   }
   return NULL;
@@ -245,7 +262,8 @@ static void on_response_bytes(nx_client_t *c, const char *d, size_t n) {
       return;
     }
     set_state(c, CL_OPEN, NULL);
-    if (used < n) feed_frames(c, (uint8_t *)d + used, n - used);
+    if (used < n)
+      feed_frames(c, (uint8_t *)d + used, n - used);
     return;
   }
   if (err == HPE_OK || (err == HPE_PAUSED && c->response_done)) {
@@ -282,7 +300,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     nx_rt_run_ready(c->rt);
     return;
   }
-  if (c->state == CL_HANDSHAKE) on_response_bytes(c, (const char *)c->rt->readbuf, (size_t)n);
+  if (c->state == CL_HANDSHAKE)
+    on_response_bytes(c, (const char *)c->rt->readbuf, (size_t)n);
   else if (c->state == CL_OPEN || c->state == CL_CLOSED)
     feed_frames(c, c->rt->readbuf, (size_t)n);
   nx_rt_run_ready(c->rt);
@@ -294,7 +313,8 @@ static void on_write(uv_write_t *req, int status) {
   nx_client_t *c = (nx_client_t *)req->data;
   c->writing = 0;
   c->wbuf.off = c->wbuf.len = 0;
-  if (status < 0 || c->closed_handle) return;
+  if (status < 0 || c->closed_handle)
+    return;
   client_flush(c);
 }
 
@@ -302,13 +322,15 @@ static void client_flush(nx_client_t *c) {
   size_t size = nx_buf_size(&c->out);
   uv_buf_t b;
   nx_buf_t tmp;
-  if (c->writing || !size || c->closed_handle || c->state == CL_CONNECTING) return;
+  if (c->writing || !size || c->closed_handle || c->state == CL_CONNECTING)
+    return;
   tmp = c->wbuf;
   c->wbuf = c->out;
   c->out = tmp;
   b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
   c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) == 0) c->writing = 1;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) == 0)
+    c->writing = 1;
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -328,14 +350,16 @@ static void on_connect(uv_connect_t *req, int status) {
 
 static nx_client_t *check_client(lua_State *L) {
   cbox_t *b = (cbox_t *)luaL_checkudata(L, 1, CLIENT_MT);
-  if (!b->c) luaL_error(L, "the test client is gone");
+  if (!b->c)
+    luaL_error(L, "the test client is gone");
   return b->c;
 }
 
 static int cbox_gc(lua_State *L) {
   cbox_t *b = (cbox_t *)luaL_checkudata(L, 1, CLIENT_MT);
   nx_client_t *c = b->c;
-  if (!c) return 0;
+  if (!c)
+    return 0;
   b->c = NULL;
   c->box = NULL;
   if (!c->closed_handle) {
@@ -365,7 +389,8 @@ static int l_client_connect(lua_State *L) {
       uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
     return luaL_error(L, "bad address %s", host);
   c = (nx_client_t *)calloc(1, sizeof(*c));
-  if (!c) return luaL_error(L, "out of memory");
+  if (!c)
+    return luaL_error(L, "out of memory");
   c->rt = rt;
   uv_random(NULL, NULL, raw, sizeof(raw), 0, NULL);
   EVP_EncodeBlock((unsigned char *)c->key, raw, sizeof(raw));
@@ -429,7 +454,8 @@ static int l_client_recv(lua_State *L) {
   nx_msg_t *m = c->inbox;
   if (m) {
     c->inbox = m->next;
-    if (!c->inbox) c->inbox_tail = NULL;
+    if (!c->inbox)
+      c->inbox_tail = NULL;
     lua_pushlstring(L, (const char *)m->data, m->len);
     lua_pushstring(L, m->opcode == NX_WS_OP_TEXT ? "text" : "binary");
     free(m);
@@ -474,7 +500,8 @@ static int l_client_close(lua_State *L) {
 /* client_abort(c): drops the TCP connection without a close frame. */
 static int l_client_abort(lua_State *L) {
   nx_client_t *c = check_client(L);
-  if (c->state == CL_OPEN) c->close_code = 1006;
+  if (c->state == CL_OPEN)
+    c->close_code = 1006;
   drop(c, CL_CLOSED, NULL);
   return 0;
 }

@@ -505,7 +505,8 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
   c->ping_interval = ping_interval < 0 ? cfg->ping_interval : (uint32_t)(ping_interval * 1000);
   c->ping_timeout = ping_timeout < 0 ? cfg->ping_timeout : (uint32_t)(ping_timeout * 1000);
   c->last_rx = uv_now(c->rt->loop);
-  if (c->ping_interval) uv_timer_start(&c->timer, on_timer, c->ping_interval, 0);
+  if (c->ping_interval)
+    uv_timer_start(&c->timer, on_timer, c->ping_interval, 0);
   if (nx_buf_size(&c->pending)) {
     nx_buf_t tail = c->pending;
     memset(&c->pending, 0, sizeof(c->pending));

@@ -129,14 +129,12 @@ static int l_reject(lua_State *L) {
   return 1;
 }
 
-/* recv(box, timeout|nil) -> data, "text"|"binary" | nil, "closed", code, reason
- *   | nil, "timeout" (after a timeout) | nothing (woken: call again). Yields. */
+/* recv(box) -> data, "text"|"binary" | nil, "closed", code, reason | nothing
+ * (no message yet: wait_recv, then call again). Never yields. */
 static int l_recv(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
-  double timeout = luaL_optnumber(L, 2, -1);
   nx_conn_t *c = b->conn;
   nx_msg_t *m;
-  nx_task_t *t;
 
   if (c && (m = nx_conn_pop(c)) != NULL) {
     lua_pushlstring(L, (const char *)m->data, m->len);
@@ -151,15 +149,40 @@ static int l_recv(lua_State *L) {
     return push_closed(L, b);
   if (c->state != NX_CONN_OPEN)
     return luaL_error(L, "cannot receive before accept()");
-  t = nx_rt_current(L, "receive");
+  return 0;
+}
+
+/* wait_recv(box, timeout|nil): suspends the calling task until a message or
+ * the end of the connection (returns nothing), the timeout (nil, "timeout")
+ * or a cancel (nil, "cancelled"). Kept apart from recv so that the common
+ * case, a message already there, never yields. */
+static int l_wait_recv(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  nx_conn_t *c = b->conn;
+  nx_task_t *t = nx_rt_current(L, "receive");
+  if (!c || c->inbox || c->state != NX_CONN_OPEN)
+    return 0;
   if (c->reader && c->reader != t)
     return luaL_error(L, "another coroutine is already receiving on this WebSocket");
   return nx_task_suspend(L, t, NX_WAIT_RECV, c, timeout);
 }
 
-/* send(box, data, binary) -> true | nil, "closed", code, reason | nil, "closing"
- * Yields when the caller is the connection's own handler and the output
- * buffer is above the high-water mark, until it drains. */
+/* wait_drain(box): suspends the calling task until the connection's output
+ * is below half the high-water mark, or the connection ends. */
+static int l_wait_drain(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  nx_conn_t *c = b->conn;
+  nx_task_t *t = nx_rt_current(L, "send");
+  if (!c || c->closing_handles || nx_conn_buffered(c) <= c->listener->cfg.write_high_water)
+    return 0;
+  return nx_task_suspend(L, t, NX_WAIT_DRAIN, c, -1);
+}
+
+/* send(box, data, binary) -> true | true, "drain" | nil, "closed", code, reason
+ *   | nil, "closing", code, reason | nil, "utf8". "drain": the caller is the
+ * connection's own handler and the output is above the high-water mark; it
+ * should wait_drain() before sending more. Never yields. */
 static int l_send(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   size_t len;
@@ -191,7 +214,10 @@ static int l_send(lua_State *L) {
       nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
     nx_conn_flush(c);
     if (b->conn && nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
-      return nx_task_suspend(L, rt->current, NX_WAIT_DRAIN, c, -1);
+      /* The handler outpaces its own client: it should wait_drain. */
+      lua_pushboolean(L, 1);
+      lua_pushliteral(L, "drain");
+      return 2;
     }
   }
   lua_pushboolean(L, 1);
@@ -238,9 +264,16 @@ static int box_tostring(lua_State *L) {
 }
 
 void nx_lua_conn_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"accept", l_accept},     {"reject", l_reject}, {"recv", l_recv},
-                                 {"send", l_send},         {"close", l_close},   {"state", l_state},
-                                 {"buffered", l_buffered}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"accept", l_accept},
+                                 {"reject", l_reject},
+                                 {"recv", l_recv},
+                                 {"wait_recv", l_wait_recv},
+                                 {"wait_drain", l_wait_drain},
+                                 {"send", l_send},
+                                 {"close", l_close},
+                                 {"state", l_state},
+                                 {"buffered", l_buffered},
+                                 {NULL, NULL}};
   const luaL_Reg *f;
   if (luaL_newmetatable(L, BOX_MT)) {
     lua_pushcfunction(L, box_tostring);

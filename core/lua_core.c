@@ -182,7 +182,8 @@ static void on_step_timer(uv_timer_t *t) { (void)t; }
 /* step(timeout): runs one loop iteration, blocking at most timeout seconds. */
 static int l_step(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
-  if (rt->current) return luaL_error(L, "nexlua.core.step cannot run inside a nexlua coroutine");
+  if (rt->current)
+    return luaL_error(L, "nexlua.core.step cannot run inside a nexlua coroutine");
   double timeout = luaL_optnumber(L, 1, 0);
   uv_timer_t timer;
   uv_timer_init(rt->loop, &timer);
@@ -246,7 +247,8 @@ static nx_task_t *check_task(lua_State *L, int i) {
 /* current() -> the calling task's handle, or nil outside a task. */
 static int l_current(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
-  if (!rt->current || rt->current->co != L) return 0;
+  if (!rt->current || rt->current->co != L)
+    return 0;
   nx_task_push_box(L, rt->current);
   return 1;
 }
@@ -285,10 +287,14 @@ static int l_cancel(lua_State *L) {
 /* task_status(task) -> "running" | "waiting" | "ready" | "dead" */
 static int l_task_status(lua_State *L) {
   nx_task_t *t = check_task(L, 1);
-  if (!t) lua_pushliteral(L, "dead");
-  else if (t->running) lua_pushliteral(L, "running");
-  else if (t->ready) lua_pushliteral(L, "ready");
-  else lua_pushliteral(L, "waiting");
+  if (!t)
+    lua_pushliteral(L, "dead");
+  else if (t->running)
+    lua_pushliteral(L, "running");
+  else if (t->ready)
+    lua_pushliteral(L, "ready");
+  else
+    lua_pushliteral(L, "waiting");
   return 1;
 }
 
@@ -387,8 +393,11 @@ int nx_lua_open(lua_State *L) {
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
-      {"current", l_current},     {"park", l_park},           {"unpark", l_unpark},
-      {"cancel", l_cancel},       {"task_status", l_task_status},
+                                 {"current", l_current},
+                                 {"park", l_park},
+                                 {"unpark", l_unpark},
+                                 {"cancel", l_cancel},
+                                 {"task_status", l_task_status},
                                  {NULL, NULL}};
   static const luaL_Reg lst[] = {{"port", lst_port},
                                  {"host", lst_host},

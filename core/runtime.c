@@ -238,12 +238,15 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
   t->wait = (uint8_t)what;
   t->timed_out = 0;
   t->wait_conn = c;
-  if (c && what == NX_WAIT_RECV) c->reader = t;
-  if (c && what == NX_WAIT_DRAIN) c->writer = t;
+  if (c && what == NX_WAIT_RECV)
+    c->reader = t;
+  if (c && what == NX_WAIT_DRAIN)
+    c->writer = t;
   if (timeout >= 0) {
     if (!t->timer) {
       t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
-      if (!t->timer) return luaL_error(L, "nexlua: out of memory");
+      if (!t->timer)
+        return luaL_error(L, "nexlua: out of memory");
       uv_timer_init(t->rt->loop, t->timer);
       t->timer->data = t;
     }

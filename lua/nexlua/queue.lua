@@ -5,6 +5,7 @@
 -- put and get take an optional timeout (seconds) and raise TimeoutError.
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
+local waiting = require "nexlua.private.waiting"
 
 local setmetatable, error, type = setmetatable, error, type
 local park, unpark, current = core.park, core.unpark, core.current
@@ -34,7 +35,7 @@ local function wait_in(list, timeout, what)
   local me = current()
   if not me then error("Queue:" .. what .. "() must be called from a nexlua coroutine", 3) end
   list[#list + 1] = me
-  local _, why = park(timeout)
+  local why = waiting.call(park, "Queue:" .. what, timeout)
   for i = #list, 1, -1 do
     if list[i] == me then table.remove(list, i) end
   end

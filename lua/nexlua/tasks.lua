@@ -7,6 +7,7 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
+local waiting = require "nexlua.private.waiting"
 
 local setmetatable, select, unpack, xpcall, tostring, error, type =
   setmetatable, select, unpack, xpcall, tostring, error, type
@@ -72,7 +73,7 @@ function Task:wait(timeout)
     if not me then error("Task:wait() must be called from a nexlua coroutine", 2) end
     local waiters = self.waiters
     waiters[#waiters + 1] = me
-    local _, why = park(timeout)
+    local why = waiting.call(park, "Task:wait", timeout)
     for i = #waiters, 1, -1 do
       if waiters[i] == me then table.remove(waiters, i) end
     end
@@ -112,7 +113,7 @@ end
 
 --- Suspends the calling coroutine for seconds; other coroutines keep running.
 function tasks.sleep(seconds)
-  local _, why = core.sleep(seconds)
+  local why = waiting.call(core.sleep, "nexlua.sleep", seconds)
   if why == "cancelled" then error(CancelledError(), 0) end
 end
 

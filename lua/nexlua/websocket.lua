@@ -8,8 +8,9 @@ local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
   type, tostring, pairs, ipairs, rawset, setmetatable, math.floor
 local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
 local concat = table.concat
-local recv, send, accept, reject, close, conn_state =
-  core.recv, core.send, core.accept, core.reject, core.close, core.state
+local waiting = require "nexlua.private.waiting"
+local recv, wait_recv, send, accept, reject, close, conn_state =
+  core.recv, core.wait_recv, core.send, core.accept, core.reject, core.close, core.state
 local raise = errors.raise
 local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =
   errors.WebSocketDisconnect, errors.WebSocketError, errors.MessageTypeError,
@@ -192,8 +193,12 @@ function WebSocket:receive(opts)
   end
   local box = self._box
   while true do
-    local data, kind, code, reason = recv(box, timeout)
+    local data, kind, code, reason = recv(box)
     if data then return data, kind end
+    if kind == nil then
+      -- Nothing yet: wait (the only place a receive yields).
+      kind = waiting.call(wait_recv, "receive", box, timeout)
+    end
     if kind == "closed" then
       if self._state == CONNECTED then self._state = DISCONNECTED end
       local e = Disconnect(code, reason)
@@ -236,7 +241,15 @@ local function do_send(self, data, binary)
     if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
   end
   local ok, kind, code, reason = send(self._box, data, binary)
-  if ok == nil and kind ~= nil then
+  if ok then
+    -- Our own client reads slower than we send: wait until it catches up.
+    if kind == "drain" then
+      local why = waiting.call(core.wait_drain, "send", self._box)
+      if why == "cancelled" then error(errors.CancelledError(), 0) end
+    end
+    return
+  end
+  if kind ~= nil then
     if kind == "cancelled" then error(errors.CancelledError(), 0) end
     if kind == "utf8" then
       raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")

@@ -300,25 +300,17 @@ static int l_task_status(lua_State *L) {
 
 static void on_signal(uv_signal_t *h, int signum) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
-  lua_State *co;
-  nx_task_t *t;
-  int ref;
+  const char *name = signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
   if (rt->signal_ref == LUA_NOREF) {
-    uv_stop(rt->loop);
+    if (signum != SIGHUP)
+      uv_stop(rt->loop);
     return;
   }
-  co = lua_newthread(rt->L);
-  ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
-  t = nx_task_new(rt, co, ref);
-  if (!t)
-    return;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->signal_ref);
-  lua_pushstring(co, signum == SIGINT ? "SIGINT" : "SIGTERM");
-  nx_task_wake(t, 1);
+  nx_task_start(rt, rt->signal_ref, name, NULL);
   nx_rt_run_ready(rt);
 }
 
-/* on_signal(fn): fn(name) runs in a task on SIGINT and SIGTERM. */
+/* on_signal(fn): fn(name) runs in a task on SIGINT, SIGTERM and SIGHUP. */
 static int l_on_signal(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -327,15 +319,90 @@ static int l_on_signal(lua_State *L) {
   lua_pushvalue(L, 1);
   rt->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!rt->sigint.data) {
-    uv_signal_init(rt->loop, &rt->sigint);
-    uv_signal_init(rt->loop, &rt->sigterm);
-    rt->sigint.data = rt->sigterm.data = rt;
-    uv_signal_start(&rt->sigint, on_signal, SIGINT);
-    uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
-    uv_unref((uv_handle_t *)&rt->sigint);
-    uv_unref((uv_handle_t *)&rt->sigterm);
+    uv_signal_t *hs[3] = {&rt->sigint, &rt->sigterm, &rt->sighup};
+    int sigs[3] = {SIGINT, SIGTERM, SIGHUP}, i;
+    for (i = 0; i < 3; i++) {
+      uv_signal_init(rt->loop, hs[i]);
+      hs[i]->data = rt;
+      uv_signal_start(hs[i], on_signal, sigs[i]);
+      uv_unref((uv_handle_t *)hs[i]);
+    }
   }
   return 0;
+}
+
+static int l_unwatch(lua_State *L);
+
+/* A watched directory: its callback runs fn(filename) in a task. */
+typedef struct {
+  uv_fs_event_t ev;
+  nx_rt_t *rt;
+  int fn_ref;
+} watch_t;
+
+typedef struct {
+  watch_t *w; /* NULL once closed */
+} wbox_t;
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
+  watch_t *w = (watch_t *)h->data;
+  (void)events;
+  if (status < 0) {
+    nx_log(NX_LOG_WARN, "watching files: %s", uv_strerror(status));
+    return;
+  }
+  nx_task_start(w->rt, w->fn_ref, filename ? filename : "", NULL);
+  nx_rt_run_ready(w->rt);
+}
+
+static void on_watch_closed(uv_handle_t *h) { free(h->data); }
+
+static int l_unwatch(lua_State *L) {
+  wbox_t *b = (wbox_t *)luaL_checkudata(L, 1, "nexlua.watch");
+  watch_t *w = b->w;
+  if (!w)
+    return 0;
+  b->w = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
+  uv_close((uv_handle_t *)&w->ev, on_watch_closed);
+  return 0;
+}
+
+/* watch(dir, fn) -> handle | nil, message: fn(filename) on every change in
+ * dir (not recursive). The handle's close() stops it. */
+static int l_watch(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  const char *dir = luaL_checkstring(L, 1);
+  watch_t *w;
+  wbox_t *b;
+  int r;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  w = (watch_t *)calloc(1, sizeof(*w));
+  if (!w)
+    return luaL_error(L, "out of memory");
+  w->rt = rt;
+  uv_fs_event_init(rt->loop, &w->ev);
+  w->ev.data = w;
+  r = uv_fs_event_start(&w->ev, on_fs_event, dir, 0);
+  if (r) {
+    uv_close((uv_handle_t *)&w->ev, on_watch_closed);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot watch %s: %s", dir, uv_strerror(r));
+    return 2;
+  }
+  uv_unref((uv_handle_t *)&w->ev);
+  lua_pushvalue(L, 2);
+  w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  b = (wbox_t *)lua_newuserdata(L, sizeof(*b));
+  b->w = w;
+  if (luaL_newmetatable(L, "nexlua.watch")) {
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_unwatch);
+    lua_setfield(L, -2, "close");
+  }
+  lua_setmetatable(L, -2);
+  return 1;
 }
 
 /* log(level, message) */
@@ -393,6 +460,7 @@ int nx_lua_open(lua_State *L) {
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
+                                 {"watch", l_watch},
                                  {"current", l_current},
                                  {"park", l_park},
                                  {"unpark", l_unpark},

@@ -69,7 +69,7 @@ struct nx_rt_s {
   uv_check_t check;     /* flush + run ready after I/O callbacks */
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_idle_t idle;       /* keeps the loop from blocking while tasks are ready */
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
   int stopping;
   uint64_t nconns;
@@ -147,6 +147,7 @@ struct nx_conn_s {
 /* runtime.c */
 nx_rt_t *nx_rt_get(lua_State *L);
 nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref);
+nx_task_t *nx_task_start(nx_rt_t *rt, int fn_ref, const char *arg1, const char *arg2);
 void nx_task_wake(nx_task_t *t, int nargs);
 void nx_task_resume(nx_task_t *t, int nargs);
 void nx_rt_run_ready(nx_rt_t *rt);

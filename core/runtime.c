@@ -84,6 +84,26 @@ nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
   return t;
 }
 
+/* Starts fn(arg1, arg2) in a new task (the function from a registry ref);
+ * it runs from the ready queue. Args may be NULL. */
+nx_task_t *nx_task_start(nx_rt_t *rt, int fn_ref, const char *arg1, const char *arg2) {
+  lua_State *co = lua_newthread(rt->L);
+  int ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+  nx_task_t *t = nx_task_new(rt, co, ref);
+  int n = 0;
+  if (!t) {
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+    return NULL;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, fn_ref);
+  if (arg1)
+    lua_pushstring(co, arg1), n++;
+  if (arg2)
+    lua_pushstring(co, arg2), n++;
+  nx_task_wake(t, n);
+  return t;
+}
+
 static void on_timer_closed(uv_handle_t *h) { free(h); }
 
 static void task_free(nx_task_t *t) {

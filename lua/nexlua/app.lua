@@ -18,11 +18,12 @@ local function new_app(opts)
     ws_middleware = {},
     startup = {},
     shutdown = {},
+    reload_hooks = {},
     options = opts,
     state = {},
   }, App)
   -- app.ws_route(path, handler) works as well as app:ws_route(path, handler).
-  local methods = { "ws_route", "add_ws_middleware", "on_startup", "on_shutdown" }
+  local methods = { "ws_route", "add_ws_middleware", "on_startup", "on_shutdown", "on_reload" }
   for _, name in ipairs(methods) do
     local m = App[name]
     self[name] = function(a, ...)
@@ -75,6 +76,14 @@ end
 function App:on_shutdown(fn)
   check_fn(fn, "shutdown hook", 2)
   self.shutdown[#self.shutdown + 1] = fn
+  return fn
+end
+
+--- fn(old_app) runs after this app replaced old_app in a hot reload
+-- (after its startup hooks); for migrating kept state.
+function App:on_reload(fn)
+  check_fn(fn, "reload hook", 2)
+  self.reload_hooks[#self.reload_hooks + 1] = fn
   return fn
 end
 

@@ -11,6 +11,7 @@ local log = require "nexlua.log"
 local router = require "nexlua.router"
 local tasks = require "nexlua.tasks"
 local queue = require "nexlua.queue"
+local reload = require "nexlua.reload"
 
 local nexlua = {
   _VERSION = core.version,
@@ -49,6 +50,9 @@ local nexlua = {
   wait_for = tasks.wait_for,
   --- An asyncio-style queue: nexlua.Queue{maxsize = n}.
   Queue = queue.new,
+
+  --- A value that survives hot reloads: nexlua.keep("rooms", function() return {} end).
+  keep = reload.keep,
 
   json = json,
   log = log,

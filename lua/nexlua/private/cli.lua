@@ -1,7 +1,7 @@
 --- The nexlua command line: nexlua APP.lua [options]
 local core = require "nexlua.core"
 
-local tonumber, tostring, type, ipairs, pairs, xpcall = tonumber, tostring, type, ipairs, pairs, xpcall
+local tonumber, tostring, ipairs, pairs = tonumber, tostring, ipairs, pairs
 local format, match, gsub = string.format, string.match, string.gsub
 local stderr, stdout = io.stderr, io.stdout
 
@@ -48,6 +48,7 @@ local OPTIONS = {
     "--ping-timeout", "ping_timeout", "number",
     "seconds a pinged client has to answer before it is closed with 1011 (default 20)",
   },
+  { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
 }
@@ -109,21 +110,16 @@ end
 
 --- Loads the app file; returns the app or nil, message.
 function cli.load_app(path)
-  local App = require "nexlua.app"
   local f = io.open(path, "r")
   if not f then return nil, format("cannot open app file %s", path) end
   f:close()
   local dir = match(path, "^(.*)/[^/]*$") or "."
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, err end
-  local ok, app = xpcall(chunk, function(e)
-    if core.log_level() == "debug" then return debug.traceback(tostring(e), 2) end
-    return tostring(e)
-  end)
-  if not ok then return nil, app end
-  if not App.is_app(app) then
-    return nil, format("%s must return the app (end it with `return app`), it returned %s", path, type(app))
+  local app, err = require("nexlua.reload").load(path)
+  if not app then
+    -- The traceback helps only when asked for; the first line has file:line.
+    if core.log_level() ~= "debug" then err = match(tostring(err), "^[^\n]*") end
+    return nil, err
   end
   return app
 end
@@ -153,6 +149,7 @@ function cli.main(argv)
     stderr:write("nexlua: cannot load ", opts.app, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
     return 1
   end
+  opts.app_path = opts.app
   opts.app = nil
   for k in pairs({ help = 1, version = 1, log_level = 1 }) do opts[k] = nil end
   return require("nexlua.private.serve").run(app, opts)

@@ -68,8 +68,11 @@ local function finish(ws, route, ok, err)
 end
 
 --- The function the core runs, in a new coroutine, for each upgrade request.
-function serve.entry(app)
+-- target is an app, or a holder {app = app} whose app a reload replaces.
+function serve.entry(target)
+  local holder = target.router and { app = target } or target
   return function(box, req)
+    local app = holder.app
     local ws = WebSocket.new(box, req, app)
     local route, params = app.router:match(ws.path)
     if not route then
@@ -90,15 +93,17 @@ local LISTEN_OPTIONS = {
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
 }
 
---- Starts listening for app; returns the listener or nil, message.
-function serve.listen(app, opts)
+--- Starts listening for app (or a holder {app = app}); returns the
+-- listener or nil, message.
+function serve.listen(target, opts)
+  local app = target.router and target or target.app
   local o = {}
   for _, k in ipairs(LISTEN_OPTIONS) do
     local v = opts[k]
     if v == nil then v = app.options[k] end
     o[k] = v
   end
-  return core.listen(o, serve.entry(app))
+  return core.listen(o, serve.entry(target))
 end
 
 -- Runs hooks in order; returns true, or false and the first error.
@@ -121,8 +126,14 @@ function serve.run(app, opts)
   local listener
   local stopping = false
   local grace = opts.graceful_timeout or 10
+  local holder = { app = app }
+  local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, run_hooks)
 
   local function shutdown(signame)
+    if signame == "SIGHUP" then
+      if reloader and not stopping then reloader.reload("SIGHUP") end
+      return
+    end
     if stopping then
       log.warn("second %s: exiting now", signame)
       os.exit(1)
@@ -136,7 +147,7 @@ function serve.run(app, opts)
     if core.conn_count() > 0 then
       log.warn("%d connection(s) still open after the grace period: closing them", core.conn_count())
     end
-    run_hooks(app.shutdown, "shutdown")
+    run_hooks(holder.app.shutdown, "shutdown")
     core.stop()
   end
 
@@ -149,7 +160,7 @@ function serve.run(app, opts)
       return
     end
     local err
-    listener, err = serve.listen(app, opts)
+    listener, err = serve.listen(holder, opts)
     if not listener then
       log.error("%s", err)
       exit_code = 1
@@ -158,8 +169,10 @@ function serve.run(app, opts)
       return
     end
     log.info("listening on ws://%s:%d (%d routes)", listener:host(), listener:port(), #app.router.routes)
+    if reloader and opts.reload then reloader.watch() end
   end)
   core.run()
+  if reloader then reloader.stop() end
   return exit_code
 end
 

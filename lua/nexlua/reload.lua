@@ -1,0 +1,164 @@
+--- Hot reload: a new version of the app serves new connections while open
+-- connections finish on the code they started with. Nothing is closed.
+--
+-- A reload (on SIGHUP, or on a saved file with --reload):
+--   1. unloads the Lua modules the app loaded from its own directory, then
+--      loads and runs the app file again;
+--   2. on any error (syntax, runtime error at load, not returning an App, a
+--      failing startup hook) keeps the old app, logs file:line, and waits for
+--      the next good save;
+--   3. on success: runs the old app's shutdown hooks, the new app's startup
+--      hooks (services such as a streaming task restart on the new code),
+--      then the new app's on_reload hooks with the old app, and routes new
+--      connections to the new app.
+-- State that must survive lives in nexlua.keep(name, init).
+local core = require "nexlua.core"
+local log = require "nexlua.log"
+
+local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
+  pairs, ipairs, type, tostring, xpcall, loadfile, pcall
+local format, sub, match = string.format, string.sub, string.match
+local traceback = debug.traceback
+
+local reload = {}
+
+local kept = {}
+
+--- Returns the value kept under name, creating it with init() the first
+-- time. The same value is returned in every generation of the app.
+function reload.keep(name, init)
+  if type(name) ~= "string" then error("keep: name must be a string", 2) end
+  local v = kept[name]
+  if v == nil then
+    if type(init) == "function" then v = init() else v = init end
+    if v == nil then error("keep: init for " .. name .. " returned nil", 2) end
+    kept[name] = v
+  end
+  return v
+end
+
+local function dir_of(path) return match(path, "^(.*)/[^/]*$") or "." end
+
+local function realdir(dir)
+  local p = io.popen("cd " .. format("%q", dir) .. " 2>/dev/null && pwd -P")
+  local out = p and p:read("*l")
+  if p then p:close() end
+  return out or dir
+end
+
+-- Modules loaded from the app's directory (so a reload loads them again).
+local function app_modules(app_dir)
+  local out = {}
+  for name in pairs(package.loaded) do
+    if type(name) == "string" then
+      local path = package.searchpath(name, app_dir .. "/?.lua;" .. app_dir .. "/?/init.lua")
+      if path then out[name] = path end
+    end
+  end
+  return out
+end
+
+--- Loads the app file in a fresh set of app modules. Returns the app, or
+-- nil and the error (with file:line). Restores the old modules on failure.
+function reload.load(path)
+  local App = require "nexlua.app"
+  local app_dir = dir_of(path)
+  local saved = {}
+  for name in pairs(app_modules(app_dir)) do
+    saved[name] = package.loaded[name]
+    package.loaded[name] = nil
+  end
+  local function fail(err)
+    for name, v in pairs(saved) do package.loaded[name] = v end
+    return nil, err
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then return fail(err) end
+  local ok, app = xpcall(chunk, function(e) return traceback(tostring(e), 2) end)
+  if not ok then return fail(app) end
+  if not App.is_app(app) then
+    return fail(format("%s must return the app (end it with `return app`), it returned %s", path, type(app)))
+  end
+  return app
+end
+
+--- The reloader of one served app. holder.app is the app serving new
+-- connections; run_hooks(list, what) runs hooks and returns ok.
+function reload.new(path, holder, run_hooks)
+  local self = { path = path, holder = holder, generation = 1, watches = {}, busy = false, again = false }
+
+  --- Reloads now (in a task). Returns true on success.
+  function self.reload(why)
+    if self.busy then
+      self.again = true
+      return false
+    end
+    self.busy = true
+    local t0 = core.hrtime()
+    local old = holder.app
+    local new, err = reload.load(path)
+    local ok = new ~= nil
+    if ok then
+      run_hooks(old.shutdown, "shutdown (reload)")
+      if not run_hooks(new.startup, "startup (reload)") then
+        err = "a startup hook of the new app failed"
+        run_hooks(new.shutdown, "shutdown (failed reload)")
+        run_hooks(old.startup, "startup (rollback)")
+        ok = false
+      end
+    end
+    if ok then
+      holder.app = new
+      self.generation = self.generation + 1
+      for i, fn in ipairs(new.reload_hooks or {}) do
+        local hok, herr = xpcall(fn, function(e) return traceback(tostring(e), 2) end, old)
+        if not hok then log.error("on_reload hook #%d failed: %s", i, herr) end
+      end
+      log.info("reloaded %s (%s): generation %d, %d routes, in %.1f ms", path, why or "request",
+        self.generation, #new.router.routes, (core.hrtime() - t0) * 1000)
+    else
+      log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
+    end
+    self.busy = false
+    if self.again then
+      self.again = false
+      core.spawn(self.reload, "changes during the reload")
+    end
+    return ok
+  end
+
+  -- A burst of file events (editors write a temp file, then rename) gives
+  -- one reload: each event pushes the deadline; one task waits it out.
+  local deadline, waiting = 0, false
+  local DEBOUNCE = 0.1
+  local function on_change(filename)
+    if sub(filename, -4) ~= ".lua" then return end
+    deadline = core.hrtime() + DEBOUNCE
+    if waiting then return end
+    waiting = true
+    while core.hrtime() < deadline do core.sleep(DEBOUNCE / 2) end
+    waiting = false
+    self.reload("file changed: " .. filename)
+  end
+
+  --- Watches the app's directory and those of the modules it loaded from it.
+  function self.watch()
+    local app_dir = dir_of(path)
+    local dirs = { [realdir(app_dir)] = true }
+    for _, file in pairs(app_modules(app_dir)) do dirs[realdir(dir_of(file))] = true end
+    for dir in pairs(dirs) do
+      local w, err = core.watch(dir, on_change)
+      if w then self.watches[#self.watches + 1] = w else log.warn("%s", err) end
+    end
+    log.info("watching %d director%s for changes", #self.watches, #self.watches == 1 and "y" or "ies")
+  end
+
+  function self.stop()
+    for _, w in ipairs(self.watches) do pcall(w.close, w) end
+    self.watches = {}
+  end
+
+  return self
+end
+
+return reload

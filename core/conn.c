@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
+#include "extensions.h"
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "utf8.h"
 
 static void really_close(nx_conn_t *c);
 static void on_timer(uv_timer_t *t);
@@ -313,7 +316,23 @@ int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
  * gone or was dropped for buffering more than its limit. */
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
   uint8_t hdr[14];
-  size_t hlen = nx_ws_frame_header(hdr, 1, 0, opcode, len, NULL);
+  size_t hlen;
+  int rsv1 = 0;
+
+  if (c->deflate && opcode <= NX_WS_OP_BINARY && len >= c->listener->cfg.compress_threshold) {
+    nx_rt_t *rt = c->rt;
+    size_t clen;
+    const uint8_t *z;
+    if (!rt->deflate)
+      rt->deflate = nx_deflate_new();
+    z = rt->deflate ? nx_deflate_message(rt->deflate, data, len, c->pmd_bits, &clen) : NULL;
+    if (z) {
+      data = z;
+      len = clen;
+      rsv1 = 1;
+    }
+  }
+  hlen = nx_ws_frame_header(hdr, 1, rsv1, opcode, len, NULL);
 
   if (c->closing_handles)
     return -1;
@@ -384,6 +403,7 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     m->len = 0;
     m->cap = want;
     m->opcode = p->msg_opcode;
+    m->compressed = p->msg_rsv1;
     c->cur = m;
   }
   return 0;
@@ -417,6 +437,45 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   return 0;
 }
 
+/* Replaces a compressed message by its inflated bytes; NULL when the
+ * connection was failed (bomb, bad data, bad UTF-8). */
+static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
+  nx_rt_t *rt = c->rt;
+  nx_msg_t *out;
+  int r;
+  if (!rt->deflate && !(rt->deflate = nx_deflate_new())) {
+    free(m);
+    nx_conn_fail(c, 1011, "out of memory");
+    return NULL;
+  }
+  rt->scratch.off = rt->scratch.len = 0;
+  r = nx_inflate_message(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size,
+                         &rt->scratch);
+  if (r) {
+    free(m);
+    nx_conn_fail(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
+    return NULL;
+  }
+  if (m->opcode == NX_WS_OP_TEXT && !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
+    free(m);
+    nx_conn_fail(c, 1007, "text message is not UTF-8");
+    return NULL;
+  }
+  out = (nx_msg_t *)malloc(sizeof(*out) + rt->scratch.len);
+  if (!out) {
+    free(m);
+    nx_conn_fail(c, 1011, "out of memory");
+    return NULL;
+  }
+  out->len = out->cap = rt->scratch.len;
+  out->opcode = m->opcode;
+  out->compressed = 0;
+  memcpy(out->data, rt->scratch.data, rt->scratch.len);
+  free(m);
+  nx_buf_shrink_idle(&rt->scratch);
+  return out;
+}
+
 static int ws_message_end(nx_ws_parser_t *p) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   nx_msg_t *m = c->cur;
@@ -427,6 +486,8 @@ static int ws_message_end(nx_ws_parser_t *p) {
   }
   if (!m)
     return 0;
+  if (m->compressed && (m = inflate_message(c, m)) == NULL)
+    return 1;
   m->next = NULL;
   if (c->inbox_tail)
     c->inbox_tail->next = m;
@@ -564,6 +625,17 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   }
   if (tail_len)
     nx_buf_append(&c->pending, tail, tail_len);
+  if (c->listener->cfg.compression) {
+    const char *vals[8];
+    size_t lens[8], n = nx_http_header_values(c->http, "sec-websocket-extensions", vals, lens, 8);
+    nx_pmd_params_t pmd;
+    char reply[128];
+    if (n && nx_pmd_negotiate(vals, lens, n, &pmd, reply, sizeof(reply))) {
+      c->pmd_offered = 1;
+      c->pmd_bits = (uint8_t)pmd.server_max_window_bits;
+      c->pmd_bits_reply = (uint8_t)pmd.server_window_in_reply;
+    }
+  }
   uv_timer_stop(&c->timer);
   c->state = NX_CONN_ROUTING;
   if (nx_lua_conn_dispatch(c))

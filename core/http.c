@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "handshake.h"
 #include "lauxlib.h"
@@ -288,6 +289,21 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
   nx_conn_send_raw(c, body, blen);
   nx_log(NX_LOG_DEBUG, "answered HTTP %d %s", status, text);
   nx_conn_end(c);
+}
+
+size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values, size_t *lens,
+                             size_t max) {
+  size_t n = 0;
+  int i;
+  for (i = 0; i < h->nheaders && n < max; i++) {
+    size_t nl = h->h[i].name_len;
+    if (nl == strlen(name) && strncasecmp(h->buf + h->h[i].name_off, name, nl) == 0) {
+      values[n] = h->buf + h->h[i].value_off;
+      lens[n] = h->h[i].value_len;
+      n++;
+    }
+  }
+  return n;
 }
 
 /* base64(SHA-1(key + GUID)), RFC 6455 §4.2.2: 28 characters. */

@@ -16,6 +16,8 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->read_pause_bytes = 4u * 1024 * 1024;
   cfg->ping_interval = 20000;
   cfg->ping_timeout = 20000;
+  cfg->compression = 1;
+  cfg->compress_threshold = 128;
 }
 
 static void on_connection(uv_stream_t *server, int status) {

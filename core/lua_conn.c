@@ -101,6 +101,20 @@ static int l_accept(lua_State *L) {
     nx_conn_send_raw(c, proto, strlen(proto));
     nx_conn_send_raw(c, "\r\n", 2);
   }
+  if (c->pmd_offered && lua_toboolean(L, 6)) {
+    /* We always answer with no context takeover both ways: see extensions.h. */
+    char reply[160];
+    int k = snprintf(reply, sizeof(reply),
+                     "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                     "client_no_context_takeover");
+    if (c->pmd_bits_reply)
+      k += snprintf(reply + k, sizeof(reply) - (size_t)k, "; server_max_window_bits=%d",
+                    c->pmd_bits);
+    nx_conn_send_raw(c, reply, (size_t)k);
+    nx_conn_send_raw(c, "\r\n", 2);
+    c->deflate = 1;
+    c->ws.allow_rsv1 = 1;
+  }
   if (extra)
     nx_conn_send_raw(c, extra, strlen(extra));
   nx_conn_send_raw(c, "\r\n", 2);

@@ -71,6 +71,12 @@ static int l_listen(lua_State *L) {
   l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
   l->cfg.read_pause_bytes =
       (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
+  l->cfg.compress_threshold =
+      (size_t)opt_field_number(L, 1, "compress_threshold", (double)l->cfg.compress_threshold);
+  lua_getfield(L, 1, "compression");
+  if (!lua_isnil(L, -1))
+    l->cfg.compression = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   l->cfg.ping_interval =
       (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", l->cfg.ping_interval / 1000.0));
   l->cfg.ping_timeout =

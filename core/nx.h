@@ -29,6 +29,8 @@ typedef struct {
   size_t read_pause_bytes;    /* stop reading while this much waits for the app */
   uint32_t ping_interval;     /* ms of silence before we ping; 0: never */
   uint32_t ping_timeout;      /* ms to wait for any frame after a ping */
+  int compression;            /* accept permessage-deflate offers */
+  size_t compress_threshold;  /* smaller messages are sent uncompressed */
 } nx_config_t;
 
 /* What a suspended task waits for. */
@@ -73,7 +75,9 @@ struct nx_rt_s {
   int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
   int stopping;
   uint64_t nconns;
-  uint8_t readbuf[65536]; /* every read lands here; parsed before the next */
+  struct nx_deflate_s *deflate; /* shared compressor, created on first use */
+  nx_buf_t scratch;             /* inflated messages land here first */
+  uint8_t readbuf[65536];       /* every read lands here; parsed before the next */
 };
 
 struct nx_listener_s {
@@ -92,6 +96,7 @@ struct nx_msg_s {
   nx_msg_t *next;
   size_t len, cap;
   uint8_t opcode;
+  uint8_t compressed; /* permessage-deflate: RSV1 was set on its first frame */
   uint8_t data[];
 };
 
@@ -121,6 +126,10 @@ struct nx_conn_s {
   uint8_t paused;      /* reads stopped while the app catches up */
   uint16_t close_code; /* for the app: peer's code, 1005, 1006 or ours */
   uint8_t ping_outstanding;
+  uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
+  uint8_t deflate;        /* permessage-deflate is on for this connection */
+  uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */
+  uint8_t pmd_bits_reply; /* the offer named server_max_window_bits: answer it */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   uint64_t last_rx;                     /* loop time of the last bytes read */
   uint64_t ping_sent;
@@ -191,6 +200,9 @@ int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen);
 void nx_http_push_request(nx_http_t *h, lua_State *L);
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen);
 int nx_http_accept_key(const char *key, char out[29]);
+/* Collects the values of every header called name: at most max of them. */
+size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values, size_t *lens,
+                             size_t max);
 
 /* lua_conn.c */
 void nx_lua_conn_open(lua_State *L);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
@@ -373,6 +374,8 @@ void nx_rt_close(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
     free(l);
   }
+  nx_deflate_free(rt->deflate);
+  nx_buf_free(&rt->scratch);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

@@ -125,7 +125,7 @@ function WebSocket:accept(opts)
   local lines = header_lines(headers, 3)
   local ropts = self._route_options
   local ok, _, code, reason = accept(self._box, subprotocol, lines,
-    ropts and ropts.ping_interval, ropts and ropts.ping_timeout)
+    ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false))
   if not ok then
     self._state = DISCONNECTED
     local e = Disconnect(code, reason)

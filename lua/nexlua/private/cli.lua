@@ -48,6 +48,14 @@ local OPTIONS = {
     "--ping-timeout", "ping_timeout", "number",
     "seconds a pinged client has to answer before it is closed with 1011 (default 20)",
   },
+  {
+    "--no-compression", "no_compression", "flag",
+    "decline permessage-deflate (on by default, no context takeover)",
+  },
+  {
+    "--compress-threshold", "compress_threshold", "number",
+    "messages smaller than this many bytes are sent uncompressed (default 128)",
+  },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
@@ -150,6 +158,8 @@ function cli.main(argv)
     return 1
   end
   opts.app_path = opts.app
+  if opts.no_compression then opts.compression = false end
+  opts.no_compression = nil
   opts.app = nil
   for k in pairs({ help = 1, version = 1, log_level = 1 }) do opts[k] = nil end
   return require("nexlua.private.serve").run(app, opts)

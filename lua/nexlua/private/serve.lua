@@ -91,6 +91,7 @@ end
 local LISTEN_OPTIONS = {
   "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
+  "compression", "compress_threshold",
 }
 
 --- Starts listening for app (or a holder {app = app}); returns the

@@ -1,0 +1,122 @@
+/* permessage-deflate on zlib. See deflate.h. */
+#include "deflate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+struct nx_deflate_s {
+  z_stream def[16]; /* one per window size, created on first use */
+  uint8_t def_ready[16];
+  z_stream inf;
+  int inf_ready;
+  nx_buf_t out;   /* the last compressed message */
+  nx_buf_t input; /* ... and the bytes it was made from */
+  int out_bits;
+};
+
+nx_deflate_t *nx_deflate_new(void) { return (nx_deflate_t *)calloc(1, sizeof(nx_deflate_t)); }
+
+void nx_deflate_free(nx_deflate_t *d) {
+  int i;
+  if (!d)
+    return;
+  for (i = 0; i < 16; i++)
+    if (d->def_ready[i])
+      deflateEnd(&d->def[i]);
+  if (d->inf_ready)
+    inflateEnd(&d->inf);
+  nx_buf_free(&d->out);
+  nx_buf_free(&d->input);
+  free(d);
+}
+
+const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int bits,
+                                  size_t *outlen) {
+  z_stream *z;
+  if (bits < 9)
+    bits = 9;
+  if (bits > 15)
+    bits = 15;
+  /* A broadcast sends the same bytes to many peers: compress them once. */
+  if (d->out_bits == bits && nx_buf_size(&d->input) == len && len &&
+      memcmp(d->input.data + d->input.off, in, len) == 0) {
+    *outlen = nx_buf_size(&d->out);
+    return d->out.data + d->out.off;
+  }
+  z = &d->def[bits];
+  if (!d->def_ready[bits]) {
+    /* Level 1: most of the saving for a fraction of the CPU. memLevel 8. */
+    if (deflateInit2(z, 1, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+      return NULL;
+    d->def_ready[bits] = 1;
+  } else {
+    deflateReset(z);
+  }
+  d->out.off = d->out.len = 0;
+  d->input.off = d->input.len = 0;
+  d->out_bits = 0;
+  if (nx_buf_reserve(&d->out, deflateBound(z, (uLong)len) + 16))
+    return NULL;
+  z->next_in = (Bytef *)in;
+  z->avail_in = (uInt)len;
+  z->next_out = d->out.data;
+  z->avail_out = (uInt)(d->out.cap);
+  if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0)
+    return NULL;
+  d->out.len = d->out.cap - z->avail_out;
+  /* RFC 7692 §7.2.1: remove the 00 00 ff ff that ends the sync flush. */
+  if (d->out.len >= 4 && memcmp(d->out.data + d->out.len - 4, "\0\0\xff\xff", 4) == 0)
+    d->out.len -= 4;
+  if (d->out.len == 0) { /* an empty message is the single byte 00 */
+    d->out.data[0] = 0;
+    d->out.len = 1;
+  }
+  if (nx_buf_append(&d->input, in, len) == 0)
+    d->out_bits = bits;
+  *outlen = d->out.len;
+  return d->out.data;
+}
+
+int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max,
+                       nx_buf_t *out) {
+  static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+  z_stream *z = &d->inf;
+  int pass, r;
+
+  if (!d->inf_ready) {
+    if (inflateInit2(z, -15) != Z_OK)
+      return -1;
+    d->inf_ready = 1;
+  } else {
+    inflateReset(z);
+  }
+  /* The message, then the 00 00 ff ff the sender removed. A pass ends when
+   * its input is used up and the output buffer was not filled (a full
+   * buffer may mean zlib holds more output). */
+  for (pass = 0; pass < 2; pass++) {
+    int full = 1;
+    z->next_in = (Bytef *)(pass == 0 ? in : tail);
+    z->avail_in = (uInt)(pass == 0 ? len : sizeof(tail));
+    while (z->avail_in > 0 || full) {
+      size_t room;
+      if (nx_buf_reserve(out, out->len < 16384 ? 16384 : out->len))
+        return -1;
+      room = out->cap - out->len;
+      z->next_out = out->data + out->len;
+      z->avail_out = (uInt)room;
+      r = inflate(z, Z_SYNC_FLUSH);
+      out->len += room - z->avail_out;
+      full = z->avail_out == 0;
+      if (max && nx_buf_size(out) > max)
+        return -2;
+      if (r == Z_STREAM_END)
+        return (pass == 0 && z->avail_in) ? -1 : 0;
+      if (r == Z_BUF_ERROR && !full)
+        break; /* no progress: needs more input */
+      if (r != Z_OK && r != Z_BUF_ERROR)
+        return -1;
+    }
+  }
+  return 0;
+}

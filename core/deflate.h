@@ -1,0 +1,31 @@
+/* permessage-deflate (RFC 7692) message compression on zlib, with no
+ * context takeover in either direction: the runtime keeps one deflate and
+ * one inflate stream, reset for every message, and no connection holds
+ * zlib state of its own. */
+#ifndef NX_DEFLATE_H
+#define NX_DEFLATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct nx_deflate_s nx_deflate_t;
+
+nx_deflate_t *nx_deflate_new(void);
+void nx_deflate_free(nx_deflate_t *d);
+
+/* Compresses one message with a window of window_bits (9..15). Returns a
+ * pointer to the compressed payload (the trailing 00 00 ff ff removed) and
+ * its length in *outlen, or NULL on failure. The result stays valid until
+ * the next call. Compressing the same bytes with the same window again (a
+ * broadcast) returns the cached result without compressing. */
+const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int window_bits,
+                                  size_t *outlen);
+
+/* Inflates one compressed message into out (appending). Returns 0, -1 if
+ * the data is not valid deflate, -2 if the result would exceed max bytes
+ * (checked while inflating: a small bomb never gets the memory). */
+int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out);
+
+#endif

@@ -13,6 +13,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "tls.h"
 #include "utf8.h"
 
 static void really_close(nx_conn_t *c);
@@ -98,6 +99,8 @@ static void conn_free(nx_conn_t *c) {
   nx_buf_free(&c->pending);
   nx_buf_free(&c->out);
   nx_buf_free(&c->wbuf);
+  nx_buf_free(&c->tlsout);
+  nx_tls_free(c->tls);
   free(c->close_reason);
   rt->nconns--;
   free(c);
@@ -207,6 +210,8 @@ void nx_conn_accepted(nx_listener_t *l) {
     if (!c->http)
       r = UV_ENOMEM;
   }
+  if (r == 0 && l->cfg.tls && !(c->tls = nx_tls_new(l->cfg.tls)))
+    r = UV_ENOMEM;
   if (r) {
     nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
     c->closing_handles = 2;
@@ -245,7 +250,9 @@ const char *nx_conn_peer(nx_conn_t *c, int *port) {
 
 /* ---- Output ---------------------------------------------------------- */
 
-size_t nx_conn_buffered(const nx_conn_t *c) { return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf); }
+size_t nx_conn_buffered(const nx_conn_t *c) {
+  return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf) + nx_buf_size(&c->tlsout);
+}
 
 static void on_write(uv_write_t *req, int status) {
   nx_conn_t *c = (nx_conn_t *)req->data;
@@ -267,11 +274,21 @@ static void on_write(uv_write_t *req, int status) {
  * the rest through one uv_write whose buffer stays untouched until done. */
 void nx_conn_flush(nx_conn_t *c) {
   size_t size;
+  nx_buf_t *src = &c->out;
   if (c->closing_handles || c->writing)
     return;
-  size = nx_buf_size(&c->out);
+  if (c->tls) {
+    /* The transport: what the connection queued is encrypted, and the
+     * ciphertext is what goes to the socket. */
+    if (nx_tls_write(c->tls, &c->out, &c->tlsout) < 0) {
+      really_close(c);
+      return;
+    }
+    src = &c->tlsout;
+  }
+  size = nx_buf_size(src);
   if (size) {
-    uv_buf_t b = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)size);
+    uv_buf_t b = uv_buf_init((char *)src->data + src->off, (unsigned)size);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
       n = 0;
@@ -280,12 +297,12 @@ void nx_conn_flush(nx_conn_t *c) {
       really_close(c);
       return;
     }
-    nx_buf_consume(&c->out, (size_t)n);
+    nx_buf_consume(src, (size_t)n);
     size -= (size_t)n;
     if (size) {
       nx_buf_t tmp = c->wbuf;
-      c->wbuf = c->out;
-      c->out = tmp;
+      c->wbuf = *src;
+      *src = tmp;
       c->wreq.data = c;
       b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
       if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
@@ -294,12 +311,12 @@ void nx_conn_flush(nx_conn_t *c) {
       }
       c->writing = 1;
     } else {
-      nx_buf_shrink_idle(&c->out);
+      nx_buf_shrink_idle(src);
     }
   }
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->writing && nx_buf_size(&c->out) == 0)
+  if (c->end_after_flush && !c->writing && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
     really_close(c);
 }
 
@@ -642,6 +659,30 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_http_respond(c, 500, NULL, NULL, 0);
 }
 
+/* Bytes from the transport (plaintext), by connection state. */
+static void on_input(nx_conn_t *c, uint8_t *data, size_t len) {
+  switch (c->state) {
+  case NX_CONN_HTTP:
+    on_request_bytes(c, (const char *)data, len);
+    break;
+  case NX_CONN_ROUTING:
+    /* A client must wait for 101; keep a little, refuse a flood. */
+    if (nx_buf_size(&c->pending) + len > c->listener->cfg.max_header_size)
+      nx_conn_abort(c, 1006);
+    else
+      nx_buf_append(&c->pending, data, len);
+    break;
+  case NX_CONN_OPEN:
+  case NX_CONN_CLOSING:
+    c->last_rx = uv_now(c->rt->loop);
+    c->ping_outstanding = 0;
+    parse_frames(c, data, len);
+    break;
+  default:
+    break;
+  }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   nx_conn_t *c = (nx_conn_t *)s->data;
   (void)buf;
@@ -653,25 +694,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     nx_rt_run_ready(c->rt);
     return;
   }
-  switch (c->state) {
-  case NX_CONN_HTTP:
-    on_request_bytes(c, (const char *)c->rt->readbuf, (size_t)nread);
-    break;
-  case NX_CONN_ROUTING:
-    /* A client must wait for 101; keep a little, refuse a flood. */
-    if (nx_buf_size(&c->pending) + (size_t)nread > c->listener->cfg.max_header_size)
-      nx_conn_abort(c, 1006);
-    else
-      nx_buf_append(&c->pending, c->rt->readbuf, (size_t)nread);
-    break;
-  case NX_CONN_OPEN:
-  case NX_CONN_CLOSING:
-    c->last_rx = uv_now(c->rt->loop);
-    c->ping_outstanding = 0;
-    parse_frames(c, c->rt->readbuf, (size_t)nread);
-    break;
-  default:
-    break;
+  if (c->tls) {
+    nx_buf_t *plain = &c->rt->tlsplain;
+    plain->off = plain->len = 0;
+    if (nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, &c->tlsout) < 0) {
+      nx_log(NX_LOG_DEBUG, "TLS failed: dropping the connection");
+      nx_conn_end(c); /* the alert, if any, goes out first */
+      nx_rt_run_ready(c->rt);
+      return;
+    }
+    if (nx_buf_size(&c->tlsout))
+      nx_rt_mark_dirty(c);
+    if (plain->len)
+      on_input(c, plain->data, plain->len);
+  } else {
+    on_input(c, c->rt->readbuf, (size_t)nread);
   }
   nx_rt_run_ready(c->rt);
 }

@@ -7,6 +7,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "tls.h"
 #include "utf8.h"
 
 #define LISTENER_MT "nexlua.listener"
@@ -86,6 +87,25 @@ static int l_listen(lua_State *L) {
   if (l->cfg.read_pause_bytes < 65536)
     l->cfg.read_pause_bytes = 65536;
 
+  lua_getfield(L, 1, "tls_cert");
+  lua_getfield(L, 1, "tls_key");
+  if (!lua_isnil(L, -1) || !lua_isnil(L, -2)) {
+    const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
+    if (!cert || !key) {
+      free(l);
+      lua_pushnil(L);
+      lua_pushliteral(L, "TLS needs both a certificate (--tls-cert) and a key (--tls-key)");
+      return 2;
+    }
+    l->cfg.tls = nx_tls_ctx_new(cert, key, err, sizeof(err));
+    if (!l->cfg.tls) {
+      free(l);
+      lua_pushnil(L);
+      lua_pushstring(L, err);
+      return 2;
+    }
+  }
+  lua_pop(L, 2);
   if (nx_listener_start(l, host, port, err, sizeof(err))) {
     /* The handle is closing; its memory must outlive the close. Leak the
      * small struct rather than free it under libuv. */
@@ -111,6 +131,12 @@ static int lst_port(lua_State *L) {
   if (!b->l)
     return 0;
   lua_pushinteger(L, b->l->port);
+  return 1;
+}
+
+static int lst_scheme(lua_State *L) {
+  lst_box_t *b = check_listener(L);
+  lua_pushstring(L, b->l && b->l->cfg.tls ? "wss" : "ws");
   return 1;
 }
 
@@ -473,11 +499,9 @@ int nx_lua_open(lua_State *L) {
                                  {"cancel", l_cancel},
                                  {"task_status", l_task_status},
                                  {NULL, NULL}};
-  static const luaL_Reg lst[] = {{"port", lst_port},
-                                 {"host", lst_host},
-                                 {"close", lst_close},
-                                 {"connections", lst_connections},
-                                 {NULL, NULL}};
+  static const luaL_Reg lst[] = {
+      {"port", lst_port},   {"scheme", lst_scheme},           {"host", lst_host},
+      {"close", lst_close}, {"connections", lst_connections}, {NULL, NULL}};
   const luaL_Reg *f;
 
   signal(SIGPIPE, SIG_IGN);

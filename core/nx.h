@@ -30,6 +30,7 @@ typedef struct {
   uint32_t ping_interval;     /* ms of silence before we ping; 0: never */
   uint32_t ping_timeout;      /* ms to wait for any frame after a ping */
   int compression;            /* accept permessage-deflate offers */
+  struct ssl_ctx_st *tls;     /* serve wss:// with this context, or NULL */
   size_t compress_threshold;  /* smaller messages are sent uncompressed */
 } nx_config_t;
 
@@ -77,6 +78,7 @@ struct nx_rt_s {
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   nx_buf_t scratch;             /* inflated messages land here first */
+  nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
   uint8_t readbuf[65536];       /* every read lands here; parsed before the next */
 };
 
@@ -141,8 +143,10 @@ struct nx_conn_s {
   nx_msg_t *cur; /* message being assembled */
   nx_msg_t *inbox, *inbox_tail;
   size_t inbox_bytes;
-  nx_buf_t out;  /* frames waiting to be written */
-  nx_buf_t wbuf; /* bytes owned by the write in flight */
+  nx_buf_t out;         /* frames waiting to be written */
+  nx_buf_t wbuf;        /* bytes owned by the write in flight */
+  struct nx_tls_s *tls; /* the TLS transport, or NULL for plain TCP */
+  nx_buf_t tlsout;      /* ciphertext waiting to be written */
   uv_write_t wreq;
   nx_task_t *owner;  /* the handler task */
   nx_task_t *reader; /* task waiting in recv */

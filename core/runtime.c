@@ -376,6 +376,7 @@ void nx_rt_close(lua_State *L) {
   }
   nx_deflate_free(rt->deflate);
   nx_buf_free(&rt->scratch);
+  nx_buf_free(&rt->tlsplain);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

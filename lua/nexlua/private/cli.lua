@@ -56,6 +56,8 @@ local OPTIONS = {
     "--compress-threshold", "compress_threshold", "number",
     "messages smaller than this many bytes are sent uncompressed (default 128)",
   },
+  { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)" },
+  { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert" },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },

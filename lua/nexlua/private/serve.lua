@@ -91,7 +91,7 @@ end
 local LISTEN_OPTIONS = {
   "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
-  "compression", "compress_threshold",
+  "compression", "compress_threshold", "tls_cert", "tls_key",
 }
 
 --- Starts listening for app (or a holder {app = app}); returns the
@@ -169,7 +169,8 @@ function serve.run(app, opts)
       core.stop()
       return
     end
-    log.info("listening on ws://%s:%d (%d routes)", listener:host(), listener:port(), #app.router.routes)
+    log.info("listening on %s://%s:%d (%d routes)", listener:scheme(), listener:host(), listener:port(),
+      #app.router.routes)
     if reloader and opts.reload then reloader.watch() end
   end)
   core.run()

@@ -1,0 +1,156 @@
+/* TLS on memory BIOs. See tls.h. */
+#include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+struct nx_tls_s {
+  SSL *ssl;
+  BIO *rbio; /* ciphertext from the peer */
+  BIO *wbio; /* ciphertext to the peer */
+};
+
+static void openssl_error(char *err, size_t errlen, const char *what, const char *file) {
+  unsigned long e = ERR_get_error();
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
+  ERR_clear_error();
+}
+
+nx_tls_ctx_t *nx_tls_ctx_new(const char *cert_file, const char *key_file, char *err,
+                             size_t errlen) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) {
+    snprintf(err, errlen, "cannot create a TLS context");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  /* TLS 1.2: forward-secret AEAD suites only. TLS 1.3 suites are all sound. */
+  SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!MD5:!DSS");
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+    openssl_error(err, errlen, "cannot load the TLS certificate", cert_file);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+    openssl_error(err, errlen, "cannot load the TLS key", key_file);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    snprintf(err, errlen, "the TLS key %s does not match the certificate %s", key_file, cert_file);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+void nx_tls_ctx_free(nx_tls_ctx_t *ctx) { SSL_CTX_free(ctx); }
+
+nx_tls_t *nx_tls_new(nx_tls_ctx_t *ctx) {
+  nx_tls_t *t = (nx_tls_t *)calloc(1, sizeof(*t));
+  if (!t)
+    return NULL;
+  t->ssl = SSL_new(ctx);
+  t->rbio = BIO_new(BIO_s_mem());
+  t->wbio = BIO_new(BIO_s_mem());
+  if (!t->ssl || !t->rbio || !t->wbio) {
+    if (t->ssl)
+      SSL_free(t->ssl);
+    else {
+      BIO_free(t->rbio);
+      BIO_free(t->wbio);
+    }
+    free(t);
+    return NULL;
+  }
+  SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs now */
+  SSL_set_accept_state(t->ssl);
+  return t;
+}
+
+void nx_tls_free(nx_tls_t *t) {
+  if (!t)
+    return;
+  SSL_free(t->ssl);
+  free(t);
+}
+
+/* Moves what TLS wants to send into out. */
+static int drain(nx_tls_t *t, nx_buf_t *out) {
+  size_t pending;
+  while ((pending = BIO_ctrl_pending(t->wbio)) > 0) {
+    int n;
+    if (nx_buf_reserve(out, pending))
+      return -1;
+    n = BIO_read(t->wbio, out->data + out->len, (int)pending);
+    if (n <= 0)
+      break;
+    out->len += (size_t)n;
+  }
+  return 0;
+}
+
+static int fatal(nx_tls_t *t, int r) {
+  int e = SSL_get_error(t->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+    return 0;
+  if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
+    char buf[256];
+    ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
+    nx_log(NX_LOG_DEBUG, "TLS error: %s", buf);
+  }
+  ERR_clear_error();
+  return -1;
+}
+
+int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_buf_t *out) {
+  int r;
+  if (n && BIO_write(t->rbio, in, (int)n) != (int)n)
+    return -1;
+  if (!SSL_is_init_finished(t->ssl)) {
+    r = SSL_do_handshake(t->ssl);
+    if (r != 1 && fatal(t, r)) {
+      drain(t, out); /* the alert */
+      return -1;
+    }
+  }
+  for (;;) {
+    if (nx_buf_reserve(plain, 16384))
+      return -1;
+    r = SSL_read(t->ssl, plain->data + plain->len, (int)(plain->cap - plain->len));
+    if (r <= 0) {
+      if (SSL_get_error(t->ssl, r) == SSL_ERROR_ZERO_RETURN)
+        break; /* close_notify */
+      if (fatal(t, r)) {
+        drain(t, out);
+        return -1;
+      }
+      break;
+    }
+    plain->len += (size_t)r;
+  }
+  return drain(t, out);
+}
+
+int nx_tls_write(nx_tls_t *t, nx_buf_t *plain, nx_buf_t *out) {
+  while (nx_buf_size(plain) > 0) {
+    int r = SSL_write(t->ssl, plain->data + plain->off, (int)nx_buf_size(plain));
+    if (r <= 0) {
+      if (fatal(t, r))
+        return -1;
+      break; /* handshake not finished: keep the bytes */
+    }
+    nx_buf_consume(plain, (size_t)r);
+  }
+  return drain(t, out);
+}

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "deflate.h"
 #include "extensions.h"
+#include "ipcount.h"
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
@@ -18,6 +20,7 @@
 
 static void really_close(nx_conn_t *c);
 static void on_timer(uv_timer_t *t);
+static int peer_ip(nx_conn_t *c, uint8_t ip[16]);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Every read lands in the runtime's one buffer: it is parsed completely
@@ -67,7 +70,14 @@ static void wake_waiters(nx_conn_t *c) {
 
 static void conn_free(nx_conn_t *c) {
   nx_rt_t *rt = c->rt;
+  nx_listener_t *l = c->listener;
   nx_msg_t *m;
+
+  if (l) {
+    l->nconns--;
+    if (c->ip_counted && l->per_ip)
+      nx_ipcount_remove(l->per_ip, c->ip);
+  }
 
   if (c->box) {
     c->box->conn = NULL;
@@ -220,12 +230,49 @@ void nx_conn_accepted(nx_listener_t *l) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  l->nconns++;
+  if (l->cfg.max_connections && l->nconns > l->cfg.max_connections)
+    c->over_capacity = 1; /* answered 503 once its request is read */
+  if (l->cfg.max_per_ip && peer_ip(c, c->ip) == 0) {
+    if (!l->per_ip)
+      l->per_ip = nx_ipcount_new();
+    if (l->per_ip) {
+      uint32_t n = nx_ipcount_add(l->per_ip, c->ip);
+      c->ip_counted = n > 0;
+      if (n > l->cfg.max_per_ip) {
+        nx_log(NX_LOG_DEBUG, "closing a connection over the per-address cap (%u)",
+               l->cfg.max_per_ip);
+        c->next = l->conns;
+        if (l->conns)
+          l->conns->prev = c;
+        l->conns = c;
+        really_close(c);
+        return;
+      }
+    }
+  }
   c->next = l->conns;
   if (l->conns)
     l->conns->prev = c;
   l->conns = c;
   uv_timer_start(&c->timer, on_timer, l->cfg.handshake_timeout, 0);
   start_reading(c);
+}
+
+/* The peer's address as 16 bytes (IPv4 as ::ffff:a.b.c.d). */
+static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
+    return -1;
+  memset(ip, 0, 16);
+  if (ss.ss_family == AF_INET6) {
+    memcpy(ip, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+  } else {
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+  }
+  return 0;
 }
 
 const char *nx_conn_peer(nx_conn_t *c, int *port) {
@@ -407,6 +454,11 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   size_t want;
   if (c->state != NX_CONN_OPEN)
     return 0;
+  c->fragments = m ? c->fragments + 1 : 1;
+  if (c->fragments > c->listener->cfg.max_fragments) {
+    nx_conn_fail(c, 1008, "too many fragments in one message");
+    return 1;
+  }
   if (!m) {
     /* Reserve what the header announced, up to 256 KiB; a larger frame
      * grows as its bytes really arrive. */
@@ -620,6 +672,30 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
 
 /* ---- Input: the request ---------------------------------------------- */
 
+/* A request without Origin (not a browser) passes; one with an Origin must
+ * match an entry of the list exactly (case-insensitive), or the list has "*". */
+static int origin_allowed(nx_conn_t *c) {
+  const char *vals[2];
+  size_t lens[2];
+  const char *list = c->listener->cfg.allowed_origins, *p;
+  if (nx_http_header_values(c->http, "origin", vals, lens, 2) == 0)
+    return 1;
+  for (p = list; *p;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    while (n && *p == ' ')
+      p++, n--;
+    while (n && p[n - 1] == ' ')
+      n--;
+    if ((n == 1 && *p == '*') || (n == lens[0] && strncasecmp(p, vals[0], n) == 0))
+      return 1;
+    if (!end)
+      break;
+    p = end + 1;
+  }
+  return 0;
+}
+
 static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   const char *tail = NULL, *why = NULL;
   size_t tail_len = 0;
@@ -631,6 +707,12 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_http_respond(c, r, NULL, NULL, 0);
     return;
   }
+  if (c->over_capacity) {
+    nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503",
+           c->listener->cfg.max_connections);
+    nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
+    return;
+  }
   r = nx_http_check(c->http, &why, c->key, sizeof(c->key));
   if (r) {
     char body[160];
@@ -638,6 +720,11 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_log(NX_LOG_DEBUG, "refused a handshake with %d: %s", r, why);
     nx_http_respond(c, r, r == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : NULL,
                     body, (size_t)n);
+    return;
+  }
+  if (c->listener->cfg.allowed_origins && !origin_allowed(c)) {
+    nx_log(NX_LOG_DEBUG, "refused a handshake from a forbidden Origin: 403");
+    nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
   }
   if (tail_len)

@@ -17,6 +17,10 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->ping_interval = 20000;
   cfg->ping_timeout = 20000;
   cfg->compression = 1;
+  cfg->max_connections = 0;
+  cfg->max_per_ip = 0;
+  cfg->max_fragments = 100000;
+  cfg->allowed_origins = NULL;
   cfg->compress_threshold = 128;
 }
 

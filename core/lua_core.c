@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lauxlib.h"
 #include "log.h"
@@ -72,6 +73,20 @@ static int l_listen(lua_State *L) {
   l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
   l->cfg.read_pause_bytes =
       (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
+  l->cfg.max_connections =
+      (uint32_t)opt_field_number(L, 1, "max_connections", l->cfg.max_connections);
+  l->cfg.max_per_ip = (uint32_t)opt_field_number(L, 1, "max_connections_per_ip", l->cfg.max_per_ip);
+  l->cfg.max_fragments = (uint32_t)opt_field_number(L, 1, "max_fragments", l->cfg.max_fragments);
+  lua_getfield(L, 1, "allowed_origins");
+  if (lua_isstring(L, -1) && lua_objlen(L, -1) > 0)
+    l->cfg.allowed_origins = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (l->cfg.max_connections == 0) {
+    /* Default: what the descriptor limit allows, keeping some for files. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+      l->cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
+  }
   l->cfg.compress_threshold =
       (size_t)opt_field_number(L, 1, "compress_threshold", (double)l->cfg.compress_threshold);
   lua_getfield(L, 1, "compression");

@@ -28,6 +28,10 @@ typedef struct {
   size_t write_limit;         /* a connection buffering more is dropped */
   size_t read_pause_bytes;    /* stop reading while this much waits for the app */
   uint32_t ping_interval;     /* ms of silence before we ping; 0: never */
+  uint32_t max_connections;   /* per listener; more get HTTP 503; 0: the fd limit */
+  uint32_t max_per_ip;        /* connections from one address; more are closed; 0: off */
+  uint32_t max_fragments;     /* frames in one message; more: 1008 */
+  char *allowed_origins;      /* comma list; a browser Origin not in it gets 403 */
   uint32_t ping_timeout;      /* ms to wait for any frame after a ping */
   int compression;            /* accept permessage-deflate offers */
   struct ssl_ctx_st *tls;     /* serve wss:// with this context, or NULL */
@@ -91,6 +95,8 @@ struct nx_listener_s {
   char host[64];
   int port;
   nx_conn_t *conns; /* open connections, for shutdown */
+  uint32_t nconns;  /* connections alive (accepted and not yet freed) */
+  struct nx_ipcount_s *per_ip;
   nx_listener_t *next;
 };
 
@@ -128,6 +134,10 @@ struct nx_conn_s {
   uint8_t paused;      /* reads stopped while the app catches up */
   uint16_t close_code; /* for the app: peer's code, 1005, 1006 or ours */
   uint8_t ping_outstanding;
+  uint8_t over_capacity; /* accepted past max_connections: answer 503 */
+  uint8_t ip_counted;
+  uint32_t fragments;     /* frames of the message being assembled */
+  uint8_t ip[16];         /* peer address, when per-IP caps are on */
   uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
   uint8_t deflate;        /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */

@@ -56,6 +56,22 @@ local OPTIONS = {
     "--compress-threshold", "compress_threshold", "number",
     "messages smaller than this many bytes are sent uncompressed (default 128)",
   },
+  {
+    "--max-connections", "max_connections", "number",
+    "connections beyond this get HTTP 503 (default: the open-file limit minus 64)",
+  },
+  {
+    "--max-connections-per-ip", "max_connections_per_ip", "number",
+    "connections from one address beyond this are closed at once; 0 = no cap (default 0)",
+  },
+  {
+    "--max-fragments", "max_fragments", "number",
+    "frames in one message beyond this close the connection with 1008 (default 100000)",
+  },
+  {
+    "--allowed-origins", "allowed_origins", "string",
+    "comma list of Origins browsers may connect from; others get 403 (default: any)",
+  },
   { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)" },
   { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert" },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },

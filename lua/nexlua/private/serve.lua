@@ -92,6 +92,7 @@ local LISTEN_OPTIONS = {
   "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
   "compression", "compress_threshold", "tls_cert", "tls_key",
+  "max_connections", "max_connections_per_ip", "max_fragments", "allowed_origins",
 }
 
 --- Starts listening for app (or a holder {app = app}); returns the

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* strcasestr */
 /* The HTTP side of a connection: the request head parsed by llhttp, the
  * upgrade checked by handshake.c, and the few responses we write ourselves
  * (101, and errors before the upgrade). */
@@ -276,12 +277,17 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
     body = deflt;
     blen = (size_t)n;
   }
+  /* The app's own Content-Type wins over ours. */
   n = snprintf(head, sizeof(head),
                "HTTP/1.1 %d %s\r\n"
-               "Content-Type: text/plain; charset=utf-8\r\n"
+               "%s"
                "Content-Length: %zu\r\n"
                "Connection: close\r\n",
-               status, text, blen);
+               status, text,
+               headers && strcasestr(headers, "content-type:")
+                   ? ""
+                   : "Content-Type: text/plain; charset=utf-8\r\n",
+               blen);
   nx_conn_send_raw(c, head, (size_t)n);
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));

@@ -66,6 +66,8 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   lua_setfield(co, -2, "client_host");
   lua_pushinteger(co, port);
   lua_setfield(co, -2, "client_port");
+  lua_pushstring(co, c->tls ? "wss" : "ws");
+  lua_setfield(co, -2, "scheme");
   nx_http_free(c->http);
   c->http = NULL;
   t->conn = c;

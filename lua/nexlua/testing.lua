@@ -245,8 +245,14 @@ function TestClient:close()
   end
 end
 
---- Runs the loop for seconds (lets the app's tasks progress).
-function TestClient.run_for(seconds) wait_until(function() return false end, seconds) end
+--- Runs the loop for seconds (lets the app's tasks progress):
+-- client:run_for(0.1), or testing.run_for(0.1).
+local function run_for(a, b)
+  local seconds = type(a) == "number" and a or b
+  wait_until(function() return false end, seconds)
+end
+TestClient.run_for = run_for
+testing.run_for = run_for
 
 local function new(app, opts)
   opts = opts or {}

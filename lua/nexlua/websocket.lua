@@ -34,7 +34,7 @@ local lazy = {
   end,
   url = function(self)
     local host = self.headers:get("host", "localhost")
-    return "ws://" .. host .. self._req.target
+    return (self._req.scheme or "ws") .. "://" .. host .. self._req.target
   end,
   path = function(self) return multidict.unescape_path(self._req.path) end,
   subprotocols = function(self)

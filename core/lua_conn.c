@@ -71,6 +71,8 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   nx_http_free(c->http);
   c->http = NULL;
   t->conn = c;
+  t->handler = 1;
+  rt->nhandlers++;
   c->owner = t;
   nx_task_wake(t, 2);
   return 0;

@@ -203,11 +203,21 @@ static int l_close_all(lua_State *L) {
         n++;
       } else if (c->state == NX_CONN_HTTP) {
         nx_conn_abort(c, 1001);
+      } else if (c->state == NX_CONN_ROUTING) {
+        /* Still in its middleware: no upgrade now; its accept() will see
+         * the connection gone. */
+        nx_http_respond(c, 503, "Retry-After: 1\r\n", "server shutting down\n", 21);
       }
     }
   }
   nx_rt_run_ready(rt);
   lua_pushinteger(L, n);
+  return 1;
+}
+
+/* handler_count() -> connection handlers still running */
+static int l_handler_count(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)nx_rt_get(L)->nhandlers);
   return 1;
 }
 
@@ -507,6 +517,7 @@ int nx_lua_open(lua_State *L) {
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
+                                 {"handler_count", l_handler_count},
                                  {"watch", l_watch},
                                  {"current", l_current},
                                  {"park", l_park},

@@ -54,8 +54,11 @@ struct nx_task_s {
   uint8_t ready; /* queued to be resumed */
   uint8_t running;
   uint8_t timed_out; /* the wait ended by its timeout */
-  uint8_t cancelled; /* cancel() came while it was not waiting */
-  nx_tbox_t *box;    /* its Lua handle, if one was asked for */
+  uint8_t cancelled;
+  uint8_t handler;
+      /* runs a connection's handler (counted in rt->nhandlers) */ /* cancel() came while it was not
+                                                                      waiting */
+  nx_tbox_t *box; /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;            /* values pushed on co for the next resume */
   nx_conn_t *wait_conn; /* the connection a RECV/DRAIN wait is on */
@@ -79,6 +82,7 @@ struct nx_rt_s {
   uv_signal_t sigint, sigterm, sighup;
   int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
   int stopping;
+  uint32_t nhandlers; /* handler tasks alive (a shutdown waits for them) */
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   nx_buf_t scratch;             /* inflated messages land here first */

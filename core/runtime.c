@@ -129,6 +129,8 @@ static void task_free(nx_task_t *t) {
     rt->tasks = t->next;
   if (t->next)
     t->next->prev = t->prev;
+  if (t->handler)
+    rt->nhandlers--;
   if (t->box) {
     t->box->t = NULL;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, t->box_ref);

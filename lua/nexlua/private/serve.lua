@@ -145,9 +145,14 @@ function serve.run(app, opts)
     if listener then listener:close() end
     core.close_all(1001, "server shutting down")
     local deadline = core.now() + grace
-    while core.conn_count() > 0 and core.now() < deadline do core.sleep(0.02) end
-    if core.conn_count() > 0 then
-      log.warn("%d connection(s) still open after the grace period: closing them", core.conn_count())
+    -- Wait for the connections to close and their handlers to finish
+    -- (cleanup after the disconnect included), up to the grace period.
+    while (core.conn_count() > 0 or core.handler_count() > 0) and core.now() < deadline do
+      core.sleep(0.02)
+    end
+    if core.conn_count() > 0 or core.handler_count() > 0 then
+      log.warn("%d connection(s) still open after the grace period, %d handler(s) running: stopping",
+        core.conn_count(), core.handler_count())
     end
     run_hooks(holder.app.shutdown, "shutdown")
     core.stop()

@@ -1,0 +1,263 @@
+-- Lifecycle (issue #3): on_startup / on_shutdown hooks (in order, in a
+-- coroutine, may wait), a failing startup hook, SIGINT/SIGTERM with a grace
+-- period (--graceful-timeout), a second signal.
+-- (spec/apps/lifecycle_app.lua, spec/apps/startup_fail_app.lua)
+local TestClient = require "nexlua.testing"
+local server = require "helpers.server"
+local rawws = require "helpers.rawws"
+local socket = require "socket"
+
+local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
+local APP = "spec/apps/lifecycle_app.lua"
+local q = server.shquote
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function poll(fn, timeout)
+  local deadline = socket.gettime() + timeout
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return nil
+end
+
+-- A nexlua process whose exit status is kept: a shell waits for it and
+-- writes the status to a file. Only this PID is ever signalled.
+local Proc = {}
+Proc.__index = Proc
+
+local function spawn(app, args, wait_listening)
+  local p = setmetatable({ log_path = os.tmpname(), status_path = os.tmpname(), pid_path = os.tmpname() }, Proc)
+  os.remove(p.status_path)
+  os.remove(p.pid_path)
+  local argv = { q(BIN), q(app), "--host", "127.0.0.1", "--port", "0" }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = q(a) end
+  local inner = string.format("%s </dev/null >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s",
+    table.concat(argv, " "), q(p.log_path), q(p.pid_path), q(p.status_path))
+  os.execute("sh -c " .. q(inner) .. " >/dev/null 2>&1 &")
+  p.pid = tonumber(poll(function()
+    local s = read_file(p.pid_path)
+    return s and s:match("%d+")
+  end, 5))
+  assert(p.pid, "no PID for " .. app)
+  if wait_listening ~= false then
+    p.port = tonumber(poll(function()
+      return p:log():match("listening on ws://127%.0%.0%.1:(%d+)") or p:status()
+    end, 10))
+    assert(p.port and p.port > 255, "the server did not start; log:\n" .. p:log())
+  end
+  return p
+end
+
+function Proc:log() return read_file(self.log_path) or "" end
+function Proc:status()
+  local s = read_file(self.status_path)
+  return s and s:match("%d+")
+end
+function Proc:wait_exit(timeout) return poll(function() return self:status() end, timeout) end
+function Proc:signal(name) os.execute("kill -" .. name .. " " .. self.pid .. " 2>/dev/null") end
+function Proc:cleanup()
+  if not self:status() then
+    self:signal("KILL")
+    self:wait_exit(2)
+  end
+  for _, f in ipairs { self.log_path, self.status_path, self.pid_path } do os.remove(f) end
+end
+
+-- Position of plain text in s, or fails naming what is missing.
+local function pos(s, text)
+  local i = s:find(text, 1, true)
+  assert(i, "missing " .. string.format("%q", text) .. " in the log:\n" .. s)
+  return i
+end
+
+describe("startup and shutdown hooks, in-process (TestClient)", function()
+  it("run in order, in a coroutine, may wait; startup before serving, shutdown on close", function()
+    local app = dofile(APP)
+    local client = TestClient(app, { timeout = 3 })
+    local ok, err = pcall(function()
+      local ws = client:websocket_connect("/ws/a")
+      ws:send_text("ping")
+      assert.equal("ping", ws:receive_text(2))
+    end)
+    client:close()
+    assert(ok, err)
+    local ev = app.state.events
+    assert.matches("^startup hook 1 done %(slept 0%.0[4-9] s, in a coroutine: true%)$", ev[1])
+    assert.equal("startup hook 2 done", ev[2])
+    assert.equal("handler a accepted", ev[3])
+    local s1, s2
+    for i, e in ipairs(ev) do
+      if e == "shutdown hook 1 done" then s1 = i end
+      if e:match("^shutdown hook 2 done %(slept 0%.0[4-9] s%)$") then s2 = i end
+    end
+    assert.is_truthy(s1, "shutdown hook 1 did not run: " .. table.concat(ev, " | "))
+    assert.is_truthy(s2, "shutdown hook 2 did not run (or did not wait): " .. table.concat(ev, " | "))
+    assert.is_true(s1 < s2)
+  end)
+end)
+
+describe("lifecycle of a real process", function()
+  local procs = {}
+  after_each(function()
+    for _, p in ipairs(procs) do p:cleanup() end
+    procs = {}
+  end)
+  local function start(app, args, wait)
+    local p = spawn(app, args, wait)
+    procs[#procs + 1] = p
+    return p
+  end
+
+  it("runs the startup hooks in order before listening", function()
+    local p = start(APP)
+    local log = p:log()
+    assert.is_true(pos(log, "startup hook 1 done") < pos(log, "startup hook 2 done"))
+    assert.is_true(pos(log, "startup hook 2 done") < pos(log, "listening on ws://"))
+  end)
+
+  it("a failing startup hook stops the server with a clear message and a non-zero exit", function()
+    local p = start("spec/apps/startup_fail_app.lua", {}, false)
+    local status = p:wait_exit(5)
+    local log = p:log()
+    assert.is_truthy(status, "the server kept running after a failed startup hook; log:\n" .. log)
+    assert.are_not.equal("0", status, "exit status; log:\n" .. log)
+    assert.matches("ERROR startup hook #2 failed: [^\n]*cannot reach the database", log)
+    assert.matches("startup failed: not serving", log, 1, true)
+    assert.matches("first startup hook ran", log, 1, true)
+    assert.is_nil(log:find("third startup hook ran", 1, true), "hooks after the failed one ran:\n" .. log)
+    assert.is_nil(log:find("listening on", 1, true), "it listened:\n" .. log)
+  end)
+
+  for _, sig in ipairs { "TERM", "INT" } do
+    it("SIG" .. sig .. ": stops accepting, closes every WebSocket with 1001, runs shutdown hooks, exits 0",
+      function()
+        local p = start(APP)
+        local a, b = rawws.connect(p.port, "/ws/a"), rawws.connect(p.port, "/ws/b")
+        assert.equal(101, a.status)
+        assert.equal(101, b.status)
+        a:send_text("x")
+        assert.equal("x", (a:recv_message()))
+        p:signal(sig)
+        for _, c in ipairs { a, b } do
+          local code, reason = c:expect_close(3)
+          assert.equal(1001, code)
+          assert.equal("server shutting down", reason)
+        end
+        -- no new connections once the shutdown has begun
+        local t = socket.tcp()
+        t:settimeout(2)
+        local ok, err = t:connect("127.0.0.1", p.port)
+        t:close()
+        assert.is_nil(ok, "a new connection was accepted during the shutdown")
+        assert.equal("connection refused", err)
+        for _, c in ipairs { a, b } do
+          c:close(1001)
+          assert.is_true((c:wait_tcp_close(3)))
+          c:close_socket()
+        end
+        local status = p:wait_exit(5)
+        local log = p:log()
+        assert.equal("0", status, "exit status; log:\n" .. log)
+        local got = pos(log, "SIG" .. sig .. " received: shutting down (grace period 10 s)")
+        local h1 = pos(log, "shutdown hook 1 done")
+        local h2 = pos(log, "shutdown hook 2 done")
+        assert.is_true(got < h1 and h1 < h2)
+        assert.is_nil(log:find(" ERROR ", 1, true), "log:\n" .. log)
+      end)
+  end
+
+  it("gives handlers the grace period to finish their cleanup after the disconnect", function()
+    local p = start(APP)
+    local a = rawws.connect(p.port, "/ws/cleanup")
+    assert.equal(101, a.status)
+    assert.truthy(poll(function() return p:log():find("handler cleanup accepted", 1, true) end, 2))
+    p:signal("TERM")
+    assert.equal(1001, (a:expect_close(3)))
+    a:close(1001) -- answers at once: the connection is over, the handler is not
+    assert.is_true((a:wait_tcp_close(3)))
+    a:close_socket()
+    local status = p:wait_exit(5)
+    local log = p:log()
+    assert.equal("0", status, "exit status; log:\n" .. log)
+    pos(log, "handler cleanup saw the end")
+    -- The handler sleeps 0.3 s after the disconnect, then logs; the grace
+    -- period (10 s) is for exactly that.
+    local done = pos(log, "CLEANUP-DONE cleanup")
+    assert.is_true(done < pos(log, "shutdown hook 1 done"), "cleanup finished after the shutdown hooks")
+  end)
+
+  -- A handshake whose middleware is still running when SIGTERM arrives must
+  -- not end up as an open WebSocket nobody closes: it is either refused or
+  -- closed with 1001 like the others, and the server exits promptly.
+  it("a handshake still in its middleware at SIGTERM is refused or closed with 1001", function()
+    local p = start(APP)
+    local c = rawws.open_tcp(p.port)
+    c:send_raw((rawws.build_request(p.port, "/slow-mw/late", {})))
+    assert.truthy(poll(function() return p:log():find("slow middleware waiting for late", 1, true) end, 2))
+    local t0 = socket.gettime()
+    p:signal("TERM")
+    local status = c:read_http_response(3)
+    if status == 101 then
+      local f, err, detail = c:recv_frame(1.5)
+      assert.is_truthy(f, "upgraded during the shutdown and then left open (" .. tostring(detail or err) ..
+        "); log:\n" .. p:log())
+      assert.equal(rawws.OP.CLOSE, f.opcode, rawws.describe_frame(f))
+      assert.equal(1001, f.payload:byte(1) * 256 + f.payload:byte(2))
+      c:close(1001)
+    else
+      assert.is_truthy(status and status >= 400, "no answer to the handshake: " .. tostring(status))
+    end
+    local exited = p:wait_exit(3)
+    c:close_socket()
+    assert.is_truthy(exited, "still running 3 s after SIGTERM; log:\n" .. p:log())
+    assert.is_true(socket.gettime() - t0 < 3)
+  end)
+
+  it("--graceful-timeout bounds the wait for a client that never answers the close", function()
+    local p = start(APP, { "--graceful-timeout", "0.5", "--close-timeout", "30" })
+    local a = rawws.connect(p.port, "/ws/mute")
+    assert.equal(101, a.status)
+    local t0 = socket.gettime()
+    p:signal("TERM")
+    assert.equal(1001, (a:expect_close(3))) -- and never answered
+    local status = p:wait_exit(5)
+    local took = socket.gettime() - t0
+    local log = p:log()
+    assert.equal("0", status, "exit status; log:\n" .. log)
+    pos(log, "grace period 0.5 s")
+    pos(log, "still open after the grace period")
+    pos(log, "shutdown hook 2 done")
+    assert.is_true(took >= 0.4 and took < 3, "exited " .. took .. " s after SIGTERM")
+    a:close_socket()
+  end)
+
+  it("a second signal exits at once, non-zero, while the grace period runs", function()
+    local p = start(APP, { "--graceful-timeout", "30", "--close-timeout", "30" })
+    local a = rawws.connect(p.port, "/ws/mute")
+    assert.equal(101, a.status)
+    p:signal("TERM")
+    assert.equal(1001, (a:expect_close(3))) -- never answered: the server keeps waiting
+    socket.sleep(0.3)
+    assert.is_nil(p:status(), "exited before the grace period ended; log:\n" .. p:log())
+    pos(p:log(), "grace period 30 s")
+    local t0 = socket.gettime()
+    p:signal("TERM")
+    local status = p:wait_exit(3)
+    local took = socket.gettime() - t0
+    local log = p:log()
+    assert.is_truthy(status, "still running after the second SIGTERM; log:\n" .. log)
+    assert.are_not.equal("0", status)
+    assert.is_true(took < 1, "took " .. took .. " s")
+    pos(log, "second SIGTERM")
+    a:close_socket()
+  end)
+end)

@@ -1,0 +1,149 @@
+-- nexlua.Queue{maxsize = n} (issue #3), on the real core in-process: put/get
+-- wait, FIFO, put_nowait/get_nowait raise QueueFull/QueueEmpty, timeouts.
+local nexlua = require "nexlua"
+local testing = require "nexlua.testing"
+
+local function in_task(fn, timeout)
+  local res
+  nexlua.spawn(function() res = { pcall(fn) } end)
+  assert(testing.wait_until(function() return res ~= nil end, timeout or 3), "the task did not finish in time")
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+describe("nexlua.Queue", function()
+  it("is FIFO", function()
+    local got = in_task(function()
+      local q = nexlua.Queue { maxsize = 10 }
+      for i = 1, 5 do q:put("item" .. i) end
+      assert.equal(5, q:qsize())
+      local out = {}
+      for i = 1, 5 do out[i] = q:get() end
+      assert.is_true(q:empty())
+      return out
+    end)
+    assert.same({ "item1", "item2", "item3", "item4", "item5" }, got)
+  end)
+
+  it("get() on an empty queue waits until a put", function()
+    local v, waited = in_task(function()
+      local q = nexlua.Queue()
+      nexlua.spawn(function()
+        nexlua.sleep(0.1)
+        q:put("late value")
+      end)
+      local t0 = nexlua.now()
+      local v = q:get()
+      return v, nexlua.now() - t0
+    end)
+    assert.equal("late value", v)
+    assert.is_true(waited >= 0.09 and waited < 1, "waited " .. waited .. " s")
+  end)
+
+  it("put() on a full queue waits until a get", function()
+    local events = in_task(function()
+      local q = nexlua.Queue { maxsize = 1 }
+      local ev = {}
+      q:put("a")
+      assert.is_true(q:full())
+      local putter = nexlua.spawn(function()
+        ev[#ev + 1] = "put b starts"
+        q:put("b")
+        ev[#ev + 1] = "put b returned"
+      end)
+      nexlua.sleep(0.1)
+      ev[#ev + 1] = "get " .. q:get()
+      putter:wait(1)
+      ev[#ev + 1] = "qsize " .. q:qsize()
+      ev[#ev + 1] = "get " .. q:get()
+      return ev
+    end)
+    assert.same({ "put b starts", "get a", "put b returned", "qsize 1", "get b" }, events)
+  end)
+
+  it("serves waiting getters in the order they came", function()
+    local got = in_task(function()
+      local q = nexlua.Queue()
+      local out = {}
+      local g1 = nexlua.spawn(function()
+        local v = q:get()
+        out[#out + 1] = "g1:" .. v
+      end)
+      nexlua.sleep(0.01)
+      local g2 = nexlua.spawn(function()
+        local v = q:get()
+        out[#out + 1] = "g2:" .. v
+      end)
+      nexlua.sleep(0.01)
+      q:put("x")
+      q:put("y")
+      g1:wait(1)
+      g2:wait(1)
+      return out
+    end)
+    assert.same({ "g1:x", "g2:y" }, got)
+  end)
+
+  it("put_nowait on a full queue raises QueueFull; get_nowait on an empty one raises QueueEmpty", function()
+    -- these never wait: they work outside a coroutine too
+    local q = nexlua.Queue { maxsize = 2 }
+    q:put_nowait(1)
+    q:put_nowait(2)
+    local ok, err = pcall(q.put_nowait, q, 3)
+    assert.is_false(ok)
+    assert.is_true(nexlua.QueueFull.is(err), "expected QueueFull, got " .. tostring(err))
+    assert.is_true(nexlua.is_error(err))
+    assert.matches("queue is full", tostring(err), 1, true)
+    assert.equal(2, q:qsize())
+    assert.equal(1, q:get_nowait())
+    assert.equal(2, q:get_nowait())
+    ok, err = pcall(q.get_nowait, q)
+    assert.is_false(ok)
+    assert.is_true(nexlua.QueueEmpty.is(err), "expected QueueEmpty, got " .. tostring(err))
+    assert.matches("queue is empty", tostring(err), 1, true)
+  end)
+
+  it("maxsize 0 (the default) is unbounded", function()
+    local q = nexlua.Queue()
+    for i = 1, 1000 do q:put_nowait(i) end
+    assert.equal(1000, q:qsize())
+    assert.is_false(q:full())
+  end)
+
+  it("get(timeout) and put(item, timeout) raise TimeoutError and leave the queue as it was", function()
+    local r = in_task(function()
+      local q = nexlua.Queue { maxsize = 1 }
+      local out = {}
+      local t0 = nexlua.now()
+      local ok, err = pcall(q.get, q, 0.1)
+      out.get = { ok = ok, timeout = nexlua.is_timeout(err), took = nexlua.now() - t0 }
+      q:put("only")
+      t0 = nexlua.now()
+      ok, err = pcall(q.put, q, "extra", 0.1)
+      out.put = { ok = ok, timeout = nexlua.is_timeout(err), took = nexlua.now() - t0 }
+      out.size = q:qsize()
+      out.item = q:get()
+      return out
+    end)
+    for _, k in ipairs { "get", "put" } do
+      assert.is_false(r[k].ok)
+      assert.is_true(r[k].timeout, k .. " did not raise a TimeoutError")
+      assert.is_true(r[k].took >= 0.09 and r[k].took < 1, k .. " took " .. r[k].took)
+    end
+    assert.equal(1, r.size)
+    assert.equal("only", r.item)
+  end)
+
+  it("a getter cancelled while waiting does not swallow the next item", function()
+    local r = in_task(function()
+      local q = nexlua.Queue()
+      local g = nexlua.spawn(function() return q:get() end)
+      nexlua.sleep(0.02)
+      g:cancel()
+      local ok, err = pcall(g.wait, g, 1)
+      q:put("kept")
+      return { cancelled = not ok and nexlua.is_cancelled(err), size = q:qsize(), item = q:get(0.5) }
+    end)
+    assert.same({ cancelled = true, size = 1, item = "kept" }, r)
+  end)
+end)

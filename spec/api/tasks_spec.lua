@@ -1,0 +1,155 @@
+-- nexlua.sleep, nexlua.now, nexlua.spawn and Task (issue #3), on the real
+-- core in-process; task errors nobody waits for in a real process's log.
+-- (spec/apps/tasks_app.lua)
+local nexlua = require "nexlua"
+local testing = require "nexlua.testing"
+local server = require "helpers.server"
+local rawws = require "helpers.rawws"
+
+-- Runs fn in a nexlua task, stepping the loop until it ends (bounded);
+-- returns fn's results or raises its error.
+local function in_task(fn, timeout)
+  local res
+  nexlua.spawn(function() res = { n = 0, pcall(fn) } end)
+  assert(testing.wait_until(function() return res ~= nil end, timeout or 3), "the task did not finish in time")
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+describe("nexlua.sleep and nexlua.now", function()
+  it("sleep suspends only the caller; now() follows the loop clock", function()
+    local ticks = 0
+    local ticker = nexlua.spawn(function()
+      while true do
+        ticks = ticks + 1
+        nexlua.sleep(0.01)
+      end
+    end)
+    local elapsed, now_type = in_task(function()
+      local t0 = nexlua.now()
+      nexlua.sleep(0.15)
+      return nexlua.now() - t0, type(t0)
+    end)
+    ticker:cancel()
+    assert.equal("number", now_type)
+    assert.is_true(elapsed >= 0.14 and elapsed < 1, "slept " .. elapsed .. " s")
+    assert.is_true(ticks >= 5, "the other task ran " .. ticks .. " times during the sleep")
+  end)
+
+  it("sleep outside a nexlua coroutine raises an error that says so", function()
+    local ok, err = pcall(nexlua.sleep, 0.01)
+    assert.is_false(ok)
+    assert.matches("must be called from a nexlua coroutine", tostring(err), 1, true)
+  end)
+end)
+
+describe("nexlua.spawn and Task", function()
+  it("runs fn(...) from the next loop turn and wait() returns its results", function()
+    local ran = false
+    local t = nexlua.spawn(function(a, b, c)
+      ran = true
+      nexlua.sleep(0.01)
+      return a + b, nil, c
+    end, 1, 2, "three")
+    assert.is_false(ran, "spawn ran the function at once")
+    assert.is_false(t:done())
+    local r = { in_task(function() return t:wait() end) }
+    assert.is_true(ran)
+    assert.is_true(t:done())
+    assert.equal(3, r[1])
+    assert.is_nil(r[2])
+    assert.equal("three", r[3])
+  end)
+
+  it("wait(timeout) raises a TimeoutError and leaves the task running", function()
+    local t = nexlua.spawn(function()
+      nexlua.sleep(0.2)
+      return "late"
+    end)
+    local ok, err, again = in_task(function()
+      local ok, err = pcall(t.wait, t, 0.05)
+      return ok, err, t:wait(2)
+    end)
+    assert.is_false(ok)
+    assert.is_true(nexlua.is_timeout(err), "expected a TimeoutError, got " .. tostring(err))
+    assert.equal("late", again)
+  end)
+
+  it("wait() re-raises the task's error, even when the task failed before anyone waited", function()
+    local boom = setmetatable({}, { __tostring = function() return "the boom object" end })
+    local t1 = nexlua.spawn(function() nexlua.sleep(0.02) error(boom) end)
+    local t2 = nexlua.spawn(function() error("plain string failure") end)
+    testing.wait_until(function() return t2:done() end, 2) -- t2 failed with no waiter
+    local e1, e2 = in_task(function()
+      local _, a = pcall(t1.wait, t1)
+      local _, b = pcall(t2.wait, t2)
+      return a, b
+    end)
+    assert.equal(boom, e1)
+    assert.matches("plain string failure", e2, 1, true)
+    assert.is_true(t1:done() and t2:done())
+  end)
+
+  it("cancel() makes the task's wait raise CancelledError and its waiters see it", function()
+    local inside
+    local t = nexlua.spawn(function()
+      local ok, err = pcall(nexlua.sleep, 10)
+      inside = { ok = ok, cancelled = nexlua.is_cancelled(err) }
+      error(err, 0) -- let it end as cancelled
+    end)
+    testing.wait_until(function() return false end, 0.02) -- let it start sleeping
+    local ok, err, took = in_task(function()
+      local t0 = nexlua.now()
+      nexlua.spawn(function() nexlua.sleep(0.02) assert(t:cancel() == true) end)
+      local ok, err = pcall(t.wait, t, 3)
+      return ok, err, nexlua.now() - t0
+    end)
+    assert.is_false(ok)
+    assert.is_true(nexlua.is_cancelled(err), "expected CancelledError, got " .. tostring(err))
+    assert.is_true(took < 1, "wait took " .. took .. " s")
+    assert.same({ ok = false, cancelled = true }, inside)
+    assert.is_true(t:done())
+    assert.is_true(t:cancelled())
+    assert.is_false(t:cancel(), "cancel() of an ended task must return false")
+  end)
+
+  it("a cancelled task's wait raises CancelledError even when nobody waited before", function()
+    local t = nexlua.spawn(function() nexlua.sleep(10) end)
+    testing.wait_until(function() return false end, 0.02)
+    assert.is_true(t:cancel())
+    assert.is_true(testing.wait_until(function() return t:done() end, 2))
+    local ok, err = in_task(function() return pcall(t.wait, t) end)
+    assert.is_false(ok)
+    assert.is_true(nexlua.is_cancelled(err))
+  end)
+end)
+
+describe("task errors in a real process", function()
+  local s
+  setup(function() s = server.start("spec/apps/tasks_app.lua") end)
+  teardown(function() if s then s:stop() end end)
+
+  it("an error in a task nobody waits for is logged with its traceback", function()
+    local c = rawws.connect(s.port, "/orphan")
+    assert.equal(101, c.status)
+    assert.equal("spawned", (c:recv_message()))
+    local line = s:wait_log("ERROR task [^\n]*tasks_app%.lua:%d+ failed: [^\n]*orphan task exploded", 3)
+    assert.is_truthy(line, "log:\n" .. s:log())
+    local log = s:log()
+    local tb = log:sub((log:find("orphan task exploded", 1, true)))
+    assert.matches("stack traceback:", tb, 1, true)
+    assert.matches("in function 'inner_step'", tb, 1, true)
+    c:close_socket()
+  end)
+
+  it("an error in a task someone waits for is re-raised there, not logged as lost", function()
+    local before = #s:log()
+    local c = rawws.connect(s.port, "/waited")
+    assert.equal(101, c.status)
+    assert.matches("^ok=false err=.*waited task exploded$", (c:recv_message()))
+    c:close_socket()
+    -- Had the error been logged, it would be there already: the task logs
+    -- when it ends, before its waiter is resumed to send the message above.
+    assert.is_nil(s:log():sub(before + 1):find("waited task exploded", 1, true), "log:\n" .. s:log())
+  end)
+end)

@@ -1,0 +1,159 @@
+-- TestClient (issue #3): require "nexlua.testing", websocket_connect with
+-- headers, subprotocols and query, send/receive of every type, close codes,
+-- receive timeouts that fail clearly, rejected handshakes carrying the
+-- status, and the two tests of the reference's "Testing WebSockets" section.
+-- (spec/apps/testclient_app.lua)
+local TestClient = require "nexlua.testing"
+local nexlua = require "nexlua"
+local socket = require "socket"
+
+local APP = "spec/apps/testclient_app.lua"
+
+describe("the reference's Testing WebSockets section, in Lua", function()
+  local app
+  before_each(function() app = dofile(APP) end)
+
+  it("echoes text", function()
+    local client = TestClient(app)
+    local ws = client:websocket_connect("/ws")
+    ws:send_text("Hello")
+    assert.equal("Echo: Hello", ws:receive_text())
+    client:close()
+  end)
+
+  it("speaks JSON", function()
+    local client = TestClient(app)
+    local ws = client:websocket_connect("/api")
+    ws:send_json({ type = "ping" })
+    assert.same({ type = "pong" }, ws:receive_json())
+    client:close()
+  end)
+end)
+
+describe("TestClient with the reference's authentication middleware", function()
+  it("is refused without a token and served with one", function()
+    local client = TestClient(dofile(APP))
+    local ok, err = pcall(client.websocket_connect, client, "/ws/secure")
+    assert.is_false(ok)
+    assert.is_true(TestClient.is_rejected(err), tostring(err))
+    assert.equal(403, err.status)
+    local ws = client:websocket_connect("/ws/secure", { query = { token = "valid" } })
+    assert.same({ type = "welcome", token = "valid" }, ws:receive_json())
+    ws:send_text("hi")
+    assert.equal("Secure echo: hi", ws:receive_text())
+    ws:close()
+    client:close()
+  end)
+end)
+
+describe("TestClient", function()
+  local client
+  before_each(function() client = TestClient(dofile(APP), { timeout = 3 }) end)
+  after_each(function() client:close() end)
+
+  it("sends headers, subprotocols and query; exposes the accepted subprotocol and response headers", function()
+    local ws = client:websocket_connect("/inspect", {
+      headers = { ["X-Token"] = "secret" },
+      subprotocols = { "chat.v1", "chat.v2" },
+      query = { room = "lobby", tag = { "a", "b" } },
+    })
+    assert.equal("chat.v2", ws.accepted_subprotocol)
+    assert.equal("nexlua", ws.headers["x-served-by"])
+    assert.same({ token = "secret", room = "lobby", tags = { "a", "b" }, offered = { "chat.v1", "chat.v2" } },
+      ws:receive_json(2))
+  end)
+
+  it("has no accepted_subprotocol when none was chosen", function()
+    local ws = client:websocket_connect("/inspect", { subprotocols = { "other" } })
+    assert.is_nil(ws.accepted_subprotocol)
+    assert.same({ "other" }, ws:receive_json(2).offered)
+  end)
+
+  it("sends and receives text, bytes and JSON", function()
+    local ws = client:websocket_connect("/typed")
+    ws:send_text("plain")
+    assert.equal("plain", ws:receive_text(2))
+    ws:send_bytes("\0\255binary")
+    assert.equal("\0\255binary", ws:receive_bytes(2))
+    ws:send_json({ n = 1, list = { 1, 2 } })
+    assert.same({ got = { n = 1, list = { 1, 2 } } }, ws:receive_json(2))
+    ws:send_text("typed")
+    local data, kind = ws:receive(2)
+    assert.equal("typed", data)
+    assert.equal("text", kind)
+  end)
+
+  it("receive_text of a binary message fails clearly", function()
+    local ws = client:websocket_connect("/typed")
+    ws:send_bytes("raw")
+    local ok, err = pcall(ws.receive_text, ws, 2)
+    assert.is_false(ok)
+    assert.matches("expected a text message, got a binary one", tostring(err), 1, true)
+  end)
+
+  it("reports the server's close code and reason", function()
+    local ws = client:websocket_connect("/bye")
+    assert.equal("bye", ws:receive_text(2))
+    local ok, err = pcall(ws.receive_text, ws, 2)
+    assert.is_false(ok)
+    assert.is_true(nexlua.is_disconnect(err), tostring(err))
+    assert.equal(4000, err.code)
+    assert.equal(4000, ws.close_code)
+    assert.equal("done here", ws.close_reason)
+  end)
+
+  it("close() performs the closing handshake and returns the server's answer", function()
+    local ws = client:websocket_connect("/ws")
+    ws:send_text("x")
+    assert.equal("Echo: x", ws:receive_text(2))
+    local code = ws:close(1000, "client done")
+    assert.equal(1000, code)
+    assert.equal(1000, ws.close_code)
+    assert.equal("closed", ws:state())
+  end)
+
+  it("a receive that gets nothing fails after its timeout with a clear message", function()
+    local ws = client:websocket_connect("/silent")
+    local t0 = socket.gettime()
+    local ok, err = pcall(ws.receive_text, ws, 0.2)
+    local took = socket.gettime() - t0
+    assert.is_false(ok)
+    assert.matches("TestClient: no message from the server on /silent within 0.2 s", tostring(err), 1, true)
+    assert.is_true(took >= 0.19 and took < 1.5, "gave up after " .. took .. " s")
+    -- the connection's own timeout applies when the receive names none
+    local ws2 = client:websocket_connect("/silent", { timeout = 0.3 })
+    ok, err = pcall(ws2.receive_json, ws2)
+    assert.is_false(ok)
+    assert.matches("within 0.3 s", tostring(err), 1, true)
+  end)
+
+  it("the default receive timeout is 5 s", function()
+    local c = TestClient(dofile(APP)) -- no timeout option
+    local ran, result = pcall(function()
+      local ws = c:websocket_connect("/silent")
+      local t0 = socket.gettime()
+      local ok, err = pcall(ws.receive, ws)
+      return { ok = ok, err = tostring(err), took = socket.gettime() - t0 }
+    end)
+    c:close()
+    assert(ran, result)
+    assert.is_false(result.ok)
+    assert.matches("TestClient: no message from the server on /silent within 5 s", result.err, 1, true)
+    assert.is_true(result.took >= 4.9 and result.took < 7, "gave up after " .. result.took .. " s")
+  end)
+
+  it("a handshake refused with 403 raises an error carrying the status", function()
+    local ok, err = pcall(client.websocket_connect, client, "/forbidden")
+    assert.is_false(ok)
+    assert.is_true(TestClient.is_rejected(err), tostring(err))
+    assert.equal(403, err.status)
+    assert.equal("WebSocket handshake rejected with HTTP 403", tostring(err))
+  end)
+
+  it("a handshake to an unknown path raises an error carrying 404", function()
+    local ok, err = pcall(client.websocket_connect, client, "/no/such/route")
+    assert.is_false(ok)
+    assert.is_true(TestClient.is_rejected(err), tostring(err))
+    assert.equal(404, err.status)
+  end)
+end)

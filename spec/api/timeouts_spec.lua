@@ -1,0 +1,100 @@
+-- Timeouts (issue #3): receive{timeout = s} in every receive method raises a
+-- typed TimeoutError and leaves the connection usable; nexlua.wait_for.
+-- (spec/apps/timeouts_app.lua)
+local nexlua = require "nexlua"
+local TestClient = require "nexlua.testing"
+
+local function in_task(fn, timeout)
+  local res
+  nexlua.spawn(function() res = { pcall(fn) } end)
+  assert(TestClient.wait_until(function() return res ~= nil end, timeout or 3), "the task did not finish in time")
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+-- Steps the loop for seconds (lets the app's coroutines progress).
+local function run_for(seconds) TestClient.wait_until(function() return false end, seconds) end
+
+describe("receive timeouts", function()
+  local client
+  before_each(function() client = TestClient(dofile("spec/apps/timeouts_app.lua"), { timeout = 3 }) end)
+  after_each(function() client:close() end)
+
+  local cases = {
+    { "receive_text", "send_text", "hello", "hello" },
+    { "receive_bytes", "send_bytes", "\0\1\2", "\0\1\2" },
+    { "receive_json", "send_json", { a = 1 }, { a = 1 } },
+    { "receive", "send_text", "any", "any" },
+  }
+  for _, case in ipairs(cases) do
+    local method, send, payload, expected = case[1], case[2], case[3], case[4]
+    for _, form in ipairs { "table", "number" } do
+      it(string.format("ws:%s(%s) raises TimeoutError and the connection stays usable", method,
+        form == "table" and "{timeout = 0.1}" or "0.1"), function()
+        local ws = client:websocket_connect("/recv", { query = { method = method, form = form } })
+        local r = ws:receive_json(2)
+        assert.is_false(r.ok)
+        assert.is_true(r.is_timeout, "not a TimeoutError: " .. r.message)
+        assert.is_false(r.is_disconnect)
+        assert.equal(0.1, r.seconds)
+        assert.equal("timed out after 0.1 s", r.message)
+        assert.is_true(r.elapsed >= 0.09 and r.elapsed < 1, "timed out after " .. r.elapsed .. " s")
+        assert.is_true(r.connected)
+        ws[send](ws, payload)
+        local after = ws:receive_json(2)
+        assert.same(expected, after.got)
+      end)
+    end
+  end
+
+  it("a receive whose message comes in time returns it (timeout = 30)", function()
+    local ws = client:websocket_connect("/recv", { query = { method = "receive_text" } })
+    assert.is_true(ws:receive_json(2).is_timeout)
+    run_for(0.05)
+    ws:send_text("in time")
+    local after = ws:receive_json(2)
+    assert.equal("in time", after.got)
+  end)
+end)
+
+describe("nexlua.wait_for", function()
+  it("returns fn's results (fn gets the extra arguments)", function()
+    local a, b, c = in_task(function()
+      return nexlua.wait_for(function(x, y)
+        nexlua.sleep(0.02)
+        return x, y, "done"
+      end, 2, "one", "two")
+    end)
+    assert.equal("one", a)
+    assert.equal("two", b)
+    assert.equal("done", c)
+  end)
+
+  it("raises TimeoutError after the given seconds and cancels fn's task", function()
+    local reached_end, saw_cancel = false, nil
+    local ok, err, took = in_task(function()
+      local t0 = nexlua.now()
+      local ok, err = pcall(nexlua.wait_for, function()
+        local ok2, e2 = pcall(nexlua.sleep, 0.3)
+        saw_cancel = not ok2 and nexlua.is_cancelled(e2)
+        if not ok2 then error(e2, 0) end
+        reached_end = true
+      end, 0.1)
+      return ok, err, nexlua.now() - t0
+    end)
+    assert.is_false(ok)
+    assert.is_true(nexlua.is_timeout(err), "expected a TimeoutError, got " .. tostring(err))
+    assert.is_true(took >= 0.09 and took < 0.3, "raised after " .. took .. " s")
+    run_for(0.4) -- past the point fn would have finished
+    assert.is_true(saw_cancel, "fn's task was not cancelled")
+    assert.is_false(reached_end)
+  end)
+
+  it("re-raises fn's own error", function()
+    local ok, err = in_task(function()
+      return pcall(nexlua.wait_for, function() error("inner failure") end, 1)
+    end)
+    assert.is_false(ok)
+    assert.matches("inner failure", tostring(err), 1, true)
+  end)
+end)

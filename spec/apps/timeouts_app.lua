@@ -1,0 +1,35 @@
+-- Receive timeouts spec app (spec/api/timeouts_spec.lua).
+local nexlua = require "nexlua"
+
+local app = nexlua.App()
+
+local function describe_error(ok, err, t0)
+  return {
+    ok = ok,
+    is_timeout = nexlua.is_timeout(err),
+    is_websocket_error = nexlua.is_websocket_error(err),
+    is_disconnect = nexlua.is_disconnect(err),
+    seconds = type(err) == "table" and err.seconds or nil,
+    message = tostring(err),
+    elapsed = nexlua.now() - t0,
+  }
+end
+
+-- /recv?method=receive_text|receive_bytes|receive_json|receive&form=table|number
+-- A receive with a 0.1 s timeout while the client is silent, reported; then
+-- the same connection receives the client's next message with {timeout = 30}.
+app:ws_route("/recv", function(ws)
+  local method = ws.query_params:get("method", "receive_text")
+  local form = ws.query_params:get("form", "table")
+  ws:accept()
+  local t0 = nexlua.now()
+  local ok, err = pcall(ws[method], ws, form == "number" and 0.1 or { timeout = 0.1 })
+  local report = describe_error(ok, err, t0)
+  report.connected = ws:is_connected()
+  ws:send_json(report)
+  local got, kind = ws[method](ws, { timeout = 30 })
+  ws:send_json({ got = got, kind = kind or "" })
+  ws:receive() -- until the client leaves
+end)
+
+return app

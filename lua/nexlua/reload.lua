@@ -17,7 +17,7 @@ local log = require "nexlua.log"
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
-local format, sub, match = string.format, string.sub, string.match
+local format, sub, match, find = string.format, string.sub, string.match, string.find
 local traceback = debug.traceback
 
 local reload = {}
@@ -85,10 +85,13 @@ end
 --- The reloader of one served app. holder.app is the app serving new
 -- connections; run_hooks(list, what) runs hooks and returns ok.
 function reload.new(path, holder, run_hooks)
-  local self = { path = path, holder = holder, generation = 1, watches = {}, busy = false, again = false }
+  local self = {
+    path = path, holder = holder, generation = 1, watches = {}, known = {}, busy = false, again = false,
+  }
 
   --- Reloads now (in a task). Returns true on success.
   function self.reload(why)
+    if self.stopping then return false end -- no new generation while shutting down
     if self.busy then
       self.again = true
       return false
@@ -120,6 +123,8 @@ function reload.new(path, holder, run_hooks)
       log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
     end
     self.busy = false
+    -- The new version may require modules from directories not watched yet.
+    if #self.watches > 0 then self.watch() end
     if self.again then
       self.again = false
       core.spawn(self.reload, "changes during the reload")
@@ -132,7 +137,13 @@ function reload.new(path, holder, run_hooks)
   local deadline, waiting = 0, false
   local DEBOUNCE = 0.1
   local function on_change(filename)
-    if sub(filename, -4) ~= ".lua" then return end
+    if sub(filename, -4) ~= ".lua" then
+      -- Not a Lua file. A name without a dot is most likely a directory
+      -- created or replaced (a git checkout): watch it afresh, and reload,
+      -- since its modules may have changed before the watch was in place.
+      if find(filename, ".", 1, true) or filename == "" or #self.watches == 0 then return end
+      self.watch()
+    end
     deadline = core.hrtime() + DEBOUNCE
     if waiting then return end
     waiting = true
@@ -143,14 +154,29 @@ function reload.new(path, holder, run_hooks)
 
   --- Watches the app's directory and those of the modules it loaded from it.
   function self.watch()
+    for _, w in ipairs(self.watches) do pcall(w.close, w) end
+    self.watches = {}
     local app_dir = dir_of(path)
+    -- Directories come from module names seen in any generation, so a
+    -- directory whose files are missing for a moment is still watched.
+    for name in pairs(app_modules(app_dir)) do self.known[name] = true end
     local dirs = { [realdir(app_dir)] = true }
-    for _, file in pairs(app_modules(app_dir)) do dirs[realdir(dir_of(file))] = true end
+    for name in pairs(self.known) do
+      local rel = dir_of(app_dir .. "/" .. (string.gsub(name, "%.", "/")))
+      dirs[realdir(rel)] = true
+    end
     for dir in pairs(dirs) do
       local w, err = core.watch(dir, on_change)
-      if w then self.watches[#self.watches + 1] = w else log.warn("%s", err) end
+      if w then
+        self.watches[#self.watches + 1] = w
+      elseif not self.watched_once then
+        log.warn("%s", err)
+      end
     end
-    log.info("watching %d director%s for changes", #self.watches, #self.watches == 1 and "y" or "ies")
+    if not self.watched_once then
+      self.watched_once = true
+      log.info("watching %d director%s for changes", #self.watches, #self.watches == 1 and "y" or "ies")
+    end
   end
 
   function self.stop()

@@ -129,6 +129,9 @@ function serve.run(app, opts)
   local stopping = false
   local grace = opts.graceful_timeout or 10
   local holder = { app = app }
+  -- From here on only holder.app: a parameter kept alive by this frame
+  -- would pin the first generation of the app for the life of the process.
+  app = nil -- luacheck: ignore 311
   local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, run_hooks)
 
   local function shutdown(signame)
@@ -141,6 +144,7 @@ function serve.run(app, opts)
       os.exit(1)
     end
     stopping = true
+    if reloader then reloader.stopping = true end
     log.info("%s received: shutting down (grace period %g s)", signame, grace)
     if listener then listener:close() end
     core.close_all(1001, "server shutting down")
@@ -160,7 +164,7 @@ function serve.run(app, opts)
 
   core.on_signal(shutdown)
   core.spawn(function()
-    if not run_hooks(app.startup, "startup") then
+    if not run_hooks(holder.app.startup, "startup") then
       log.error("startup failed: not serving")
       exit_code = 1
       core.stop()
@@ -171,12 +175,12 @@ function serve.run(app, opts)
     if not listener then
       log.error("%s", err)
       exit_code = 1
-      run_hooks(app.shutdown, "shutdown")
+      run_hooks(holder.app.shutdown, "shutdown")
       core.stop()
       return
     end
     log.info("listening on %s://%s:%d (%d routes)", listener:scheme(), listener:host(), listener:port(),
-      #app.router.routes)
+      #holder.app.router.routes)
     if reloader and opts.reload then reloader.watch() end
   end)
   core.run()

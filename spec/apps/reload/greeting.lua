@@ -1,0 +1,2 @@
+-- A module the versioned app requires from its own directory.
+return { text = "{{GREETING}}" }

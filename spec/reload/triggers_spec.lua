@@ -1,0 +1,191 @@
+-- Hot reload triggers (issue #4), against a real nexlua process: --reload
+-- picks up a save of the app file and of the Lua modules it requires from its
+-- directory, an editor's save (temp file renamed over the original), and
+-- gives one reload for a burst of saves; SIGHUP reloads on demand, also
+-- without --reload.
+local R = require "reload.support"
+
+describe("hot reload triggers", function()
+  teardown(R.remove_all)
+
+  local dir, s
+
+  before_each(function() dir = R.tmpdir() end)
+  after_each(function()
+    if s then s:stop() end
+    s = nil
+    R.remove_dir(dir)
+  end)
+
+  -- The reply of a new connection to /ws.
+  local function fresh_reply(text)
+    local c = R.connect(s, "/ws")
+    local reply = R.ask(c, text or "x")
+    R.close(c)
+    return reply
+  end
+
+  describe("--reload", function()
+    before_each(function()
+      s = R.start(R.write_versioned(dir, { VERSION = "v1" }), { "--reload" })
+      assert.equal("v1|hello|!|1|x", fresh_reply())
+    end)
+
+    it("picks up a save of the app file", function()
+      R.write_versioned(dir, { VERSION = "v2" })
+      R.wait_reloads(s, 1)
+      assert.equal("v2|hello|!|1|x", fresh_reply())
+      local line = R.reloaded_lines(s)[1]
+      assert.matches("%(file changed: app%.lua%)", line)
+      assert.matches(": generation 2,", line, 1, true)
+    end)
+
+    it("picks up a save of a module the app requires from its directory", function()
+      R.write_versioned(dir, { GREETING = "bonjour" })
+      R.wait_reloads(s, 1)
+      assert.equal("v1|bonjour|!|1|x", fresh_reply())
+      assert.matches("%(file changed: greeting%.lua%)", R.reloaded_lines(s)[1])
+    end)
+
+    it("picks up a save of a module the app requires from a subdirectory of its own", function()
+      R.write_versioned(dir, { SUFFIX = "?" })
+      R.wait_reloads(s, 1)
+      assert.equal("v1|hello|?|1|x", fresh_reply())
+      assert.matches("%(file changed: suffix%.lua%)", R.reloaded_lines(s)[1])
+    end)
+
+    it("picks up an editor's save: a temp file in the same directory renamed over the original", function()
+      R.write_versioned(dir, { VERSION = "v2" }, R.save_atomic)
+      R.wait_reloads(s, 1)
+      assert.equal("v2|hello|!|1|x", fresh_reply())
+      R.sleep(0.4) -- the temp file's own events must not give a second reload
+      assert.equal(1, R.reload_count(s))
+      -- and the same for a module
+      R.write_versioned(dir, { VERSION = "v2", GREETING = "hallo" }, R.save_atomic)
+      R.wait_reloads(s, 2)
+      assert.equal("v2|hallo|!|1|x", fresh_reply())
+    end)
+
+    it("gives exactly one reload for a burst of 5 saves within 50 ms, with the last save's code", function()
+      local texts = {}
+      for i = 1, 5 do
+        texts[i] = R.render("versioned_app.lua", { VERSION = "burst" .. i, EXTRA_ROUTES = 0 })
+      end
+      local t0 = R.now()
+      for i = 1, 5 do
+        -- plain writes and editor saves, mixed
+        local save = i % 2 == 0 and R.save_atomic or R.write
+        save(dir .. "/app.lua", texts[i])
+        if i < 5 then R.sleep(0.008) end
+      end
+      local took = R.now() - t0
+      assert(took < 0.05, string.format("the burst took %.1f ms, not under 50 ms", took * 1000))
+      R.wait_reloads(s, 1)
+      R.sleep(0.6) -- well past the debounce: nothing else may come
+      assert.equal(1, R.reload_count(s), "reloads for one burst; log:\n" .. s:log())
+      assert.equal(0, R.failure_count(s))
+      assert.equal("burst5|hello|!|1|x", fresh_reply())
+    end)
+
+    it("does not reload for a save of a file that is not Lua", function()
+      R.write(dir .. "/notes.txt", "not code\n")
+      R.sleep(0.5)
+      assert.equal(0, R.reload_count(s))
+      assert.equal("v1|hello|!|1|x", fresh_reply())
+    end)
+
+    it("reloads for every separate save, and on SIGHUP as well", function()
+      for i = 2, 4 do
+        R.write_versioned(dir, { VERSION = "v" .. i })
+        R.wait_reloads(s, i - 1)
+        assert.equal("v" .. i .. "|hello|!|1|x", fresh_reply())
+      end
+      assert(s:signal("HUP"))
+      R.wait_reloads(s, 4)
+      assert.matches("%(SIGHUP%): generation 5,", R.reloaded_lines(s)[4])
+      assert.equal("v4|hello|!|1|x", fresh_reply())
+    end)
+  end)
+
+  describe("--reload, a module the app starts to require after a reload", function()
+    local app_path
+
+    local function plugin_reply()
+      local c = R.connect(s, "/ws")
+      local reply = c:recv_message()
+      R.close(c)
+      return reply
+    end
+
+    before_each(function()
+      app_path = dir .. "/app.lua"
+      R.write(app_path, R.render("plugin_app.lua", { PLUGIN = "" }))
+      s = R.start(app_path, { "--reload" })
+      assert.equal("none", plugin_reply())
+    end)
+
+    it("from the app's directory: its saves are picked up", function()
+      R.write(dir .. "/extra.lua", 'return { text = "one" }\n')
+      R.save_atomic(app_path, R.render("plugin_app.lua", { PLUGIN = "extra" }))
+      R.wait_reloads(s, 1)
+      assert.equal("one", plugin_reply())
+      R.write(dir .. "/extra.lua", 'return { text = "two" }\n')
+      R.wait_reloads(s, 2)
+      assert.equal("two", plugin_reply())
+    end)
+
+    -- The watches are renewed after every reload: a subdirectory first used
+    -- by a later version is watched too.
+    it("from a subdirectory the first version did not use: its saves are picked up", function()
+      os.execute("mkdir " .. require("helpers.server").shquote(dir .. "/plugins"))
+      R.write(dir .. "/plugins/extra.lua", 'return { text = "one" }\n')
+      R.save_atomic(app_path, R.render("plugin_app.lua", { PLUGIN = "plugins.extra" }))
+      R.wait_reloads(s, 1)
+      assert.equal("one", plugin_reply())
+      R.write(dir .. "/plugins/extra.lua", 'return { text = "two" }\n')
+      R.wait_reloads(s, 2, 2)
+      assert.equal("two", plugin_reply())
+    end)
+  end)
+
+  describe("--reload, a subdirectory of modules replaced (as by a git checkout)", function()
+    -- The watch on lib/ dies with the directory; the new one must be watched.
+    it("still picks up saves of the modules in the new directory", function()
+      s = R.start(R.write_versioned(dir, { VERSION = "v1" }), { "--reload" })
+      os.execute("rm -rf " .. require("helpers.server").shquote(dir .. "/lib"))
+      R.wait_reloads(s, 1) -- lib/suffix.lua went away: a reload (that fails or not)
+      os.execute("mkdir " .. require("helpers.server").shquote(dir .. "/lib"))
+      R.write(dir .. "/lib/suffix.lua", 'return { text = "?" }\n')
+      R.sleep(0.4)
+      local before = R.reload_count(s) + R.failure_count(s)
+      R.write(dir .. "/lib/suffix.lua", 'return { text = "#" }\n')
+      R.wait_count(s, function() return R.reload_count(s) + R.failure_count(s) end, before + 1,
+        "a reload after a save in the new lib/", 2)
+      assert.equal("v1|hello|#|1|x", fresh_reply())
+    end)
+  end)
+
+  describe("SIGHUP", function()
+    it("reloads on demand without --reload, where a save alone does nothing", function()
+      s = R.start(R.write_versioned(dir, { VERSION = "v1" }))
+      assert.matches("listening on", s:log())
+      assert.is_nil(s:log():match("watching"), "no watcher without --reload")
+      R.write_versioned(dir, { VERSION = "v2", GREETING = "hi" })
+      R.sleep(0.5)
+      assert.equal(0, R.reload_count(s))
+      assert.equal("v1|hello|!|1|x", fresh_reply())
+
+      assert(s:signal("HUP"))
+      R.wait_reloads(s, 1)
+      assert.matches("%(SIGHUP%): generation 2,", R.reloaded_lines(s)[1])
+      assert.equal("v2|hi|!|1|x", fresh_reply())
+
+      -- again, with nothing changed: a new generation of the same code
+      assert(s:signal("HUP"))
+      R.wait_reloads(s, 2)
+      assert.matches("%(SIGHUP%): generation 3,", R.reloaded_lines(s)[2])
+      assert.equal("v2|hi|!|1|x", fresh_reply())
+      assert.is_true(s:alive())
+    end)
+  end)
+end)

@@ -68,10 +68,13 @@ static uint8_t step(uint8_t s, uint8_t b) {
 
 int nx_utf8_feed(nx_utf8_t *u, const uint8_t *p, size_t len) {
   uint8_t s = u->state;
-  const uint8_t *end = p + len;
+  const uint8_t *end;
 
   if (s == S_REJECT)
     return -1;
+  if (len == 0)
+    return 0; /* p may be NULL then: no pointer arithmetic on it */
+  end = p + len;
   while (p < end) {
     if (s == S_ACCEPT) {
       /* Fast path: skip whole words of ASCII. */

@@ -44,6 +44,8 @@ static inline int nx_buf_reserve(nx_buf_t *b, size_t n) {
 }
 
 static inline int nx_buf_append(nx_buf_t *b, const void *p, size_t n) {
+  if (n == 0)
+    return 0;
   if (nx_buf_reserve(b, n))
     return -1;
   memcpy(b->data + b->len, p, n);

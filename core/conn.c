@@ -400,8 +400,13 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
 
   if (c->closing_handles)
     return -1;
-  if (nx_conn_buffered(c) + len > c->listener->cfg.write_limit) {
-    /* The peer does not read: it cannot be allowed to grow our memory. */
+  if (nx_conn_buffered(c) && nx_conn_buffered(c) + len > c->listener->cfg.write_limit)
+    nx_conn_flush(c); /* what the socket takes now does not count */
+  if (c->closing_handles)
+    return -1;
+  if (nx_conn_buffered(c) && nx_conn_buffered(c) + len > c->listener->cfg.write_limit) {
+    /* The peer does not read: it cannot be allowed to grow our memory.
+     * (One message is always accepted into an empty buffer.) */
     nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)",
            nx_conn_buffered(c));
     nx_conn_abort(c, 1006);
@@ -484,13 +489,16 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   if (c->state != NX_CONN_OPEN || !m)
     return 0;
   if (m->len + n > m->cap) {
-    /* Double, but never past the end of the frame the header announced. */
+    /* Double (amortized: many small fragments must not copy the message
+     * over and over), but never past the maximum message size. */
     size_t need = m->len + n;
-    size_t frame_end = need + (size_t)p->remaining;
     size_t cap = m->cap * 2;
+    uint64_t max = c->listener->cfg.max_message_size;
     nx_msg_t *g;
-    if (cap > frame_end)
-      cap = frame_end;
+    if (cap < 1024)
+      cap = 1024;
+    if (max && cap > max)
+      cap = (size_t)max;
     if (cap < need)
       cap = need;
     g = (nx_msg_t *)realloc(m, sizeof(*m) + cap);
@@ -522,6 +530,8 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
                          &rt->scratch);
   if (r) {
     free(m);
+    rt->scratch.off = rt->scratch.len = 0;
+    nx_buf_shrink_idle(&rt->scratch);
     nx_conn_fail(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
     return NULL;
   }
@@ -541,7 +551,8 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   out->compressed = 0;
   memcpy(out->data, rt->scratch.data, rt->scratch.len);
   free(m);
-  nx_buf_shrink_idle(&rt->scratch);
+  rt->scratch.off = rt->scratch.len = 0;
+  nx_buf_shrink_idle(&rt->scratch); /* a big message must not pin its buffer */
   return out;
 }
 

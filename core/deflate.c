@@ -78,6 +78,14 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   return d->out.data;
 }
 
+void nx_deflate_trim(nx_deflate_t *d) {
+  if (d && (d->out.cap > 65536 || d->input.cap > 65536)) {
+    nx_buf_free(&d->out);
+    nx_buf_free(&d->input);
+    d->out_bits = 0;
+  }
+}
+
 int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max,
                        nx_buf_t *out) {
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};

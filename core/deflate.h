@@ -23,6 +23,10 @@ void nx_deflate_free(nx_deflate_t *d);
 const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int window_bits,
                                   size_t *outlen);
 
+/* Drops the cached last message when it is large (called once per loop
+ * turn: a broadcast happens within one turn). */
+void nx_deflate_trim(nx_deflate_t *d);
+
 /* Inflates one compressed message into out (appending). Returns 0, -1 if
  * the data is not valid deflate, -2 if the result would exceed max bytes
  * (checked while inflating: a small bomb never gets the memory). */

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipcount.h"
 #include "log.h"
 #include "nx.h"
+#include "tls.h"
 
 void nx_config_defaults(nx_config_t *cfg) {
   cfg->max_message_size = 16u * 1024 * 1024;
@@ -73,6 +75,16 @@ int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, s
   l->next = l->rt->listeners;
   l->rt->listeners = l;
   return 0;
+}
+
+/* Frees what a closed listener owns, and the listener (at exit only:
+ * connections point at its settings while they live). */
+void nx_listener_free(nx_listener_t *l) {
+  free(l->cfg.allowed_origins);
+  nx_ipcount_free(l->per_ip);
+  if (l->cfg.tls)
+    nx_tls_ctx_free(l->cfg.tls);
+  free(l);
 }
 
 /* Stops accepting; open connections are left to their handlers (the

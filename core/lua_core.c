@@ -97,6 +97,10 @@ static int l_listen(lua_State *L) {
       (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", l->cfg.ping_interval / 1000.0));
   l->cfg.ping_timeout =
       (uint32_t)(1000 * opt_field_number(L, 1, "ping_timeout", l->cfg.ping_timeout / 1000.0));
+  /* A handler must be able to wait for its own client before the limit
+   * that drops slow readers: keep the high-water mark under half of it. */
+  if (l->cfg.write_high_water > l->cfg.write_limit / 2)
+    l->cfg.write_high_water = l->cfg.write_limit / 2;
   if (l->cfg.max_header_size < 256)
     l->cfg.max_header_size = 256;
   if (l->cfg.read_pause_bytes < 65536)
@@ -107,6 +111,7 @@ static int l_listen(lua_State *L) {
   if (!lua_isnil(L, -1) || !lua_isnil(L, -2)) {
     const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
     if (!cert || !key) {
+      free(l->cfg.allowed_origins);
       free(l);
       lua_pushnil(L);
       lua_pushliteral(L, "TLS needs both a certificate (--tls-cert) and a key (--tls-key)");
@@ -114,6 +119,7 @@ static int l_listen(lua_State *L) {
     }
     l->cfg.tls = nx_tls_ctx_new(cert, key, err, sizeof(err));
     if (!l->cfg.tls) {
+      free(l->cfg.allowed_origins);
       free(l);
       lua_pushnil(L);
       lua_pushstring(L, err);

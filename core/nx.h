@@ -56,8 +56,8 @@ struct nx_task_s {
   uint8_t timed_out; /* the wait ended by its timeout */
   uint8_t cancelled;
   uint8_t handler;
-      /* runs a connection's handler (counted in rt->nhandlers) */ /* cancel() came while it was not
-                                                                      waiting */
+  /* runs a connection's handler (counted in rt->nhandlers) */ /* cancel() came while it was not
+                                                                  waiting */
   nx_tbox_t *box; /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;            /* values pushed on co for the next resume */
@@ -191,6 +191,7 @@ void nx_rt_close(lua_State *L);
 void nx_config_defaults(nx_config_t *cfg);
 int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, size_t errlen);
 void nx_listener_close(nx_listener_t *l);
+void nx_listener_free(nx_listener_t *l);
 
 /* conn.c */
 void nx_conn_accepted(nx_listener_t *l);

@@ -27,6 +27,7 @@ static void on_prepare(uv_prepare_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
   nx_rt_flush(rt);
+  nx_deflate_trim(rt->deflate); /* before the loop sleeps */
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -374,7 +375,7 @@ void nx_rt_close(lua_State *L) {
     lnext = l->next;
     if (l->entry_ref != LUA_NOREF)
       luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
-    free(l);
+    nx_listener_free(l);
   }
   nx_deflate_free(rt->deflate);
   nx_buf_free(&rt->scratch);

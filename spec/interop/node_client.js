@@ -41,11 +41,19 @@ class Conn {
 
   // Returns the Conn at once (so a timed-out check can still dispose of it)
   // and a promise that resolves when the handshake has completed.
-  static open(url) {
-    // No permessage-deflate offer from this client (the Python client offers it),
-    // so the suite covers the server both with and without compression.
-    const ws = new WebSocket(url, { handshakeTimeout: CHECK_TIMEOUT_MS, perMessageDeflate: false });
+  static open(url, opts) {
+    // By default no permessage-deflate offer from this client (the Python
+    // client offers it), so the suite covers the server both with and without
+    // compression; the compression checks pass { perMessageDeflate: true }.
+    const ws = new WebSocket(url, {
+      handshakeTimeout: CHECK_TIMEOUT_MS,
+      perMessageDeflate: false,
+      ...(opts || {}),
+    });
     const conn = new Conn(ws);
+    ws.once('upgrade', (res) => {
+      conn.responseHeaders = res.headers;
+    });
     conn.opened = new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
@@ -151,7 +159,30 @@ function asciiText(n) {
   return s;
 }
 
-// Checks: name -> async function(conn). Each gets its own connection.
+// Bytes this client has read from the socket so far (ws keeps its net.Socket
+// in _socket), to see that compressed replies really were compressed.
+function bytesRead(conn) {
+  const sock = conn.ws._socket;
+  return sock && typeof sock.bytesRead === 'number' ? sock.bytesRead : null;
+}
+
+// Sends data and checks the echo; with the extension negotiated, a reply of
+// at least minRatio times fewer wire bytes than the message proves the
+// server compressed it.
+async function expectCompressedEcho(conn, data, binary, minRatio) {
+  const before = bytesRead(conn);
+  if (binary) await expectBinary(conn, data);
+  else await expectText(conn, data);
+  const after = bytesRead(conn);
+  const size = binary ? data.length : Buffer.byteLength(data, 'utf8');
+  if (minRatio && before !== null && after !== null && (after - before) * minRatio > size) {
+    throw new Error(`reply of ${size} bytes took ${after - before} bytes on the wire: not compressed`);
+  }
+}
+
+const DEFLATE = { perMessageDeflate: true };
+
+// Checks: [name, async function(conn), open options]. Each gets its own connection.
 const checks = [
   [
     'handshake without subprotocol',
@@ -256,6 +287,75 @@ const checks = [
       if (c.code !== 1007) throw new Error(`server close code ${c.code}, want 1007`);
     },
   ],
+  [
+    'permessage-deflate negotiated (perMessageDeflate: true) with no context takeover',
+    async (conn) => {
+      if (conn.ws.extensions !== 'permessage-deflate') {
+        throw new Error(`negotiated extensions ${JSON.stringify(conn.ws.extensions)}, want permessage-deflate`);
+      }
+      const ext = (conn.responseHeaders || {})['sec-websocket-extensions'] || '';
+      for (const p of ['server_no_context_takeover', 'client_no_context_takeover']) {
+        if (!ext.includes(p)) throw new Error(`no ${p} in ${JSON.stringify(ext)}`);
+      }
+      await expectText(conn, 'hello, compressed');
+    },
+    DEFLATE,
+  ],
+  [
+    'compressed text 1 MiB round trip (reply compressed on the wire)',
+    (conn) => expectCompressedEcho(conn, asciiText(MiB), false, 4),
+    DEFLATE,
+  ],
+  [
+    'compressed multi-byte utf-8 text 256 KiB round trip',
+    (conn) => expectCompressedEcho(conn, 'héllo wörld — 你好 🎉 '.repeat(8192), false, 4),
+    DEFLATE,
+  ],
+  [
+    'compressed binary 1 MiB (repetitive) round trip (reply compressed on the wire)',
+    (conn) => {
+      const unit = patternBytes(4096);
+      const b = Buffer.alloc(MiB);
+      for (let i = 0; i < MiB; i += unit.length) unit.copy(b, i);
+      return expectCompressedEcho(conn, b, true, 4);
+    },
+    DEFLATE,
+  ],
+  [
+    'compressed random binary 1 MiB round trip',
+    (conn) => expectCompressedEcho(conn, patternBytes(MiB), true, 0),
+    DEFLATE,
+  ],
+  [
+    'small messages on a compressed connection (0..2048 bytes) round trip',
+    async (conn) => {
+      for (const n of [0, 1, 127, 128, 1023, 1024, 2048]) {
+        try {
+          await expectText(conn, asciiText(n));
+          await expectBinary(conn, patternBytes(n));
+        } catch (e) {
+          throw new Error(`length ${n}: ${e.message}`);
+        }
+      }
+    },
+    DEFLATE,
+  ],
+  [
+    '100 pipelined compressed messages answered in order',
+    async (conn) => {
+      const sent = [];
+      for (let i = 0; i < 100; i++) {
+        const m = `compressed-${i}-${'z'.repeat(i * 40)}`;
+        sent.push(m);
+        conn.ws.send(m);
+      }
+      for (let i = 0; i < 100; i++) {
+        const got = (await conn.recv()).data.toString('utf8');
+        if (got !== sent[i]) throw new Error(`reply #${i} differs (${got.length} vs ${sent[i].length})`);
+      }
+    },
+    DEFLATE,
+  ],
 ];
 
 function withTimeout(promise, ms) {
@@ -269,12 +369,12 @@ function withTimeout(promise, ms) {
 async function main() {
   let passed = 0;
   let failed = 0;
-  for (const [name, fn] of checks) {
+  for (const [name, fn, opts] of checks) {
     let conn = null;
     try {
       await withTimeout(
         (async () => {
-          conn = Conn.open(URL);
+          conn = Conn.open(URL, opts);
           await conn.opened;
           await fn(conn);
         })(),

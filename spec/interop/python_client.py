@@ -166,6 +166,41 @@ async def check_invalid_utf8(ws):
         raise AssertionError(f"server close code {ws.close_rcvd.code}, want 1007")
 
 
+def compressible_text(n):
+    words = ["permessage", "deflate", "κόσμε", "nexlua", "échange", "🎉", "frame"]
+    out, size, i = [], 0, 0
+    while size < n:
+        w = f"{words[i % len(words)]} {i % 97} "
+        out.append(w)
+        size += len(w.encode("utf-8"))
+        i += 1
+    return "".join(out)
+
+
+async def check_deflate_negotiated(ws):
+    names = [e.name for e in ws.extensions]
+    if names != ["permessage-deflate"]:
+        raise AssertionError(f"negotiated extensions {names}, want ['permessage-deflate']")
+    header = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+    for param in ("server_no_context_takeover", "client_no_context_takeover"):
+        if param not in header:
+            raise AssertionError(f"no {param} in the response's {header!r}")
+    await expect_echo(ws, "hello, compressed")
+
+
+async def check_deflate_large(ws):
+    if [e.name for e in ws.extensions] != ["permessage-deflate"]:
+        raise AssertionError(f"permessage-deflate not negotiated: {ws.extensions}")
+    for n in (4 * 1024, 64 * 1024, MiB):
+        text = compressible_text(n)
+        try:
+            await expect_echo(ws, text)
+            await expect_echo(ws, (bytes(range(256)) * (n // 256 + 1))[:n])
+        except AssertionError as e:
+            raise AssertionError(f"{n} bytes: {e}") from None
+    await expect_echo(ws, pattern_bytes(MiB, seed=7))  # incompressible
+
+
 CHECKS = [
     ("handshake without subprotocol", check_handshake),
     ("text ascii round trip", check_text_ascii),
@@ -181,6 +216,8 @@ CHECKS = [
     ("ping answered with pong carrying the same payload", check_ping),
     ('client close 1000 "bye" answered with close 1000', check_close_1000),
     ("invalid utf-8 in a text frame gets server close 1007", check_invalid_utf8),
+    ("permessage-deflate negotiated with no context takeover", check_deflate_negotiated),
+    ("compressible text and binary up to 1 MiB round trip compressed", check_deflate_large),
 ]
 
 

@@ -1,0 +1,57 @@
+-- Hardening spec app (deflate, TLS, limits, abuse, leaks).
+--   /ws           echo: every message back as it came, text as text, binary as binary
+--   /blast?mb=N   after "go", sends N MiB (default 8) in ?chunk= byte binary
+--                 messages (default 65536) without reading; logs how it ended:
+--                 "blast ended: sent=BYTES code=CODE"
+--   /hello        sends "hello" at once, then echoes
+local nexlua = require "nexlua"
+
+local app = nexlua.App()
+
+app:ws_route("/ws", function(ws)
+  ws:accept()
+  for data, kind in ws:iter() do
+    if kind == "text" then
+      ws:send_text(data)
+    else
+      ws:send_bytes(data)
+    end
+  end
+end)
+
+app:ws_route("/blast", function(ws)
+  local q = ws.query_params
+  local mb = tonumber(q:get("mb", "8"))
+  local chunk = tonumber(q:get("chunk", "65536"))
+  ws:accept()
+  ws:receive_text()
+  local block = string.rep("b", chunk)
+  local total, sent = math.floor(mb * 1024 * 1024), 0
+  local function loop()
+    while sent < total do
+      ws:send_bytes(block)
+      sent = sent + chunk
+    end
+  end
+  local ok, err
+  if q:get("task") then
+    ok, err = pcall(function() nexlua.spawn(loop):wait() end)
+  else
+    ok, err = pcall(loop)
+  end
+  local code = ok and "none" or (type(err) == "table" and tostring(err.code) or tostring(err))
+  nexlua.log.warn("blast ended: sent=%d code=%s", sent, code)
+  if ok then
+    for _ in ws:iter() do end
+  end
+end)
+
+app:ws_route("/hello", function(ws)
+  ws:accept()
+  ws:send_text("hello")
+  for data, kind in ws:iter() do
+    if kind == "text" then ws:send_text(data) else ws:send_bytes(data) end
+  end
+end)
+
+return app

@@ -13,7 +13,13 @@ struct nx_deflate_s {
   nx_buf_t out;   /* the last compressed message */
   nx_buf_t input; /* ... and the bytes it was made from */
   int out_bits;
+  uint64_t compressions, cache_hits;
 };
+
+void nx_deflate_stats(const nx_deflate_t *d, uint64_t *compressions, uint64_t *cache_hits) {
+  *compressions = d ? d->compressions : 0;
+  *cache_hits = d ? d->cache_hits : 0;
+}
 
 nx_deflate_t *nx_deflate_new(void) { return (nx_deflate_t *)calloc(1, sizeof(nx_deflate_t)); }
 
@@ -41,6 +47,7 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   /* A broadcast sends the same bytes to many peers: compress them once. */
   if (d->out_bits == bits && nx_buf_size(&d->input) == len && len &&
       memcmp(d->input.data + d->input.off, in, len) == 0) {
+    d->cache_hits++;
     *outlen = nx_buf_size(&d->out);
     return d->out.data + d->out.off;
   }
@@ -58,6 +65,7 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   d->out_bits = 0;
   if (nx_buf_reserve(&d->out, deflateBound(z, (uLong)len) + 16))
     return NULL;
+  d->compressions++;
   z->next_in = (Bytef *)in;
   z->avail_in = (uInt)len;
   z->next_out = d->out.data;

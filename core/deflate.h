@@ -23,6 +23,9 @@ void nx_deflate_free(nx_deflate_t *d);
 const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int window_bits,
                                   size_t *outlen);
 
+/* How many messages were compressed, and how many sends reused the last. */
+void nx_deflate_stats(const nx_deflate_t *d, uint64_t *compressions, uint64_t *cache_hits);
+
 /* Drops the cached last message when it is large (called once per loop
  * turn: a broadcast happens within one turn). */
 void nx_deflate_trim(nx_deflate_t *d);

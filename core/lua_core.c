@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "deflate.h"
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
@@ -224,6 +225,23 @@ static int l_close_all(lua_State *L) {
 /* handler_count() -> connection handlers still running */
 static int l_handler_count(lua_State *L) {
   lua_pushnumber(L, (lua_Number)nx_rt_get(L)->nhandlers);
+  return 1;
+}
+
+/* stats() -> {connections=, handlers=, compressions=, compression_cache_hits=} */
+static int l_stats(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  uint64_t comp, hits;
+  nx_deflate_stats(rt->deflate, &comp, &hits);
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, (lua_Number)rt->nconns);
+  lua_setfield(L, -2, "connections");
+  lua_pushnumber(L, (lua_Number)rt->nhandlers);
+  lua_setfield(L, -2, "handlers");
+  lua_pushnumber(L, (lua_Number)comp);
+  lua_setfield(L, -2, "compressions");
+  lua_pushnumber(L, (lua_Number)hits);
+  lua_setfield(L, -2, "compression_cache_hits");
   return 1;
 }
 
@@ -524,6 +542,7 @@ int nx_lua_open(lua_State *L) {
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
                                  {"handler_count", l_handler_count},
+                                 {"stats", l_stats},
                                  {"watch", l_watch},
                                  {"current", l_current},
                                  {"park", l_park},

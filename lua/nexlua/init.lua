@@ -54,6 +54,11 @@ local nexlua = {
   --- A value that survives hot reloads: nexlua.keep("rooms", function() return {} end).
   keep = reload.keep,
 
+  --- Counters of the core: connections, handlers, compressions,
+  -- compression_cache_hits (a message broadcast to many compressed peers
+  -- is compressed once).
+  stats = core.stats,
+
   json = json,
   log = log,
 }

@@ -284,8 +284,24 @@ function WebSocket:send_json(v, opts)
   do_send(self, s, opts ~= nil and opts.binary == true)
 end
 
-local function iterator(self, method)
+-- The iterators take a message that is already there straight from the
+-- core (the common case under load: no pcall, no wait), and go through the
+-- full receive, protected, only when they must wait or the connection ended.
+local function iterator(self, method, want)
+  local box = self._box
   return function()
+    if self._state == CONNECTED then
+      local data, kind = recv(box)
+      if data ~= nil then
+        if want == "json" then
+          local v, err = json.decode(data)
+          if v == nil then error(JSONDecodeError(err, data), 0) end
+          return v
+        end
+        if kind ~= want then error(MessageTypeError(want, kind, data), 0) end
+        return data
+      end
+    end
     local ok, v = pcall(method, self)
     if ok then return v end
     if is_disconnect(v) then return nil end
@@ -294,13 +310,18 @@ local function iterator(self, method)
 end
 
 --- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
-function WebSocket:iter_text() return iterator(self, WebSocket.receive_text) end
-function WebSocket:iter_bytes() return iterator(self, WebSocket.receive_bytes) end
-function WebSocket:iter_json() return iterator(self, WebSocket.receive_json) end
+function WebSocket:iter_text() return iterator(self, WebSocket.receive_text, "text") end
+function WebSocket:iter_bytes() return iterator(self, WebSocket.receive_bytes, "binary") end
+function WebSocket:iter_json() return iterator(self, WebSocket.receive_json, "json") end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
 function WebSocket:iter()
+  local box = self._box
   return function()
+    if self._state == CONNECTED then
+      local data, kind = recv(box)
+      if data ~= nil then return data, kind end
+    end
     local ok, data, kind = pcall(WebSocket.receive, self)
     if ok then return data, kind end
     if is_disconnect(data) then return nil end

@@ -14,8 +14,20 @@
 
 #define BOX_MT "nexlua.connection"
 
+/* Every function here is a closure whose upvalue 1 is the box metatable
+ * (and 2, 3 the strings "text" and "binary"): the check is a pointer
+ * comparison, where luaL_checkudata would intern the metatable's name on
+ * every call, twice per message. */
 static nx_box_t *check_box(lua_State *L, int i) {
-  return (nx_box_t *)luaL_checkudata(L, i, BOX_MT);
+  nx_box_t *b = (nx_box_t *)lua_touserdata(L, i);
+  if (b && lua_getmetatable(L, i)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same)
+      return b;
+  }
+  luaL_typerror(L, i, BOX_MT);
+  return NULL;
 }
 
 static int push_closed(lua_State *L, nx_box_t *b) {
@@ -156,10 +168,7 @@ static int l_recv(lua_State *L) {
 
   if (c && (m = nx_conn_pop(c)) != NULL) {
     lua_pushlstring(L, (const char *)m->data, m->len);
-    if (m->opcode == NX_WS_OP_TEXT)
-      lua_pushliteral(L, "text");
-    else
-      lua_pushliteral(L, "binary");
+    lua_pushvalue(L, lua_upvalueindex(m->opcode == NX_WS_OP_TEXT ? 2 : 3));
     free(m);
     return 2;
   }
@@ -293,15 +302,22 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"buffered", l_buffered},
                                  {NULL, NULL}};
   const luaL_Reg *f;
-  if (luaL_newmetatable(L, BOX_MT)) {
-    lua_pushcfunction(L, box_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "locked");
-    lua_setfield(L, -2, "__metatable");
+  int mt;
+  luaL_newmetatable(L, BOX_MT);
+  mt = lua_gettop(L);
+  lua_pushvalue(L, mt);
+  lua_pushliteral(L, "text");
+  lua_pushliteral(L, "binary");
+  lua_pushcclosure(L, box_tostring, 3);
+  lua_setfield(L, mt, "__tostring");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, mt, "__metatable");
+  for (f = fns; f->name; f++) {
+    lua_pushvalue(L, mt);
+    lua_pushliteral(L, "text");
+    lua_pushliteral(L, "binary");
+    lua_pushcclosure(L, f->func, 3);
+    lua_setfield(L, mt - 1, f->name);
   }
   lua_pop(L, 1);
-  for (f = fns; f->name; f++) {
-    lua_pushcfunction(L, f->func);
-    lua_setfield(L, -2, f->name);
-  }
 }

@@ -100,16 +100,20 @@ static int cl_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   nx_client_t *c = (nx_client_t *)p->data;
   if (!c->cur) {
     c->cur = (nx_msg_t *)malloc(sizeof(nx_msg_t) + (size_t)len);
-    if (!c->cur)
+    if (!c->cur) {
+      drop(c, CL_FAILED, "out of memory for a message");
       return 1;
+    }
     c->cur->len = 0;
     c->cur->cap = (size_t)len;
     c->cur->opcode = p->msg_opcode;
     c->cur->next = NULL;
   } else if (c->cur->len + len > c->cur->cap) {
     nx_msg_t *g = (nx_msg_t *)realloc(c->cur, sizeof(nx_msg_t) + c->cur->len + (size_t)len);
-    if (!g)
+    if (!g) {
+      drop(c, CL_FAILED, "out of memory for a message");
       return 1;
+    }
     g->cap = g->len + (size_t)len;
     c->cur = g;
   }
@@ -403,6 +407,7 @@ static int l_client_connect(lua_State *L) {
   c->settings.on_message_complete = on_done;
   llhttp_init(&c->http, HTTP_RESPONSE, &c->settings);
   c->http.data = c;
+  c->ws.max_message_size = 256u * 1024 * 1024; /* a test client trusts no length */
   nx_ws_parser_init(&c->ws, &cl_callbacks, c, NX_WS_ROLE_CLIENT);
   n = snprintf(head, sizeof(head),
                "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -147,7 +147,14 @@ static void really_close(nx_conn_t *c) {
  * no frame at all within ping_timeout of the ping fails the connection.
  * Any bytes from the peer count as a sign of life, not only the pong. */
 static void heartbeat(nx_conn_t *c) {
-  uint64_t now = uv_now(c->rt->loop), idle = now - c->last_rx;
+  uint64_t now = uv_now(c->rt->loop), idle;
+  if (c->paused) {
+    /* Reads are stopped because our app is behind, not the peer: its
+     * answers wait unread in the socket. Count it as alive. */
+    c->last_rx = now;
+    c->ping_outstanding = 0;
+  }
+  idle = now - c->last_rx;
   if (c->ping_outstanding) {
     uint64_t waited = now - c->ping_sent;
     if (waited >= c->ping_timeout) {
@@ -224,6 +231,7 @@ void nx_conn_accepted(nx_listener_t *l) {
     r = UV_ENOMEM;
   if (r) {
     nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
+    c->listener = NULL; /* it was never counted there */
     c->closing_handles = 2;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -331,6 +339,10 @@ void nx_conn_flush(nx_conn_t *c) {
       really_close(c);
       return;
     }
+    if (c->end_after_flush && !c->tls_closed && nx_buf_size(&c->out) == 0) {
+      nx_tls_shutdown(c->tls, &c->tlsout); /* close_notify after the last record */
+      c->tls_closed = 1;
+    }
     src = &c->tlsout;
   }
   size = nx_buf_size(src);
@@ -412,8 +424,11 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
     nx_conn_abort(c, 1006);
     return -1;
   }
-  if (nx_buf_reserve(&c->out, hlen + len))
+  if (nx_buf_reserve(&c->out, hlen + len)) {
+    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
+    nx_conn_abort(c, 1006);
     return -1;
+  }
   memcpy(c->out.data + c->out.len, hdr, hlen);
   if (len)
     memcpy(c->out.data + c->out.len + hlen, data, len);
@@ -429,7 +444,8 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
   if (c->state != NX_CONN_OPEN || c->close_sent)
     return;
   n = nx_ws_close_payload(payload, code, reason, rlen);
-  nx_conn_send(c, NX_WS_OP_CLOSE, payload, n);
+  if (nx_conn_send(c, NX_WS_OP_CLOSE, payload, n))
+    return; /* the connection was dropped meanwhile */
   c->close_sent = 1;
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
   c->state = NX_CONN_CLOSING;
@@ -654,7 +670,8 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
     parse_frames(c, tail.data + tail.off, nx_buf_size(&tail));
     nx_buf_free(&tail);
   }
-  start_reading(c);
+  if (!c->paused) /* the app may already be behind on what came with the request */
+    start_reading(c);
 }
 
 /* Takes the oldest complete message; resumes reading when there is room. */
@@ -774,7 +791,10 @@ static void on_input(nx_conn_t *c, uint8_t *data, size_t len) {
   case NX_CONN_CLOSING:
     c->last_rx = uv_now(c->rt->loop);
     c->ping_outstanding = 0;
-    parse_frames(c, data, len);
+    if (c->paused) /* older bytes wait in pending: keep the order */
+      nx_buf_append(&c->pending, data, len);
+    else
+      parse_frames(c, data, len);
     break;
   default:
     break;
@@ -795,9 +815,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->tls) {
     nx_buf_t *plain = &c->rt->tlsplain;
     plain->off = plain->len = 0;
-    if (nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, &c->tlsout) < 0) {
+    int r = nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, &c->tlsout);
+    if (r < 0) {
       nx_log(NX_LOG_DEBUG, "TLS failed: dropping the connection");
-      nx_conn_end(c); /* the alert, if any, goes out first */
+      c->tls_closed = 1; /* no close_notify after a fatal alert */
+      nx_conn_end(c);    /* the alert, if any, goes out first */
       nx_rt_run_ready(c->rt);
       return;
     }
@@ -805,6 +827,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       nx_rt_mark_dirty(c);
     if (plain->len)
       on_input(c, plain->data, plain->len);
+    if (r == 1 && !c->closing_handles) {
+      /* close_notify: the peer sends nothing more. Mid-conversation that is
+       * an abnormal end (1006); after a close handshake, just the end. */
+      if (c->state == NX_CONN_DONE)
+        nx_conn_end(c);
+      else
+        nx_conn_abort(c, 1006);
+    }
   } else {
     on_input(c, c->rt->readbuf, (size_t)nread);
   }

@@ -95,6 +95,9 @@ static int l_accept(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   const char *proto = luaL_optstring(L, 2, NULL);
   const char *extra = luaL_optstring(L, 3, NULL);
+  /* Every argument is checked before the first byte of the 101 is queued. */
+  double ping_interval = luaL_optnumber(L, 4, -1), ping_timeout = luaL_optnumber(L, 5, -1);
+  int compress = lua_toboolean(L, 6);
   nx_conn_t *c = b->conn;
   char accept[29];
   char head[512];
@@ -117,7 +120,7 @@ static int l_accept(lua_State *L) {
     nx_conn_send_raw(c, proto, strlen(proto));
     nx_conn_send_raw(c, "\r\n", 2);
   }
-  if (c->pmd_offered && lua_toboolean(L, 6)) {
+  if (c->pmd_offered && compress) {
     /* We always answer with no context takeover both ways: see extensions.h. */
     char reply[160];
     int k = snprintf(reply, sizeof(reply),
@@ -134,7 +137,7 @@ static int l_accept(lua_State *L) {
   if (extra)
     nx_conn_send_raw(c, extra, strlen(extra));
   nx_conn_send_raw(c, "\r\n", 2);
-  nx_conn_upgraded(c, luaL_optnumber(L, 4, -1), luaL_optnumber(L, 5, -1));
+  nx_conn_upgraded(c, ping_interval, ping_timeout);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -217,7 +217,8 @@ static int l_close_all(lua_State *L) {
       }
     }
   }
-  nx_rt_run_ready(rt);
+  if (!rt->current) /* never resume tasks from inside a running one */
+    nx_rt_run_ready(rt);
   lua_pushinteger(L, n);
   return 1;
 }
@@ -253,6 +254,8 @@ static int l_conn_count(lua_State *L) {
 
 static int l_run(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
+  if (rt->current)
+    return luaL_error(L, "nexlua.core.run cannot run inside a nexlua coroutine");
   rt->stopping = 0;
   uv_run(rt->loop, UV_RUN_DEFAULT);
   return 0;

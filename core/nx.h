@@ -142,6 +142,7 @@ struct nx_conn_s {
   uint8_t ip_counted;
   uint32_t fragments;     /* frames of the message being assembled */
   uint8_t ip[16];         /* peer address, when per-IP caps are on */
+  uint8_t tls_closed;     /* our close_notify is queued */
   uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
   uint8_t deflate;        /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */

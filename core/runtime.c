@@ -111,6 +111,9 @@ static void on_timer_closed(uv_handle_t *h) { free(h); }
 static void task_free(nx_task_t *t) {
   nx_rt_t *rt = t->rt;
   nx_task_cancel_wait(t);
+  /* A connection may outlive its handler task (at exit): forget the task. */
+  if (t->conn && t->conn->owner == t)
+    t->conn->owner = NULL;
   if (t->ready) {
     /* Unlink from the ready queue. */
     nx_task_t **pp = &rt->ready_head, *prev = NULL;
@@ -259,6 +262,13 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     lua_pushliteral(L, "cancelled");
     return 2;
   }
+  if (timeout >= 0 && !t->timer) {
+    t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
+    if (!t->timer)
+      return luaL_error(L, "nexlua: out of memory");
+    uv_timer_init(t->rt->loop, t->timer);
+    t->timer->data = t;
+  }
   t->wait = (uint8_t)what;
   t->timed_out = 0;
   t->wait_conn = c;
@@ -266,16 +276,8 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     c->reader = t;
   if (c && what == NX_WAIT_DRAIN)
     c->writer = t;
-  if (timeout >= 0) {
-    if (!t->timer) {
-      t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
-      if (!t->timer)
-        return luaL_error(L, "nexlua: out of memory");
-      uv_timer_init(t->rt->loop, t->timer);
-      t->timer->data = t;
-    }
+  if (timeout >= 0)
     uv_timer_start(t->timer, on_wait_timeout, (uint64_t)(timeout * 1000.0 + 0.5), 0);
-  }
   return lua_yield(L, 0);
 }
 

@@ -113,8 +113,15 @@ static int fatal(nx_tls_t *t, int r) {
   return -1;
 }
 
+int nx_tls_shutdown(nx_tls_t *t, nx_buf_t *out) {
+  if (SSL_is_init_finished(t->ssl))
+    SSL_shutdown(t->ssl);
+  ERR_clear_error();
+  return drain(t, out);
+}
+
 int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_buf_t *out) {
-  int r;
+  int r, closed = 0;
   if (n && BIO_write(t->rbio, in, (int)n) != (int)n)
     return -1;
   if (!SSL_is_init_finished(t->ssl)) {
@@ -129,8 +136,10 @@ int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_bu
       return -1;
     r = SSL_read(t->ssl, plain->data + plain->len, (int)(plain->cap - plain->len));
     if (r <= 0) {
-      if (SSL_get_error(t->ssl, r) == SSL_ERROR_ZERO_RETURN)
-        break; /* close_notify */
+      if (SSL_get_error(t->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+        closed = 1; /* close_notify */
+        break;
+      }
       if (fatal(t, r)) {
         drain(t, out);
         return -1;
@@ -139,7 +148,9 @@ int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_bu
     }
     plain->len += (size_t)r;
   }
-  return drain(t, out);
+  if (drain(t, out))
+    return -1;
+  return closed;
 }
 
 int nx_tls_write(nx_tls_t *t, nx_buf_t *plain, nx_buf_t *out) {

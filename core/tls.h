@@ -22,8 +22,12 @@ void nx_tls_free(nx_tls_t *t);
 
 /* Feeds n bytes read from the socket. Decrypted bytes are appended to
  * plain; bytes TLS must send (handshake records, alerts) to out. Returns 0,
- * or -1 when the peer broke TLS (the connection must be dropped). */
+ * 1 when the peer sent close_notify (no more data will come), or -1 when
+ * the peer broke TLS (the connection must be dropped). */
 int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_buf_t *out);
+
+/* Queues our close_notify into out (called once, after the last bytes). */
+int nx_tls_shutdown(nx_tls_t *t, nx_buf_t *out);
 
 /* Encrypts plain's bytes into out and consumes what it encrypted (all of
  * them once the handshake is done; none before). Returns 0 or -1. */

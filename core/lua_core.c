@@ -42,6 +42,8 @@ static double opt_field_number(lua_State *L, int t, const char *k, double dflt) 
 /* listen(opts, entry) -> listener | nil, message */
 static int l_listen(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
+  nx_config_t cfg;
+  const char *origins;
   nx_listener_t *l;
   lst_box_t *box;
   const char *host;
@@ -56,56 +58,59 @@ static int l_listen(lua_State *L) {
   if (port > 65535)
     return luaL_error(L, "port must be 0..65535");
 
+  /* Every option is read (and may raise) before anything is allocated. */
+  nx_config_defaults(&cfg);
+  cfg.max_message_size =
+      (uint64_t)opt_field_number(L, 1, "max_message_size", (double)cfg.max_message_size);
+  cfg.max_header_size =
+      (size_t)opt_field_number(L, 1, "max_header_size", (double)cfg.max_header_size);
+  cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout",
+                                                             cfg.handshake_timeout / 1000.0));
+  cfg.close_timeout =
+      (uint64_t)(1000 * opt_field_number(L, 1, "close_timeout", cfg.close_timeout / 1000.0));
+  cfg.write_high_water =
+      (size_t)opt_field_number(L, 1, "write_high_water", (double)cfg.write_high_water);
+  cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)cfg.write_limit);
+  cfg.read_pause_bytes =
+      (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)cfg.read_pause_bytes);
+  cfg.max_connections = (uint32_t)opt_field_number(L, 1, "max_connections", cfg.max_connections);
+  cfg.max_per_ip = (uint32_t)opt_field_number(L, 1, "max_connections_per_ip", cfg.max_per_ip);
+  cfg.max_fragments = (uint32_t)opt_field_number(L, 1, "max_fragments", cfg.max_fragments);
+  lua_getfield(L, 1, "allowed_origins");
+  origins = lua_isstring(L, -1) && lua_objlen(L, -1) > 0 ? lua_tostring(L, -1) : NULL;
+  if (cfg.max_connections == 0) {
+    /* Default: what the descriptor limit allows, keeping some for files. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+      cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
+  }
+  cfg.compress_threshold =
+      (size_t)opt_field_number(L, 1, "compress_threshold", (double)cfg.compress_threshold);
+  lua_getfield(L, 1, "compression");
+  if (!lua_isnil(L, -1))
+    cfg.compression = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  cfg.ping_interval =
+      (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", cfg.ping_interval / 1000.0));
+  cfg.ping_timeout =
+      (uint32_t)(1000 * opt_field_number(L, 1, "ping_timeout", cfg.ping_timeout / 1000.0));
+  /* A handler must be able to wait for its own client before the limit
+   * that drops slow readers: keep the high-water mark under half of it. */
+  if (cfg.write_high_water > cfg.write_limit / 2)
+    cfg.write_high_water = cfg.write_limit / 2;
+  if (cfg.max_header_size < 256)
+    cfg.max_header_size = 256;
+  if (cfg.read_pause_bytes < 65536)
+    cfg.read_pause_bytes = 65536;
+
   l = (nx_listener_t *)calloc(1, sizeof(*l));
   if (!l)
     return luaL_error(L, "out of memory");
   l->rt = rt;
-  nx_config_defaults(&l->cfg);
-  l->cfg.max_message_size =
-      (uint64_t)opt_field_number(L, 1, "max_message_size", (double)l->cfg.max_message_size);
-  l->cfg.max_header_size =
-      (size_t)opt_field_number(L, 1, "max_header_size", (double)l->cfg.max_header_size);
-  l->cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout",
-                                                                l->cfg.handshake_timeout / 1000.0));
-  l->cfg.close_timeout =
-      (uint64_t)(1000 * opt_field_number(L, 1, "close_timeout", l->cfg.close_timeout / 1000.0));
-  l->cfg.write_high_water =
-      (size_t)opt_field_number(L, 1, "write_high_water", (double)l->cfg.write_high_water);
-  l->cfg.write_limit = (size_t)opt_field_number(L, 1, "write_limit", (double)l->cfg.write_limit);
-  l->cfg.read_pause_bytes =
-      (size_t)opt_field_number(L, 1, "read_pause_bytes", (double)l->cfg.read_pause_bytes);
-  l->cfg.max_connections =
-      (uint32_t)opt_field_number(L, 1, "max_connections", l->cfg.max_connections);
-  l->cfg.max_per_ip = (uint32_t)opt_field_number(L, 1, "max_connections_per_ip", l->cfg.max_per_ip);
-  l->cfg.max_fragments = (uint32_t)opt_field_number(L, 1, "max_fragments", l->cfg.max_fragments);
-  lua_getfield(L, 1, "allowed_origins");
-  if (lua_isstring(L, -1) && lua_objlen(L, -1) > 0)
-    l->cfg.allowed_origins = strdup(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  if (l->cfg.max_connections == 0) {
-    /* Default: what the descriptor limit allows, keeping some for files. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
-      l->cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
-  }
-  l->cfg.compress_threshold =
-      (size_t)opt_field_number(L, 1, "compress_threshold", (double)l->cfg.compress_threshold);
-  lua_getfield(L, 1, "compression");
-  if (!lua_isnil(L, -1))
-    l->cfg.compression = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  l->cfg.ping_interval =
-      (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", l->cfg.ping_interval / 1000.0));
-  l->cfg.ping_timeout =
-      (uint32_t)(1000 * opt_field_number(L, 1, "ping_timeout", l->cfg.ping_timeout / 1000.0));
-  /* A handler must be able to wait for its own client before the limit
-   * that drops slow readers: keep the high-water mark under half of it. */
-  if (l->cfg.write_high_water > l->cfg.write_limit / 2)
-    l->cfg.write_high_water = l->cfg.write_limit / 2;
-  if (l->cfg.max_header_size < 256)
-    l->cfg.max_header_size = 256;
-  if (l->cfg.read_pause_bytes < 65536)
-    l->cfg.read_pause_bytes = 65536;
+  l->cfg = cfg;
+  if (origins)
+    l->cfg.allowed_origins = strdup(origins);
+  lua_pop(L, 1); /* the origins string */
 
   lua_getfield(L, 1, "tls_cert");
   lua_getfield(L, 1, "tls_key");

@@ -4,29 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-static int is_ws(char c) { return c == ' ' || c == '\t'; }
-
-static int ieq(const char *a, size_t alen, const char *b) {
-  size_t i, blen = strlen(b);
-  if (alen != blen)
-    return 0;
-  for (i = 0; i < alen; i++)
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-      return 0;
-  return 1;
-}
-
-static void trim(const char **s, size_t *len) {
-  while (*len && is_ws(**s))
-    (*s)++, (*len)--;
-  while (*len && is_ws((*s)[*len - 1]))
-    (*len)--;
-}
+#include "token.h"
 
 /* Parses a window-bits value (optionally quoted): 8..15, else -1. */
 static int window_bits(const char *v, size_t len) {
-  trim(&v, &len);
+  nx_trim_ows(&v, &len);
   if (len >= 2 && v[0] == '"' && v[len - 1] == '"')
     v++, len -= 2;
   if (len == 1 && v[0] >= '8' && v[0] <= '9')
@@ -50,8 +32,8 @@ static int accept_offer(const char *s, size_t len, nx_pmd_params_t *p) {
     i++;
   name = s;
   nlen = i;
-  trim(&name, &nlen);
-  if (!ieq(name, nlen, "permessage-deflate"))
+  nx_trim_ows(&name, &nlen);
+  if (!nx_token_ieq(name, nlen, "permessage-deflate"))
     return 0;
   while (i < len) {
     const char *param, *val = NULL;
@@ -68,16 +50,16 @@ static int accept_offer(const char *s, size_t len, nx_pmd_params_t *p) {
         plen = (size_t)(eq - param);
       }
     }
-    trim(&param, &plen);
+    nx_trim_ows(&param, &plen);
     if (plen == 0)
       return 0;
-    if (ieq(param, plen, "server_no_context_takeover")) {
+    if (nx_token_ieq(param, plen, "server_no_context_takeover")) {
       if (seen_snct++ || val)
         return 0;
-    } else if (ieq(param, plen, "client_no_context_takeover")) {
+    } else if (nx_token_ieq(param, plen, "client_no_context_takeover")) {
       if (seen_cnct++ || val)
         return 0;
-    } else if (ieq(param, plen, "server_max_window_bits")) {
+    } else if (nx_token_ieq(param, plen, "server_max_window_bits")) {
       int b = val ? window_bits(val, vlen) : -1;
       if (seen_smwb++ || b < 0)
         return 0;
@@ -85,7 +67,7 @@ static int accept_offer(const char *s, size_t len, nx_pmd_params_t *p) {
         return 0; /* zlib's raw deflate has no 8-bit window */
       p->server_max_window_bits = b;
       p->server_window_in_reply = 1;
-    } else if (ieq(param, plen, "client_max_window_bits")) {
+    } else if (nx_token_ieq(param, plen, "client_max_window_bits")) {
       if (seen_cmwb++)
         return 0;
       if (val) {

@@ -3,33 +3,21 @@
 
 #include <string.h>
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-
-static int ieq(const char *a, size_t alen, const char *b) {
-  size_t i, blen = strlen(b);
-  if (alen != blen)
-    return 0;
-  for (i = 0; i < alen; i++)
-    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-      return 0;
-  return 1;
-}
-
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+#include "token.h"
 
 int nx_header_has_token(const char *v, size_t len, const char *token) {
   size_t i = 0;
   while (i < len) {
     size_t start, end;
-    while (i < len && (is_ows(v[i]) || v[i] == ','))
+    while (i < len && (nx_is_ows(v[i]) || v[i] == ','))
       i++;
     start = i;
     while (i < len && v[i] != ',')
       i++;
     end = i;
-    while (end > start && is_ows(v[end - 1]))
+    while (end > start && nx_is_ows(v[end - 1]))
       end--;
-    if (end > start && ieq(v + start, end - start, token))
+    if (end > start && nx_token_ieq(v + start, end - start, token))
       return 1;
   }
   return 0;
@@ -40,7 +28,7 @@ const nx_header_t *nx_header_find(const nx_request_t *req, const char *name, int
   size_t i;
   int n = 0;
   for (i = 0; i < req->nheaders; i++) {
-    if (ieq(req->headers[i].name, req->headers[i].name_len, name)) {
+    if (nx_token_ieq(req->headers[i].name, req->headers[i].name_len, name)) {
       if (!found)
         found = &req->headers[i];
       n++;
@@ -83,14 +71,6 @@ static int reject(nx_handshake_t *out, int status, const char *why) {
   return status;
 }
 
-/* Trims optional whitespace around a header value. */
-static void trim(const char **v, size_t *len) {
-  while (*len && is_ows(**v))
-    (*v)++, (*len)--;
-  while (*len && is_ows((*v)[*len - 1]))
-    (*len)--;
-}
-
 int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   const nx_header_t *h;
   int n, upgrade_ok = 0;
@@ -99,7 +79,7 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   size_t vlen;
 
   memset(out, 0, sizeof(*out));
-  if (!ieq(req->method, req->method_len, "GET"))
+  if (!nx_token_ieq(req->method, req->method_len, "GET"))
     return reject(out, 405, "only GET can upgrade to WebSocket");
   if (req->http_major < 1 || (req->http_major == 1 && req->http_minor < 1))
     return reject(out, 400, "WebSocket requires HTTP/1.1");
@@ -110,7 +90,7 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
     return reject(out, 426, "this endpoint speaks WebSocket: send an Upgrade request");
   for (i = 0; i < req->nheaders; i++) {
     h = &req->headers[i];
-    if (ieq(h->name, h->name_len, "upgrade") &&
+    if (nx_token_ieq(h->name, h->name_len, "upgrade") &&
         nx_header_has_token(h->value, h->value_len, "websocket"))
       upgrade_ok = 1;
   }
@@ -119,7 +99,7 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   upgrade_ok = 0;
   for (i = 0; i < req->nheaders; i++) {
     h = &req->headers[i];
-    if (ieq(h->name, h->name_len, "connection") &&
+    if (nx_token_ieq(h->name, h->name_len, "connection") &&
         nx_header_has_token(h->value, h->value_len, "upgrade"))
       upgrade_ok = 1;
   }
@@ -131,7 +111,7 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
     return reject(out, 400, "missing Sec-WebSocket-Version");
   v = h->value;
   vlen = h->value_len;
-  trim(&v, &vlen);
+  nx_trim_ows(&v, &vlen);
   if (n != 1)
     return reject(out, 400, "repeated Sec-WebSocket-Version");
   if (vlen != 2 || memcmp(v, "13", 2) != 0)
@@ -142,7 +122,7 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
     return reject(out, 400, "missing or repeated Sec-WebSocket-Key");
   v = h->value;
   vlen = h->value_len;
-  trim(&v, &vlen);
+  nx_trim_ows(&v, &vlen);
   if (!nx_handshake_key_valid(v, vlen))
     return reject(out, 400, "Sec-WebSocket-Key is not base64 of 16 bytes");
   out->key = v;

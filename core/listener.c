@@ -9,6 +9,7 @@
 #include "tls.h"
 
 void nx_config_defaults(nx_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg)); /* every field not set below is off/NULL */
   cfg->max_message_size = 16u * 1024 * 1024;
   cfg->max_header_size = 16 * 1024;
   cfg->handshake_timeout = 10000;

@@ -113,6 +113,8 @@ function reload.new(path, holder, run_hooks)
     if ok then
       holder.app = new
       self.generation = self.generation + 1
+      -- Traces compiled through the old code would keep it alive (see serve).
+      if jit and jit.flush then jit.flush() end
       for i, fn in ipairs(new.reload_hooks or {}) do
         local hok, herr = xpcall(fn, function(e) return traceback(tostring(e), 2) end, old)
         if not hok then log.error("on_reload hook #%d failed: %s", i, herr) end

@@ -15,7 +15,6 @@ local raise = errors.raise
 local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =
   errors.WebSocketDisconnect, errors.WebSocketError, errors.MessageTypeError,
   errors.JSONDecodeError, errors.TimeoutError
-local is_disconnect = errors.is_disconnect
 
 local WebSocket = {}
 
@@ -284,49 +283,51 @@ function WebSocket:send_json(v, opts)
   do_send(self, s, opts ~= nil and opts.binary == true)
 end
 
--- The iterators take a message that is already there straight from the
--- core (the common case under load: no pcall, no wait), and go through the
--- full receive, protected, only when they must wait or the connection ended.
-local function iterator(self, method, want)
+-- The iterators' receive: a queued message straight from the core, a wait
+-- when there is none, and nil (not an error) when the connection ended, so
+-- the normal end of a connection raises and unwinds nothing.
+local function next_message(self)
+  local st = self._state
+  if st == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
+  if st == DISCONNECTED then return nil end
   local box = self._box
-  return function()
-    if self._state == CONNECTED then
-      local data, kind = recv(box)
-      if data ~= nil then
-        if want == "json" then
-          local v, err = json.decode(data)
-          if v == nil then error(JSONDecodeError(err, data), 0) end
-          return v
-        end
-        if kind ~= want then error(MessageTypeError(want, kind, data), 0) end
-        return data
-      end
+  while true do
+    local data, kind, code, reason = recv(box)
+    if data ~= nil then return data, kind end
+    if kind == "closed" then
+      if self._state == CONNECTED then self._state = DISCONNECTED end
+      local e = Disconnect(code, reason)
+      e.websocket = self
+      self._disconnect = e
+      return nil
     end
-    local ok, v = pcall(method, self)
-    if ok then return v end
-    if is_disconnect(v) then return nil end
-    error(v, 0)
+    local why = waiting.call(wait_recv, "receive", box, nil)
+    if why == "cancelled" then error(errors.CancelledError(), 0) end
+  end
+end
+
+local function iterator(self, want)
+  return function()
+    local data, kind = next_message(self)
+    if data == nil then return nil end
+    if want == "json" then
+      local v, err = json.decode(data)
+      if v == nil then error(JSONDecodeError(err, data), 0) end
+      return v
+    end
+    if kind ~= want then error(MessageTypeError(want, kind, data), 0) end
+    return data
   end
 end
 
 --- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
-function WebSocket:iter_text() return iterator(self, WebSocket.receive_text, "text") end
-function WebSocket:iter_bytes() return iterator(self, WebSocket.receive_bytes, "binary") end
-function WebSocket:iter_json() return iterator(self, WebSocket.receive_json, "json") end
+function WebSocket:iter_text() return iterator(self, "text") end
+function WebSocket:iter_bytes() return iterator(self, "binary") end
+function WebSocket:iter_json() return iterator(self, "json") end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
 function WebSocket:iter()
-  local box = self._box
-  return function()
-    if self._state == CONNECTED then
-      local data, kind = recv(box)
-      if data ~= nil then return data, kind end
-    end
-    local ok, data, kind = pcall(WebSocket.receive, self)
-    if ok then return data, kind end
-    if is_disconnect(data) then return nil end
-    error(data, 0)
-  end
+  return function() return next_message(self) end
 end
 
 --- True while accepted and neither side has closed.

@@ -67,17 +67,28 @@ local function finish(ws, route, ok, err)
   end
 end
 
+-- A connection of app ended. When it was the last one of an app a reload
+-- replaced, that generation's code can go: but compiled traces (LuaJIT)
+-- keep the closures and tables they were recorded through alive, so the
+-- trace cache is flushed once, and the old generation becomes garbage.
+local function generation_done(app, holder)
+  app._live = app._live - 1
+  if app._live == 0 and app ~= holder.app and jit and jit.flush then jit.flush() end
+end
+
 --- The function the core runs, in a new coroutine, for each upgrade request.
 -- target is an app, or a holder {app = app} whose app a reload replaces.
 function serve.entry(target)
   local holder = target.router and { app = target } or target
   return function(box, req)
     local app = holder.app
+    app._live = (app._live or 0) + 1
     local ws = WebSocket.new(box, req, app)
     local route, params = app.router:match(ws.path)
     if not route then
       log.debug("no WebSocket route for %s: 404", ws.path)
       core.reject(box, 404, nil, "Not Found\n")
+      generation_done(app, holder)
       return
     end
     ws.path_params = params
@@ -85,6 +96,7 @@ function serve.entry(target)
     ws._route_options = route.options
     local ok, err = xpcall(run_chain, error_handler(ws), build_chain(app, route), 1, route.handler, ws)
     finish(ws, route, ok, err)
+    generation_done(app, holder)
   end
 end
 

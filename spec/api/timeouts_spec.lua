@@ -84,7 +84,7 @@ describe("nexlua.wait_for", function()
     end)
     assert.is_false(ok)
     assert.is_true(nexlua.is_timeout(err), "expected a TimeoutError, got " .. tostring(err))
-    assert.is_true(took >= 0.09 and took < 0.3, "raised after " .. took .. " s")
+    assert.is_true(took >= 0.09 and took < 2, "raised after " .. took .. " s")
     run_for(0.4) -- past the point fn would have finished
     assert.is_true(saw_cancel, "fn's task was not cancelled")
     assert.is_false(reached_end)

@@ -48,21 +48,18 @@ static int push_closed(lua_State *L, nx_box_t *b) {
  * entry(box, request) in a new task. Returns 0, or -1 if it could not. */
 int nx_lua_conn_dispatch(nx_conn_t *c) {
   nx_rt_t *rt = c->rt;
-  lua_State *L = rt->L, *co;
+  lua_State *co;
   nx_task_t *t;
   nx_box_t *b;
-  int ref, port;
+  int port;
   const char *host;
 
   if (c->listener->entry_ref == LUA_NOREF)
     return -1;
-  co = lua_newthread(L);
-  ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t = nx_task_new(rt, co, ref);
-  if (!t) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  t = nx_task_new(rt);
+  if (!t)
     return -1;
-  }
+  co = t->co;
   lua_rawgeti(co, LUA_REGISTRYINDEX, c->listener->entry_ref);
   b = (nx_box_t *)lua_newuserdata(co, sizeof(*b));
   memset(b, 0, sizeof(*b));

@@ -313,16 +313,13 @@ static int l_hrtime(lua_State *L) {
 /* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
 static int l_spawn(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
-  int n = lua_gettop(L), ref;
-  lua_State *co;
+  int n = lua_gettop(L);
   nx_task_t *t;
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  co = lua_newthread(rt->L);
-  ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
-  t = nx_task_new(rt, co, ref);
+  t = nx_task_new(rt);
   if (!t)
     return luaL_error(L, "out of memory");
-  lua_xmove(L, co, n);
+  lua_xmove(L, t->co, n);
   nx_task_wake(t, n - 1);
   nx_task_push_box(L, t);
   return 1;

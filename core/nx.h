@@ -174,7 +174,7 @@ struct nx_conn_s {
 
 /* runtime.c */
 nx_rt_t *nx_rt_get(lua_State *L);
-nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref);
+nx_task_t *nx_task_new(nx_rt_t *rt);
 nx_task_t *nx_task_start(nx_rt_t *rt, int fn_ref, const char *arg1, const char *arg2);
 void nx_task_wake(nx_task_t *t, int nargs);
 void nx_task_resume(nx_task_t *t, int nargs);

@@ -71,13 +71,16 @@ nx_rt_t *nx_rt_get(lua_State *L) {
   return rt;
 }
 
-nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
+/* A new task with a fresh coroutine (pinned in the registry), not yet
+ * scheduled: push the function and its arguments on t->co, then wake it.
+ * NULL when out of memory. */
+nx_task_t *nx_task_new(nx_rt_t *rt) {
   nx_task_t *t = (nx_task_t *)calloc(1, sizeof(*t));
   if (!t)
     return NULL;
+  t->co = lua_newthread(rt->L);
+  t->co_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   t->rt = rt;
-  t->co = co;
-  t->co_ref = co_ref;
   t->box_ref = LUA_NOREF;
   t->next = rt->tasks;
   if (rt->tasks)
@@ -89,14 +92,12 @@ nx_task_t *nx_task_new(nx_rt_t *rt, lua_State *co, int co_ref) {
 /* Starts fn(arg1, arg2) in a new task (the function from a registry ref);
  * it runs from the ready queue. Args may be NULL. */
 nx_task_t *nx_task_start(nx_rt_t *rt, int fn_ref, const char *arg1, const char *arg2) {
-  lua_State *co = lua_newthread(rt->L);
-  int ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
-  nx_task_t *t = nx_task_new(rt, co, ref);
+  nx_task_t *t = nx_task_new(rt);
+  lua_State *co;
   int n = 0;
-  if (!t) {
-    luaL_unref(rt->L, LUA_REGISTRYINDEX, ref);
+  if (!t)
     return NULL;
-  }
+  co = t->co;
   lua_rawgeti(co, LUA_REGISTRYINDEX, fn_ref);
   if (arg1)
     lua_pushstring(co, arg1), n++;

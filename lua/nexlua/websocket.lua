@@ -99,6 +99,16 @@ local function header_lines(headers, level)
   return concat(out)
 end
 
+-- The peer is gone (code, reason from the core): the connection is over
+-- for this object, and the error remembers whose disconnect it is.
+local function disconnected(self, code, reason)
+  if self._state ~= CLOSED then self._state = DISCONNECTED end
+  local e = Disconnect(code, reason)
+  e.websocket = self
+  self._disconnect = e
+  return e
+end
+
 --- Accepts the connection. opts: {subprotocol = "chat", headers = {["X-Server"] = "nexlua"}}
 -- (or a subprotocol name as a string). The subprotocol must be one the
 -- client offered (see ws.subprotocols).
@@ -125,12 +135,7 @@ function WebSocket:accept(opts)
   local ropts = self._route_options
   local ok, _, code, reason = accept(self._box, subprotocol, lines,
     ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false))
-  if not ok then
-    self._state = DISCONNECTED
-    local e = Disconnect(code, reason)
-    e.websocket = self
-    error(e, 0)
-  end
+  if not ok then error(disconnected(self, code, reason), 0) end
   self._state = CONNECTED
   self.accepted_subprotocol = subprotocol
 end
@@ -199,11 +204,7 @@ function WebSocket:receive(opts)
       kind = waiting.call(wait_recv, "receive", box, timeout)
     end
     if kind == "closed" then
-      if self._state == CONNECTED then self._state = DISCONNECTED end
-      local e = Disconnect(code, reason)
-      e.websocket = self
-      self._disconnect = e
-      error(e, 0)
+      error(disconnected(self, code, reason), 0)
     elseif kind == "timeout" then
       error(TimeoutError(timeout), 0)
     elseif kind == "cancelled" then
@@ -253,12 +254,9 @@ local function do_send(self, data, binary)
     if kind == "utf8" then
       raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")
     end
-    if self._state == CONNECTED then self._state = DISCONNECTED end
     -- "closing": our close frame is out because the server is shutting down
     -- (the app's own close() was caught above): the peer is as good as gone.
-    local e = Disconnect(code, reason)
-    e.websocket = self
-    error(e, 0)
+    error(disconnected(self, code, reason), 0)
   end
 end
 
@@ -295,10 +293,7 @@ local function next_message(self)
     local data, kind, code, reason = recv(box)
     if data ~= nil then return data, kind end
     if kind == "closed" then
-      if self._state == CONNECTED then self._state = DISCONNECTED end
-      local e = Disconnect(code, reason)
-      e.websocket = self
-      self._disconnect = e
+      disconnected(self, code, reason)
       return nil
     end
     local why = waiting.call(wait_recv, "receive", box, nil)

@@ -82,9 +82,8 @@ static void conn_free(nx_conn_t *c) {
   if (c->box) {
     c->box->conn = NULL;
     c->box->close_code = c->close_code ? c->close_code : 1006;
-    if (c->close_reason) {
-      snprintf(c->box->close_reason, sizeof(c->box->close_reason), "%s", c->close_reason);
-    }
+    c->box->close_reason = c->close_reason; /* the box's now */
+    c->close_reason = NULL;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, c->box_ref);
   }
   if (c->reader)
@@ -283,26 +282,6 @@ static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
   return 0;
 }
 
-const char *nx_conn_peer(nx_conn_t *c, int *port) {
-  static char host[64];
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  host[0] = '\0';
-  *port = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
-    return host;
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    uv_ip6_name(a, host, sizeof(host));
-    *port = ntohs(a->sin6_port);
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    uv_ip4_name(a, host, sizeof(host));
-    *port = ntohs(a->sin_port);
-  }
-  return host;
-}
-
 /* ---- Output ---------------------------------------------------------- */
 
 size_t nx_conn_buffered(const nx_conn_t *c) {
@@ -311,6 +290,7 @@ size_t nx_conn_buffered(const nx_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
   nx_conn_t *c = (nx_conn_t *)req->data;
+  free(req); /* only a write the socket could not take at once has one */
   c->writing = 0;
   c->wbuf.off = c->wbuf.len = 0;
   nx_buf_shrink_idle(&c->wbuf);
@@ -360,19 +340,26 @@ void nx_conn_flush(nx_conn_t *c) {
     size -= (size_t)n;
     if (size) {
       nx_buf_t tmp = c->wbuf;
+      uv_write_t *req = (uv_write_t *)malloc(sizeof(*req));
       c->wbuf = *src;
       *src = tmp;
-      c->wreq.data = c;
       b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
-      if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
+      if (req)
+        req->data = c;
+      if (!req || uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
+        free(req);
         really_close(c);
         return;
       }
       c->writing = 1;
     } else {
-      nx_buf_shrink_idle(src);
+      /* All written: an idle connection keeps no output buffer (a busy
+       * one gets it back from malloc's cache on its next send). */
+      nx_buf_free(src);
     }
   }
+  if (c->tls && nx_buf_size(&c->out) == 0)
+    nx_buf_free(&c->out); /* encrypted into tlsout */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
   if (c->end_after_flush && !c->writing && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
@@ -726,6 +713,7 @@ static int origin_allowed(nx_conn_t *c) {
 
 static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   const char *tail = NULL, *why = NULL;
+  char key[32];
   size_t tail_len = 0;
   int r = nx_http_feed(c->http, data, len, &tail, &tail_len);
 
@@ -741,7 +729,7 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
     return;
   }
-  r = nx_http_check(c->http, &why, c->key, sizeof(c->key));
+  r = nx_http_check(c->http, &why, key, sizeof(key)); /* the box keeps it for the accept */
   if (r) {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why);

@@ -19,29 +19,69 @@
 
 enum { EL_NONE = 0, EL_URL, EL_FIELD, EL_VALUE };
 
+typedef struct {
+  uint32_t name_off, name_len, value_off, value_len;
+} nx_hdr_t;
+
+/* Small while the head is small: the copy grows up to max_header_size and
+ * the header index past its first 16 entries only for heads that need it
+ * (this lives only during the handshake, but for every connection). */
 struct nx_http_s {
   llhttp_t parser;
   char *buf; /* every piece of the head, copied: the read buffer is reused */
-  size_t len, cap;
+  size_t len, cap, max;
   size_t seen; /* bytes of head fed so far */
   size_t url_off, url_len;
-  struct {
-    size_t name_off, name_len, value_off, value_len;
-  } h[NX_MAX_HEADERS];
-  int nheaders;
+  nx_hdr_t *h; /* hdr_small, or a larger heap array */
+  int nheaders, hcap;
   int last; /* EL_*: which element the previous piece belonged to */
   int too_big;
   int complete;
   int headers_done;
+  nx_hdr_t hdr_small[16];
 };
 
 static int append(nx_http_t *h, const char *at, size_t n) {
   if (h->len + n > h->cap) {
-    h->too_big = 1;
-    return -1;
+    size_t cap = h->cap * 2;
+    char *b;
+    if (h->len + n > h->max) {
+      h->too_big = 1;
+      return -1;
+    }
+    while (cap < h->len + n)
+      cap *= 2;
+    if (cap > h->max)
+      cap = h->max;
+    if (!(b = (char *)realloc(h->buf, cap))) {
+      h->too_big = 1;
+      return -1;
+    }
+    h->buf = b;
+    h->cap = cap;
   }
   memcpy(h->buf + h->len, at, n);
   h->len += n;
+  return 0;
+}
+
+/* Room for one more header in the index; -1 past NX_MAX_HEADERS. */
+static int grow_headers(nx_http_t *h) {
+  nx_hdr_t *g;
+  int cap;
+  if (h->nheaders < h->hcap)
+    return 0;
+  if (h->hcap >= NX_MAX_HEADERS)
+    return -1;
+  cap = h->hcap * 2 > NX_MAX_HEADERS ? NX_MAX_HEADERS : h->hcap * 2;
+  g = (nx_hdr_t *)malloc((size_t)cap * sizeof(*g));
+  if (!g)
+    return -1;
+  memcpy(g, h->h, (size_t)h->nheaders * sizeof(*g));
+  if (h->h != h->hdr_small)
+    free(h->h);
+  h->h = g;
+  h->hcap = cap;
   return 0;
 }
 
@@ -58,20 +98,20 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
   if (h->last != EL_FIELD) {
-    if (h->nheaders == NX_MAX_HEADERS) {
+    if (grow_headers(h)) {
       h->too_big = 1;
       return -1;
     }
-    h->h[h->nheaders].name_off = h->len;
+    h->h[h->nheaders].name_off = (uint32_t)h->len;
     h->h[h->nheaders].name_len = 0;
-    h->h[h->nheaders].value_off = h->len;
+    h->h[h->nheaders].value_off = (uint32_t)h->len;
     h->h[h->nheaders].value_len = 0;
     h->nheaders++;
     h->last = EL_FIELD;
   }
   if (append(h, at, n))
     return -1;
-  h->h[h->nheaders - 1].name_len += n;
+  h->h[h->nheaders - 1].name_len += (uint32_t)n;
   return 0;
 }
 
@@ -80,12 +120,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   if (h->nheaders == 0)
     return -1;
   if (h->last != EL_VALUE) {
-    h->h[h->nheaders - 1].value_off = h->len;
+    h->h[h->nheaders - 1].value_off = (uint32_t)h->len;
     h->last = EL_VALUE;
   }
   if (append(h, at, n))
     return -1;
-  h->h[h->nheaders - 1].value_len += n;
+  h->h[h->nheaders - 1].value_len += (uint32_t)n;
   return 0;
 }
 
@@ -109,8 +149,11 @@ nx_http_t *nx_http_new(size_t max_header_size) {
   nx_http_t *h = (nx_http_t *)calloc(1, sizeof(*h));
   if (!h)
     return NULL;
-  h->cap = max_header_size;
-  h->buf = (char *)malloc(h->cap ? h->cap : 1);
+  h->max = max_header_size;
+  h->cap = max_header_size < 1024 ? (max_header_size ? max_header_size : 1) : 1024;
+  h->h = h->hdr_small;
+  h->hcap = (int)(sizeof(h->hdr_small) / sizeof(h->hdr_small[0]));
+  h->buf = (char *)malloc(h->cap);
   if (!h->buf) {
     free(h);
     return NULL;
@@ -133,6 +176,8 @@ void nx_http_free(nx_http_t *h) {
   if (!h)
     return;
   free(h->buf);
+  if (h->h != h->hdr_small)
+    free(h->h);
   free(h);
 }
 
@@ -146,7 +191,7 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
   if (h->too_big)
     return 431;
   if (err == HPE_OK) {
-    if (!h->headers_done && h->seen > h->cap)
+    if (!h->headers_done && h->seen > h->max)
       return 431;
     return 0;
   }
@@ -199,38 +244,48 @@ int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen) {
   return 0;
 }
 
-void nx_http_push_request(nx_http_t *h, lua_State *L) {
-  const char *url = h->buf + h->url_off;
-  const char *q = memchr(url, '?', h->url_len);
-  size_t plen = q ? (size_t)(q - url) : h->url_len;
-  int i;
+/* A header's value without the spaces and tabs around it (RFC 9110 OWS). */
+static const char *header_value(const nx_http_t *h, int i, size_t *len) {
+  const char *v = h->buf + h->h[i].value_off;
+  size_t n = h->h[i].value_len;
+  while (n && (*v == ' ' || *v == '\t'))
+    v++, n--;
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+    n--;
+  *len = n;
+  return v;
+}
 
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, llhttp_method_name((llhttp_method_t)h->parser.method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, url, h->url_len);
-  lua_setfield(L, -2, "target");
-  lua_pushlstring(L, url, plen);
-  lua_setfield(L, -2, "path");
-  if (q)
-    lua_pushlstring(L, q + 1, h->url_len - plen - 1);
-  else
-    lua_pushliteral(L, "");
-  lua_setfield(L, -2, "query");
-  lua_createtable(L, h->nheaders * 2, 0);
+size_t nx_http_store_size(const nx_http_t *h) {
+  size_t n = h->url_len, vlen;
+  int i;
   for (i = 0; i < h->nheaders; i++) {
-    const char *v = h->buf + h->h[i].value_off;
-    size_t vlen = h->h[i].value_len;
-    while (vlen && (*v == ' ' || *v == '\t'))
-      v++, vlen--;
-    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-      vlen--;
-    lua_pushlstring(L, h->buf + h->h[i].name_off, h->h[i].name_len);
-    lua_rawseti(L, -2, 2 * i + 1);
-    lua_pushlstring(L, v, vlen);
-    lua_rawseti(L, -2, 2 * i + 2);
+    header_value(h, i, &vlen);
+    n += 8 + h->h[i].name_len + vlen;
   }
-  lua_setfield(L, -2, "headers");
+  return n;
+}
+
+void nx_http_store(const nx_http_t *h, nx_box_t *b) {
+  uint8_t *p = b->head;
+  int i;
+  b->method = (uint8_t)h->parser.method;
+  b->url_len = (uint32_t)h->url_len;
+  b->nheaders = (uint32_t)h->nheaders;
+  memcpy(p, h->buf + h->url_off, h->url_len);
+  p += h->url_len;
+  for (i = 0; i < h->nheaders; i++) {
+    size_t vlen;
+    const char *v = header_value(h, i, &vlen);
+    uint32_t lens[2] = {(uint32_t)h->h[i].name_len, (uint32_t)vlen};
+    memcpy(p, lens, 8);
+    p += 8;
+    memcpy(p, h->buf + h->h[i].name_off, lens[0]);
+    p += lens[0];
+    memcpy(p, v, vlen);
+    p += vlen;
+  }
+  b->head_len = (uint32_t)(p - b->head);
 }
 
 static const char *status_text(int status) {

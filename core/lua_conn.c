@@ -39,20 +39,20 @@ static int push_closed(lua_State *L, nx_box_t *b) {
     lua_pushstring(L, c->close_reason ? c->close_reason : "");
   } else {
     lua_pushinteger(L, b->close_code ? b->close_code : 1006);
-    lua_pushstring(L, b->close_reason);
+    lua_pushstring(L, b->close_reason ? b->close_reason : "");
   }
   return 4;
 }
 
 /* Starts the handler coroutine for a request that passed validation:
- * entry(box, request) in a new task. Returns 0, or -1 if it could not. */
+ * entry(box, path) in a new task; the box keeps the request head (see
+ * request.c). Returns 0, or -1 if it could not. */
 int nx_lua_conn_dispatch(nx_conn_t *c) {
   nx_rt_t *rt = c->rt;
   lua_State *co;
   nx_task_t *t;
   nx_box_t *b;
-  int port;
-  const char *host;
+  size_t head = nx_http_store_size(c->http);
 
   if (c->listener->entry_ref == LUA_NOREF)
     return -1;
@@ -61,22 +61,18 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
     return -1;
   co = t->co;
   lua_rawgeti(co, LUA_REGISTRYINDEX, c->listener->entry_ref);
-  b = (nx_box_t *)lua_newuserdata(co, sizeof(*b));
+  b = (nx_box_t *)lua_newuserdata(co, sizeof(*b) + head);
   memset(b, 0, sizeof(*b));
   b->conn = c;
+  b->tls = c->tls != NULL;
+  nx_http_store(c->http, b);
+  nx_request_store_peer(b, c);
   luaL_getmetatable(co, BOX_MT);
   lua_setmetatable(co, -2);
   lua_pushvalue(co, -1);
   c->box_ref = luaL_ref(co, LUA_REGISTRYINDEX);
   c->box = b;
-  nx_http_push_request(c->http, co);
-  host = nx_conn_peer(c, &port);
-  lua_pushstring(co, host);
-  lua_setfield(co, -2, "client_host");
-  lua_pushinteger(co, port);
-  lua_setfield(co, -2, "client_port");
-  lua_pushstring(co, c->tls ? "wss" : "ws");
-  lua_setfield(co, -2, "scheme");
+  nx_request_push_path(co, b);
   nx_http_free(c->http);
   c->http = NULL;
   t->conn = c;
@@ -104,7 +100,17 @@ static int l_accept(lua_State *L) {
     return push_closed(L, b);
   if (c->state != NX_CONN_ROUTING)
     return luaL_error(L, "WebSocket already accepted");
-  nx_http_accept_key(c->key, accept);
+  {
+    /* The request passed the handshake check: it has one valid key. */
+    size_t klen = 0;
+    const char *k = nx_request_header(b, "sec-websocket-key", &klen);
+    char key[32];
+    if (!k || klen >= sizeof(key))
+      return luaL_error(L, "the request has no Sec-WebSocket-Key");
+    memcpy(key, k, klen);
+    key[klen] = '\0';
+    nx_http_accept_key(key, accept);
+  }
   n = snprintf(head, sizeof(head),
                "HTTP/1.1 101 Switching Protocols\r\n"
                "Upgrade: websocket\r\n"
@@ -284,6 +290,20 @@ static int l_buffered(lua_State *L) {
   return 1;
 }
 
+/* request(box) -> the request table (see nx_request_push) */
+static int l_request(lua_State *L) {
+  nx_request_push(L, check_box(L, 1));
+  return 1;
+}
+
+/* The close reason became the box's at the connection's end. */
+static int box_gc(lua_State *L) {
+  nx_box_t *b = (nx_box_t *)lua_touserdata(L, 1);
+  free(b->close_reason);
+  b->close_reason = NULL;
+  return 0;
+}
+
 static int box_tostring(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   lua_pushfstring(L, "nexlua.connection (%s)", b->conn ? "live" : "ended");
@@ -300,6 +320,7 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"close", l_close},
                                  {"state", l_state},
                                  {"buffered", l_buffered},
+                                 {"request", l_request},
                                  {NULL, NULL}};
   const luaL_Reg *f;
   int mt;
@@ -310,6 +331,8 @@ void nx_lua_conn_open(lua_State *L) {
   lua_pushliteral(L, "binary");
   lua_pushcclosure(L, box_tostring, 3);
   lua_setfield(L, mt, "__tostring");
+  lua_pushcfunction(L, box_gc);
+  lua_setfield(L, mt, "__gc");
   lua_pushliteral(L, "locked");
   lua_setfield(L, mt, "__metatable");
   for (f = fns; f->name; f++) {

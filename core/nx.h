@@ -120,11 +120,22 @@ enum {
   NX_CONN_DONE      /* finished: output draining or TCP closing */
 };
 
-/* The Lua side's handle on a connection: a userdata that outlives it. */
+/* The Lua side's handle on a connection: a userdata that outlives it. It
+ * also keeps the request the connection was opened with, compact (see
+ * request.c): Lua builds a table of it only when the app looks. */
 typedef struct {
   nx_conn_t *conn;     /* NULL once the connection is freed */
+  char *close_reason;  /* taken over from the connection at its end; freed by __gc */
   uint16_t close_code; /* what the app is told after the end */
-  char close_reason[124];
+  uint16_t client_port;
+  uint8_t client_family; /* 4 or 6; 0 when the address is unknown */
+  uint8_t tls;           /* wss:// */
+  uint8_t method;        /* llhttp_method_t */
+  uint8_t client_ip[16];
+  uint32_t url_len;  /* head: the URL, then per header its name and value lengths */
+  uint32_t nheaders; /* (u32 each, unaligned) and bytes, the value trimmed */
+  uint32_t head_len;
+  uint8_t head[];
 } nx_box_t;
 
 struct nx_conn_s {
@@ -152,7 +163,6 @@ struct nx_conn_s {
   uint64_t ping_sent;
   char *close_reason;
   nx_http_t *http;  /* request parser; freed at the upgrade */
-  char key[32];     /* Sec-WebSocket-Key, kept for the accept */
   nx_buf_t pending; /* bytes after the request, before the accept */
   nx_ws_parser_t ws;
   nx_msg_t *cur; /* message being assembled */
@@ -162,10 +172,9 @@ struct nx_conn_s {
   nx_buf_t wbuf;        /* bytes owned by the write in flight */
   struct nx_tls_s *tls; /* the TLS transport, or NULL for plain TCP */
   nx_buf_t tlsout;      /* ciphertext waiting to be written */
-  uv_write_t wreq;
-  nx_task_t *owner;  /* the handler task */
-  nx_task_t *reader; /* task waiting in recv */
-  nx_task_t *writer; /* task waiting for the buffer to drain */
+  nx_task_t *owner;     /* the handler task */
+  nx_task_t *reader;    /* task waiting in recv */
+  nx_task_t *writer;    /* task waiting for the buffer to drain */
   nx_box_t *box;
   int box_ref;
   nx_conn_t *dirty_next;
@@ -206,7 +215,6 @@ void nx_conn_flush(nx_conn_t *c);
 void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
 size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
-const char *nx_conn_peer(nx_conn_t *c, int *port);
 
 /* http.c */
 nx_http_t *nx_http_new(size_t max_header_size);
@@ -216,13 +224,25 @@ void nx_http_free(nx_http_t *h);
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);
 /* Validates the complete request as a WebSocket upgrade: 0 or a status. */
 int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen);
-/* Pushes {method=, path=, query=, headers={name, value, ...}} onto L. */
-void nx_http_push_request(nx_http_t *h, lua_State *L);
+/* The request head in a box's compact form: the size it needs after the
+ * box's fixed part, then the copy (method, URL and headers). */
+size_t nx_http_store_size(const nx_http_t *h);
+void nx_http_store(const nx_http_t *h, nx_box_t *b);
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen);
 int nx_http_accept_key(const char *key, char out[29]);
 /* Collects the values of every header called name: at most max of them. */
 size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values, size_t *lens,
                              size_t max);
+
+/* request.c */
+void nx_request_store_peer(nx_box_t *b, nx_conn_t *c);
+/* Pushes the box's request as {method=, target=, path=, query=, scheme=,
+ * client_host=, client_port=, headers={name, value, ...}}. */
+void nx_request_push(lua_State *L, const nx_box_t *b);
+/* The value of the first header called name (any case), or NULL. */
+const char *nx_request_header(const nx_box_t *b, const char *name, size_t *len);
+/* Pushes the path of the box's request (the target without its query). */
+void nx_request_push_path(lua_State *L, const nx_box_t *b);
 
 /* lua_conn.c */
 void nx_lua_conn_open(lua_State *L);

@@ -7,6 +7,14 @@ local format, find, sub, gsub, match, lower =
 
 local router = {}
 
+--- What match() returns as params for a route without any: one shared,
+-- read-only table (a connection then allocates nothing for them).
+local NO_PARAMS = setmetatable({}, {
+  __newindex = function() error("path params of a route without parameters are read-only", 2) end,
+  __metatable = false,
+})
+router.NO_PARAMS = NO_PARAMS
+
 --- Converters: pattern is a Lua pattern for one parameter (it must not
 -- contain captures); convert turns the matched text into the value, or
 -- returns nil to refuse the match.
@@ -110,7 +118,7 @@ end
 function Router:match(path)
   for _, route in ipairs(self.routes) do
     if #route.params == 0 then
-      if path == route.template then return route, {} end
+      if path == route.template then return route, NO_PARAMS end
     else
       local values = try(route, path)
       if values then return route, values end

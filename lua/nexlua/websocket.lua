@@ -24,6 +24,9 @@ local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "
 -- Fields computed on first access, so a connection that never looks at its
 -- headers never pays for parsing them.
 local lazy = {
+  -- The request as a table, built from the box's compact copy on first use.
+  _req = function(self) return core.request(self._box) end,
+  route = function(self) return self._route and self._route.template end,
   headers = function(self) return multidict.Headers(self._req.headers) end,
   query_params = function(self) return multidict.QueryParams(self._req.query) end,
   client = function(self)
@@ -35,7 +38,6 @@ local lazy = {
     local host = self.headers:get("host", "localhost")
     return (self._req.scheme or "ws") .. "://" .. host .. self._req.target
   end,
-  path = function(self) return multidict.unescape_path(self._req.path) end,
   subprotocols = function(self)
     local out = {}
     for _, v in ipairs(self.headers:get_all("sec-websocket-protocol")) do
@@ -60,13 +62,15 @@ local mt = {
     return nil
   end,
   __tostring = function(self)
-    return format("nexlua.WebSocket(%s %s)", self._req.path, self._state)
+    return format("nexlua.WebSocket(%s %s)", self.path, self._state)
   end,
 }
 
---- Wraps a connection box and its request table (from the core).
-function WebSocket.new(box, req, app)
-  return setmetatable({ _box = box, _req = req, _state = CONNECTING, app = app }, mt)
+--- Wraps a connection box (from the core) whose request has this raw path.
+-- Kept small: an idle connection's memory is mostly this object, so every
+-- other field is computed on first access (see lazy).
+function WebSocket.new(box, raw_path, app)
+  return setmetatable({ _box = box, path = multidict.unescape_path(raw_path), _state = CONNECTING, app = app }, mt)
 end
 
 local function valid_token(s)
@@ -132,7 +136,7 @@ function WebSocket:accept(opts)
     end
   end
   local lines = header_lines(headers, 3)
-  local ropts = self._route_options
+  local ropts = self._route and self._route.options
   local ok, _, code, reason = accept(self._box, subprotocol, lines,
     ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false))
   if not ok then error(disconnected(self, code, reason), 0) end
@@ -301,29 +305,34 @@ local function next_message(self)
   end
 end
 
-local function iterator(self, want)
-  return function()
-    local data, kind = next_message(self)
-    if data == nil then return nil end
-    if want == "json" then
-      local v, err = json.decode(data)
-      if v == nil then error(JSONDecodeError(err, data), 0) end
-      return v
-    end
-    if kind ~= want then error(MessageTypeError(want, kind, data), 0) end
-    return data
-  end
+-- The iterators are stateless (function, ws): a loop allocates nothing.
+local function step_text(self)
+  local data, kind = next_message(self)
+  if data ~= nil and kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
+  return data
+end
+
+local function step_bytes(self)
+  local data, kind = next_message(self)
+  if data ~= nil and kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
+  return data
+end
+
+local function step_json(self)
+  local data = next_message(self)
+  if data == nil then return nil end
+  local v, err = json.decode(data)
+  if v == nil then error(JSONDecodeError(err, data), 0) end
+  return v
 end
 
 --- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
-function WebSocket:iter_text() return iterator(self, "text") end
-function WebSocket:iter_bytes() return iterator(self, "binary") end
-function WebSocket:iter_json() return iterator(self, "json") end
+function WebSocket:iter_text() return step_text, self end
+function WebSocket:iter_bytes() return step_bytes, self end
+function WebSocket:iter_json() return step_json, self end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
-function WebSocket:iter()
-  return function() return next_message(self) end
-end
+function WebSocket:iter() return next_message, self end
 
 --- True while accepted and neither side has closed.
 function WebSocket:is_connected()

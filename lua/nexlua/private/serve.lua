@@ -4,6 +4,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local WebSocket = require "nexlua.websocket"
+local router = require "nexlua.router"
 
 local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
 local traceback = debug.traceback
@@ -12,15 +13,19 @@ local STATES = WebSocket.STATES
 
 local serve = {}
 
--- The error handler of one connection's coroutine: its own disconnect is
--- the normal end; anything else (another connection's disconnect included)
--- is a bug worth a traceback.
-local function error_handler(ws)
-  return function(e)
-    if is_disconnect(e) and (e.websocket == nil or e.websocket == ws) then return e end
-    if errors.is_cancelled(e) then return e end
-    return { error = e, traceback = traceback(tostring(e), 2) }
+-- The error handler of the connections' coroutines: a connection's own
+-- disconnect is the normal end; anything else (another connection's
+-- disconnect included) is a bug worth a traceback. One function for all
+-- connections (a closure each would cost memory per connection): the
+-- WebSocket remembers the coroutine of its handler.
+local running = coroutine.running
+local function on_error(e)
+  if is_disconnect(e) then
+    local w = e.websocket
+    if w == nil or w._co == running() then return e end
   end
+  if errors.is_cancelled(e) then return e end
+  return { error = e, traceback = traceback(tostring(e), 2) }
 end
 
 -- Runs middleware i of chain, or the handler after the last one.
@@ -80,10 +85,10 @@ end
 -- target is an app, or a holder {app = app} whose app a reload replaces.
 function serve.entry(target)
   local holder = target.router and { app = target } or target
-  return function(box, req)
+  return function(box, path)
     local app = holder.app
     app._live = (app._live or 0) + 1
-    local ws = WebSocket.new(box, req, app)
+    local ws = WebSocket.new(box, path, app)
     local route, params = app.router:match(ws.path)
     if not route then
       log.debug("no WebSocket route for %s: 404", ws.path)
@@ -91,10 +96,10 @@ function serve.entry(target)
       generation_done(app, holder)
       return
     end
-    ws.path_params = params
-    ws.route = route.template
-    ws._route_options = route.options
-    local ok, err = xpcall(run_chain, error_handler(ws), build_chain(app, route), 1, route.handler, ws)
+    if params ~= router.NO_PARAMS then ws.path_params = params end
+    ws._route = route
+    ws._co = running()
+    local ok, err = xpcall(run_chain, on_error, build_chain(app, route), 1, route.handler, ws)
     finish(ws, route, ok, err)
     generation_done(app, holder)
   end

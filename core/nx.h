@@ -87,7 +87,10 @@ struct nx_rt_s {
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   nx_buf_t scratch;             /* inflated messages land here first */
   nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
-  uint8_t readbuf[65536];       /* every read lands here; parsed before the next */
+  /* Every read lands here and is parsed before the next. One buffer for
+   * all connections, so it can be large: a 64 KiB message then mostly
+   * arrives in one read, and a busy connection drains in few syscalls. */
+  uint8_t readbuf[262144];
 };
 
 struct nx_listener_s {

@@ -36,6 +36,7 @@ typedef struct {
   int compression;            /* accept permessage-deflate offers */
   struct ssl_ctx_st *tls;     /* serve wss:// with this context, or NULL */
   size_t compress_threshold;  /* smaller messages are sent uncompressed */
+  int reuseport;              /* bind with SO_REUSEPORT (--workers: one socket per worker) */
 } nx_config_t;
 
 /* What a suspended task waits for. */
@@ -228,5 +229,10 @@ size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values
 void nx_lua_conn_open(lua_State *L);
 void nx_lua_client_open(lua_State *L);
 int nx_lua_conn_dispatch(nx_conn_t *c);
+
+/* process.c (--workers) */
+void nx_lua_process_open(lua_State *L);
+/* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
+void nx__unblock_signals(void);
 
 #endif

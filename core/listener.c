@@ -1,7 +1,10 @@
 /* Listening sockets: one per app being served. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "ipcount.h"
 #include "log.h"
@@ -39,6 +42,30 @@ static void on_connection(uv_stream_t *server, int status) {
   nx_rt_run_ready(l->rt);
 }
 
+/* Binds a socket that other processes of this user may bind too
+ * (SO_REUSEPORT): with --workers every worker listens on its own socket of
+ * the same port and the kernel spreads new connections over them. libuv
+ * 1.44 has no flag for it, so the socket is made here and handed to libuv.
+ * Returns 0 or a negative libuv error code. */
+static int bind_shared(uv_tcp_t *tcp, const struct sockaddr *addr) {
+  int fd, on = 1, r;
+  socklen_t len =
+      addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, addr, len) != 0) {
+    r = uv_translate_sys_error(errno);
+    close(fd);
+    return r;
+  }
+  r = uv_tcp_open(tcp, fd);
+  if (r)
+    close(fd);
+  return r;
+}
+
 int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, size_t errlen) {
   struct sockaddr_storage addr;
   struct sockaddr_storage bound;
@@ -51,7 +78,10 @@ int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, s
   }
   uv_tcp_init(l->rt->loop, &l->tcp);
   l->tcp.data = l;
-  r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&addr, 0);
+  if (l->cfg.reuseport)
+    r = bind_shared(&l->tcp, (const struct sockaddr *)&addr);
+  else
+    r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&addr, 0);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
   if (r) {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 int nx_log_level = NX_LOG_INFO;
+char nx_log_tag[16];
 
 static const char *const names[] = {"debug", "info", "warn", "error"};
 static const char *const labels[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -36,8 +37,8 @@ void nx_log(int level, const char *fmt, ...) {
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
   n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-  n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ %s ", (int)(tv.tv_usec / 1000),
-                        labels[level]);
+  n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
+                        labels[level], nx_log_tag);
   va_start(ap, fmt);
   k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
   va_end(ap);

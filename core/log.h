@@ -5,6 +5,8 @@
 enum { NX_LOG_DEBUG = 0, NX_LOG_INFO, NX_LOG_WARN, NX_LOG_ERROR, NX_LOG_OFF };
 
 extern int nx_log_level;
+/* Written after the level on every line ("[w2] " in worker 2 of --workers). */
+extern char nx_log_tag[16];
 
 /* Returns the level for a name ("debug", "info", "warn", "error"), or -1. */
 int nx_log_level_from_name(const char *name);

@@ -90,6 +90,9 @@ static int l_listen(lua_State *L) {
   if (!lua_isnil(L, -1))
     cfg.compression = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "reuseport");
+  cfg.reuseport = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   cfg.ping_interval =
       (uint32_t)(1000 * opt_field_number(L, 1, "ping_interval", cfg.ping_interval / 1000.0));
   cfg.ping_timeout =
@@ -413,6 +416,10 @@ static int l_on_signal(lua_State *L) {
       uv_signal_start(hs[i], on_signal, sigs[i]);
       uv_unref((uv_handle_t *)hs[i]);
     }
+    /* A worker of --workers starts with these three blocked, so that a
+     * signal its master forwards early waits for the handlers instead of
+     * killing it (process.c). Now they are there. */
+    nx__unblock_signals();
   }
   return 0;
 }
@@ -578,6 +585,7 @@ int nx_lua_open(lua_State *L) {
   }
   nx_lua_conn_open(L);
   nx_lua_client_open(L);
+  nx_lua_process_open(L);
   lua_pushliteral(L, NEXLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

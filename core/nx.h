@@ -36,6 +36,7 @@ typedef struct {
   int compression;            /* accept permessage-deflate offers */
   struct ssl_ctx_st *tls;     /* serve wss:// with this context, or NULL */
   size_t compress_threshold;  /* smaller messages are sent uncompressed */
+  int reuseport;              /* bind with SO_REUSEPORT (--workers: one socket per worker) */
 } nx_config_t;
 
 /* What a suspended task waits for. */
@@ -251,5 +252,10 @@ void nx_request_push_path(lua_State *L, const nx_box_t *b);
 void nx_lua_conn_open(lua_State *L);
 void nx_lua_client_open(lua_State *L);
 int nx_lua_conn_dispatch(nx_conn_t *c);
+
+/* process.c (--workers) */
+void nx_lua_process_open(lua_State *L);
+/* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
+void nx__unblock_signals(void);
 
 #endif

@@ -59,6 +59,10 @@ local nexlua = {
   -- is compressed once).
   stats = core.stats,
 
+  --- This process's worker number: 1..N with `--workers N`, 1 otherwise.
+  -- Each worker has its own app state; see "Workers" in the README.
+  worker_id = 1,
+
   json = json,
   log = log,
 }

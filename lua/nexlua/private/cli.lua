@@ -7,7 +7,9 @@ local stderr, stdout = io.stderr, io.stdout
 
 local cli = {}
 
--- name -> {key, kind, help}; kind "number" | "string" | "level" | "flag"
+local MAX_COUNT = 1024 -- the largest --workers
+
+-- name -> {key, kind, help}; kind "number" | "count" | "string" | "level" | "flag"
 local OPTIONS = {
   { "--host", "host", "string", "address to listen on (default 127.0.0.1)" },
   { "--port", "port", "number", "port to listen on; 0 picks a free one (default 8000)" },
@@ -74,6 +76,10 @@ local OPTIONS = {
   },
   { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)" },
   { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert" },
+  {
+    "--workers", "workers", "count",
+    "worker processes sharing the port (SO_REUSEPORT); state is per worker (default 1)",
+  },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
@@ -86,7 +92,7 @@ local function usage()
     "options:",
   }
   for _, o in ipairs(OPTIONS) do
-    local meta = o[3] == "level" and "LEVEL" or o[3] == "number" and "N" or "VALUE"
+    local meta = o[3] == "level" and "LEVEL" or (o[3] == "number" or o[3] == "count") and "N" or "VALUE"
     local arg = o[3] == "flag" and "" or (" " .. meta)
     lines[#lines + 1] = format("  %-28s %s", o[1] .. arg, o[4])
   end
@@ -116,6 +122,12 @@ function cli.parse(argv)
         if o[3] == "number" then
           local n = tonumber(v)
           if not n or n < 0 then return nil, format("option %s needs a non-negative number, got %q", name, v) end
+          v = n
+        elseif o[3] == "count" then
+          local n = tonumber(v)
+          if not n or n < 1 or n > MAX_COUNT or n % 1 ~= 0 then
+            return nil, format("option %s needs a whole number from 1 to %d, got %q", name, MAX_COUNT, v)
+          end
           v = n
         elseif o[3] == "level" and core.log_level() and not ({ debug = 1, info = 1, warn = 1, error = 1 })[v] then
           return nil, format("option %s must be debug, info, warn or error, got %q", name, v)
@@ -169,17 +181,27 @@ function cli.main(argv)
     return 2
   end
   if opts.log_level then core.log_level(opts.log_level) end
-  local app
-  app, err = cli.load_app(opts.app)
-  if not app then
-    stderr:write("nexlua: cannot load ", opts.app, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
-    return 1
-  end
+  local nworkers = opts.workers or 1
   opts.app_path = opts.app
   if opts.no_compression then opts.compression = false end
   opts.no_compression = nil
   opts.app = nil
-  for k in pairs({ help = 1, version = 1, log_level = 1 }) do opts[k] = nil end
+  for k in pairs({ help = 1, version = 1, log_level = 1, workers = 1 }) do opts[k] = nil end
+  if nworkers > 1 then
+    -- Every worker loads the app itself, after the fork: the master stays
+    -- small, and a replacement worker serves the app as it is on disk now.
+    return require("nexlua.private.workers").run(nworkers, opts, cli.serve)
+  end
+  return cli.serve(opts)
+end
+
+--- Loads the app of opts.app_path and serves it; returns the exit code.
+function cli.serve(opts)
+  local app, err = cli.load_app(opts.app_path)
+  if not app then
+    stderr:write("nexlua: cannot load ", opts.app_path, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
+    return 1
+  end
   return require("nexlua.private.serve").run(app, opts)
 end
 

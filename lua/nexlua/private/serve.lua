@@ -109,7 +109,7 @@ local LISTEN_OPTIONS = {
   "host", "port", "max_message_size", "max_header_size", "handshake_timeout", "close_timeout",
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
   "compression", "compress_threshold", "tls_cert", "tls_key",
-  "max_connections", "max_connections_per_ip", "max_fragments", "allowed_origins",
+  "max_connections", "max_connections_per_ip", "max_fragments", "allowed_origins", "reuseport",
 }
 
 --- Starts listening for app (or a holder {app = app}); returns the
@@ -139,7 +139,9 @@ end
 serve.run_hooks = run_hooks
 
 --- Serves app until SIGINT/SIGTERM. Returns the process exit code.
--- opts: listen options plus graceful_timeout (seconds, default 10).
+-- opts: listen options plus graceful_timeout (seconds, default 10) and
+-- on_listening(listener, routes), called instead of logging the
+-- "listening on" line (a worker of --workers tells its master instead).
 function serve.run(app, opts)
   local exit_code = 0
   local listener
@@ -196,8 +198,12 @@ function serve.run(app, opts)
       core.stop()
       return
     end
-    log.info("listening on %s://%s:%d (%d routes)", listener:scheme(), listener:host(), listener:port(),
-      #holder.app.router.routes)
+    if opts.on_listening then
+      opts.on_listening(listener, #holder.app.router.routes)
+    else
+      log.info("listening on %s://%s:%d (%d routes)", listener:scheme(), listener:host(), listener:port(),
+        #holder.app.router.routes)
+    end
     if reloader and opts.reload then reloader.watch() end
   end)
   core.run()

@@ -1,0 +1,307 @@
+/* Processes for --workers: the master forks the workers and waits for what
+ * happens to them, in plain POSIX calls (the master never runs a libuv
+ * loop; each worker runs its own).
+ *
+ *   supervise()        in the master, once, before the first fork: the four
+ *                      signals it handles are blocked outside wait_event()
+ *                      and a pipe is made for the workers' "ready" lines
+ *   fork(id)           pid in the master; 0 in worker id, whose loop is
+ *                      re-created (uv_loop_fork) and whose log lines say [wID]
+ *   worker_ready(line) in a worker: one line to the master, once
+ *   wait_event([s])    in the master: "signal", NAME | "exit", pid, status,
+ *                      signal name | "ready", line | nil after s seconds
+ *   kill(pid, NAME)    true | nil, message
+ *   pid()              this process's id */
+#define _GNU_SOURCE /* ppoll */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "lauxlib.h"
+#include "log.h"
+#include "nx.h"
+
+static const struct {
+  const char *name;
+  int sig;
+} SIGNALS[] = {{"SIGINT", SIGINT},   {"SIGTERM", SIGTERM},
+               {"SIGHUP", SIGHUP},   {"SIGKILL", SIGKILL},
+               {"SIGQUIT", SIGQUIT}, {"SIGSEGV", SIGSEGV},
+               {"SIGABRT", SIGABRT}, {"SIGBUS", SIGBUS},
+               {"SIGILL", SIGILL},   {"SIGFPE", SIGFPE},
+               {"SIGPIPE", SIGPIPE}, {"SIGUSR1", SIGUSR1},
+               {"SIGUSR2", SIGUSR2}, {NULL, 0}};
+
+static int ready_fd[2] = {-1, -1}; /* the workers write, the master reads */
+static char ready_buf[4096];
+static size_t ready_len;
+static pid_t master_pid;
+static volatile sig_atomic_t got_int, got_term, got_hup;
+
+static void on_master_signal(int sig) {
+  if (sig == SIGINT)
+    got_int = 1;
+  else if (sig == SIGTERM)
+    got_term = 1;
+  else if (sig == SIGHUP)
+    got_hup = 1;
+  /* SIGCHLD only interrupts ppoll(); wait_event() reaps. */
+}
+
+static void push_signame(lua_State *L, int sig) {
+  int i;
+  for (i = 0; SIGNALS[i].name; i++)
+    if (SIGNALS[i].sig == sig) {
+      lua_pushstring(L, SIGNALS[i].name);
+      return;
+    }
+  lua_pushfstring(L, "signal %d", sig);
+}
+
+static void handled_set(sigset_t *set, int with_chld) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+  if (with_chld)
+    sigaddset(set, SIGCHLD);
+}
+
+void nx__unblock_signals(void) {
+  sigset_t set;
+  handled_set(&set, 0);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static int l_supervise(lua_State *L) {
+  struct sigaction sa;
+  sigset_t set;
+  int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD}, i;
+  if (ready_fd[0] >= 0)
+    return luaL_error(L, "supervise() called twice");
+  if (pipe(ready_fd) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot create a pipe: %s", strerror(errno));
+    return 2;
+  }
+  fcntl(ready_fd[0], F_SETFL, O_NONBLOCK);
+  fcntl(ready_fd[0], F_SETFD, FD_CLOEXEC);
+  fcntl(ready_fd[1], F_SETFD, FD_CLOEXEC);
+  master_pid = getpid();
+  /* Blocked except inside ppoll(): a signal is seen by wait_event(), never
+   * lost between a check and the wait. */
+  handled_set(&set, 1);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_master_signal;
+  sigemptyset(&sa.sa_mask);
+  for (i = 0; i < 4; i++) {
+    sa.sa_flags = sigs[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
+    sigaction(sigs[i], &sa, NULL);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* fork(id): see the top of the file. In the worker, the master's signal
+ * handlers go back to the defaults; SIGINT, SIGTERM and SIGHUP stay blocked
+ * until the worker's own handlers exist (core.on_signal unblocks them). */
+static int l_fork(lua_State *L) {
+  int id = (int)luaL_checkinteger(L, 1);
+  nx_rt_t *rt = nx_rt_get(L);
+  struct sigaction sa;
+  sigset_t set;
+  int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD}, i, r;
+  pid_t pid;
+
+  if (ready_fd[0] < 0)
+    return luaL_error(L, "fork() needs supervise() first");
+  fflush(NULL); /* or buffered output would be written twice */
+  pid = fork();
+  if (pid < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "fork failed: %s", strerror(errno));
+    return 2;
+  }
+  if (pid > 0) {
+    lua_pushinteger(L, pid);
+    return 1;
+  }
+  close(ready_fd[0]);
+  ready_fd[0] = -1;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  for (i = 0; i < 4; i++)
+    sigaction(sigs[i], &sa, NULL);
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  /* Its own process group: a Ctrl-C at the terminal reaches the master
+   * only, which forwards it once (twice would mean "exit now"). If the
+   * master dies without forwarding anything, the worker gets SIGTERM. */
+  setpgid(0, 0);
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+  if (getppid() != master_pid)
+    _exit(1); /* the master died before prctl() */
+  snprintf(nx_log_tag, sizeof(nx_log_tag), "[w%d] ", id);
+  /* The loop was created in the master (nexlua.core made it): its epoll
+   * descriptor is shared with the master until it is re-created here. */
+  r = uv_loop_fork(rt->loop);
+  if (r) {
+    nx_log(NX_LOG_ERROR, "cannot re-create the event loop after fork: %s", uv_strerror(r));
+    _exit(1);
+  }
+  lua_pushinteger(L, 0);
+  return 1;
+}
+
+static int l_worker_ready(lua_State *L) {
+  size_t len;
+  const char *line = luaL_checklstring(L, 1, &len);
+  char buf[512];
+  ssize_t w;
+  if (ready_fd[1] < 0)
+    return 0;
+  if (len > sizeof(buf) - 2 || memchr(line, '\n', len))
+    return luaL_error(L, "worker_ready: one line of at most %d bytes", (int)sizeof(buf) - 2);
+  memcpy(buf, line, len);
+  buf[len++] = '\n';
+  /* Under PIPE_BUF: one atomic write, never mixed with another worker's. */
+  do
+    w = write(ready_fd[1], buf, len);
+  while (w < 0 && errno == EINTR);
+  close(ready_fd[1]);
+  ready_fd[1] = -1;
+  lua_pushboolean(L, w == (ssize_t)len);
+  return 1;
+}
+
+/* Pushes the next complete line of the ready pipe; 0 when there is none. */
+static int pop_line(lua_State *L) {
+  char *nl = memchr(ready_buf, '\n', ready_len);
+  size_t n;
+  if (!nl)
+    return 0;
+  n = (size_t)(nl - ready_buf);
+  lua_pushliteral(L, "ready");
+  lua_pushlstring(L, ready_buf, n);
+  memmove(ready_buf, nl + 1, ready_len - n - 1);
+  ready_len -= n + 1;
+  return 2;
+}
+
+static int l_wait_event(lua_State *L) {
+  double timeout = luaL_optnumber(L, 1, -1);
+  struct timespec ts, *tsp = NULL;
+  struct pollfd pfd;
+  sigset_t none;
+  int status, n;
+  pid_t pid;
+
+  if (ready_fd[0] < 0)
+    return luaL_error(L, "wait_event() needs supervise() first");
+  if (timeout >= 0) {
+    ts.tv_sec = (time_t)timeout;
+    ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
+    tsp = &ts;
+  }
+  sigemptyset(&none);
+  for (;;) {
+    const char *sig = got_term ? "SIGTERM" : got_int ? "SIGINT" : got_hup ? "SIGHUP" : NULL;
+    if (sig) {
+      if (got_term)
+        got_term = 0;
+      else if (got_int)
+        got_int = 0;
+      else
+        got_hup = 0;
+      lua_pushliteral(L, "signal");
+      lua_pushstring(L, sig);
+      return 2;
+    }
+    pid = waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      lua_pushliteral(L, "exit");
+      lua_pushinteger(L, pid);
+      if (WIFEXITED(status)) {
+        lua_pushinteger(L, WEXITSTATUS(status));
+        lua_pushnil(L);
+      } else {
+        lua_pushnil(L);
+        push_signame(L, WTERMSIG(status));
+      }
+      return 4;
+    }
+    if ((n = pop_line(L)) > 0)
+      return n;
+    if (ready_len < sizeof(ready_buf)) {
+      ssize_t r = read(ready_fd[0], ready_buf + ready_len, sizeof(ready_buf) - ready_len);
+      if (r > 0) {
+        ready_len += (size_t)r;
+        continue;
+      }
+    } else {
+      ready_len = 0; /* a line longer than the buffer: not from a worker */
+    }
+    pfd.fd = ready_fd[0];
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    /* The handled signals are unblocked only while ppoll() waits. */
+    n = ppoll(&pfd, 1, tsp, &none);
+    if (n == 0)
+      return 0;
+  }
+}
+
+static int l_kill(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  int i;
+  if (pid <= 0)
+    return luaL_error(L, "kill: pid must be positive");
+  for (i = 0; SIGNALS[i].name; i++)
+    if (strcmp(SIGNALS[i].name, name) == 0 || strcmp(SIGNALS[i].name + 3, name) == 0)
+      break;
+  if (!SIGNALS[i].name)
+    return luaL_error(L, "kill: unknown signal '%s'", name);
+  if (kill(pid, SIGNALS[i].sig) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "kill %d: %s", (int)pid, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+/* Adds the functions to the nexlua.core table on top of the stack. */
+void nx_lua_process_open(lua_State *L) {
+  static const luaL_Reg fns[] = {{"supervise", l_supervise},
+                                 {"fork", l_fork},
+                                 {"worker_ready", l_worker_ready},
+                                 {"wait_event", l_wait_event},
+                                 {"kill", l_kill},
+                                 {"pid", l_pid},
+                                 {NULL, NULL}};
+  const luaL_Reg *f;
+  for (f = fns; f->name; f++) {
+    lua_pushcfunction(L, f->func);
+    lua_setfield(L, -2, f->name);
+  }
+}

@@ -1,0 +1,162 @@
+--- --workers N: a master process forks N workers and supervises them.
+--
+-- Each worker is a whole server: it loads the app, runs the startup hooks,
+-- listens on the shared port (SO_REUSEPORT: the kernel spreads new
+-- connections over the workers' sockets), serves, and runs the shutdown
+-- hooks, in its own loop and Lua state. The master loads no app and runs no
+-- loop: it forks, forwards signals and replaces a worker that dies.
+--
+-- Start-up: worker 1 starts alone, so that a port of 0 is chosen once (by
+-- its bind) and an app that cannot start fails once; the others then bind
+-- the port worker 1 got. When all are listening the master logs the
+-- "listening on" line. A worker that exits before it is listening (at
+-- start-up or as a replacement) stops everything with status 1: the master
+-- never loops on an app that cannot start.
+local core = require "nexlua.core"
+local log = require "nexlua.log"
+
+local pairs, tonumber, format, match = pairs, tonumber, string.format, string.match
+
+local workers = {}
+
+local function describe(status, signame)
+  if signame then return "killed by " .. signame end
+  return "exit status " .. status
+end
+
+-- Runs the master until every worker has exited. Returns the exit code, or
+-- nil and a worker id in a freshly forked worker.
+local function master(n, opts)
+  local by_id, by_pid = {}, {} -- id -> {pid =, ready =}; pid -> id
+  local state = "starting"     -- "starting" | "serving" | "stopping"
+  local code = 0
+  local first                  -- what the first worker to listen reported
+
+  local ok, err = core.supervise()
+  if not ok then
+    log.error("%s", err)
+    return 1
+  end
+
+  -- Forks worker id: true in the master, "child" in the worker, false when
+  -- fork failed.
+  local function start(id)
+    local pid, ferr = core.fork(id)
+    if not pid then
+      log.error("cannot start worker %d: %s", id, ferr)
+      return false
+    end
+    if pid == 0 then return "child" end
+    by_id[id] = { pid = pid, ready = false }
+    by_pid[pid] = id
+    return true
+  end
+
+  local function alive()
+    local k = 0
+    for _ in pairs(by_id) do k = k + 1 end
+    return k
+  end
+
+  local function forward(signame)
+    for _, w in pairs(by_id) do core.kill(w.pid, signame) end
+  end
+
+  local function stop(why_code)
+    if why_code ~= 0 then code = why_code end
+    state = "stopping"
+    forward("SIGTERM")
+  end
+
+  local r = start(1)
+  if r == "child" then return nil, 1 end
+  if not r then return 1 end
+
+  while alive() > 0 do
+    local ev, a, b, c = core.wait_event()
+    if ev == "signal" then
+      if a == "SIGHUP" then
+        if state ~= "stopping" then
+          log.info("SIGHUP received: reloading %d worker(s)", alive())
+          forward(a)
+        end
+      elseif state == "stopping" then
+        log.warn("second %s: exiting now", a)
+        forward(a)
+        return 1
+      else
+        log.info("%s received: shutting down %d worker(s)", a, alive())
+        state = "stopping"
+        forward(a)
+      end
+    elseif ev == "ready" then
+      local pid, port, scheme, host, routes = match(a, "^(%d+) (%d+) (%S+) (%S+) (%d+)$")
+      local id = by_pid[tonumber(pid)]
+      if id then
+        by_id[id].ready = true
+        if not first then
+          first = { port = tonumber(port), scheme = scheme, host = host, routes = tonumber(routes) }
+          -- The others bind what the first one got (a port of 0 is chosen once).
+          opts.port, opts.host = first.port, first.host
+          for i = 2, n do
+            if state == "stopping" then break end
+            r = start(i)
+            if r == "child" then return nil, i end
+            if not r then stop(1) end
+          end
+        end
+        if state == "starting" then
+          local all = true
+          for i = 1, n do all = all and by_id[i] ~= nil and by_id[i].ready end
+          if all then
+            state = "serving"
+            log.info("listening on %s://%s:%d (%d routes)", first.scheme, first.host, first.port,
+              first.routes)
+          end
+        elseif state == "serving" then
+          log.info("worker %d (pid %s) is serving again", id, pid)
+        end
+      end
+    elseif ev == "exit" then
+      local id = by_pid[a]
+      if id then
+        local w = by_id[id]
+        by_pid[a], by_id[id] = nil, nil
+        local how = describe(b, c)
+        if state == "stopping" then
+          if b ~= 0 then
+            log.warn("worker %d (pid %d) ended with %s", id, a, how)
+            code = 1
+          end
+        elseif not w.ready then
+          log.error("worker %d (pid %d) did not start (%s): stopping", id, a, how)
+          stop(1)
+        else
+          log.error("worker %d (pid %d) died (%s): starting a replacement", id, a, how)
+          r = start(id)
+          if r == "child" then return nil, id end
+          if not r then stop(1) end
+        end
+      end
+    end
+  end
+  return code
+end
+
+--- Runs n workers of serve(opts) (a function returning the exit code of a
+-- single server) under a master. Returns the exit code of this process:
+-- the master's, or the worker's in a worker.
+function workers.run(n, opts, serve)
+  local code, id = master(n, opts)
+  if not id then return code end
+  require("nexlua").worker_id = id
+  opts.reuseport = true
+  opts.on_listening = function(listener, routes)
+    log.info("serving (pid %d)", core.pid())
+    core.worker_ready(format("%d %d %s %s %d", core.pid(), listener:port(), listener:scheme(),
+      listener:host(), routes))
+  end
+  return serve(opts)
+end
+
+return workers

@@ -1,0 +1,185 @@
+-- --workers N: a master process and N workers sharing the port with
+-- SO_REUSEPORT, each with the whole app lifecycle; the master forwards
+-- SIGTERM and SIGHUP, replaces a worker that dies, and exits 0 after a clean
+-- shutdown. (spec/apps/workers_app.lua answers "worker_id pid served generation".)
+local proc = require "helpers.proc"
+local rawws = require "helpers.rawws"
+local socket = require "socket"
+
+local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
+local APP = "spec/apps/workers_app.lua"
+
+local function poll(fn, timeout)
+  local deadline = socket.gettime() + timeout
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(0.05)
+  until socket.gettime() > deadline
+  return nil
+end
+
+local function count(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
+-- The parent pid of pid, from /proc (nil once it is gone).
+local function ppid(pid)
+  local stat = proc.read_file("/proc/" .. pid .. "/stat")
+  return stat and tonumber(stat:match("^%d+ %b() %a (%d+)"))
+end
+
+local function gone(pid)
+  local stat = proc.read_file("/proc/" .. pid .. "/stat")
+  return stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil
+end
+
+-- Opens a connection to /who; returns the client and {id=, pid=, served=, gen=}.
+local function who(port)
+  local c = rawws.connect(port, "/who")
+  assert.equal(101, c.status)
+  local id, pid, served, gen = c:recv_message(10):match("^(%d+) (%d+) (%d+) (%d+)$")
+  return c, { id = tonumber(id), pid = tonumber(pid), served = tonumber(served), gen = tonumber(gen) }
+end
+
+-- Opens connections (held open, so that the kernel spreads them) until
+-- pred(seen) is true or n connections are open; closes them. seen: id -> info.
+local function sample(port, n, pred)
+  local clients, seen = {}, {}
+  for _ = 1, n do
+    local c, info = who(port)
+    clients[#clients + 1] = c
+    seen[info.id] = info
+    if pred and pred(seen, info) then break end
+  end
+  for _, c in ipairs(clients) do c:close_socket() end
+  return seen
+end
+
+describe("--workers", function()
+  local s
+  after_each(function()
+    if s then s:stop(15) end
+    s = nil
+  end)
+
+  it("spreads connections over workers, each a child of the master with its own state", function()
+    s = proc.start(APP, { "--workers", "3" })
+    local log = s:log()
+    assert.equal(1, count(log, "listening on ws://"), log)
+    assert.equal(3, count(log, "STARTUP worker=%d"), log)
+    for i = 1, 3 do assert.matches("%[w" .. i .. "%] STARTUP worker=" .. i, log) end
+
+    local seen = sample(s.port, 60, function(seen)
+      local k = 0
+      for _ in pairs(seen) do k = k + 1 end
+      return k == 3
+    end)
+    local ids = {}
+    for id, info in pairs(seen) do
+      ids[#ids + 1] = id
+      assert.are_not.equal(s.pid, info.pid)
+      assert.equal(s.pid, ppid(info.pid))
+    end
+    -- SO_REUSEPORT hashes each connection's addresses and ports: over up to
+    -- 60 connections, more than one worker serves.
+    assert.is_true(#ids >= 2, "one worker served everything")
+    assert.equal(0, s:stop(15))
+  end)
+
+  it("SIGTERM: every worker runs its shutdown hooks, the master exits 0", function()
+    s = proc.start(APP, { "--workers", "3" })
+    local seen = sample(s.port, 10)
+    local pids = {}
+    for _, info in pairs(seen) do pids[#pids + 1] = info.pid end
+    s:signal("TERM")
+    assert.equal(0, s:wait_exit(20), s:log())
+    local log = s:log()
+    assert.equal(3, count(log, "SHUTDOWN worker=%d"), log)
+    assert.matches("SIGTERM received: shutting down 3 worker%(s%)", log)
+    for _, pid in ipairs(pids) do assert.is_true(gone(pid), "worker " .. pid .. " still running") end
+  end)
+
+  it("a worker killed with SIGKILL is logged and replaced", function()
+    s = proc.start(APP, { "--workers", "2" })
+    local _, first = who(s.port)
+    assert.equal(s.pid, ppid(first.pid)) -- only a child of the process we started is signalled
+    assert(proc.exec_ok("kill -KILL " .. first.pid))
+    local pat = "worker " .. first.id .. " %(pid " .. first.pid .. "%) died %(killed by SIGKILL%): " ..
+      "starting a replacement"
+    assert.truthy(s:wait_log(pat, 20), s:log())
+    local again = s:wait_log("worker " .. first.id .. " %(pid (%d+)%) is serving again", 20)
+    assert.truthy(again, s:log())
+    assert.are_not.equal(first.pid, tonumber(again))
+    -- The replacement answers (with a fresh state: it is a new process).
+    local seen = poll(function()
+      local got = sample(s.port, 40, function(_, info) return info.pid == tonumber(again) end)
+      local r = got[first.id]
+      return r and r.pid == tonumber(again) and r
+    end, 30)
+    assert.truthy(seen, "the replacement worker never answered")
+    assert.equal(1, count(s:log(), "listening on ws://"))
+    assert.equal(0, s:stop(15))
+  end)
+
+  it("SIGHUP reloads every worker", function()
+    s = proc.start(APP, { "--workers", "2" })
+    s:signal("HUP")
+    assert.truthy(poll(function()
+      local log = s:log()
+      return log:match("RELOADED worker=1 ") and log:match("RELOADED worker=2 ")
+    end, 20), s:log())
+    assert.matches("SIGHUP received: reloading 2 worker%(s%)", s:log())
+    local seen = sample(s.port, 10)
+    for _, info in pairs(seen) do assert.equal(2, info.gen) end
+    assert.equal(0, s:stop(15))
+  end)
+
+  it("a startup that fails stops everything with status 1, once", function()
+    s = proc.start("spec/apps/startup_fail_app.lua", { "--workers", "3" }, { expect_exit = true })
+    assert.equal(1, s:wait_exit(20), s:log())
+    local log = s:log()
+    assert.matches("cannot reach the database", log)
+    assert.matches("worker 1 %(pid %d+%) did not start %(exit status 1%): stopping", log)
+    assert.is_nil(log:find("[w2]", 1, true), log) -- the others never started
+    assert.is_nil(log:find("listening on", 1, true), log)
+  end)
+
+  it("an app that cannot be loaded exits 1 with the load error", function()
+    local dir = proc.tmpdir()
+    local path = dir .. "/bad.lua"
+    proc.write_file(path, "local x = \n")
+    local code, _, err = proc.run({ BIN, path, "--port", "0", "--workers", "2" }, 20)
+    proc.rmdir(dir)
+    assert.equal(1, code)
+    assert.matches("nexlua: cannot load " .. path:gsub("%p", "%%%0"), err)
+    assert.equal(1, count(err, "cannot load"))
+  end)
+
+  it("--workers 1 is the single process of old", function()
+    s = proc.start(APP, { "--workers", "1" })
+    local _, info = who(s.port)
+    assert.equal(1, info.id)
+    assert.equal(s.pid, info.pid)
+    assert.is_nil(s:log():find("[w1]", 1, true))
+    assert.equal(0, s:stop(15))
+  end)
+
+  for _, bad in ipairs({ "0", "-1", "x", "1.5" }) do
+    it("--workers " .. bad .. " is a command-line error (exit 2)", function()
+      local code, out, err = proc.run({ BIN, APP, "--workers", bad }, 10)
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("^nexlua: option %-%-workers needs a whole number from 1 to %d+, got \"" ..
+        bad:gsub("%p", "%%%0") .. "\"\n$", err)
+    end)
+  end
+
+  it("--help lists --workers", function()
+    local code, out = proc.run({ BIN, "--help" }, 10)
+    assert.equal(0, code)
+    assert.matches("%-%-workers N", out)
+  end)
+end)

@@ -1,0 +1,31 @@
+-- Workers spec app (spec/api/workers_spec.lua): answers which worker (id
+-- and pid) serves each connection, logs its lifecycle hooks with the pid,
+-- and counts its connections (state is per worker).
+local nexlua = require "nexlua"
+local core = require "nexlua.core"
+
+local app = nexlua.App()
+local served = nexlua.keep("served", function() return { n = 0 } end)
+local generation = nexlua.keep("generation", function() return { n = 0 } end)
+generation.n = generation.n + 1
+local gen = generation.n
+
+app:on_startup(function()
+  nexlua.log.info("STARTUP worker=%d pid=%d", nexlua.worker_id, core.pid())
+end)
+app:on_shutdown(function()
+  nexlua.sleep(0.05) -- a hook that waits
+  nexlua.log.info("SHUTDOWN worker=%d pid=%d", nexlua.worker_id, core.pid())
+end)
+app:on_reload(function()
+  nexlua.log.info("RELOADED worker=%d pid=%d generation=%d", nexlua.worker_id, core.pid(), gen)
+end)
+
+app:ws_route("/who", function(ws)
+  ws:accept()
+  served.n = served.n + 1
+  ws:send_text(string.format("%d %d %d %d", nexlua.worker_id, core.pid(), served.n, gen))
+  for _ in ws:iter_text() do end
+end)
+
+return app

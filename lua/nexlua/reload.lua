@@ -17,7 +17,7 @@ local log = require "nexlua.log"
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
-local format, sub, match, find = string.format, string.sub, string.match, string.find
+local format, sub, match = string.format, string.sub, string.match
 local traceback = debug.traceback
 
 local reload = {}
@@ -35,6 +35,15 @@ function reload.keep(name, init)
     kept[name] = v
   end
   return v
+end
+
+-- True if path is a directory (reading one fails with EISDIR).
+local function is_dir(path)
+  local f = io.open(path, "r")
+  if not f then return false end
+  local _, _, code = f:read(1)
+  f:close()
+  return code == 21
 end
 
 local function dir_of(path) return match(path, "^(.*)/[^/]*$") or "." end
@@ -138,12 +147,13 @@ function reload.new(path, holder, run_hooks)
   -- one reload: each event pushes the deadline; one task waits it out.
   local deadline, waiting = 0, false
   local DEBOUNCE = 0.1
-  local function on_change(filename)
+  local function on_change(dir, filename)
     if sub(filename, -4) ~= ".lua" then
-      -- Not a Lua file. A name without a dot is most likely a directory
-      -- created or replaced (a git checkout): watch it afresh, and reload,
-      -- since its modules may have changed before the watch was in place.
-      if find(filename, ".", 1, true) or filename == "" or #self.watches == 0 then return end
+      -- Not a Lua file. A directory created or replaced (a git checkout):
+      -- watch it afresh, and reload, since its modules may have changed
+      -- before the watch was in place. Anything else (logs, data files)
+      -- is none of our business.
+      if filename == "" or #self.watches == 0 or not is_dir(dir .. "/" .. filename) then return end
       self.watch()
     end
     deadline = core.hrtime() + DEBOUNCE
@@ -168,7 +178,7 @@ function reload.new(path, holder, run_hooks)
       dirs[realdir(rel)] = true
     end
     for dir in pairs(dirs) do
-      local w, err = core.watch(dir, on_change)
+      local w, err = core.watch(dir, function(filename) on_change(dir, filename) end)
       if w then
         self.watches[#self.watches + 1] = w
       elseif not self.watched_once then

@@ -100,6 +100,17 @@ describe("hot reload triggers", function()
       assert.equal("v1|hello|!|1|x", fresh_reply())
     end)
 
+    it("does not reload for files without a dot in their name (a log, a Makefile)", function()
+      for i = 1, 3 do
+        R.write(dir .. "/log", string.rep("line\n", i))
+        R.write(dir .. "/Makefile", "all:\n")
+        R.sleep(0.2)
+      end
+      R.sleep(0.3)
+      assert.equal(0, R.reload_count(s))
+      assert.equal("v1|hello|!|1|x", fresh_reply())
+    end)
+
     it("reloads for every separate save, and on SIGHUP as well", function()
       for i = 2, 4 do
         R.write_versioned(dir, { VERSION = "v" .. i })

@@ -102,7 +102,11 @@ static int l_accept(lua_State *L) {
     return luaL_error(L, "WebSocket already accepted");
   {
     /* The request passed the handshake check: it has one valid key. */
-    size_t klen = 0;
+    static const char pre[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                              "Upgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n"
+                              "Sec-WebSocket-Accept: ";
+    size_t klen = 0, alen;
     const char *k = nx_request_header(b, "sec-websocket-key", &klen);
     char key[32];
     if (!k || klen >= sizeof(key))
@@ -110,13 +114,12 @@ static int l_accept(lua_State *L) {
     memcpy(key, k, klen);
     key[klen] = '\0';
     nx_http_accept_key(key, accept);
+    alen = strlen(accept);
+    memcpy(head, pre, sizeof(pre) - 1);
+    memcpy(head + sizeof(pre) - 1, accept, alen);
+    memcpy(head + sizeof(pre) - 1 + alen, "\r\n", 2);
+    n = (int)(sizeof(pre) - 1 + alen + 2);
   }
-  n = snprintf(head, sizeof(head),
-               "HTTP/1.1 101 Switching Protocols\r\n"
-               "Upgrade: websocket\r\n"
-               "Connection: Upgrade\r\n"
-               "Sec-WebSocket-Accept: %s\r\n",
-               accept);
   nx_conn_send_raw(c, head, (size_t)n);
   if (proto) {
     nx_conn_send_raw(c, "Sec-WebSocket-Protocol: ", 24);

@@ -236,7 +236,8 @@ void nx_conn_accepted(nx_listener_t *l) {
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  if (!l->nodelay_inherited)
+    uv_tcp_nodelay(&c->tcp, 1);
   l->nconns++;
   if (l->cfg.max_connections && l->nconns > l->cfg.max_connections)
     c->over_capacity = 1; /* answered 503 once its request is read */

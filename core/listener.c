@@ -96,6 +96,11 @@ int nx_listener_start(nx_listener_t *l, const char *host, int port, char *err, s
     uv_close((uv_handle_t *)&l->tcp, NULL);
     return -1;
   }
+#ifdef __linux__
+  /* Linux copies TCP_NODELAY from the listening socket to the accepted
+   * ones: one setsockopt here instead of one per connection. */
+  l->nodelay_inherited = uv_tcp_nodelay(&l->tcp, 1) == 0;
+#endif
   uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
   if (bound.ss_family == AF_INET6) {
     l->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);

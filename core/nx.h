@@ -100,6 +100,7 @@ struct nx_listener_s {
   nx_config_t cfg;
   int entry_ref; /* Lua function(box, request) run per upgrade request */
   int closed;
+  int nodelay_inherited; /* accepted sockets get TCP_NODELAY from the listener (Linux) */
   char host[64];
   int port;
   nx_conn_t *conns; /* open connections, for shutdown */

@@ -18,6 +18,9 @@ local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutErro
 
 local WebSocket = {}
 
+local ok_new, new_table = pcall(require, "table.new")
+if not ok_new then new_table = function() return {} end end
+
 -- Connection states, as the app sees them.
 local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "closed", "disconnected"
 
@@ -70,7 +73,11 @@ local mt = {
 -- Kept small: an idle connection's memory is mostly this object, so every
 -- other field is computed on first access (see lazy).
 function WebSocket.new(box, raw_path, app)
-  return setmetatable({ _box = box, path = multidict.unescape_path(raw_path), _state = CONNECTING, app = app }, mt)
+  -- Sized for the fields every connection gets (these four, then _route
+  -- and _co from serve, then a few more): no rehash while it fills up.
+  local self = new_table(0, 8)
+  self._box, self.path, self._state, self.app = box, multidict.unescape_path(raw_path), CONNECTING, app
+  return setmetatable(self, mt)
 end
 
 local function valid_token(s)

@@ -100,6 +100,7 @@ function serve.entry(target)
     ws._route = route
     ws._co = running()
     local ok, err = xpcall(run_chain, on_error, build_chain(app, route), 1, route.handler, ws)
+    ws._co = nil -- the WebSocket may outlive its handler: do not keep the coroutine
     finish(ws, route, ok, err)
     generation_done(app, holder)
   end

@@ -6,6 +6,7 @@ local TestClient = require "nexlua.testing"
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local socket = require "socket"
+local proc = require "helpers.proc"
 
 local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
 local APP = "spec/apps/lifecycle_app.lua"
@@ -19,15 +20,7 @@ local function read_file(path)
   return s
 end
 
-local function poll(fn, timeout)
-  local deadline = socket.gettime() + timeout
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return nil
-end
+local function poll(fn, timeout) return proc.poll(fn, timeout, 0.02) end
 
 -- A nexlua process whose exit status is kept: a shell waits for it and
 -- writes the status to a file. Only this PID is ever signalled.

@@ -4,6 +4,7 @@
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local socket = require "socket"
+local proc = require "helpers.proc"
 
 local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
 local q = server.shquote
@@ -16,15 +17,7 @@ local function read_file(path)
   return s
 end
 
-local function poll(fn, timeout)
-  local deadline = socket.gettime() + timeout
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return nil
-end
+local function poll(fn, timeout) return proc.poll(fn, timeout, 0.02) end
 
 describe("SIGTERM", function()
   local pid, port, log_path, status_path, pid_path

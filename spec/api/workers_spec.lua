@@ -4,20 +4,11 @@
 -- shutdown. (spec/apps/workers_app.lua answers "worker_id pid served generation".)
 local proc = require "helpers.proc"
 local rawws = require "helpers.rawws"
-local socket = require "socket"
 
 local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
 local APP = "spec/apps/workers_app.lua"
 
-local function poll(fn, timeout)
-  local deadline = socket.gettime() + timeout
-  repeat
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return nil
-end
+local function poll(fn, timeout) return proc.poll(fn, timeout, 0.05) end
 
 local function count(s, pattern)
   local n = 0

@@ -8,12 +8,25 @@
 --   s.port, s.pid, s:log(), s:wait_log(pat, t), s:alive(), s:rss_kb(), s:hwm_kb()
 --   local code = s:stop()        -- SIGTERM, then the exit code (nil: had to be killed)
 --   local code, out, err = proc.run({ "build/nexlua", "app.lua", "--port", "0" }, 10)
+--   local v = proc.poll(function() return something() end, 5) -- nil on timeout
 --
 -- Only the PIDs this module started are ever signalled.
 
 local socket = require "socket"
 
 local M = {}
+
+--- Calls fn every step seconds (default 0.02) until it returns a true value,
+-- which is returned; nil after timeout seconds.
+function M.poll(fn, timeout, step)
+  local deadline = socket.gettime() + timeout
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(step or 0.02)
+  until socket.gettime() > deadline
+  return nil
+end
 
 local function shquote(s)
   s = tostring(s)

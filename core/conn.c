@@ -15,6 +15,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "pubsub.h"
 #include "tls.h"
 #include "utf8.h"
 
@@ -99,6 +100,8 @@ static void conn_free(nx_conn_t *c) {
     if (*pp)
       *pp = c->dirty_next;
   }
+  if (c->subs)
+    nx_pubsub_drop_conn(rt, c);
   while ((m = c->inbox) != NULL) {
     c->inbox = m->next;
     free(m);

@@ -10,6 +10,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "pubsub.h"
 #include "utf8.h"
 
 #define BOX_MT "nexlua.connection"
@@ -293,6 +294,101 @@ static int l_buffered(lua_State *L) {
   return 1;
 }
 
+/* ---- Topics (pubsub.c) ----------------------------------------------- */
+
+/* The connection of box for a topic call: NULL (and nil, "closed", ...
+ * pushed) once it has ended; an error before accept. */
+static nx_conn_t *topic_conn(lua_State *L, nx_box_t *b, const char *what) {
+  nx_conn_t *c = b->conn;
+  if (c && (c->state == NX_CONN_HTTP || c->state == NX_CONN_ROUTING)) {
+    luaL_error(L, "cannot %s before accept()", what);
+    return NULL;
+  }
+  if (!c || c->state != NX_CONN_OPEN) {
+    push_closed(L, b);
+    return NULL;
+  }
+  return c;
+}
+
+/* subscribe(box, topic) -> true (new) | false (already) | nil, "closed", code, reason */
+static int l_subscribe(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  size_t len;
+  const char *topic = luaL_checklstring(L, 2, &len);
+  nx_conn_t *c = topic_conn(L, b, "subscribe");
+  int r;
+  if (!c)
+    return 4;
+  r = nx_pubsub_subscribe(c->rt, c, topic, len);
+  if (r < 0)
+    return luaL_error(L, "out of memory subscribing to a topic");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+/* unsubscribe(box, topic) -> true (was subscribed) | false */
+static int l_unsubscribe(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  size_t len;
+  const char *topic = luaL_checklstring(L, 2, &len);
+  nx_conn_t *c = b->conn;
+  lua_pushboolean(L, c && nx_pubsub_unsubscribe(c->rt, c, topic, len));
+  return 1;
+}
+
+/* subscribed(box, topic) -> boolean */
+static int l_subscribed(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  size_t len;
+  const char *topic = luaL_checklstring(L, 2, &len);
+  nx_conn_t *c = b->conn;
+  lua_pushboolean(L, c && nx_pubsub_is_subscribed(c->rt, c, topic, len));
+  return 1;
+}
+
+static void add_topic(const char *topic, size_t len, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushlstring(L, topic, len);
+  lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+}
+
+/* topics(box) -> { topic, ... } (empty once the connection ended) */
+static int l_topics(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  lua_newtable(L);
+  if (b->conn)
+    nx_pubsub_each_topic(b->conn, add_topic, L);
+  return 1;
+}
+
+/* publish(topic, data, binary, except_box|nil) -> receivers | nil, "utf8" */
+static int l_publish(lua_State *L) {
+  size_t tlen, len;
+  const char *topic = luaL_checklstring(L, 1, &tlen);
+  const char *data = luaL_checklstring(L, 2, &len);
+  int binary = lua_toboolean(L, 3);
+  nx_conn_t *except = lua_isnoneornil(L, 4) ? NULL : check_box(L, 4)->conn;
+  nx_rt_t *rt = nx_rt_get(L);
+  if (!binary && !nx_utf8_valid((const uint8_t *)data, len)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "utf8");
+    return 2;
+  }
+  lua_pushnumber(L, (lua_Number)nx_pubsub_publish(rt, topic, tlen,
+                                                  binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data,
+                                                  len, except));
+  return 1;
+}
+
+/* subscribers(topic) -> count (this process) */
+static int l_subscribers(lua_State *L) {
+  size_t len;
+  const char *topic = luaL_checklstring(L, 1, &len);
+  lua_pushnumber(L, nx_pubsub_count(nx_rt_get(L), topic, len));
+  return 1;
+}
+
 /* request(box) -> the request table (see nx_request_push) */
 static int l_request(lua_State *L) {
   nx_request_push(L, check_box(L, 1));
@@ -324,6 +420,12 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"state", l_state},
                                  {"buffered", l_buffered},
                                  {"request", l_request},
+                                 {"subscribe", l_subscribe},
+                                 {"unsubscribe", l_unsubscribe},
+                                 {"subscribed", l_subscribed},
+                                 {"topics", l_topics},
+                                 {"publish", l_publish},
+                                 {"subscribers", l_subscribers},
                                  {NULL, NULL}};
   const luaL_Reg *f;
   int mt;

@@ -86,6 +86,7 @@ struct nx_rt_s {
   uint32_t nhandlers; /* handler tasks alive (a shutdown waits for them) */
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
+  struct nx_pubsub_s *pubsub;   /* topics, created on first use */
   nx_buf_t scratch;             /* inflated messages land here first */
   nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
@@ -184,6 +185,7 @@ struct nx_conn_s {
   int box_ref;
   nx_conn_t *dirty_next;
   nx_conn_t *prev, *next; /* in listener->conns */
+  struct nx_sub_s *subs;  /* its topic subscriptions (pubsub.c) */
 };
 
 /* runtime.c */

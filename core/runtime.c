@@ -14,6 +14,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "pubsub.h"
 
 static const char RT_KEY[] = "nexlua.runtime";
 
@@ -381,6 +382,8 @@ void nx_rt_close(lua_State *L) {
     nx_listener_free(l);
   }
   nx_deflate_free(rt->deflate);
+  nx_pubsub_free(rt->pubsub);
+  rt->pubsub = NULL;
   nx_buf_free(&rt->scratch);
   nx_buf_free(&rt->tlsplain);
   lua_pushnil(L);

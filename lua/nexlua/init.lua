@@ -12,6 +12,7 @@ local router = require "nexlua.router"
 local tasks = require "nexlua.tasks"
 local queue = require "nexlua.queue"
 local reload = require "nexlua.reload"
+local topics = require "nexlua.topics"
 
 local nexlua = {
   _VERSION = core.version,
@@ -50,6 +51,13 @@ local nexlua = {
   wait_for = tasks.wait_for,
   --- An asyncio-style queue: nexlua.Queue{maxsize = n}.
   Queue = queue.new,
+
+  --- Topics (see ws:subscribe): nexlua.publish(topic, data, {binary =,
+  -- exclude = ws}) queues data to every subscriber and returns how many.
+  publish = topics.publish,
+  publish_json = topics.publish_json,
+  --- Subscribers of a topic in this process.
+  subscribers = topics.subscribers,
 
   --- A value that survives hot reloads: nexlua.keep("rooms", function() return {} end).
   keep = reload.keep,

@@ -3,6 +3,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"
 local multidict = require "nexlua.multidict"
+local topics = require "nexlua.topics"
 
 local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
   type, tostring, pairs, ipairs, rawset, setmetatable, math.floor
@@ -340,6 +341,55 @@ function WebSocket:iter_json() return step_json, self end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
 function WebSocket:iter() return next_message, self end
+
+--- Topics (see nexlua.publish): subscribes this connection to topic until
+-- ws:unsubscribe(topic) or the end of the connection. Returns true if it
+-- was not subscribed yet. Raises WebSocketDisconnect once the peer is gone.
+function WebSocket:subscribe(topic)
+  topics.check(topic, "subscribe", 2)
+  local st = self._state
+  if st == CONNECTING then raise(WebSocketError, 2, "cannot subscribe before accept()") end
+  if st == CLOSED then raise(WebSocketError, 2, "cannot subscribe after close()") end
+  local ok, _, code, reason = core.subscribe(self._box, topic)
+  if ok == nil then error(disconnected(self, code, reason), 0) end
+  return ok
+end
+
+--- Leaves topic; returns true if the connection was subscribed to it.
+function WebSocket:unsubscribe(topic)
+  topics.check(topic, "unsubscribe", 2)
+  return core.unsubscribe(self._box, topic)
+end
+
+function WebSocket:is_subscribed(topic)
+  topics.check(topic, "is_subscribed", 2)
+  return core.subscribed(self._box, topic)
+end
+
+--- The topics this connection is subscribed to (in no particular order).
+function WebSocket:topics() return core.topics(self._box) end
+
+local function publish_options(opts, what)
+  if opts == nil then return false end
+  if type(opts) ~= "table" then raise(WebSocketError, 3, what .. ": opts must be a table") end
+  return opts.binary == true
+end
+
+--- Sends data to every subscriber of topic except this connection (which
+-- need not be a subscriber itself). opts.binary: a binary message. Returns
+-- how many connections it was queued to.
+function WebSocket:publish(topic, data, opts)
+  local n = topics.deliver(topic, data, publish_options(opts, "publish"), self._box, "publish", 2)
+  return n
+end
+
+function WebSocket:publish_json(topic, v, opts)
+  local binary = publish_options(opts, "publish_json")
+  local s, err = json.encode(v)
+  if not s then raise(WebSocketError, 2, "publish_json: cannot encode the value as JSON: " .. tostring(err)) end
+  local n = topics.deliver(topic, s, binary, self._box, "publish_json", 2)
+  return n
+end
 
 --- True while accepted and neither side has closed.
 function WebSocket:is_connected()

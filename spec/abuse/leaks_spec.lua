@@ -163,6 +163,20 @@ describe("leaks (ASan/LSan build)", function()
           assert.equal(400, (d:read_http_response()))
           d:close_socket()
         end,
+        topic_clean = function()
+          local topic = "/topic/t" .. math.random(7)
+          local a = rawws.connect(port, topic)
+          local b = rawws.connect(port, topic, { headers = PMD })
+          assert.equal(101, a.status)
+          assert.equal(101, b.status)
+          a:send_text(text)
+          a:expect_echo(text, OP.TEXT)
+          deflate_reply(b, text)
+          a:close(1000)
+          a:expect_close()
+          a:close_socket()
+          b:close_socket()
+        end,
         bare_tcp = function()
           local c = rawws.open_tcp(port)
           c:send_raw("GET /ws HTTP/1.1\r\nHost: x\r\n")
@@ -171,7 +185,7 @@ describe("leaks (ASan/LSan build)", function()
       }
       local order = { "clean", "abort", "deflate_clean", "deflate_abort", "bad_deflate", "bomb",
         "too_big", "protocol", "mid_frame", "large", "refused", "bare_tcp", "clean", "abort",
-        "deflate_clean" }
+        "deflate_clean", "topic_clean" }
       local n = 0
       local i = 0
       while n < 2700 do
@@ -179,7 +193,7 @@ describe("leaks (ASan/LSan build)", function()
         local mode = order[(i - 1) % #order + 1]
         MODES[mode]()
         counts[mode] = (counts[mode] or 0) + 1
-        n = n + (mode == "refused" and 2 or 1)
+        n = n + ((mode == "refused" or mode == "topic_clean") and 2 or 1)
         if i % 300 == 0 then
           -- a write-limit drop: 16 MiB (more than the kernel buffers) to a client that does not read
           local c = rawws.connect(port, "/blast?mb=16&task=1")
@@ -199,6 +213,11 @@ describe("leaks (ASan/LSan build)", function()
         open_at_end[#open_at_end + 1] = c
       end
       for _ = 1, 3 do open_at_end[#open_at_end + 1] = rawws.open_tcp(port) end
+      for i = 1, 4 do -- subscribed to topics at exit
+        local c = rawws.connect(port, "/topic/open" .. i)
+        assert.equal(101, c.status)
+        open_at_end[#open_at_end + 1] = c
+      end
       local b = rawws.connect(port, "/blast?mb=1&chunk=4096")
       b:send_text("go")
       open_at_end[#open_at_end + 1] = b

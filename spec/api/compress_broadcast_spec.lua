@@ -49,4 +49,27 @@ describe("broadcast with permessage-deflate", function()
     for i = 1, 20 do subs[i]:close(1000) end
     pub:close(1000)
   end)
+
+  it("a topic: one compression for 20 subscribers that negotiated it, none for the others", function()
+    local subs = {}
+    for i = 1, 24 do
+      subs[i] = rawws.connect(s.port, "/tsub", { headers = i <= 20 and PMD or nil })
+      assert.equal(101, subs[i].status)
+    end
+    local pub = rawws.connect(s.port, "/tpub")
+    local before = stats()
+    local msg = string.rep("published once, compressed once. ", 40)
+    pub:send_text(msg)
+    assert.equal("24", (pub:recv_message()))
+    for i = 1, 24 do
+      local f = assert(subs[i]:recv_frame(5))
+      assert.equal(i <= 20, f.rsv1 == true, "frame " .. i)
+      if i > 20 then assert.equal(msg, f.payload) end
+    end
+    local after = stats()
+    assert.equal(1, after.compressions - before.compressions)
+    assert.equal(19, after.compression_cache_hits - before.compression_cache_hits)
+    for i = 1, 24 do subs[i]:close(1000) end
+    pub:close(1000)
+  end)
 end)

@@ -2,6 +2,8 @@
 --   /sub     subscribers (kept in a table until they leave)
 --   /pub     each text message is sent to every subscriber
 --   /stats   replies nexlua.stats() as JSON to any message
+--   /tsub    subscribers of the topic "news"
+--   /tpub    each text message is published to "news"; replies the count
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -23,6 +25,17 @@ app:ws_route("/pub", function(ws)
     end
     ws:send_text(tostring(n))
   end
+end)
+
+app:ws_route("/tsub", function(ws)
+  ws:accept()
+  ws:subscribe("news")
+  for _ in ws:iter() do end
+end)
+
+app:ws_route("/tpub", function(ws)
+  ws:accept()
+  for msg in ws:iter_text() do ws:send_text(tostring(nexlua.publish("news", msg))) end
 end)
 
 app:ws_route("/stats", function(ws)

@@ -4,6 +4,8 @@
 --                 messages (default 65536) without reading; logs how it ended:
 --                 "blast ended: sent=BYTES code=CODE"
 --   /hello        sends "hello" at once, then echoes
+--   /topic/{name} subscribes to name and to "all"; every message is
+--                 published to name (so it comes back to every subscriber)
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -51,6 +53,15 @@ app:ws_route("/hello", function(ws)
   ws:send_text("hello")
   for data, kind in ws:iter() do
     if kind == "text" then ws:send_text(data) else ws:send_bytes(data) end
+  end
+end)
+
+app:ws_route("/topic/{name}", function(ws)
+  ws:accept()
+  ws:subscribe(ws.path_params.name)
+  ws:subscribe("all")
+  for data, kind in ws:iter() do
+    nexlua.publish(ws.path_params.name, data, { binary = kind == "binary" })
   end
 end)
 

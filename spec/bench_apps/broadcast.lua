@@ -1,31 +1,23 @@
--- Benchmark app: broadcast.
---   /sub  accept, join the subscribers, wait for the disconnect, leave.
---   /pub  every message received is sent (as text) to every subscriber.
--- A plain Lua loop over a table: the baseline a C pub/sub API has to beat.
+-- Benchmark app: broadcast through a topic.
+--   /sub  accept, subscribe to "all", wait for the disconnect (which leaves it).
+--   /pub  every message received is published to "all": the core frames it
+--         once and queues it to every subscriber, with no Lua per receiver.
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
-
-local subscribers = {}
-local pcall, pairs = pcall, pairs
+local publish = nexlua.publish
+local BINARY = { binary = true }
 
 app:ws_route("/sub", function(ws)
   ws:accept()
-  subscribers[ws] = true
+  ws:subscribe("all")
   for _ in ws:iter() do end -- until the subscriber leaves
-  subscribers[ws] = nil
 end)
-
-local function send_text(ws, data) ws:send_text(data) end
 
 app:ws_route("/pub", function(ws)
   ws:accept()
-  for data in ws:iter() do
-    for sub in pairs(subscribers) do
-      -- A subscriber that is already gone raises WebSocketDisconnect; its own
-      -- handler removes it, the publisher goes on.
-      pcall(send_text, sub, data)
-    end
+  for data, kind in ws:iter() do
+    publish("all", data, kind == "binary" and BINARY or nil)
   end
 end)
 

@@ -1,0 +1,254 @@
+/* Topics and their subscribers (see pubsub.h).
+ *
+ * A topic is a hash-table entry holding a doubly linked list of
+ * subscriptions; a subscription is one node linked both into its topic and
+ * into its connection's list, so leaving one topic and leaving them all (a
+ * connection's end) are both cheap. A topic without subscribers is freed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nx.h"
+#include "pubsub.h"
+
+typedef struct nx_topic_s nx_topic_t;
+
+struct nx_sub_s {
+  nx_topic_t *topic;
+  nx_conn_t *conn;
+  struct nx_sub_s *tprev, *tnext; /* in the topic */
+  struct nx_sub_s *cnext;         /* in the connection */
+};
+
+struct nx_topic_s {
+  nx_topic_t *hnext; /* hash chain */
+  struct nx_sub_s *subs;
+  uint32_t nsubs;
+  uint32_t hash;
+  size_t len;
+  char name[];
+};
+
+struct nx_pubsub_s {
+  nx_topic_t **buckets;
+  size_t nbuckets; /* a power of two */
+  size_t ntopics;
+};
+
+static uint32_t hash_name(const char *s, size_t len) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (uint8_t)s[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+static nx_pubsub_t *get(nx_rt_t *rt, int create) {
+  nx_pubsub_t *ps = rt->pubsub;
+  if (ps || !create)
+    return ps;
+  ps = (nx_pubsub_t *)calloc(1, sizeof(*ps));
+  if (!ps)
+    return NULL;
+  ps->nbuckets = 64;
+  ps->buckets = (nx_topic_t **)calloc(ps->nbuckets, sizeof(*ps->buckets));
+  if (!ps->buckets) {
+    free(ps);
+    return NULL;
+  }
+  rt->pubsub = ps;
+  return ps;
+}
+
+static nx_topic_t **slot(nx_pubsub_t *ps, const char *name, size_t len, uint32_t h) {
+  nx_topic_t **pp = &ps->buckets[h & (ps->nbuckets - 1)];
+  while (*pp && !((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->name, name, len) == 0))
+    pp = &(*pp)->hnext;
+  return pp;
+}
+
+static nx_topic_t *find(nx_rt_t *rt, const char *name, size_t len) {
+  nx_pubsub_t *ps = get(rt, 0);
+  return ps ? *slot(ps, name, len, hash_name(name, len)) : NULL;
+}
+
+static void grow(nx_pubsub_t *ps) {
+  size_t n = ps->nbuckets * 2, i;
+  nx_topic_t **b = (nx_topic_t **)calloc(n, sizeof(*b));
+  if (!b)
+    return; /* longer chains, still correct */
+  for (i = 0; i < ps->nbuckets; i++) {
+    nx_topic_t *t = ps->buckets[i], *next;
+    for (; t; t = next) {
+      next = t->hnext;
+      t->hnext = b[t->hash & (n - 1)];
+      b[t->hash & (n - 1)] = t;
+    }
+  }
+  free(ps->buckets);
+  ps->buckets = b;
+  ps->nbuckets = n;
+}
+
+static void topic_release(nx_rt_t *rt, nx_topic_t *t) {
+  nx_pubsub_t *ps = rt->pubsub;
+  nx_topic_t **pp;
+  if (t->nsubs)
+    return;
+  pp = slot(ps, t->name, t->len, t->hash);
+  *pp = t->hnext;
+  ps->ntopics--;
+  free(t);
+}
+
+static struct nx_sub_s *conn_sub(const nx_conn_t *c, const nx_topic_t *t) {
+  struct nx_sub_s *s;
+  for (s = c->subs; s; s = s->cnext)
+    if (s->topic == t)
+      return s;
+  return NULL;
+}
+
+int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len) {
+  nx_pubsub_t *ps = get(rt, 1);
+  uint32_t h = hash_name(name, len);
+  nx_topic_t **pp, *t;
+  struct nx_sub_s *s;
+  if (!ps)
+    return -1;
+  pp = slot(ps, name, len, h);
+  t = *pp;
+  if (t && conn_sub(c, t))
+    return 0;
+  s = (struct nx_sub_s *)malloc(sizeof(*s));
+  if (!s)
+    return -1;
+  if (!t) {
+    t = (nx_topic_t *)malloc(sizeof(*t) + len + 1);
+    if (!t) {
+      free(s);
+      return -1;
+    }
+    t->subs = NULL;
+    t->nsubs = 0;
+    t->hash = h;
+    t->len = len;
+    memcpy(t->name, name, len);
+    t->name[len] = '\0';
+    t->hnext = NULL;
+    *pp = t;
+    if (++ps->ntopics > ps->nbuckets)
+      grow(ps);
+  }
+  s->topic = t;
+  s->conn = c;
+  s->tprev = NULL;
+  s->tnext = t->subs;
+  if (t->subs)
+    t->subs->tprev = s;
+  t->subs = s;
+  t->nsubs++;
+  s->cnext = c->subs;
+  c->subs = s;
+  return 1;
+}
+
+static void unlink_sub(nx_rt_t *rt, struct nx_sub_s *s) {
+  nx_topic_t *t = s->topic;
+  if (s->tprev)
+    s->tprev->tnext = s->tnext;
+  else
+    t->subs = s->tnext;
+  if (s->tnext)
+    s->tnext->tprev = s->tprev;
+  t->nsubs--;
+  free(s);
+  topic_release(rt, t);
+}
+
+int nx_pubsub_unsubscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len) {
+  nx_topic_t *t = find(rt, name, len);
+  struct nx_sub_s **pp;
+  if (!t)
+    return 0;
+  for (pp = &c->subs; *pp; pp = &(*pp)->cnext) {
+    if ((*pp)->topic == t) {
+      struct nx_sub_s *s = *pp;
+      *pp = s->cnext;
+      unlink_sub(rt, s);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int nx_pubsub_is_subscribed(nx_rt_t *rt, const nx_conn_t *c, const char *name, size_t len) {
+  nx_topic_t *t = find(rt, name, len);
+  return t && conn_sub(c, t) != NULL;
+}
+
+void nx_pubsub_each_topic(const nx_conn_t *c, void (*fn)(const char *, size_t, void *), void *ud) {
+  const struct nx_sub_s *s;
+  for (s = c->subs; s; s = s->cnext)
+    fn(s->topic->name, s->topic->len, ud);
+}
+
+void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c) {
+  struct nx_sub_s *s = c->subs, *next;
+  c->subs = NULL;
+  for (; s; s = next) {
+    next = s->cnext;
+    unlink_sub(rt, s);
+  }
+}
+
+size_t nx_pubsub_publish(nx_rt_t *rt, const char *name, size_t len, int opcode, const void *data,
+                         size_t dlen, const nx_conn_t *except) {
+  nx_topic_t *t = find(rt, name, len);
+  struct nx_sub_s *s;
+  size_t n = 0;
+  if (!t)
+    return 0;
+  /* Sending never unsubscribes (a connection dropped for its write limit
+   * leaves its topics only when it is freed, in a later callback), so the
+   * list stays intact while it is walked. */
+  for (s = t->subs; s; s = s->tnext) {
+    nx_conn_t *c = s->conn;
+    if (c == except || c->state != NX_CONN_OPEN || c->close_sent)
+      continue;
+    if (nx_conn_send(c, opcode, data, dlen) == 0)
+      n++;
+  }
+  return n;
+}
+
+uint32_t nx_pubsub_count(nx_rt_t *rt, const char *name, size_t len) {
+  nx_topic_t *t = find(rt, name, len);
+  return t ? t->nsubs : 0;
+}
+
+size_t nx_pubsub_topics(nx_rt_t *rt) { return rt->pubsub ? rt->pubsub->ntopics : 0; }
+
+void nx_pubsub_free(nx_pubsub_t *ps) {
+  size_t i;
+  if (!ps)
+    return;
+  /* Connections are gone by now (their subscriptions with them); free
+   * whatever is left regardless. */
+  for (i = 0; i < ps->nbuckets; i++) {
+    nx_topic_t *t = ps->buckets[i], *next;
+    for (; t; t = next) {
+      struct nx_sub_s *s = t->subs, *sn;
+      next = t->hnext;
+      for (; s; s = sn) {
+        sn = s->tnext;
+        s->conn->subs = NULL;
+        free(s);
+      }
+      free(t);
+    }
+  }
+  free(ps->buckets);
+  free(ps);
+}

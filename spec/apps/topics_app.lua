@@ -1,0 +1,55 @@
+-- Topics for spec/api/topics_spec.lua. /t/{topic} subscribes on accept and
+-- answers "subscribed"; then each text command does one thing:
+--   pub:TEXT      ws:publish(topic, TEXT)        -> "sent N" to the sender
+--   all:TEXT      nexlua.publish(topic, TEXT)    -> "sent N"
+--   bin:TEXT      nexlua.publish(topic, TEXT, {binary = true}) -> "sent N"
+--   json:TEXT     nexlua.publish_json(topic, {text = TEXT}) -> "sent N"
+--   unsub         ws:unsubscribe(topic)          -> "unsub true|false"
+--   resub         ws:subscribe(topic)            -> "resub true|false"
+--   state         "topics a,b n=COUNT sub=true|false"
+--   bad           publish invalid UTF-8 as text  -> the error message
+--   also:NAME     ws:subscribe(NAME)             -> "also true|false"
+local nexlua = require "nexlua"
+
+local app = nexlua.App()
+
+app:ws_route("/early", function(ws)
+  local ok, err = pcall(ws.subscribe, ws, "x")
+  ws:accept()
+  ws:send_text(ok and "subscribed before accept" or tostring(err))
+end)
+
+app:ws_route("/t/{topic}", function(ws)
+  local topic = ws.path_params.topic
+  ws:accept()
+  ws:subscribe(topic)
+  ws:send_text("subscribed")
+  for cmd in ws:iter_text() do
+    local verb, arg = cmd:match("^(%a+):?(.*)$")
+    if verb == "pub" then
+      ws:send_text("sent " .. ws:publish(topic, arg))
+    elseif verb == "all" then
+      ws:send_text("sent " .. nexlua.publish(topic, arg))
+    elseif verb == "bin" then
+      ws:send_text("sent " .. nexlua.publish(topic, arg, { binary = true }))
+    elseif verb == "json" then
+      ws:send_text("sent " .. nexlua.publish_json(topic, { text = arg }))
+    elseif verb == "unsub" then
+      ws:send_text("unsub " .. tostring(ws:unsubscribe(topic)))
+    elseif verb == "resub" then
+      ws:send_text("resub " .. tostring(ws:subscribe(topic)))
+    elseif verb == "also" then
+      ws:send_text("also " .. tostring(ws:subscribe(arg)))
+    elseif verb == "state" then
+      local list = ws:topics()
+      table.sort(list)
+      ws:send_text(string.format("topics %s n=%d sub=%s", table.concat(list, ","),
+        nexlua.subscribers(topic), tostring(ws:is_subscribed(topic))))
+    elseif verb == "bad" then
+      local ok, err = pcall(nexlua.publish, topic, "\255\254")
+      ws:send_text(ok and "published" or tostring(err))
+    end
+  end
+end)
+
+return app

@@ -36,6 +36,25 @@ describe("across reloads", function()
     return i
   end
 
+  it("topics: subscribers of every generation get what any generation publishes", function()
+    local app_path = dir .. "/app.lua"
+    R.write(app_path, R.render("topics_app.lua", { VERSION = "v1" }))
+    s = R.start(app_path, { "--reload" })
+    local a = open("/room/r1")
+    assert.equal("in room:r1 [v1]", a:recv_message())
+    R.save_atomic(app_path, R.render("topics_app.lua", { VERSION = "v2" }))
+    R.wait_reloads(s, 1)
+    local b = open("/room/r1")
+    assert.equal("in room:r1 [v2]", b:recv_message())
+    a:send_text("from a") -- published by the v1 code
+    for _, c in ipairs { a, b } do assert.equal("from a [v1] to 2", c:recv_message()) end
+    b:send_text("from b") -- published by the v2 code
+    for _, c in ipairs { a, b } do assert.equal("from b [v2] to 2", c:recv_message()) end
+    assert.equal(1000, R.close(a))
+    b:send_text("alone")
+    assert.equal("alone [v2] to 1", b:recv_message())
+  end)
+
   describe("nexlua.keep", function()
     local function kept_id()
       local c = open("/kept")

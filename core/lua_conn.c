@@ -11,6 +11,7 @@
 #include "log.h"
 #include "nx.h"
 #include "pubsub.h"
+#include "relay.h"
 #include "utf8.h"
 
 #define BOX_MT "nexlua.connection"
@@ -370,14 +371,16 @@ static int l_publish(lua_State *L) {
   int binary = lua_toboolean(L, 3);
   nx_conn_t *except = lua_isnoneornil(L, 4) ? NULL : check_box(L, 4)->conn;
   nx_rt_t *rt = nx_rt_get(L);
+  int opcode;
   if (!binary && !nx_utf8_valid((const uint8_t *)data, len)) {
     lua_pushnil(L);
     lua_pushliteral(L, "utf8");
     return 2;
   }
-  lua_pushnumber(L, (lua_Number)nx_pubsub_publish(rt, topic, tlen,
-                                                  binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data,
-                                                  len, except));
+  opcode = binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT;
+  lua_pushnumber(L, (lua_Number)nx_pubsub_publish(rt, topic, tlen, opcode, data, len, except));
+  if (rt->relay) /* the subscribers of the other workers */
+    nx_relay_send(rt, topic, tlen, opcode, data, len);
   return 1;
 }
 

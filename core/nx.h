@@ -87,6 +87,7 @@ struct nx_rt_s {
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   struct nx_pubsub_s *pubsub;   /* topics, created on first use */
+  struct nx_relay_s *relay;     /* topics to and from the other workers, or NULL */
   nx_buf_t scratch;             /* inflated messages land here first */
   nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for

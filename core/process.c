@@ -11,7 +11,10 @@
  *   wait_event([s])    in the master: "signal", NAME | "exit", pid, status,
  *                      signal name | "ready", line | nil after s seconds
  *   kill(pid, NAME)    true | nil, message
- *   pid()              this process's id */
+ *   pid()              this process's id
+ *   relay_start()      in a worker: topics published here reach the other
+ *                      workers and theirs reach this one (relay.h); the
+ *                      master passes the records on inside wait_event() */
 #define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +33,7 @@
 #include "lauxlib.h"
 #include "log.h"
 #include "nx.h"
+#include "relay.h"
 
 static const struct {
   const char *name;
@@ -46,6 +51,111 @@ static char ready_buf[4096];
 static size_t ready_len;
 static pid_t master_pid;
 static volatile sig_atomic_t got_int, got_term, got_hup;
+
+/* The master's ends of the workers' relay socketpairs. */
+#define MAX_PEERS 1024
+typedef struct {
+  pid_t pid;
+  int fd; /* -1 once the worker closed its end */
+  nx_buf_t in, out;
+  int dropping; /* a warning about records dropped for it was logged */
+} peer_t;
+static peer_t peers[MAX_PEERS];
+static int npeers;
+static int worker_relay_fd = -1; /* in a worker: its end */
+
+static void peer_close(peer_t *p) {
+  if (p->fd >= 0)
+    close(p->fd);
+  p->fd = -1;
+  nx_buf_free(&p->in);
+  nx_buf_free(&p->out);
+}
+
+static void peer_remove(pid_t pid) {
+  int i;
+  for (i = 0; i < npeers; i++) {
+    if (peers[i].pid == pid) {
+      peer_close(&peers[i]);
+      peers[i] = peers[--npeers];
+      memset(&peers[npeers], 0, sizeof(peers[npeers]));
+      return;
+    }
+  }
+}
+
+/* Passes a record from worker `from` to every other worker. */
+static void relay_record(int from, const uint8_t *rec, size_t size) {
+  int i;
+  for (i = 0; i < npeers; i++) {
+    peer_t *p = &peers[i];
+    if (i == from || p->fd < 0)
+      continue;
+    if (nx_buf_size(&p->out) + size > NX_RELAY_MAX_QUEUED) {
+      if (!p->dropping)
+        nx_log(NX_LOG_WARN, "topic relay: worker pid %d does not keep up; dropping messages for it",
+               (int)p->pid);
+      p->dropping = 1;
+      continue;
+    }
+    p->dropping = 0;
+    nx_buf_append(&p->out, rec, size);
+  }
+}
+
+/* Moves what can move without blocking: reads every worker's records and
+ * queues them for the others, then writes what the sockets take. */
+static void relay_pump(void) {
+  static uint8_t chunk[65536];
+  int i;
+  for (i = 0; i < npeers; i++) {
+    peer_t *p = &peers[i];
+    while (p->fd >= 0) {
+      const char *topic;
+      const uint8_t *data;
+      size_t tlen, dlen, size;
+      int opcode, k;
+      ssize_t r = read(p->fd, chunk, sizeof(chunk));
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (r <= 0) {
+        peer_close(p); /* the worker ended; its exit is reaped separately */
+        break;
+      }
+      if (nx_buf_append(&p->in, chunk, (size_t)r)) {
+        peer_close(p);
+        break;
+      }
+      while ((k = nx_relay_parse(&p->in, &topic, &tlen, &opcode, &data, &dlen, &size)) == 1) {
+        relay_record(i, p->in.data + p->in.off, size);
+        nx_buf_consume(&p->in, size);
+      }
+      if (k < 0) {
+        nx_log(NX_LOG_ERROR, "topic relay: a malformed record from worker pid %d", (int)p->pid);
+        peer_close(p);
+      }
+    }
+  }
+  for (i = 0; i < npeers; i++) {
+    peer_t *p = &peers[i];
+    while (p->fd >= 0 && nx_buf_size(&p->out)) {
+      ssize_t w = write(p->fd, p->out.data + p->out.off, nx_buf_size(&p->out));
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (w < 0) {
+        peer_close(p);
+        break;
+      }
+      nx_buf_consume(&p->out, (size_t)w);
+    }
+    if (p->fd >= 0)
+      nx_buf_shrink_idle(&p->out);
+  }
+}
 
 static void on_master_signal(int sig) {
   if (sig == SIGINT)
@@ -120,22 +230,42 @@ static int l_fork(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   struct sigaction sa;
   sigset_t set;
-  int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD}, i, r;
+  int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD}, i, r, sv[2];
   pid_t pid;
 
   if (ready_fd[0] < 0)
     return luaL_error(L, "fork() needs supervise() first");
+  if (npeers == MAX_PEERS)
+    return luaL_error(L, "fork(): at most %d workers", MAX_PEERS);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot create a socketpair: %s", strerror(errno));
+    return 2;
+  }
   fflush(NULL); /* or buffered output would be written twice */
   pid = fork();
   if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
     lua_pushnil(L);
     lua_pushfstring(L, "fork failed: %s", strerror(errno));
     return 2;
   }
   if (pid > 0) {
+    close(sv[1]);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    memset(&peers[npeers], 0, sizeof(peers[npeers]));
+    peers[npeers].pid = pid;
+    peers[npeers].fd = sv[0];
+    npeers++;
     lua_pushinteger(L, pid);
     return 1;
   }
+  close(sv[0]);
+  for (i = 0; i < npeers; i++) /* the master's ends for the other workers */
+    peer_close(&peers[i]);
+  npeers = 0;
+  worker_relay_fd = sv[1];
   close(ready_fd[0]);
   ready_fd[0] = -1;
   memset(&sa, 0, sizeof(sa));
@@ -205,9 +335,9 @@ static int pop_line(lua_State *L) {
 static int l_wait_event(lua_State *L) {
   double timeout = luaL_optnumber(L, 1, -1);
   struct timespec ts, *tsp = NULL;
-  struct pollfd pfd;
+  static struct pollfd pfd[MAX_PEERS + 1];
   sigset_t none;
-  int status, n;
+  int status, n, i;
   pid_t pid;
 
   if (ready_fd[0] < 0)
@@ -233,6 +363,7 @@ static int l_wait_event(lua_State *L) {
     }
     pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
+      peer_remove(pid);
       lua_pushliteral(L, "exit");
       lua_pushinteger(L, pid);
       if (WIFEXITED(status)) {
@@ -255,11 +386,17 @@ static int l_wait_event(lua_State *L) {
     } else {
       ready_len = 0; /* a line longer than the buffer: not from a worker */
     }
-    pfd.fd = ready_fd[0];
-    pfd.events = POLLIN;
-    pfd.revents = 0;
+    relay_pump();
+    pfd[0].fd = ready_fd[0];
+    pfd[0].events = POLLIN;
+    pfd[0].revents = 0;
+    for (i = 0; i < npeers; i++) {
+      pfd[i + 1].fd = peers[i].fd; /* -1: ignored by poll */
+      pfd[i + 1].events = (short)(POLLIN | (nx_buf_size(&peers[i].out) ? POLLOUT : 0));
+      pfd[i + 1].revents = 0;
+    }
     /* The handled signals are unblocked only while ppoll() waits. */
-    n = ppoll(&pfd, 1, tsp, &none);
+    n = ppoll(pfd, (nfds_t)npeers + 1, tsp, &none);
     if (n == 0)
       return 0;
   }
@@ -285,6 +422,23 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
+static int l_relay_start(lua_State *L) {
+  int r;
+  if (worker_relay_fd < 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  r = nx_relay_start(nx_rt_get(L), worker_relay_fd);
+  if (r) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot relay topics to the other workers: %s", uv_strerror(r));
+    return 2;
+  }
+  worker_relay_fd = -1; /* the relay's now */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_pid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
@@ -292,13 +446,10 @@ static int l_pid(lua_State *L) {
 
 /* Adds the functions to the nexlua.core table on top of the stack. */
 void nx_lua_process_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"supervise", l_supervise},
-                                 {"fork", l_fork},
-                                 {"worker_ready", l_worker_ready},
-                                 {"wait_event", l_wait_event},
-                                 {"kill", l_kill},
-                                 {"pid", l_pid},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"supervise", l_supervise},     {"fork", l_fork}, {"worker_ready", l_worker_ready},
+      {"wait_event", l_wait_event},   {"kill", l_kill}, {"pid", l_pid},
+      {"relay_start", l_relay_start}, {NULL, NULL}};
   const luaL_Reg *f;
   for (f = fns; f->name; f++) {
     lua_pushcfunction(L, f->func);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "nx.h"
 #include "pubsub.h"
+#include "relay.h"
 
 static const char RT_KEY[] = "nexlua.runtime";
 
@@ -346,6 +347,8 @@ void nx_rt_flush(nx_rt_t *rt) {
     c->dirty = 0;
     nx_conn_flush(c);
   }
+  if (rt->relay)
+    nx_relay_flush(rt);
 }
 
 static void close_handle(uv_handle_t *h, void *arg) {
@@ -373,6 +376,7 @@ void nx_rt_close(lua_State *L) {
   while (rt->tasks)
     task_free(rt->tasks);
   rt->ready_head = rt->ready_tail = NULL;
+  nx_relay_close(rt);
   uv_walk(rt->loop, close_handle, NULL);
   uv_run(rt->loop, UV_RUN_DEFAULT);
   for (l = rt->listeners; l; l = lnext) {

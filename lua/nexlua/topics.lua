@@ -2,9 +2,9 @@
 --   ws:subscribe("room:lobby")                    -- in a handler, after accept
 --   nexlua.publish("room:lobby", "hello")          -- to every subscriber
 --   ws:publish("room:lobby", "hi", {binary = true}) -- to every subscriber but ws
--- A connection leaves its topics when it ends. Topics belong to this
--- process: they survive hot reloads, but with --workers each worker has its
--- own (see the README).
+-- A connection leaves its topics when it ends. Topics survive hot reloads;
+-- with --workers a publish also reaches the other workers' subscribers
+-- (core/relay.c), while the counts returned are this worker's.
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"

@@ -213,8 +213,8 @@ describe("leaks (ASan/LSan build)", function()
         open_at_end[#open_at_end + 1] = c
       end
       for _ = 1, 3 do open_at_end[#open_at_end + 1] = rawws.open_tcp(port) end
-      for i = 1, 4 do -- subscribed to topics at exit
-        local c = rawws.connect(port, "/topic/open" .. i)
+      for t = 1, 4 do -- subscribed to topics at exit
+        local c = rawws.connect(port, "/topic/open" .. t)
         assert.equal(101, c.status)
         open_at_end[#open_at_end + 1] = c
       end

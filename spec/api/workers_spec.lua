@@ -49,6 +49,89 @@ local function sample(port, n, pred)
   return seen
 end
 
+-- Connections to /room until they are on `want` different workers (or n
+-- are open); returns the list of {c=, id=, pid=} (all kept open).
+local function room_members(port, n, want)
+  local list, ids, k = {}, {}, 0
+  for _ = 1, n do
+    local c = rawws.connect(port, "/room")
+    assert.equal(101, c.status)
+    local id, pid = c:recv_message(10):match("^W (%d+) (%d+)$")
+    list[#list + 1] = { c = c, id = tonumber(id), pid = tonumber(pid) }
+    if not ids[id] then
+      ids[id] = true
+      k = k + 1
+      if k >= want then break end
+    end
+  end
+  return list, k
+end
+
+describe("--workers topics", function()
+  local s
+  after_each(function()
+    if s then s:stop(15) end
+    s = nil
+  end)
+
+  it("a message published in one worker reaches the subscribers of every worker", function()
+    s = proc.start(APP, { "--workers", "3" })
+    local members, k = room_members(s.port, 60, 3)
+    assert.is_true(k >= 2, "all connections landed on one worker")
+    for round = 1, 3 do
+      local from = members[(round - 1) % #members + 1]
+      from.c:send_text("hello " .. round)
+      local want = string.format("[w%d] hello %d", from.id, round)
+      for _, m in ipairs(members) do
+        local msg, op = m.c:recv_message(10)
+        assert.equal(want, msg, "member on worker " .. m.id)
+        assert.equal(1, op) -- text
+      end
+    end
+    members[1].c:send_text("bin:raw")
+    for _, m in ipairs(members) do
+      local msg, op = m.c:recv_message(10)
+      assert.equal(string.format("[w%d] bin:raw", members[1].id), msg)
+      assert.equal(2, op) -- binary
+    end
+    for _, m in ipairs(members) do m.c:close_socket() end
+    assert.equal(0, s:stop(15))
+  end)
+
+  it("a replacement worker is in the relay too", function()
+    s = proc.start(APP, { "--workers", "2" })
+    local members, k = room_members(s.port, 60, 2)
+    assert.equal(2, k, "all connections landed on one worker")
+    local victim
+    for _, m in ipairs(members) do if m.id == 2 then victim = m.pid end end
+    for _, m in ipairs(members) do m.c:close_socket() end
+    assert(proc.exec_ok("kill -KILL " .. victim))
+    assert(poll(function() return s:log():find("worker 2 %(pid %d+%) is serving again") end, 20),
+      "no replacement; log:\n" .. s:log())
+    local again, k2 = room_members(s.port, 60, 2)
+    assert.equal(2, k2)
+    local fresh
+    for _, m in ipairs(again) do
+      if m.id == 2 then
+        assert.are_not.equal(victim, m.pid)
+        fresh = m
+      end
+    end
+    local from = again[1].id == 1 and again[1] or again[#again]
+    if from.id ~= 1 then
+      for _, m in ipairs(again) do if m.id == 1 then from = m end end
+    end
+    assert.equal(1, from.id)
+    from.c:send_text("to the new one")
+    assert.equal("[w1] to the new one", fresh.c:recv_message(10))
+    assert.equal("[w1] to the new one", from.c:recv_message(10)) -- a subscriber too
+    fresh.c:send_text("and back")
+    assert.equal("[w2] and back", from.c:recv_message(10))
+    for _, m in ipairs(again) do m.c:close_socket() end
+    assert.equal(0, s:stop(15))
+  end)
+end)
+
 describe("--workers", function()
   local s
   after_each(function()

@@ -1,6 +1,9 @@
 -- Workers spec app (spec/api/workers_spec.lua): answers which worker (id
 -- and pid) serves each connection, logs its lifecycle hooks with the pid,
 -- and counts its connections (state is per worker).
+-- /room subscribes to the topic "room" and answers "W id pid"; each text
+-- message is published to "room" as "[wID] text" (binary when it starts
+-- with "bin:"), so it reaches the subscribers of every worker.
 local nexlua = require "nexlua"
 local core = require "nexlua.core"
 
@@ -26,6 +29,16 @@ app:ws_route("/who", function(ws)
   served.n = served.n + 1
   ws:send_text(string.format("%d %d %d %d", nexlua.worker_id, core.pid(), served.n, gen))
   for _ in ws:iter_text() do end
+end)
+
+app:ws_route("/room", function(ws)
+  ws:accept()
+  ws:subscribe("room")
+  ws:send_text(string.format("W %d %d", nexlua.worker_id, core.pid()))
+  for text in ws:iter_text() do
+    local binary = text:sub(1, 4) == "bin:"
+    nexlua.publish("room", string.format("[w%d] %s", nexlua.worker_id, text), { binary = binary })
+  end
 end)
 
 return app

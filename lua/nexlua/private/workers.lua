@@ -150,6 +150,9 @@ function workers.run(n, opts, serve)
   local code, id = master(n, opts)
   if not id then return code end
   require("nexlua").worker_id = id
+  -- Topics published in this worker reach the subscribers of the others.
+  local relayed, err = core.relay_start()
+  if not relayed and err then log.warn("%s: topics stay in this worker", err) end
   opts.reuseport = true
   opts.on_listening = function(listener, routes)
     log.info("serving (pid %d)", core.pid())

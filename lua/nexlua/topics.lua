@@ -48,9 +48,9 @@ local function options(opts, what)
   return opts.binary == true, exclude ~= nil and exclude._box or nil
 end
 
---- Sends data to every subscriber of topic in this process (but
--- opts.exclude, a WebSocket, if given). opts.binary: a binary message
--- (default text). Returns how many connections it was queued to.
+--- Sends data to every subscriber of topic (in every worker with --workers;
+-- but opts.exclude, a WebSocket, if given). opts.binary: a binary message
+-- (default text). Returns how many connections of this worker it was queued to.
 function topics.publish(topic, data, opts)
   local binary, except = options(opts, "publish")
   local n = topics.deliver(topic, data, binary, except, "publish", 2)

@@ -37,13 +37,14 @@ function reload.keep(name, init)
   return v
 end
 
--- True if path is a directory (reading one fails with EISDIR).
+-- True if path is a directory. "path/." opens only for one: a regular file
+-- or a FIFO fails at once with ENOTDIR (opening a FIFO itself would block
+-- the whole server until somebody writes to it).
 local function is_dir(path)
-  local f = io.open(path, "r")
+  local f = io.open(path .. "/.", "r")
   if not f then return false end
-  local _, _, code = f:read(1)
   f:close()
-  return code == 21
+  return true
 end
 
 local function dir_of(path) return match(path, "^(.*)/[^/]*$") or "." end

@@ -339,8 +339,14 @@ function WebSocket:iter_text() return step_text, self end
 function WebSocket:iter_bytes() return step_bytes, self end
 function WebSocket:iter_json() return step_json, self end
 
+-- (A step of its own, not a tail call, so that an error names the loop's line.)
+local function step_any(self)
+  local data, kind = next_message(self)
+  return data, kind
+end
+
 --- for data, kind in ws:iter() do ... end: every message with its type.
-function WebSocket:iter() return next_message, self end
+function WebSocket:iter() return step_any, self end
 
 --- Topics (see nexlua.publish): subscribes this connection to topic until
 -- ws:unsubscribe(topic) or the end of the connection. Returns true if it

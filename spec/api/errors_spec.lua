@@ -209,6 +209,9 @@ describe("typed errors", function()
       assert.matches("cannot receive before accept%(%)", r.receive_before_accept.err)
       assert.matches("cannot send before accept%(%)", r.send_before_accept.err)
       assert.matches("errors_app%.lua:%d+: cannot send before accept", r.send_before_accept.err)
+      -- the iterators name the line of the loop too
+      assert.matches("errors_app%.lua:%d+: cannot receive before accept", r.iter_before_accept.err)
+      assert.matches("errors_app%.lua:%d+: cannot receive before accept", r.iter_text_before_accept.err)
     end)
 
     it("send after close raises a clear WebSocketError", function()

@@ -73,8 +73,11 @@ end)
 app:ws_route("/misuse", function(ws)
   local before_receive = describe(pcall(function() return ws:receive_text() end))
   local before_send = describe(pcall(function() ws:send_text("too early") end))
+  local before_iter = describe(pcall(function() for _ in ws:iter() do end end))
+  local before_iter_text = describe(pcall(function() for _ in ws:iter_text() do end end))
   ws:accept()
-  ws:send_json({ receive_before_accept = before_receive, send_before_accept = before_send })
+  ws:send_json({ receive_before_accept = before_receive, send_before_accept = before_send,
+    iter_before_accept = before_iter, iter_text_before_accept = before_iter_text })
   local cmd = ws:receive_text()
   if cmd == "close" then
     ws:close(1000, "done")

@@ -111,6 +111,13 @@ describe("hot reload triggers", function()
       assert.equal("v1|hello|!|1|x", fresh_reply())
     end)
 
+    it("keeps serving when a FIFO appears in the app's directory", function()
+      assert(os.execute("mkfifo " .. dir .. "/data.fifo") == 0)
+      R.sleep(0.3)
+      assert.equal("v1|hello|!|1|x", fresh_reply())
+      assert.equal(0, R.reload_count(s))
+    end)
+
     it("reloads for every separate save, and on SIGHUP as well", function()
       for i = 2, 4 do
         R.write_versioned(dir, { VERSION = "v" .. i })

@@ -123,13 +123,6 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   if (l->outage)
     nx_log(NX_LOG_INFO, "Redis %s:%d (%s connection): connected again", r->host, r->port, l->name);
   l->outage = 0;
-  if (r->pub.up && r->sub.up && r->dropping) {
-    nx_log(NX_LOG_INFO,
-           "Redis is back: %llu published message(s) did not reach the other processes",
-           (unsigned long long)(r->st.dropped - r->dropped_logged));
-    r->dropped_logged = r->st.dropped;
-    r->dropping = 0;
-  }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -340,6 +333,13 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
   }
   r->st.published++;
   nx_buf_shrink_idle(&r->msg);
+  if (r->dropping) {
+    nx_log(NX_LOG_INFO,
+           "Redis: publishing again; %llu message(s) did not reach the other processes",
+           (unsigned long long)(r->st.dropped - r->dropped_logged));
+    r->dropped_logged = r->st.dropped;
+    r->dropping = 0;
+  }
 }
 
 void nx_redis_topic_added(nx_rt_t *rt, const char *topic, size_t tlen) {

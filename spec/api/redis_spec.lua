@@ -202,6 +202,7 @@ describe("--redis", function()
     b1:send_text("all:after")
     recv(a1, "after") -- "while down" never came
     assert.truthy(a:log():find("connected again", 1, true))
+    assert(b:wait_log("publishing again; %d+ message%(s%) did not reach", 10), b:log())
   end)
 
   it("Redis not answering at start-up: a clear error and exit status 1", function()

@@ -19,9 +19,19 @@ describe("--redis", function()
     nodes = {}
   end)
 
+  -- Every node shuts down cleanly (and, with NEXLUA_BIN=build-asan/nexlua,
+  -- without a sanitizer report).
   after_each(function()
-    for _, n in ipairs(nodes) do n:stop(15) end
+    local bad = {}
+    for _, n in ipairs(nodes) do
+      local code = n:stop(15)
+      local log = n:log()
+      if code ~= 0 or log:find("Sanitizer", 1, true) or log:find("runtime error:", 1, true) then
+        bad[#bad + 1] = string.format("exit %s; log:\n%s", tostring(code), log:sub(-3000))
+      end
+    end
     r:stop()
+    assert(#bad == 0, table.concat(bad, "\n"))
   end)
 
   local function node(args, app)

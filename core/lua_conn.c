@@ -11,6 +11,7 @@
 #include "log.h"
 #include "nx.h"
 #include "pubsub.h"
+#include "redis.h"
 #include "relay.h"
 #include "utf8.h"
 
@@ -381,6 +382,8 @@ static int l_publish(lua_State *L) {
   lua_pushnumber(L, (lua_Number)nx_pubsub_publish(rt, topic, tlen, opcode, data, len, except));
   if (rt->relay) /* the subscribers of the other workers */
     nx_relay_send(rt, topic, tlen, opcode, data, len);
+  if (rt->redis) /* the subscribers of the other processes on the same Redis */
+    nx_redis_publish(rt, topic, tlen, opcode, data, len);
   return 1;
 }
 

@@ -237,7 +237,8 @@ static int l_handler_count(lua_State *L) {
   return 1;
 }
 
-/* stats() -> {connections=, handlers=, compressions=, compression_cache_hits=} */
+/* stats() -> {connections=, handlers=, compressions=, compression_cache_hits=,
+ * redis_connected=, redis_published=, redis_received=, redis_dropped=} */
 static int l_stats(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   uint64_t comp, hits;
@@ -251,6 +252,7 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "compressions");
   lua_pushnumber(L, (lua_Number)hits);
   lua_setfield(L, -2, "compression_cache_hits");
+  nx_lua_redis_stats(L);
   return 1;
 }
 
@@ -586,6 +588,7 @@ int nx_lua_open(lua_State *L) {
   nx_lua_conn_open(L);
   nx_lua_client_open(L);
   nx_lua_process_open(L);
+  nx_lua_redis_open(L);
   lua_pushliteral(L, NEXLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

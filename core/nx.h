@@ -88,6 +88,7 @@ struct nx_rt_s {
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   struct nx_pubsub_s *pubsub;   /* topics, created on first use */
   struct nx_relay_s *relay;     /* topics to and from the other workers, or NULL */
+  struct nx_redis_s *redis;     /* topics to and from other processes via Redis, or NULL */
   nx_buf_t scratch;             /* inflated messages land here first */
   nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
@@ -259,6 +260,11 @@ int nx_lua_conn_dispatch(nx_conn_t *c);
 
 /* process.c (--workers) */
 void nx_lua_process_open(lua_State *L);
+
+/* lua_redis.c (--redis) */
+void nx_lua_redis_open(lua_State *L);
+/* Adds the redis_* fields to the stats table on top of the stack. */
+void nx_lua_redis_stats(lua_State *L);
 /* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
 void nx__unblock_signals(void);
 

@@ -2,9 +2,10 @@
  * happens to them, in plain POSIX calls (the master never runs a libuv
  * loop; each worker runs its own).
  *
- *   supervise()        in the master, once, before the first fork: the four
+ *   supervise([relay]) in the master, once, before the first fork: the four
  *                      signals it handles are blocked outside wait_event()
- *                      and a pipe is made for the workers' "ready" lines
+ *                      and a pipe is made for the workers' "ready" lines;
+ *                      relay false: no topic relay (--redis shares topics)
  *   fork(id)           pid in the master; 0 in worker id, whose loop is
  *                      re-created (uv_loop_fork) and whose log lines say [wID]
  *   worker_ready(line) in a worker: one line to the master, once
@@ -63,6 +64,7 @@ typedef struct {
 static peer_t peers[MAX_PEERS];
 static int npeers;
 static int worker_relay_fd = -1; /* in a worker: its end */
+static int relay_on = 1;         /* supervise(false): workers get no relay */
 
 static void peer_close(peer_t *p) {
   if (p->fd >= 0)
@@ -207,6 +209,7 @@ static int l_supervise(lua_State *L) {
   fcntl(ready_fd[0], F_SETFD, FD_CLOEXEC);
   fcntl(ready_fd[1], F_SETFD, FD_CLOEXEC);
   master_pid = getpid();
+  relay_on = lua_isnoneornil(L, 1) || lua_toboolean(L, 1);
   /* Blocked except inside ppoll(): a signal is seen by wait_event(), never
    * lost between a check and the wait. */
   handled_set(&set, 1);
@@ -237,7 +240,8 @@ static int l_fork(lua_State *L) {
     return luaL_error(L, "fork() needs supervise() first");
   if (npeers == MAX_PEERS)
     return luaL_error(L, "fork(): at most %d workers", MAX_PEERS);
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+  sv[0] = sv[1] = -1;
+  if (relay_on && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "cannot create a socketpair: %s", strerror(errno));
     return 2;
@@ -245,23 +249,28 @@ static int l_fork(lua_State *L) {
   fflush(NULL); /* or buffered output would be written twice */
   pid = fork();
   if (pid < 0) {
-    close(sv[0]);
-    close(sv[1]);
+    if (sv[0] >= 0) {
+      close(sv[0]);
+      close(sv[1]);
+    }
     lua_pushnil(L);
     lua_pushfstring(L, "fork failed: %s", strerror(errno));
     return 2;
   }
   if (pid > 0) {
-    close(sv[1]);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    memset(&peers[npeers], 0, sizeof(peers[npeers]));
-    peers[npeers].pid = pid;
-    peers[npeers].fd = sv[0];
-    npeers++;
+    if (sv[0] >= 0) {
+      close(sv[1]);
+      fcntl(sv[0], F_SETFL, O_NONBLOCK);
+      memset(&peers[npeers], 0, sizeof(peers[npeers]));
+      peers[npeers].pid = pid;
+      peers[npeers].fd = sv[0];
+      npeers++;
+    }
     lua_pushinteger(L, pid);
     return 1;
   }
-  close(sv[0]);
+  if (sv[0] >= 0)
+    close(sv[0]);
   for (i = 0; i < npeers; i++) /* the master's ends for the other workers */
     peer_close(&peers[i]);
   npeers = 0;

@@ -9,6 +9,7 @@
 
 #include "nx.h"
 #include "pubsub.h"
+#include "redis.h"
 
 typedef struct nx_topic_s nx_topic_t;
 
@@ -99,6 +100,8 @@ static void topic_release(nx_rt_t *rt, nx_topic_t *t) {
   pp = slot(ps, t->name, t->len, t->hash);
   *pp = t->hnext;
   ps->ntopics--;
+  if (rt->redis) /* the last subscriber in this process left */
+    nx_redis_topic_removed(rt, t->name, t->len);
   free(t);
 }
 
@@ -140,6 +143,8 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
     *pp = t;
     if (++ps->ntopics > ps->nbuckets)
       grow(ps);
+    if (rt->redis) /* the first subscriber in this process */
+      nx_redis_topic_added(rt, name, len);
   }
   s->topic = t;
   s->conn = c;
@@ -192,6 +197,17 @@ void nx_pubsub_each_topic(const nx_conn_t *c, void (*fn)(const char *, size_t, v
   const struct nx_sub_s *s;
   for (s = c->subs; s; s = s->cnext)
     fn(s->topic->name, s->topic->len, ud);
+}
+
+void nx_pubsub_each(nx_rt_t *rt, void (*fn)(const char *, size_t, void *), void *ud) {
+  nx_pubsub_t *ps = rt->pubsub;
+  size_t i;
+  nx_topic_t *t;
+  if (!ps)
+    return;
+  for (i = 0; i < ps->nbuckets; i++)
+    for (t = ps->buckets[i]; t; t = t->hnext)
+      fn(t->name, t->len, ud);
 }
 
 void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c) {

@@ -2,7 +2,9 @@
  * a topic is framed (and compressed) once per kind of receiver and queued
  * to every subscriber in C, without a Lua call per receiver. Topics live
  * in the runtime, outside Lua, so they span app generations (hot reload);
- * a connection leaves all its topics when it ends. */
+ * a connection leaves all its topics when it ends. With --redis a topic's
+ * first subscriber and its last one's leaving are told to redis.c, which
+ * (un)subscribes the topic's channel. */
 #ifndef NX_PUBSUB_H
 #define NX_PUBSUB_H
 
@@ -20,6 +22,8 @@ int nx_pubsub_unsubscribe(nx_rt_t *rt, nx_conn_t *c, const char *topic, size_t l
 int nx_pubsub_is_subscribed(nx_rt_t *rt, const nx_conn_t *c, const char *topic, size_t len);
 /* Calls fn(topic, len, ud) for each topic c is subscribed to. */
 void nx_pubsub_each_topic(const nx_conn_t *c, void (*fn)(const char *, size_t, void *), void *ud);
+/* Calls fn(topic, len, ud) for every topic with a subscriber in this process. */
+void nx_pubsub_each(nx_rt_t *rt, void (*fn)(const char *, size_t, void *), void *ud);
 /* Leaves every topic (the connection is ending). */
 void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c);
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "nx.h"
 #include "pubsub.h"
+#include "redis.h"
 #include "relay.h"
 
 static const char RT_KEY[] = "nexlua.runtime";
@@ -377,6 +378,9 @@ void nx_rt_close(lua_State *L) {
     task_free(rt->tasks);
   rt->ready_head = rt->ready_tail = NULL;
   nx_relay_close(rt);
+  /* Before the walk: hiredis closes its own poll handles (a handle closed
+   * twice asserts) and frees them in their close callbacks. */
+  nx_redis_close(rt);
   uv_walk(rt->loop, close_handle, NULL);
   uv_run(rt->loop, UV_RUN_DEFAULT);
   for (l = rt->listeners; l; l = lnext) {

@@ -307,4 +307,49 @@ describe("leaks (ASan/LSan build)", function()
     proc.rmdir(dir)
     assert(ok, err)
   end)
+
+  -- --redis: hiredis contexts on the loop (their poll handles close through
+  -- the adapter), a Redis lost and back (contexts freed by hiredis, timers),
+  -- and subscribed connections at SIGTERM.
+  it("two --redis nodes with subscribed connections, a Redis restart, then SIGTERM: exit 0, " ..
+    "no leak report", function()
+    local redis = require "helpers.redis"
+    local r = redis.start()
+    local args = { "--redis", r.url, "--close-timeout", "1", "--graceful-timeout", "5" }
+    local a = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
+    local b = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
+    local held = {}
+    local ok, err = pcall(function()
+      local function join(s, topic)
+        local c = rawws.connect(s.port, "/t/" .. topic)
+        assert.equal(101, c.status)
+        assert.equal("subscribed", c:recv_message(10))
+        held[#held + 1] = c
+        return c
+      end
+      local a1, b1 = join(a, "t1"), join(b, "t1")
+      for i = 2, 20 do join(i % 2 == 0 and a or b, "t" .. i) end
+      assert(proc.poll(function() return r:numsub("nexlua:t1") == 2 end, 20), "not subscribed")
+      local big = string.rep("x", 5000)
+      b1:send_text("all:" .. big)
+      assert(b1:recv_message(10) == big and b1:recv_message(10) == "sent 1", "b1: own publish")
+      assert(a1:recv_message(10) == big, "a1: not the message of b")
+      a1:send_text("bin:\0bin")
+      assert.equal("\0bin", a1:recv_message(10))
+      assert.equal("sent 1", a1:recv_message(10))
+      assert.equal("\0bin", b1:recv_message(10))
+      r:kill()
+      assert(a:wait_log("subscriber connection", 20), "no warning about the lost Redis")
+      a1:send_text("all:dropped")
+      r:restart()
+      assert(proc.poll(function() return r:numsub("nexlua:t1") == 2 end, 30), "not subscribed again")
+      assert(a:wait_log("connected again", 30), "no reconnect in the log")
+    end)
+    local a_ok, a_err = pcall(assert_clean_exit, a, "--redis node a")
+    assert_clean_exit(b, "--redis node b")
+    for _, c in ipairs(held) do c:close_socket() end
+    r:stop()
+    assert(ok, err)
+    assert(a_ok, a_err)
+  end)
 end)

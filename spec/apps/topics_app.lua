@@ -9,6 +9,8 @@
 --   state         "topics a,b n=COUNT sub=true|false"
 --   bad           publish invalid UTF-8 as text  -> the error message
 --   also:NAME     ws:subscribe(NAME)             -> "also true|false"
+--   redis         "redis connected=BOOL published=N received=N dropped=N"
+--                 (nexlua.stats(); --redis specs)
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -45,6 +47,10 @@ app:ws_route("/t/{topic}", function(ws)
       table.sort(list)
       ws:send_text(string.format("topics %s n=%d sub=%s", table.concat(list, ","),
         nexlua.subscribers(topic), tostring(ws:is_subscribed(topic))))
+    elseif verb == "redis" then
+      local st = nexlua.stats()
+      ws:send_text(string.format("redis connected=%s published=%d received=%d dropped=%d",
+        tostring(st.redis_connected), st.redis_published, st.redis_received, st.redis_dropped))
     elseif verb == "bad" then
       local ok, err = pcall(nexlua.publish, topic, "\255\254")
       ws:send_text(ok and "published" or tostring(err))

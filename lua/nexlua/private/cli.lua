@@ -80,6 +80,10 @@ local OPTIONS = {
     "--workers", "workers", "count",
     "worker processes sharing the port (SO_REUSEPORT); state is per worker (default 1)",
   },
+  {
+    "--redis", "redis", "string",
+    "redis://[:PASSWORD@]HOST[:PORT]: share topics with every nexlua process on that Redis",
+  },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
   { "--version", "version", "flag", "show the version" },
@@ -142,6 +146,10 @@ function cli.parse(argv)
       opts.app = a
     end
     i = i + 1
+  end
+  if opts.redis then
+    local ok, err = require("nexlua.private.redis").parse_url(opts.redis)
+    if not ok then return nil, "option --redis: " .. err end
   end
   return opts
 end

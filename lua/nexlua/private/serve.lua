@@ -140,7 +140,8 @@ end
 serve.run_hooks = run_hooks
 
 --- Serves app until SIGINT/SIGTERM. Returns the process exit code.
--- opts: listen options plus graceful_timeout (seconds, default 10) and
+-- opts: listen options plus graceful_timeout (seconds, default 10), redis
+-- (a redis:// URL: topics shared through it, see private/redis.lua) and
 -- on_listening(listener, routes), called instead of logging the
 -- "listening on" line (a worker of --workers tells its master instead).
 function serve.run(app, opts)
@@ -184,6 +185,18 @@ function serve.run(app, opts)
 
   core.on_signal(shutdown)
   core.spawn(function()
+    if opts.redis then
+      -- Like a port in use: a Redis that does not answer at start-up is an
+      -- error (once serving, a lost Redis is retried instead).
+      local ok, what = require("nexlua.private.redis").start(opts.redis)
+      if not ok then
+        log.error("%s", what)
+        exit_code = 1
+        core.stop()
+        return
+      end
+      log.info("%s", what)
+    end
     if not run_hooks(holder.app.startup, "startup") then
       log.error("startup failed: not serving")
       exit_code = 1

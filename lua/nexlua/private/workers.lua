@@ -32,7 +32,9 @@ local function master(n, opts)
   local code = 0
   local first                  -- what the first worker to listen reported
 
-  local ok, err = core.supervise()
+  -- With --redis every worker shares topics through Redis itself: the
+  -- master's relay would deliver each message twice.
+  local ok, err = core.supervise(not opts.redis)
   if not ok then
     log.error("%s", err)
     return 1
@@ -150,9 +152,12 @@ function workers.run(n, opts, serve)
   local code, id = master(n, opts)
   if not id then return code end
   require("nexlua").worker_id = id
-  -- Topics published in this worker reach the subscribers of the others.
-  local relayed, err = core.relay_start()
-  if not relayed and err then log.warn("%s: topics stay in this worker", err) end
+  -- Topics published in this worker reach the subscribers of the others
+  -- (through the master, or through Redis with --redis).
+  if not opts.redis then
+    local relayed, err = core.relay_start()
+    if not relayed and err then log.warn("%s: topics stay in this worker", err) end
+  end
   opts.reuseport = true
   opts.on_listening = function(listener, routes)
     log.info("serving (pid %d)", core.pid())

@@ -1,0 +1,398 @@
+/* Topics across machines through Redis pub/sub (see redis.h).
+ *
+ * Each of the two connections is a link: a hiredis async context on the
+ * loop while it is up or connecting, and one timer that is either the
+ * connect timeout (while connecting) or the delay before the next attempt
+ * (while down). A link that fails or is lost is retried with a backoff;
+ * nothing else changes meanwhile: local delivery goes on, publishes for
+ * the other processes are dropped.
+ *
+ * hiredis frees a context itself after its connect or disconnect callback
+ * reports a failure, and calls the disconnect callback from
+ * redisAsyncFree() too; so a link forgets its context (l->ac = NULL)
+ * before anything frees it, and a callback whose context is not the link's
+ * current one has nothing to do. */
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nx.h"
+#include "pubsub.h"
+#include "redis.h"
+#include "utf8.h"
+
+#define BACKOFF_MIN 100      /* ms */
+#define BACKOFF_MAX 5000     /* ms */
+#define CONNECT_TIMEOUT 5000 /* ms for an attempt on the loop */
+#define CHECK_TIMEOUT 3      /* s for the blocking check at start-up */
+
+typedef struct {
+  nx_redis_t *r;
+  redisAsyncContext *ac; /* NULL while down */
+  uv_timer_t timer;      /* connect timeout, or the delay before the next attempt */
+  uint64_t backoff;      /* ms before the next attempt */
+  const char *name;      /* "subscriber" or "publisher", for the log */
+  uint8_t up;            /* connected */
+  uint8_t sub;           /* the subscriber link */
+  uint8_t outage;        /* down since it was up: logged once */
+} link_t;
+
+struct nx_redis_s {
+  nx_rt_t *rt;
+  link_t sub, pub;
+  char *host, *username, *password;
+  int port;
+  char node[NX_REDIS_NODE_ID_LEN + 1];
+  nx_buf_t chan, msg; /* scratch for the channel name and the message */
+  nx_redis_stats_t st;
+  uint64_t dropped_logged; /* st.dropped when the last drop report was logged */
+  int dropping;            /* the drop warning of this outage was logged */
+  int closing;
+  int open_timers;
+};
+
+static void link_connect(link_t *l);
+static void on_timer(uv_timer_t *t);
+
+static const char *chan_name(nx_redis_t *r, const char *topic, size_t tlen, size_t *clen) {
+  size_t plen = sizeof(NX_REDIS_PREFIX) - 1;
+  r->chan.off = r->chan.len = 0;
+  if (nx_buf_append(&r->chan, NX_REDIS_PREFIX, plen) || nx_buf_append(&r->chan, topic, tlen))
+    return NULL;
+  *clen = plen + tlen;
+  return (const char *)r->chan.data;
+}
+
+static void link_retry(link_t *l, const char *why) {
+  nx_redis_t *r = l->r;
+  if (r->closing)
+    return;
+  l->up = 0;
+  if (!l->outage) {
+    nx_log(NX_LOG_WARN,
+           "Redis %s:%d (%s connection): %s; topics reach only this process until it is back, "
+           "retrying",
+           r->host, r->port, l->name, why);
+    l->outage = 1;
+  } else {
+    nx_log(NX_LOG_DEBUG, "Redis %s:%d (%s connection): %s; next attempt in %llu ms", r->host,
+           r->port, l->name, why, (unsigned long long)l->backoff);
+  }
+  uv_timer_start(&l->timer, on_timer, l->backoff, 0);
+  l->backoff = l->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : l->backoff * 2;
+}
+
+/* Closes the link's context ourselves (an AUTH refused, a connect that
+ * takes too long) and tries again later. */
+static void link_drop(link_t *l, const char *why) {
+  redisAsyncContext *ac = l->ac;
+  l->ac = NULL;
+  l->up = 0;
+  if (ac)
+    redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+  link_retry(l, why);
+}
+
+static void on_timer(uv_timer_t *t) {
+  link_t *l = (link_t *)t->data;
+  if (l->ac) {
+    if (!l->up)
+      link_drop(l, "the connection attempt timed out");
+    return;
+  }
+  link_connect(l);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  link_t *l = (link_t *)ac->data;
+  nx_redis_t *r;
+  if (!l || l->ac != ac)
+    return;
+  r = l->r;
+  if (status != REDIS_OK) {
+    l->ac = NULL; /* hiredis frees it */
+    link_retry(l, ac->errstr[0] ? ac->errstr : "cannot connect");
+    return;
+  }
+  l->up = 1;
+  l->backoff = BACKOFF_MIN;
+  uv_timer_stop(&l->timer);
+  if (l->outage)
+    nx_log(NX_LOG_INFO, "Redis %s:%d (%s connection): connected again", r->host, r->port, l->name);
+  l->outage = 0;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  link_t *l = (link_t *)ac->data;
+  (void)status;
+  if (!l || l->ac != ac)
+    return;     /* one we freed ourselves */
+  l->ac = NULL; /* hiredis frees it */
+  link_retry(l, ac->errstr[0] ? ac->errstr : "the connection was closed");
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv) {
+  link_t *l = (link_t *)priv;
+  redisReply *rep = (redisReply *)reply;
+  char why[256];
+  if (!rep || l->ac != ac || rep->type != REDIS_REPLY_ERROR)
+    return;
+  snprintf(why, sizeof(why), "AUTH refused: %s", rep->str);
+  link_drop(l, why);
+}
+
+/* Subscriber connection: subscribe confirmations and messages. */
+static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
+  link_t *l = (link_t *)priv;
+  nx_redis_t *r = l->r;
+  redisReply *rep = (redisReply *)reply, *ch, *m;
+  size_t plen = sizeof(NX_REDIS_PREFIX) - 1;
+  const char *data;
+  int opcode;
+  (void)ac;
+  if (!rep || r->closing || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+    return;
+  if (rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") != 0)
+    return; /* (un)subscribe confirmations */
+  ch = rep->element[1];
+  m = rep->element[2];
+  if (ch->type != REDIS_REPLY_STRING || m->type != REDIS_REPLY_STRING || (size_t)ch->len <= plen ||
+      (size_t)m->len < NX_REDIS_HEADER || (m->str[0] != 't' && m->str[0] != 'b'))
+    return; /* not in our format */
+  if (memcmp(m->str + 1, r->node, NX_REDIS_NODE_ID_LEN) == 0)
+    return; /* ours, delivered locally at the publish */
+  opcode = m->str[0] == 't' ? NX_WS_OP_TEXT : NX_WS_OP_BINARY;
+  data = m->str + NX_REDIS_HEADER;
+  if (opcode == NX_WS_OP_TEXT && !nx_utf8_valid((const uint8_t *)data, m->len - NX_REDIS_HEADER))
+    return;
+  r->st.received++;
+  nx_pubsub_publish(r->rt, ch->str + plen, ch->len - plen, opcode, data, m->len - NX_REDIS_HEADER,
+                    NULL);
+}
+
+static void subscribe_topic(const char *topic, size_t tlen, void *ud) {
+  nx_redis_t *r = (nx_redis_t *)ud;
+  size_t clen;
+  const char *chan = chan_name(r, topic, tlen, &clen);
+  if (chan && r->sub.ac)
+    redisAsyncCommand(r->sub.ac, on_message, &r->sub, "SUBSCRIBE %b", chan, clen);
+}
+
+static void link_connect(link_t *l) {
+  nx_redis_t *r = l->r;
+  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+  char why[256];
+  if (!ac) {
+    link_retry(l, "out of memory");
+    return;
+  }
+  if (ac->err) {
+    snprintf(why, sizeof(why), "%s", ac->errstr);
+    redisAsyncFree(ac);
+    link_retry(l, why);
+    return;
+  }
+  if (redisLibuvAttach(ac, r->rt->loop) != REDIS_OK) {
+    ac->ev.cleanup = NULL; /* the adapter gave up half-way */
+    redisAsyncFree(ac);
+    link_retry(l, "cannot watch its socket");
+    return;
+  }
+  ac->data = l;
+  redisEnableKeepAlive(&ac->c);
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  l->ac = ac;
+  /* Commands wait in hiredis until the connection is up, in order: AUTH
+   * first, then (subscriber) every current topic. */
+  if (r->password && r->username)
+    redisAsyncCommand(ac, on_auth, l, "AUTH %s %s", r->username, r->password);
+  else if (r->password)
+    redisAsyncCommand(ac, on_auth, l, "AUTH %s", r->password);
+  if (l->sub)
+    nx_pubsub_each(r->rt, subscribe_topic, r);
+  uv_timer_start(&l->timer, on_timer, CONNECT_TIMEOUT, 0);
+}
+
+/* The blocking check at start-up: connect, AUTH, PING. */
+static int check(const nx_redis_opts_t *o, char *err, size_t errlen) {
+  struct timeval tv = {CHECK_TIMEOUT, 0};
+  redisContext *c = redisConnectWithTimeout(o->host, o->port, tv);
+  redisReply *rep = NULL;
+  int ok = 0;
+  if (!c || c->err) {
+    snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", o->host, o->port,
+             c ? c->errstr : "out of memory");
+    goto done;
+  }
+  redisSetTimeout(c, tv);
+  if (o->password) {
+    rep = o->username ? redisCommand(c, "AUTH %s %s", o->username, o->password)
+                      : redisCommand(c, "AUTH %s", o->password);
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+      snprintf(err, errlen, "Redis at %s:%d refused AUTH: %s", o->host, o->port,
+               rep ? rep->str : c->errstr);
+      goto done;
+    }
+    freeReplyObject(rep);
+  }
+  rep = redisCommand(c, "PING");
+  if (!rep || rep->type == REDIS_REPLY_ERROR) {
+    snprintf(err, errlen, "Redis at %s:%d does not answer PING: %s", o->host, o->port,
+             rep ? rep->str : c->errstr);
+    goto done;
+  }
+  ok = 1;
+done:
+  if (rep)
+    freeReplyObject(rep);
+  if (c)
+    redisFree(c);
+  return ok ? 0 : -1;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void link_init(nx_redis_t *r, link_t *l, int sub) {
+  l->r = r;
+  l->sub = (uint8_t)sub;
+  l->name = sub ? "subscriber" : "publisher";
+  l->backoff = BACKOFF_MIN;
+  uv_timer_init(r->rt->loop, &l->timer);
+  l->timer.data = l;
+  r->open_timers++;
+}
+
+int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errlen) {
+  nx_redis_t *r;
+  unsigned char id[NX_REDIS_NODE_ID_LEN / 2];
+  int i;
+  if (rt->redis) {
+    snprintf(err, errlen, "Redis is already started");
+    return -1;
+  }
+  if (check(o, err, errlen))
+    return -1;
+  r = (nx_redis_t *)calloc(1, sizeof(*r));
+  if (!r || !(r->host = strdup(o->host)) || (o->password && !(r->password = strdup(o->password))) ||
+      (o->username && !(r->username = dup_or_null(o->username)))) {
+    if (r) {
+      free(r->host);
+      free(r->password);
+    }
+    free(r);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  r->rt = rt;
+  r->port = o->port;
+  if (uv_random(NULL, NULL, id, sizeof(id), 0, NULL) != 0) {
+    uint64_t x = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32);
+    memcpy(id, &x, sizeof(id));
+  }
+  for (i = 0; i < (int)sizeof(id); i++)
+    snprintf(r->node + 2 * i, 3, "%02x", id[i]);
+  link_init(r, &r->sub, 1);
+  link_init(r, &r->pub, 0);
+  rt->redis = r;
+  link_connect(&r->sub);
+  link_connect(&r->pub);
+  nx_log(NX_LOG_DEBUG, "Redis %s:%d: node id %s", r->host, r->port, r->node);
+  return 0;
+}
+
+void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, const void *data,
+                      size_t dlen) {
+  nx_redis_t *r = rt->redis;
+  redisAsyncContext *ac;
+  const char *chan;
+  size_t clen;
+  if (!r)
+    return;
+  ac = r->pub.up ? r->pub.ac : NULL;
+  if (!ac || sdslen(ac->c.obuf) + dlen > NX_REDIS_MAX_QUEUED) {
+    r->st.dropped++;
+    if (!r->dropping)
+      nx_log(NX_LOG_WARN, "Redis %s: published messages reach only this process's subscribers",
+             ac ? "does not keep up" : "is not connected");
+    r->dropping = 1;
+    return;
+  }
+  r->msg.off = r->msg.len = 0;
+  if (!(chan = chan_name(r, topic, tlen, &clen)) ||
+      nx_buf_append(&r->msg, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
+      nx_buf_append(&r->msg, r->node, NX_REDIS_NODE_ID_LEN) ||
+      (dlen && nx_buf_append(&r->msg, data, dlen)) ||
+      redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, clen, r->msg.data, r->msg.len) !=
+          REDIS_OK) {
+    r->st.dropped++;
+    return;
+  }
+  r->st.published++;
+  nx_buf_shrink_idle(&r->msg);
+  if (r->dropping) {
+    nx_log(NX_LOG_INFO,
+           "Redis: publishing again; %llu message(s) did not reach the other processes",
+           (unsigned long long)(r->st.dropped - r->dropped_logged));
+    r->dropped_logged = r->st.dropped;
+    r->dropping = 0;
+  }
+}
+
+void nx_redis_topic_added(nx_rt_t *rt, const char *topic, size_t tlen) {
+  if (rt->redis)
+    subscribe_topic(topic, tlen, rt->redis);
+}
+
+void nx_redis_topic_removed(nx_rt_t *rt, const char *topic, size_t tlen) {
+  nx_redis_t *r = rt->redis;
+  const char *chan;
+  size_t clen;
+  if (!r || !r->sub.ac || !(chan = chan_name(r, topic, tlen, &clen)))
+    return;
+  redisAsyncCommand(r->sub.ac, NULL, NULL, "UNSUBSCRIBE %b", chan, clen);
+}
+
+void nx_redis_stats(nx_rt_t *rt, nx_redis_stats_t *s) {
+  nx_redis_t *r = rt->redis;
+  if (!r) {
+    memset(s, 0, sizeof(*s));
+    return;
+  }
+  *s = r->st;
+  s->connected = r->sub.up && r->pub.up;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  nx_redis_t *r = ((link_t *)h->data)->r;
+  if (--r->open_timers)
+    return;
+  nx_buf_free(&r->chan);
+  nx_buf_free(&r->msg);
+  free(r->host);
+  free(r->username);
+  free(r->password);
+  free(r);
+}
+
+static void link_close(link_t *l) {
+  redisAsyncContext *ac = l->ac;
+  l->ac = NULL;
+  l->up = 0;
+  if (ac)
+    redisAsyncFree(ac); /* its poll handle closes on the next loop run */
+  uv_close((uv_handle_t *)&l->timer, on_timer_closed);
+}
+
+void nx_redis_close(nx_rt_t *rt) {
+  nx_redis_t *r = rt->redis;
+  if (!r)
+    return;
+  r->closing = 1;
+  rt->redis = NULL;
+  link_close(&r->sub);
+  link_close(&r->pub);
+}

@@ -1,0 +1,251 @@
+-- --redis: topics shared by every nexlua process connected to the same
+-- Redis (core/redis.c). Real processes: a redis-server started here on a
+-- free port, and nexlua "nodes" (spec/apps/topics_app.lua, and
+-- spec/apps/workers_app.lua with --workers) on ports of their own.
+local proc = require "helpers.proc"
+local rawws = require "helpers.rawws"
+local redis = require "helpers.redis"
+
+local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
+local TOPICS = "spec/apps/topics_app.lua"
+local WORKERS = "spec/apps/workers_app.lua"
+local TEXT, BINARY = rawws.OP.TEXT, rawws.OP.BINARY
+
+describe("--redis", function()
+  local r, nodes
+
+  before_each(function()
+    r = redis.start()
+    nodes = {}
+  end)
+
+  -- Every node shuts down cleanly (and, with NEXLUA_BIN=build-asan/nexlua,
+  -- without a sanitizer report).
+  after_each(function()
+    local bad = {}
+    for _, n in ipairs(nodes) do
+      local code = n:stop(15)
+      local log = n:log()
+      if code ~= 0 or log:find("Sanitizer", 1, true) or log:find("runtime error:", 1, true) then
+        bad[#bad + 1] = string.format("exit %s; log:\n%s", tostring(code), log:sub(-3000))
+      end
+    end
+    r:stop()
+    assert(#bad == 0, table.concat(bad, "\n"))
+  end)
+
+  local function node(args, app)
+    local all = { "--redis", r.url, "--close-timeout", "1" }
+    for _, a in ipairs(args or {}) do all[#all + 1] = a end
+    local n = proc.start(app or TOPICS, all)
+    nodes[#nodes + 1] = n
+    return n
+  end
+
+  -- A connection subscribed to topic on n.
+  local function join(n, topic)
+    local c = rawws.connect(n.port, "/t/" .. topic)
+    assert.equal(101, c.status)
+    assert.equal("subscribed", c:recv_message(5))
+    return c
+  end
+
+  -- Waits until Redis counts want subscriber connections (nodes) on topic's channel.
+  local function wait_numsub(topic, want)
+    assert(proc.poll(function() return r:numsub("nexlua:" .. topic) == want end, 10, 0.05),
+      string.format("Redis does not count %d subscriber(s) of nexlua:%s (has %s)", want, topic,
+        tostring(r:numsub("nexlua:" .. topic))))
+  end
+
+  local function recv(c, want, op)
+    local msg, opcode = c:recv_message(10)
+    assert.equal(want, msg)
+    assert.equal(op or TEXT, opcode)
+  end
+
+  local function redis_stats(c)
+    c:send_text("redis")
+    local connected, pub, rec, dropped = c:recv_message(5):match(
+      "^redis connected=(%a+) published=(%d+) received=(%d+) dropped=(%d+)$")
+    return { connected = connected == "true", published = tonumber(pub), received = tonumber(rec),
+      dropped = tonumber(dropped) }
+  end
+
+  it("a publish on one node reaches the subscribers of the other: text, binary, JSON", function()
+    local a, b = node(), node()
+    local a1, b1 = join(a, "lobby"), join(b, "lobby")
+    wait_numsub("lobby", 2)
+    b1:send_text("all:hello from b")
+    recv(b1, "hello from b")
+    recv(b1, "sent 1") -- the count is this node's
+    recv(a1, "hello from b")
+    b1:send_text("bin:\0raw\1")
+    recv(b1, "\0raw\1", BINARY)
+    recv(b1, "sent 1")
+    recv(a1, "\0raw\1", BINARY)
+    b1:send_text("json:caf\195\169")
+    recv(b1, '{"text":"café"}')
+    recv(b1, "sent 1")
+    recv(a1, '{"text":"café"}')
+    assert.is_true(redis_stats(b1).connected)
+    local st = redis_stats(a1)
+    assert.equal(3, st.received)
+    assert.equal(0, st.dropped)
+  end)
+
+  it("ws:publish reaches everyone but the sender, on every node", function()
+    local a, b = node(), node()
+    local a1, a2, b1 = join(a, "room"), join(a, "room"), join(b, "room")
+    wait_numsub("room", 2)
+    a1:send_text("pub:from a1")
+    recv(a1, "sent 1")
+    recv(a2, "from a1")
+    recv(b1, "from a1")
+    -- a1 got nothing else: its next message answers its next command.
+    a1:send_text("state")
+    recv(a1, "topics room n=2 sub=true")
+  end)
+
+  it("a node delivers its own publish once (its echo from Redis is ignored)", function()
+    local a, b = node(), node()
+    local a1, a2, b1 = join(a, "echo"), join(a, "echo"), join(b, "echo")
+    wait_numsub("echo", 2)
+    a1:send_text("all:once")
+    recv(a1, "once")
+    recv(a1, "sent 2")
+    recv(a2, "once")
+    recv(b1, "once") -- Redis has sent it to a's subscriber connection too
+    -- Redis writes to a's subscriber connection in publish order: the echo
+    -- of "once" came before "marker".
+    b1:send_text("all:marker")
+    recv(a2, "marker")
+    recv(a1, "marker")
+    local st = redis_stats(a1)
+    assert.equal(1, st.published)
+    assert.equal(1, st.received)
+  end)
+
+  it("unsubscribing and closing stop delivery and unsubscribe the channel in Redis", function()
+    local a, b = node(), node()
+    local a1, b1 = join(a, "u1"), join(b, "u1")
+    local a2 = join(a, "u2")
+    wait_numsub("u1", 2)
+    wait_numsub("u2", 1)
+    assert.same({ "nexlua:u1", "nexlua:u2" }, r:channels("nexlua:*"))
+    a1:send_text("unsub")
+    recv(a1, "unsub true")
+    wait_numsub("u1", 1) -- a has no subscriber of u1 left
+    b1:send_text("all:after")
+    recv(b1, "after")
+    recv(b1, "sent 1")
+    a1:send_text("state") -- nothing came before the answer
+    recv(a1, "topics  n=0 sub=false")
+    -- Subscribing again subscribes the channel again.
+    a1:send_text("resub")
+    recv(a1, "resub true")
+    wait_numsub("u1", 2)
+    b1:send_text("all:again")
+    recv(a1, "again")
+    -- Closing the last subscribers removes the channels.
+    a2:close(1000)
+    a2:close_socket()
+    assert(proc.poll(function() return #r:channels("nexlua:u2") == 0 end, 10), "nexlua:u2 still subscribed")
+    a1:close(1000)
+    a1:close_socket()
+    b1:close(1000)
+    b1:close_socket()
+    assert(proc.poll(function() return #r:channels("nexlua:*") == 0 end, 10),
+      "channels left: " .. table.concat(r:channels("nexlua:*"), ","))
+  end)
+
+  it("--workers 2 --redis delivers exactly once to each subscriber of every worker and node", function()
+    local w = node({ "--workers", "2" }, WORKERS)
+    local b = node()
+    local members, ids = {}, {}
+    for _ = 1, 60 do
+      local c = rawws.connect(w.port, "/room")
+      assert.equal(101, c.status)
+      local id = tonumber(c:recv_message(10):match("^W (%d+) %d+$"))
+      members[#members + 1] = { c = c, id = id }
+      ids[id] = true
+      if ids[1] and ids[2] then break end
+    end
+    assert.is_true(ids[1] and ids[2], "all connections landed on one worker")
+    local b1 = join(b, "room")
+    wait_numsub("room", 3) -- two workers and node b
+    local from = members[1]
+    from.c:send_text("hello")
+    local want = string.format("[w%d] hello", from.id)
+    for _, m in ipairs(members) do recv(m.c, want) end
+    recv(b1, want)
+    b1:send_text("all:marker")
+    recv(b1, "marker")
+    recv(b1, "sent 1")
+    for _, m in ipairs(members) do recv(m.c, "marker") end -- no second "hello" before it
+    for _, m in ipairs(members) do m.c:close_socket() end
+    assert.equal(0, w:stop(15))
+  end)
+
+  it("Redis lost while serving: a warning, local delivery goes on, and after a restart it is shared again",
+    function()
+    local a, b = node(), node()
+    local a1, b1, b2 = join(a, "live"), join(b, "live"), join(b, "live")
+    wait_numsub("live", 2)
+    b1:send_text("all:before")
+    recv(a1, "before")
+    recv(b1, "before")
+    recv(b1, "sent 2")
+    recv(b2, "before")
+    r:kill()
+    assert(a:wait_log("WARN[^\n]*Redis 127%.0%.0%.1:%d+ %(subscriber connection%)", 10), a:log())
+    -- Local delivery goes on; the message for the other node is dropped.
+    b1:send_text("all:while down")
+    recv(b2, "while down")
+    recv(b1, "while down")
+    recv(b1, "sent 2")
+    local st = redis_stats(b1)
+    assert.is_false(st.connected)
+    assert.is_true(st.dropped >= 1)
+    r:restart()
+    wait_numsub("live", 2) -- both nodes subscribed again
+    assert(proc.poll(function() return redis_stats(b1).connected end, 20), "node b did not reconnect")
+    b1:send_text("all:after")
+    recv(a1, "after") -- "while down" never came
+    assert.truthy(a:log():find("connected again", 1, true))
+    assert(b:wait_log("publishing again; %d+ message%(s%) did not reach", 10), b:log())
+  end)
+
+  it("Redis not answering at start-up: a clear error and exit status 1", function()
+    local port = r.port
+    r:stop()
+    local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis", "redis://127.0.0.1:" .. port }, 20)
+    assert.equal(1, code)
+    assert.matches("cannot connect to Redis at 127%.0%.0%.1:" .. port .. ": Connection refused", err)
+    assert.falsy(err:find("listening on", 1, true))
+  end)
+
+  it("a password Redis does not accept: exit status 1, AUTH named", function()
+    local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis",
+      "redis://:secret@127.0.0.1:" .. r.port }, 20)
+    assert.equal(1, code)
+    assert.matches("Redis at 127%.0%.0%.1:%d+ refused AUTH", err)
+  end)
+
+  it("a password Redis requires is sent (redis://:PASSWORD@HOST:PORT)", function()
+    r:cli("CONFIG", "SET", "requirepass", "s3cret")
+    local a = node({ "--redis", "redis://:s3cret@127.0.0.1:" .. r.port })
+    local a1 = join(a, "auth")
+    assert(proc.poll(function() return r:cli("-a", "s3cret", "--no-auth-warning", "PUBSUB", "NUMSUB",
+      "nexlua:auth"):match("\n1$") end, 10), "no subscription with AUTH")
+    assert.is_true(redis_stats(a1).connected)
+  end)
+
+  it("refuses a bad --redis URL on the command line with exit status 2", function()
+    for _, url in ipairs({ "http://127.0.0.1:6379", "redis://127.0.0.1:6379/2", "redis://", "rediss://h:1",
+      "redis://h:99999" }) do
+      local code, _, err = proc.run({ BIN, TOPICS, "--redis", url }, 10)
+      assert.equal(2, code, url)
+      assert.matches("option %-%-redis", err)
+    end
+  end)
+end)

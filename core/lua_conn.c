@@ -318,6 +318,7 @@ static int l_subscribe(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   size_t len;
   const char *topic = luaL_checklstring(L, 2, &len);
+  luaL_argcheck(L, len > 0, 2, "the topic must not be empty");
   nx_conn_t *c = topic_conn(L, b, "subscribe");
   int r;
   if (!c)
@@ -370,6 +371,7 @@ static int l_publish(lua_State *L) {
   const char *topic = luaL_checklstring(L, 1, &tlen);
   const char *data = luaL_checklstring(L, 2, &len);
   int binary = lua_toboolean(L, 3);
+  luaL_argcheck(L, tlen > 0, 1, "the topic must not be empty");
   nx_conn_t *except = lua_isnoneornil(L, 4) ? NULL : check_box(L, 4)->conn;
   nx_rt_t *rt = nx_rt_get(L);
   int opcode;

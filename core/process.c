@@ -74,10 +74,15 @@ static void peer_close(peer_t *p) {
   nx_buf_free(&p->out);
 }
 
+static void relay_read(int i, int max_reads);
+
+/* A worker was reaped: what it published before it ended still goes to the
+ * others (an on_shutdown hook may publish a farewell). */
 static void peer_remove(pid_t pid) {
   int i;
   for (i = 0; i < npeers; i++) {
     if (peers[i].pid == pid) {
+      relay_read(i, 0);
       peer_close(&peers[i]);
       peers[i] = peers[--npeers];
       memset(&peers[npeers], 0, sizeof(peers[npeers]));
@@ -105,41 +110,51 @@ static void relay_record(int from, const uint8_t *rec, size_t size) {
   }
 }
 
-/* Moves what can move without blocking: reads every worker's records and
- * queues them for the others, then writes what the sockets take. */
-static void relay_pump(void) {
+/* Reads worker i's records (at most max_reads reads; 0: until the socket
+ * is empty) and queues each for the other workers. */
+static void relay_read(int i, int max_reads) {
   static uint8_t chunk[65536];
-  int i;
-  for (i = 0; i < npeers; i++) {
-    peer_t *p = &peers[i];
-    while (p->fd >= 0) {
-      const char *topic;
-      const uint8_t *data;
-      size_t tlen, dlen, size;
-      int opcode, k;
-      ssize_t r = read(p->fd, chunk, sizeof(chunk));
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        break;
-      if (r <= 0) {
-        peer_close(p); /* the worker ended; its exit is reaped separately */
-        break;
-      }
-      if (nx_buf_append(&p->in, chunk, (size_t)r)) {
-        peer_close(p);
-        break;
-      }
-      while ((k = nx_relay_parse(&p->in, &topic, &tlen, &opcode, &data, &dlen, &size)) == 1) {
-        relay_record(i, p->in.data + p->in.off, size);
-        nx_buf_consume(&p->in, size);
-      }
-      if (k < 0) {
-        nx_log(NX_LOG_ERROR, "topic relay: a malformed record from worker pid %d", (int)p->pid);
-        peer_close(p);
-      }
+  peer_t *p = &peers[i];
+  int reads = 0;
+  while (p->fd >= 0 && (max_reads == 0 || reads < max_reads)) {
+    const char *topic;
+    const uint8_t *data;
+    size_t tlen, dlen, size;
+    int opcode, k;
+    ssize_t r = read(p->fd, chunk, sizeof(chunk));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    if (r <= 0) {
+      peer_close(p); /* the worker ended; its exit is reaped separately */
+      break;
+    }
+    reads++;
+    if (nx_buf_append(&p->in, chunk, (size_t)r)) {
+      peer_close(p);
+      break;
+    }
+    while ((k = nx_relay_parse(&p->in, &topic, &tlen, &opcode, &data, &dlen, &size)) == 1) {
+      relay_record(i, p->in.data + p->in.off, size);
+      nx_buf_consume(&p->in, size);
+    }
+    if (k < 0) {
+      nx_log(NX_LOG_ERROR, "topic relay: a malformed record from worker pid %d", (int)p->pid);
+      peer_close(p);
     }
   }
+  if (p->fd >= 0)
+    nx_buf_shrink_idle(&p->in); /* one large record must not pin its buffer */
+}
+
+/* Moves what can move without blocking: a bounded share of every worker's
+ * records (so that one busy worker cannot starve the others, the signals
+ * or the reaping), queued for the others, then what the sockets take. */
+static void relay_pump(void) {
+  int i;
+  for (i = 0; i < npeers; i++)
+    relay_read(i, 4);
   for (i = 0; i < npeers; i++) {
     peer_t *p = &peers[i];
     while (p->fd >= 0 && nx_buf_size(&p->out)) {
@@ -341,8 +356,14 @@ static int pop_line(lua_State *L) {
   return 2;
 }
 
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static int l_wait_event(lua_State *L) {
-  double timeout = luaL_optnumber(L, 1, -1);
+  double timeout = luaL_optnumber(L, 1, -1), deadline = 0;
   struct timespec ts, *tsp = NULL;
   static struct pollfd pfd[MAX_PEERS + 1];
   sigset_t none;
@@ -351,11 +372,8 @@ static int l_wait_event(lua_State *L) {
 
   if (ready_fd[0] < 0)
     return luaL_error(L, "wait_event() needs supervise() first");
-  if (timeout >= 0) {
-    ts.tv_sec = (time_t)timeout;
-    ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
-    tsp = &ts;
-  }
+  if (timeout >= 0)
+    deadline = now_seconds() + timeout; /* relay traffic must not extend it */
   sigemptyset(&none);
   for (;;) {
     const char *sig = got_term ? "SIGTERM" : got_int ? "SIGINT" : got_hup ? "SIGHUP" : NULL;
@@ -403,6 +421,14 @@ static int l_wait_event(lua_State *L) {
       pfd[i + 1].fd = peers[i].fd; /* -1: ignored by poll */
       pfd[i + 1].events = (short)(POLLIN | (nx_buf_size(&peers[i].out) ? POLLOUT : 0));
       pfd[i + 1].revents = 0;
+    }
+    if (timeout >= 0) {
+      double left = deadline - now_seconds();
+      if (left <= 0)
+        return 0;
+      ts.tv_sec = (time_t)left;
+      ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+      tsp = &ts;
     }
     /* The handled signals are unblocked only while ppoll() waits. */
     n = ppoll(pfd, (nfds_t)npeers + 1, tsp, &none);

@@ -4,8 +4,11 @@
  * subscriptions; a subscription is one node linked both into its topic and
  * into its connection's list, so leaving one topic and leaving them all (a
  * connection's end) are both cheap. A topic without subscribers is freed. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "nx.h"
 #include "pubsub.h"
@@ -17,7 +20,7 @@ struct nx_sub_s {
   nx_topic_t *topic;
   nx_conn_t *conn;
   struct nx_sub_s *tprev, *tnext; /* in the topic */
-  struct nx_sub_s *cnext;         /* in the connection */
+  struct nx_sub_s *cprev, *cnext; /* in the connection */
 };
 
 struct nx_topic_s {
@@ -35,14 +38,64 @@ struct nx_pubsub_s {
   size_t ntopics;
 };
 
+/* Topic names may come from clients: the hash is keyed with a random
+ * per-process key (SipHash-1-3), so nobody can pick names that all land in
+ * one bucket. */
+static uint64_t hash_key[2];
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+  do {                                                                                             \
+    v0 += v1;                                                                                      \
+    v1 = ROTL(v1, 13);                                                                             \
+    v1 ^= v0;                                                                                      \
+    v0 = ROTL(v0, 32);                                                                             \
+    v2 += v3;                                                                                      \
+    v3 = ROTL(v3, 16);                                                                             \
+    v3 ^= v2;                                                                                      \
+    v0 += v3;                                                                                      \
+    v3 = ROTL(v3, 21);                                                                             \
+    v3 ^= v0;                                                                                      \
+    v2 += v1;                                                                                      \
+    v1 = ROTL(v1, 17);                                                                             \
+    v1 ^= v2;                                                                                      \
+    v2 = ROTL(v2, 32);                                                                             \
+  } while (0)
+
 static uint32_t hash_name(const char *s, size_t len) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  size_t i;
-  for (i = 0; i < len; i++) {
-    h ^= (uint8_t)s[i];
-    h *= 16777619u;
+  const uint8_t *p = (const uint8_t *)s;
+  uint64_t v0 = 0x736f6d6570736575ULL ^ hash_key[0], v1 = 0x646f72616e646f6dULL ^ hash_key[1];
+  uint64_t v2 = 0x6c7967656e657261ULL ^ hash_key[0], v3 = 0x7465646279746573ULL ^ hash_key[1];
+  uint64_t m, b = (uint64_t)len << 56;
+  size_t i, full = len & ~(size_t)7;
+  for (i = 0; i < full; i += 8) {
+    memcpy(&m, p + i, 8); /* little-endian hosts: the byte order does not matter for a hash */
+    v3 ^= m;
+    SIPROUND;
+    v0 ^= m;
   }
-  return h;
+  for (m = 0; i < len; i++)
+    m |= (uint64_t)p[i] << (8 * (i - full));
+  b |= m;
+  v3 ^= b;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return (uint32_t)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+static void init_key(void) {
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(hash_key, sizeof(hash_key), 1, f) != 1) {
+    /* No /dev/urandom: still different per process and start. */
+    hash_key[0] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)time(NULL);
+    hash_key[1] = (uint64_t)(uintptr_t)&hash_key * 0xC2B2AE3D27D4EB4FULL;
+  }
+  if (f)
+    fclose(f);
 }
 
 static nx_pubsub_t *get(nx_rt_t *rt, int create) {
@@ -52,6 +105,8 @@ static nx_pubsub_t *get(nx_rt_t *rt, int create) {
   ps = (nx_pubsub_t *)calloc(1, sizeof(*ps));
   if (!ps)
     return NULL;
+  if (!hash_key[0] && !hash_key[1])
+    init_key();
   ps->nbuckets = 64;
   ps->buckets = (nx_topic_t **)calloc(ps->nbuckets, sizeof(*ps->buckets));
   if (!ps->buckets) {
@@ -105,11 +160,19 @@ static void topic_release(nx_rt_t *rt, nx_topic_t *t) {
   free(t);
 }
 
+/* c's subscription to t, or NULL: the two lists are walked side by side,
+ * so the cost is that of the shorter one (a connection in many topics, or a
+ * topic with many subscribers, stays cheap). */
 static struct nx_sub_s *conn_sub(const nx_conn_t *c, const nx_topic_t *t) {
-  struct nx_sub_s *s;
-  for (s = c->subs; s; s = s->cnext)
-    if (s->topic == t)
-      return s;
+  struct nx_sub_s *a = c->subs, *b = t->subs;
+  while (a && b) {
+    if (a->topic == t)
+      return a;
+    if (b->conn == c)
+      return b;
+    a = a->cnext;
+    b = b->tnext;
+  }
   return NULL;
 }
 
@@ -154,7 +217,10 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
     t->subs->tprev = s;
   t->subs = s;
   t->nsubs++;
+  s->cprev = NULL;
   s->cnext = c->subs;
+  if (c->subs)
+    c->subs->cprev = s;
   c->subs = s;
   return 1;
 }
@@ -174,18 +240,17 @@ static void unlink_sub(nx_rt_t *rt, struct nx_sub_s *s) {
 
 int nx_pubsub_unsubscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len) {
   nx_topic_t *t = find(rt, name, len);
-  struct nx_sub_s **pp;
-  if (!t)
+  struct nx_sub_s *s = t ? conn_sub(c, t) : NULL;
+  if (!s)
     return 0;
-  for (pp = &c->subs; *pp; pp = &(*pp)->cnext) {
-    if ((*pp)->topic == t) {
-      struct nx_sub_s *s = *pp;
-      *pp = s->cnext;
-      unlink_sub(rt, s);
-      return 1;
-    }
-  }
-  return 0;
+  if (s->cprev)
+    s->cprev->cnext = s->cnext;
+  else
+    c->subs = s->cnext;
+  if (s->cnext)
+    s->cnext->cprev = s->cprev;
+  unlink_sub(rt, s);
+  return 1;
 }
 
 int nx_pubsub_is_subscribed(nx_rt_t *rt, const nx_conn_t *c, const char *name, size_t len) {

@@ -74,15 +74,16 @@ local OPTIONS = {
     "--allowed-origins", "allowed_origins", "string",
     "comma list of Origins browsers may connect from; others get 403 (default: any)",
   },
-  { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)" },
-  { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert" },
+  { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)", "FILE" },
+  { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert", "FILE" },
   {
     "--workers", "workers", "count",
-    "worker processes sharing the port (SO_REUSEPORT); state is per worker (default 1)",
+    "worker processes sharing the port (SO_REUSEPORT); Lua state is per worker, topics are shared (default 1)",
   },
   {
     "--redis", "redis", "string",
     "redis://[:PASSWORD@]HOST[:PORT]: share topics with every nexlua process on that Redis",
+    "URL",
   },
   { "--reload", "reload", "flag", "reload the app when its Lua files change (SIGHUP always reloads)" },
   { "--help", "help", "flag", "show this help" },
@@ -96,7 +97,7 @@ local function usage()
     "options:",
   }
   for _, o in ipairs(OPTIONS) do
-    local meta = o[3] == "level" and "LEVEL" or (o[3] == "number" or o[3] == "count") and "N" or "VALUE"
+    local meta = o[5] or o[3] == "level" and "LEVEL" or (o[3] == "number" or o[3] == "count") and "N" or "VALUE"
     local arg = o[3] == "flag" and "" or (" " .. meta)
     lines[#lines + 1] = format("  %-28s %s", o[1] .. arg, o[4])
   end

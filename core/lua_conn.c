@@ -397,6 +397,12 @@ static int l_subscribers(lua_State *L) {
   return 1;
 }
 
+/* request_path(box) -> the raw path of the request (no query) */
+static int l_request_path(lua_State *L) {
+  nx_request_push_path(L, check_box(L, 1));
+  return 1;
+}
+
 /* request(box) -> the request table (see nx_request_push) */
 static int l_request(lua_State *L) {
   nx_request_push(L, check_box(L, 1));
@@ -428,6 +434,7 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"state", l_state},
                                  {"buffered", l_buffered},
                                  {"request", l_request},
+                                 {"request_path", l_request_path},
                                  {"subscribe", l_subscribe},
                                  {"unsubscribe", l_unsubscribe},
                                  {"subscribed", l_subscribed},

@@ -53,7 +53,8 @@ function App:ws_route(path, handler, opts)
   if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
   local mw = opts.middleware or {}
   for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
-  local ok, err = pcall(self.router.add, self.router, path, { handler = handler, middleware = mw, options = opts })
+  local route = { handler = handler, middleware = mw, options = opts, app = self }
+  local ok, err = pcall(self.router.add, self.router, path, route)
   if not ok then error(err, 2) end
   return self
 end

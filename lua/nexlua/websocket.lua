@@ -31,6 +31,8 @@ local lazy = {
   -- The request as a table, built from the box's compact copy on first use.
   _req = function(self) return core.request(self._box) end,
   route = function(self) return self._route and self._route.template end,
+  app = function(self) return self._route and self._route.app end,
+  path = function(self) return multidict.unescape_path(core.request_path(self._box)) end,
   headers = function(self) return multidict.Headers(self._req.headers) end,
   query_params = function(self) return multidict.QueryParams(self._req.query) end,
   client = function(self)
@@ -70,14 +72,14 @@ local mt = {
   end,
 }
 
---- Wraps a connection box (from the core) whose request has this raw path.
--- Kept small: an idle connection's memory is mostly this object, so every
--- other field is computed on first access (see lazy).
-function WebSocket.new(box, raw_path, app)
-  -- Sized for the fields every connection gets (these four, then _route
-  -- and _co from serve, then a few more): no rehash while it fills up.
-  local self = new_table(0, 8)
-  self._box, self.path, self._state, self.app = box, multidict.unescape_path(raw_path), CONNECTING, app
+--- Wraps a connection box (from the core). Kept small: this table is a
+-- good part of an idle connection's memory, so it holds four fields (these
+-- two, then _route and _co from serve) and every other one is computed on
+-- first access (see lazy). Note that storing nil under a new key still adds
+-- the key in Lua: fields that may be nil are only set when they are not.
+function WebSocket.new(box)
+  local self = new_table(0, 4)
+  self._box, self._state = box, CONNECTING
   return setmetatable(self, mt)
 end
 
@@ -149,7 +151,7 @@ function WebSocket:accept(opts)
     ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false))
   if not ok then error(disconnected(self, code, reason), 0) end
   self._state = CONNECTED
-  self.accepted_subprotocol = subprotocol
+  if subprotocol ~= nil then self.accepted_subprotocol = subprotocol end -- (a nil store would still add a key)
 end
 
 local function check_close_code(code)

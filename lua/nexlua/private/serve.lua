@@ -5,6 +5,7 @@ local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
+local unescape_path = require("nexlua.multidict").unescape_path
 
 local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
 local traceback = debug.traceback
@@ -88,10 +89,11 @@ function serve.entry(target)
   return function(box, path)
     local app = holder.app
     app._live = (app._live or 0) + 1
-    local ws = WebSocket.new(box, path, app)
-    local route, params = app.router:match(ws.path)
+    local ws = WebSocket.new(box)
+    path = unescape_path(path)
+    local route, params = app.router:match(path)
     if not route then
-      log.debug("no WebSocket route for %s: 404", ws.path)
+      log.debug("no WebSocket route for %s: 404", path)
       core.reject(box, 404, nil, "Not Found\n")
       generation_done(app, holder)
       return

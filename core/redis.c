@@ -12,9 +12,9 @@
  * redisAsyncFree() too; so a link forgets its context (l->ac = NULL)
  * before anything frees it, and a callback whose context is not the link's
  * current one has nothing to do. */
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,12 +38,14 @@ typedef struct {
   uint8_t up;            /* connected */
   uint8_t sub;           /* the subscriber link */
   uint8_t outage;        /* down since it was up: logged once */
+  uint8_t refused;       /* a refused PUBLISH was logged on this connection */
 } link_t;
 
 struct nx_redis_s {
   nx_rt_t *rt;
   link_t sub, pub;
   char *host, *username, *password;
+  char addr[64]; /* host resolved once at start-up: reconnects never wait for DNS */
   int port;
   char node[NX_REDIS_NODE_ID_LEN + 1];
   nx_buf_t chan, msg; /* scratch for the channel name and the message */
@@ -56,6 +58,69 @@ struct nx_redis_s {
 
 static void link_connect(link_t *l);
 static void on_timer(uv_timer_t *t);
+
+/* ---- hiredis on libuv --------------------------------------------------
+ * Our own adapter (hiredis 0.14's ignores a poll error: a connection reset
+ * or refused was then never noticed, and never retried). On an error the
+ * handlers run for the events being watched, so hiredis reads or writes,
+ * sees the errno and reports the disconnect. */
+typedef struct {
+  redisAsyncContext *context;
+  uv_poll_t handle;
+  int events;
+} poll_t;
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  poll_t *p = (poll_t *)handle->data;
+  int ev = status ? p->events : events;
+  if (p->context && (ev & UV_READABLE))
+    redisAsyncHandleRead(p->context);
+  if (p->context && (ev & UV_WRITABLE))
+    redisAsyncHandleWrite(p->context);
+}
+
+static void poll_set(poll_t *p, int events) {
+  p->events = events;
+  if (events)
+    uv_poll_start(&p->handle, events, on_poll);
+  else
+    uv_poll_stop(&p->handle);
+}
+
+static void add_read(void *d) { poll_set((poll_t *)d, ((poll_t *)d)->events | UV_READABLE); }
+static void del_read(void *d) { poll_set((poll_t *)d, ((poll_t *)d)->events & ~UV_READABLE); }
+static void add_write(void *d) { poll_set((poll_t *)d, ((poll_t *)d)->events | UV_WRITABLE); }
+static void del_write(void *d) { poll_set((poll_t *)d, ((poll_t *)d)->events & ~UV_WRITABLE); }
+
+static void on_poll_closed(uv_handle_t *h) { free(h->data); }
+
+static void poll_cleanup(void *d) {
+  poll_t *p = (poll_t *)d;
+  p->context = NULL;
+  uv_close((uv_handle_t *)&p->handle, on_poll_closed);
+}
+
+static int attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  poll_t *p;
+  if (ac->ev.data)
+    return REDIS_ERR;
+  p = (poll_t *)calloc(1, sizeof(*p));
+  if (!p)
+    return REDIS_ERR;
+  if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+    free(p);
+    return REDIS_ERR;
+  }
+  p->handle.data = p;
+  p->context = ac;
+  ac->ev.addRead = add_read;
+  ac->ev.delRead = del_read;
+  ac->ev.addWrite = add_write;
+  ac->ev.delWrite = del_write;
+  ac->ev.cleanup = poll_cleanup;
+  ac->ev.data = p;
+  return REDIS_OK;
+}
 
 static const char *chan_name(nx_redis_t *r, const char *topic, size_t tlen, size_t *clen) {
   size_t plen = sizeof(NX_REDIS_PREFIX) - 1;
@@ -117,12 +182,44 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     link_retry(l, ac->errstr[0] ? ac->errstr : "cannot connect");
     return;
   }
+  (void)r; /* up once PING is answered (on_ready): AUTH and ACLs are checked by then */
+}
+
+/* The PING sent after AUTH is answered: the link is really up. Only now
+ * is the backoff reset, so that a server that accepts and then refuses
+ * (AUTH changed, ACL) is retried slowly and logged once. */
+static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
+  link_t *l = (link_t *)priv;
+  nx_redis_t *r = l->r;
+  redisReply *rep = (redisReply *)reply;
+  char why[256];
+  if (!rep || l->ac != ac)
+    return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    snprintf(why, sizeof(why), "PING refused: %s", rep->str);
+    link_drop(l, why);
+    return;
+  }
   l->up = 1;
   l->backoff = BACKOFF_MIN;
   uv_timer_stop(&l->timer);
   if (l->outage)
     nx_log(NX_LOG_INFO, "Redis %s:%d (%s connection): connected again", r->host, r->port, l->name);
   l->outage = 0;
+}
+
+/* A PUBLISH refused (an ACL, an out-of-memory Redis): counted, logged once
+ * per connection. */
+static void on_published(redisAsyncContext *ac, void *reply, void *priv) {
+  link_t *l = (link_t *)priv;
+  redisReply *rep = (redisReply *)reply;
+  if (!rep || l->ac != ac || rep->type != REDIS_REPLY_ERROR)
+    return;
+  l->r->st.published--;
+  l->r->st.dropped++;
+  if (!l->refused)
+    nx_log(NX_LOG_WARN, "Redis refused a PUBLISH: %s", rep->str);
+  l->refused = 1;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -183,7 +280,7 @@ static void subscribe_topic(const char *topic, size_t tlen, void *ud) {
 
 static void link_connect(link_t *l) {
   nx_redis_t *r = l->r;
-  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+  redisAsyncContext *ac = redisAsyncConnect(r->addr, r->port);
   char why[256];
   if (!ac) {
     link_retry(l, "out of memory");
@@ -195,8 +292,7 @@ static void link_connect(link_t *l) {
     link_retry(l, why);
     return;
   }
-  if (redisLibuvAttach(ac, r->rt->loop) != REDIS_OK) {
-    ac->ev.cleanup = NULL; /* the adapter gave up half-way */
+  if (attach(ac, r->rt->loop) != REDIS_OK) {
     redisAsyncFree(ac);
     link_retry(l, "cannot watch its socket");
     return;
@@ -212,13 +308,38 @@ static void link_connect(link_t *l) {
     redisAsyncCommand(ac, on_auth, l, "AUTH %s %s", r->username, r->password);
   else if (r->password)
     redisAsyncCommand(ac, on_auth, l, "AUTH %s", r->password);
+  redisAsyncCommand(ac, on_ready, l, "PING");
+  l->refused = 0;
   if (l->sub)
     nx_pubsub_each(r->rt, subscribe_topic, r);
   uv_timer_start(&l->timer, on_timer, CONNECT_TIMEOUT, 0);
 }
 
+/* The host as a numeric address (the first one getaddrinfo gives). */
+static int resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen) {
+  struct addrinfo hints, *res = NULL;
+  int e;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  e = getaddrinfo(host, NULL, &hints, &res);
+  if (e || !res) {
+    snprintf(err, errlen, "cannot resolve the Redis host %s: %s", host, gai_strerror(e));
+    return -1;
+  }
+  e = res->ai_family == AF_INET6
+          ? uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, out, outlen)
+          : uv_ip4_name((const struct sockaddr_in *)res->ai_addr, out, outlen);
+  freeaddrinfo(res);
+  if (e) {
+    snprintf(err, errlen, "cannot resolve the Redis host %s", host);
+    return -1;
+  }
+  return 0;
+}
+
 /* The blocking check at start-up: connect, AUTH, PING. */
-static int check(const nx_redis_opts_t *o, char *err, size_t errlen) {
+int nx_redis_check(const nx_redis_opts_t *o, char *err, size_t errlen) {
   struct timeval tv = {CHECK_TIMEOUT, 0};
   redisContext *c = redisConnectWithTimeout(o->host, o->port, tv);
   redisReply *rep = NULL;
@@ -274,9 +395,13 @@ int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errl
     snprintf(err, errlen, "Redis is already started");
     return -1;
   }
-  if (check(o, err, errlen))
+  if (o->check && nx_redis_check(o, err, errlen))
     return -1;
   r = (nx_redis_t *)calloc(1, sizeof(*r));
+  if (r && resolve(o->host, r->addr, sizeof(r->addr), err, errlen)) {
+    free(r);
+    return -1;
+  }
   if (!r || !(r->host = strdup(o->host)) || (o->password && !(r->password = strdup(o->password))) ||
       (o->username && !(r->username = dup_or_null(o->username)))) {
     if (r) {
@@ -313,6 +438,14 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
   if (!r)
     return;
   ac = r->pub.up ? r->pub.ac : NULL;
+  if (dlen > NX_REDIS_MAX_MESSAGE) {
+    r->st.dropped++;
+    nx_log(NX_LOG_WARN,
+           "a message of %zu bytes is over %u, too large for Redis pub/sub: it reaches only "
+           "this process's subscribers",
+           dlen, NX_REDIS_MAX_MESSAGE);
+    return;
+  }
   if (!ac || sdslen(ac->c.obuf) + dlen > NX_REDIS_MAX_QUEUED) {
     r->st.dropped++;
     if (!r->dropping)
@@ -326,8 +459,8 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
       nx_buf_append(&r->msg, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
       nx_buf_append(&r->msg, r->node, NX_REDIS_NODE_ID_LEN) ||
       (dlen && nx_buf_append(&r->msg, data, dlen)) ||
-      redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, clen, r->msg.data, r->msg.len) !=
-          REDIS_OK) {
+      redisAsyncCommand(ac, on_published, &r->pub, "PUBLISH %b %b", chan, clen, r->msg.data,
+                        r->msg.len) != REDIS_OK) {
     r->st.dropped++;
     return;
   }

@@ -38,12 +38,16 @@ typedef struct nx_redis_s nx_redis_t;
 /* Bytes of commands queued for Redis past which publishes are dropped
  * (Redis connected but not reading fast enough). */
 #define NX_REDIS_MAX_QUEUED (64u * 1024 * 1024)
+/* A larger message is not sent to Redis: its default output-buffer limit
+ * for subscribers (32 MiB) would close every subscriber of the channel. */
+#define NX_REDIS_MAX_MESSAGE (16u * 1024 * 1024)
 
 typedef struct {
   const char *host; /* name or address */
   int port;
   const char *username; /* NULL: AUTH with the password alone (or no AUTH) */
   const char *password; /* NULL: no AUTH */
+  int check;            /* first check that Redis answers (blocking, at start-up) */
 } nx_redis_opts_t;
 
 typedef struct {
@@ -53,10 +57,13 @@ typedef struct {
   uint64_t dropped;   /* published while disconnected (or over the queue cap) */
 } nx_redis_stats_t;
 
-/* Checks that Redis answers (a blocking connect with a timeout, AUTH when
- * asked, PING: at start-up only), then opens the two connections on the
+/* Resolves the host once (so that no reconnect waits for DNS on the loop)
+ * and, with o->check, checks that Redis answers (a blocking connect with a
+ * timeout, AUTH when asked, PING); then opens the two connections on the
  * loop. 0, or -1 with a message in err. Once only per runtime. */
 int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errlen);
+/* Only the blocking check (the master of --workers, before forking). */
+int nx_redis_check(const nx_redis_opts_t *o, char *err, size_t errlen);
 /* Sends a message this process published (and delivered locally). */
 void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, const void *data,
                       size_t dlen);

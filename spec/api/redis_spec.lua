@@ -215,6 +215,56 @@ describe("--redis", function()
     assert(b:wait_log("publishing again; %d+ message%(s%) did not reach", 10), b:log())
   end)
 
+  it("--workers: a worker replaced while Redis is down starts and retries; the server stays up", function()
+    local w = node({ "--workers", "2" }, WORKERS)
+    local c = rawws.connect(w.port, "/room")
+    assert.equal(101, c.status)
+    local id, pid = c:recv_message(10):match("^W (%d+) (%d+)$")
+    c:close_socket()
+    r:kill()
+    assert(proc.exec_ok("kill -KILL " .. pid))
+    assert(w:wait_log("worker " .. id .. " %(pid %d+%) is serving again", 20), w:log())
+    assert.falsy(w:log():find("did not start", 1, true))
+    r:restart()
+    -- Both workers are back on Redis: a node subscribed on the same room
+    -- hears a message published in either worker.
+    local b = node()
+    local b1 = join(b, "room") -- node b subscribed too
+    wait_numsub("room", 1)
+    local members, ids = {}, {}
+    for _ = 1, 60 do
+      local m = rawws.connect(w.port, "/room")
+      assert.equal(101, m.status)
+      local mid = tonumber(m:recv_message(10):match("^W (%d+) %d+$"))
+      members[#members + 1] = m
+      ids[mid] = true
+      if ids[1] and ids[2] then break end
+    end
+    wait_numsub("room", 3)
+    -- and a message published in a worker reaches node b through Redis
+    members[1]:send_text("after the outage")
+    assert.matches("^%[w%d%] after the outage$", (b1:recv_message(10)))
+    for _, m in ipairs(members) do m:close_socket() end
+    assert.is_true(w:alive())
+  end)
+
+  it("AUTH changed while serving: retried with a backoff, logged once, not in a loop", function()
+    r:cli("CONFIG", "SET", "requirepass", "old")
+    local a = node({ "--redis", "redis://:old@127.0.0.1:" .. r.port })
+    local a1 = join(a, "auth2")
+    assert(proc.poll(function() return redis_stats(a1).connected end, 10), "not connected")
+    r:cli("-a", "old", "--no-auth-warning", "CONFIG", "SET", "requirepass", "new")
+    r:cli("-a", "new", "--no-auth-warning", "CLIENT", "KILL", "TYPE", "pubsub")
+    r:cli("-a", "new", "--no-auth-warning", "CLIENT", "KILL", "TYPE", "normal")
+    proc.poll(function() return false end, 2.5)
+    local log = a:log()
+    local warns = select(2, log:gsub("AUTH refused", ""))
+    local again = select(2, log:gsub("connected again", ""))
+    assert.equal(0, again, "a refused AUTH counted as connected:\n" .. log)
+    assert.is_true(warns <= 2, warns .. " AUTH warnings in 2.5 s:\n" .. log)
+    assert.is_false(redis_stats(a1).connected)
+  end)
+
   it("Redis not answering at start-up: a clear error and exit status 1", function()
     local port = r.port
     r:stop()

@@ -47,15 +47,29 @@ function redis.parse_url(url)
     end
     o.username = user ~= "" and unescape(user) or nil
     o.password = unescape(password)
+    if (o.username and o.username:find("%z")) or o.password:find("%z") then
+      return nil, format("%q: a user name or password with a NUL byte (%%00) cannot be sent", url)
+    end
   end
   return o
 end
 
---- Connects this process to the Redis of url (already checked by the
--- command line). Returns true, or nil and why.
-function redis.start(url)
+--- Checks that the Redis of url answers (blocking). Returns true, or nil
+-- and why.
+function redis.check(url)
   local o, err = redis.parse_url(url)
   if not o then return nil, err end
+  return core.redis_check(o)
+end
+
+--- Connects this process to the Redis of url (already checked by the
+-- command line). check = false: no blocking check first (a worker: the
+-- master checked once; a replacement started during an outage must come
+-- up and retry, not fail). Returns true, or nil and why.
+function redis.start(url, check)
+  local o, err = redis.parse_url(url)
+  if not o then return nil, err end
+  o.check = check ~= false
   local ok, serr = core.redis_start(o)
   if not ok then return nil, serr end
   return true, format("topics are shared through Redis at %s:%d (channels nexlua:TOPIC)", o.host, o.port)

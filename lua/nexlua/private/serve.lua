@@ -190,7 +190,7 @@ function serve.run(app, opts)
     if opts.redis then
       -- Like a port in use: a Redis that does not answer at start-up is an
       -- error (once serving, a lost Redis is retried instead).
-      local ok, what = require("nexlua.private.redis").start(opts.redis)
+      local ok, what = require("nexlua.private.redis").start(opts.redis, not opts.redis_checked)
       if not ok then
         log.error("%s", what)
         exit_code = 1

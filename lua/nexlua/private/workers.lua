@@ -32,8 +32,18 @@ local function master(n, opts)
   local code = 0
   local first                  -- what the first worker to listen reported
 
-  -- With --redis every worker shares topics through Redis itself: the
-  -- master's relay would deliver each message twice.
+  -- With --redis every worker shares topics through Redis itself (the
+  -- master's relay would deliver each message twice). Redis is checked
+  -- once, here: a worker replaced during a Redis outage must start and
+  -- retry, not take the server down.
+  if opts.redis then
+    local up, rerr = require("nexlua.private.redis").check(opts.redis)
+    if not up then
+      log.error("%s", rerr)
+      return 1
+    end
+    opts.redis_checked = true
+  end
   local ok, err = core.supervise(not opts.redis)
   if not ok then
     log.error("%s", err)

@@ -265,6 +265,26 @@ describe("--redis", function()
     assert.is_false(redis_stats(a1).connected)
   end)
 
+  it("a connection ended by a TCP reset (a NAT forgetting it) is noticed and made again", function()
+    local px = r:reset_proxy()
+    local ok, err = pcall(function()
+      local a = node({ "--redis", px.url }) -- through the proxy
+      local b = node()                      -- straight to Redis
+      local a1, b1 = join(a, "nat"), join(b, "nat")
+      wait_numsub("nat", 2)
+      b1:send_text("all:one")
+      recv(a1, "one")
+      px.reset()
+      assert(a:wait_log("WARN[^\n]*Redis[^\n]*subscriber connection", 10), "the reset went unnoticed:\n" .. a:log())
+      wait_numsub("nat", 2) -- a subscribed again, through a new proxied connection
+      assert(proc.poll(function() return redis_stats(a1).connected end, 20), "a did not reconnect")
+      b1:send_text("all:two")
+      recv(a1, "two")
+    end)
+    px.stop()
+    assert(ok, err)
+  end)
+
   it("Redis not answering at start-up: a clear error and exit status 1", function()
     local port = r.port
     r:stop()

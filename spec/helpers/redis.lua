@@ -88,6 +88,27 @@ function Redis:restart()
   self:_launch()
 end
 
+--- A TCP proxy to this server (spec/helpers/reset_proxy.py) whose open
+-- connections :reset() ends with a TCP reset; :stop() ends the proxy.
+function Redis:reset_proxy()
+  local port, dir = free_port(), proc.tmpdir()
+  local inner = string.format("/usr/bin/python3 spec/helpers/reset_proxy.py %d %d >%s 2>&1 & echo $! >%s; wait $!",
+    port, self.port, proc.shquote(dir .. "/log"), proc.shquote(dir .. "/pid"))
+  assert(proc.exec_ok("sh -c " .. proc.shquote(inner) .. " >/dev/null 2>&1 &"), "cannot start the proxy")
+  local pid = proc.poll(function() return tonumber(proc.read_file(dir .. "/pid") or "") end, 5)
+  assert(pid and proc.poll(function() return (proc.read_file(dir .. "/log") or ""):find("ready", 1, true) end, 10),
+    "the reset proxy did not start: " .. tostring(proc.read_file(dir .. "/log")))
+  return {
+    port = port,
+    url = "redis://127.0.0.1:" .. port,
+    reset = function() proc.exec_ok("kill -USR1 " .. pid) end,
+    stop = function()
+      if not gone(pid) then proc.exec_ok("kill -TERM " .. pid .. " 2>/dev/null") end
+      proc.rmdir(dir)
+    end,
+  }
+end
+
 function Redis:stop()
   if self.stopped then return end
   self.stopped = true

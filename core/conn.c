@@ -16,6 +16,7 @@
 #include "log.h"
 #include "nx.h"
 #include "pubsub.h"
+#include "stream.h"
 #include "tls.h"
 #include "utf8.h"
 
@@ -312,7 +313,6 @@ static void on_write(uv_write_t *req, int status) {
 /* Writes what is queued: first synchronously (most writes complete at once),
  * the rest through one uv_write whose buffer stays untouched until done. */
 void nx_conn_flush(nx_conn_t *c) {
-  size_t size;
   nx_buf_t *src = &c->out;
   if (c->closing_handles || c->writing)
     return;
@@ -329,38 +329,18 @@ void nx_conn_flush(nx_conn_t *c) {
     }
     src = &c->tlsout;
   }
-  size = nx_buf_size(src);
-  if (size) {
-    uv_buf_t b = uv_buf_init((char *)src->data + src->off, (unsigned)size);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-      n = 0;
-    if (n < 0) {
-      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(n));
+  if (nx_buf_size(src)) {
+    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, &c->wbuf, on_write, c);
+    if (r < 0) {
+      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
       really_close(c);
       return;
     }
-    nx_buf_consume(src, (size_t)n);
-    size -= (size_t)n;
-    if (size) {
-      nx_buf_t tmp = c->wbuf;
-      uv_write_t *req = (uv_write_t *)malloc(sizeof(*req));
-      c->wbuf = *src;
-      *src = tmp;
-      b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
-      if (req)
-        req->data = c;
-      if (!req || uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) {
-        free(req);
-        really_close(c);
-        return;
-      }
+    if (r == 1)
       c->writing = 1;
-    } else {
-      /* All written: an idle connection keeps no output buffer (a busy
-       * one gets it back from malloc's cache on its next send). */
+    else /* all written: an idle connection keeps no output buffer (a busy
+          * one gets it back from malloc's cache on its next send) */
       nx_buf_free(src);
-    }
   }
   if (c->tls && nx_buf_size(&c->out) == 0)
     nx_buf_free(&c->out); /* encrypted into tlsout */

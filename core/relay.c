@@ -7,6 +7,7 @@
 #include "nx.h"
 #include "pubsub.h"
 #include "relay.h"
+#include "stream.h"
 
 struct nx_relay_s {
   uv_pipe_t pipe;
@@ -175,37 +176,16 @@ static void on_write(uv_write_t *req, int status) {
 
 void nx_relay_flush(nx_rt_t *rt) {
   nx_relay_t *r = rt->relay;
-  size_t size;
-  uv_buf_t b;
   int n;
-  if (!r || r->closed || r->writing || !(size = nx_buf_size(&r->out)))
+  if (!r || r->closed || r->writing || !nx_buf_size(&r->out))
     return;
-  b = uv_buf_init((char *)r->out.data + r->out.off, (unsigned)size);
-  n = uv_try_write((uv_stream_t *)&r->pipe, &b, 1);
-  if (n == UV_EAGAIN || n == UV_ENOSYS)
-    n = 0;
-  if (n < 0) {
+  n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, &r->wbuf, on_write, r);
+  if (n < 0)
     stop_relay(r, uv_strerror(n));
-    return;
-  }
-  nx_buf_consume(&r->out, (size_t)n);
-  if (nx_buf_size(&r->out)) {
-    nx_buf_t tmp = r->wbuf;
-    uv_write_t *req = (uv_write_t *)malloc(sizeof(*req));
-    r->wbuf = r->out;
-    r->out = tmp;
-    b = uv_buf_init((char *)r->wbuf.data + r->wbuf.off, (unsigned)nx_buf_size(&r->wbuf));
-    if (req)
-      req->data = r;
-    if (!req || uv_write(req, (uv_stream_t *)&r->pipe, &b, 1, on_write)) {
-      free(req);
-      stop_relay(r, "cannot write");
-      return;
-    }
+  else if (n == 1)
     r->writing = 1;
-  } else {
+  else
     nx_buf_shrink_idle(&r->out);
-  }
 }
 
 void nx_relay_close(nx_rt_t *rt) {

@@ -11,6 +11,7 @@
 #include "llhttp.h"
 #include "log.h"
 #include "nx.h"
+#include "stream.h"
 
 #define CLIENT_MT "nexlua.client"
 
@@ -27,7 +28,6 @@ typedef struct {
 struct nx_client_s {
   uv_tcp_t tcp;
   uv_connect_t creq;
-  uv_write_t wreq;
   nx_rt_t *rt;
   cbox_t *box;
   int box_ref;
@@ -315,6 +315,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
 
 static void on_write(uv_write_t *req, int status) {
   nx_client_t *c = (nx_client_t *)req->data;
+  free(req);
   c->writing = 0;
   c->wbuf.off = c->wbuf.len = 0;
   if (status < 0 || c->closed_handle)
@@ -323,18 +324,9 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 static void client_flush(nx_client_t *c) {
-  size_t size = nx_buf_size(&c->out);
-  uv_buf_t b;
-  nx_buf_t tmp;
-  if (c->writing || !size || c->closed_handle || c->state == CL_CONNECTING)
+  if (c->writing || !nx_buf_size(&c->out) || c->closed_handle || c->state == CL_CONNECTING)
     return;
-  tmp = c->wbuf;
-  c->wbuf = c->out;
-  c->out = tmp;
-  b = uv_buf_init((char *)c->wbuf.data + c->wbuf.off, (unsigned)size);
-  c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) == 0)
-    c->writing = 1;
+  c->writing = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, &c->wbuf, on_write, c) == 1;
 }
 
 static void on_connect(uv_connect_t *req, int status) {

@@ -412,9 +412,11 @@ static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void
  * gone or was dropped for buffering more than its limit. */
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
   uint8_t hdr[14];
-  size_t hlen;
+  size_t hlen, queued, limit = c->listener->cfg.write_limit;
   int rsv1 = 0;
 
+  if (c->closing_handles)
+    return -1;
   if (c->deflate && opcode <= NX_WS_OP_BINARY && len >= c->listener->cfg.compress_threshold) {
     nx_rt_t *rt = c->rt;
     size_t clen;
@@ -430,19 +432,19 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
   }
   hlen = nx_ws_frame_header(hdr, 1, rsv1, opcode, len, NULL);
 
-  if (c->closing_handles)
-    return -1;
-  if (nx_conn_buffered(c) && nx_conn_buffered(c) + len > c->listener->cfg.write_limit)
+  queued = nx_conn_buffered(c);
+  if (queued && queued + len > limit) {
     nx_conn_flush(c); /* what the socket takes now does not count */
-  if (c->closing_handles)
-    return -1;
-  if (nx_conn_buffered(c) && nx_conn_buffered(c) + len > c->listener->cfg.write_limit) {
-    /* The peer does not read: it cannot be allowed to grow our memory.
-     * (One message is always accepted into an empty buffer.) */
-    nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)",
-           nx_conn_buffered(c));
-    nx_conn_abort(c, 1006);
-    return -1;
+    if (c->closing_handles)
+      return -1;
+    queued = nx_conn_buffered(c);
+    if (queued && queued + len > limit) {
+      /* The peer does not read: it cannot be allowed to grow our memory.
+       * (One message is always accepted into an empty buffer.) */
+      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)", queued);
+      nx_conn_abort(c, 1006);
+      return -1;
+    }
   }
   if (len >= NX_DIRECT_SEND && !c->tls && !c->writing && c->state != NX_CONN_DONE)
     return send_direct(c, hdr, hlen, data, len);

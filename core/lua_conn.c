@@ -330,22 +330,27 @@ static int l_subscribe(lua_State *L) {
   return 1;
 }
 
+/* The connection (NULL once ended) and the topic of a (box, topic) call. */
+static nx_conn_t *conn_topic(lua_State *L, const char **topic, size_t *len) {
+  nx_box_t *b = check_box(L, 1);
+  *topic = luaL_checklstring(L, 2, len);
+  return b->conn;
+}
+
 /* unsubscribe(box, topic) -> true (was subscribed) | false */
 static int l_unsubscribe(lua_State *L) {
-  nx_box_t *b = check_box(L, 1);
   size_t len;
-  const char *topic = luaL_checklstring(L, 2, &len);
-  nx_conn_t *c = b->conn;
+  const char *topic;
+  nx_conn_t *c = conn_topic(L, &topic, &len);
   lua_pushboolean(L, c && nx_pubsub_unsubscribe(c->rt, c, topic, len));
   return 1;
 }
 
 /* subscribed(box, topic) -> boolean */
 static int l_subscribed(lua_State *L) {
-  nx_box_t *b = check_box(L, 1);
   size_t len;
-  const char *topic = luaL_checklstring(L, 2, &len);
-  nx_conn_t *c = b->conn;
+  const char *topic;
+  nx_conn_t *c = conn_topic(L, &topic, &len);
   lua_pushboolean(L, c && nx_pubsub_is_subscribed(c->rt, c, topic, len));
   return 1;
 }

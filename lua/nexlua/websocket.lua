@@ -195,6 +195,20 @@ function WebSocket:deny(status, body, headers)
   reject(self._box, status, lines, body and tostring(body) or nil)
 end
 
+-- The one receive loop: a queued message straight from the core, else a
+-- wait (the only place a receive yields). Returns data, kind; or nil,
+-- "closed", code, reason once the connection has ended; or nil, "timeout"
+-- or "cancelled" when the wait ended so.
+local function take(box, timeout)
+  while true do
+    local data, kind, code, reason = recv(box)
+    if data ~= nil or kind == "closed" then return data, kind, code, reason end
+    local why = waiting.call(wait_recv, "receive", box, timeout)
+    if why then return nil, why end
+    -- woken up: a message arrived or the connection ended; look again
+  end
+end
+
 --- Receives the next message: returns data, "text" | "binary".
 -- opts: {timeout = seconds} or a number. Raises WebSocketDisconnect when the
 -- peer leaves, TimeoutError when the timeout passes (connection still usable).
@@ -209,23 +223,11 @@ function WebSocket:receive(opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     raise(WebSocketError, 2, "receive: timeout must be a non-negative number of seconds")
   end
-  local box = self._box
-  while true do
-    local data, kind, code, reason = recv(box)
-    if data then return data, kind end
-    if kind == nil then
-      -- Nothing yet: wait (the only place a receive yields).
-      kind = waiting.call(wait_recv, "receive", box, timeout)
-    end
-    if kind == "closed" then
-      error(disconnected(self, code, reason), 0)
-    elseif kind == "timeout" then
-      error(TimeoutError(timeout), 0)
-    elseif kind == "cancelled" then
-      error(errors.CancelledError(), 0)
-    end
-    -- woken up: a message arrived or the connection ended; look again
-  end
+  local data, kind, code, reason = take(self._box, timeout)
+  if data ~= nil then return data, kind end
+  if kind == "closed" then error(disconnected(self, code, reason), 0) end
+  if kind == "timeout" then error(TimeoutError(timeout), 0) end
+  error(errors.CancelledError(), 0)
 end
 
 function WebSocket:receive_text(opts)
@@ -302,17 +304,13 @@ local function next_message(self)
   local st = self._state
   if st == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
   if st == DISCONNECTED then return nil end
-  local box = self._box
-  while true do
-    local data, kind, code, reason = recv(box)
-    if data ~= nil then return data, kind end
-    if kind == "closed" then
-      disconnected(self, code, reason)
-      return nil
-    end
-    local why = waiting.call(wait_recv, "receive", box, nil)
-    if why == "cancelled" then error(errors.CancelledError(), 0) end
+  local data, kind, code, reason = take(self._box, nil)
+  if data ~= nil then return data, kind end
+  if kind == "closed" then
+    disconnected(self, code, reason)
+    return nil
   end
+  error(errors.CancelledError(), 0)
 end
 
 -- The iterators are stateless (function, ws): a loop allocates nothing.

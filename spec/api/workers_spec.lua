@@ -22,10 +22,7 @@ local function ppid(pid)
   return stat and tonumber(stat:match("^%d+ %b() %a (%d+)"))
 end
 
-local function gone(pid)
-  local stat = proc.read_file("/proc/" .. pid .. "/stat")
-  return stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil
-end
+local gone = proc.gone
 
 -- Opens a connection to /who; returns the client and {id=, pid=, served=, gen=}.
 local function who(port)

@@ -43,6 +43,12 @@ local function read_file(path)
 end
 M.read_file = read_file
 
+--- True once process pid has exited (gone, or a zombie not yet reaped).
+function M.gone(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  return stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil
+end
+
 local function write_file(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)

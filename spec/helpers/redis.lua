@@ -71,10 +71,7 @@ function Redis:channels(pattern)
   return list
 end
 
-local function gone(pid)
-  local stat = proc.read_file("/proc/" .. pid .. "/stat")
-  return stat == nil or stat:match("^%d+ %b() ([ZX])") ~= nil
-end
+local gone = proc.gone
 
 function Redis:_signal(name)
   if not self.pid or gone(self.pid) then return end

@@ -326,7 +326,8 @@ static void on_write(uv_write_t *req, int status) {
 static void client_flush(nx_client_t *c) {
   if (c->writing || !nx_buf_size(&c->out) || c->closed_handle || c->state == CL_CONNECTING)
     return;
-  c->writing = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, &c->wbuf, on_write, c) == 1;
+  c->writing =
+      nx_stream_write((uv_stream_t *)&c->tcp, &c->out, NULL, 0, &c->wbuf, on_write, c) == 1;
 }
 
 static void on_connect(uv_connect_t *req, int status) {

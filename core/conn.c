@@ -330,7 +330,7 @@ void nx_conn_flush(nx_conn_t *c) {
     src = &c->tlsout;
   }
   if (nx_buf_size(src)) {
-    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, &c->wbuf, on_write, c);
+    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wbuf, on_write, c);
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
       really_close(c);
@@ -367,42 +367,18 @@ int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
 
 static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void *data,
                        size_t len) {
-  uv_buf_t b[3];
-  size_t queued = nx_buf_size(&c->out), sizes[3], skip;
-  int n = 0, w, i;
-  if (queued)
-    b[n++] = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)queued);
-  b[n++] = uv_buf_init((char *)hdr, (unsigned)hlen);
-  b[n++] = uv_buf_init((char *)data, (unsigned)len);
-  w = uv_try_write((uv_stream_t *)&c->tcp, b, (unsigned)n);
-  if (w == UV_EAGAIN || w == UV_ENOSYS)
-    w = 0;
-  if (w < 0) {
-    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(w));
+  uv_buf_t extra[2];
+  int r;
+  extra[0] = uv_buf_init((char *)hdr, (unsigned)hlen);
+  extra[1] = uv_buf_init((char *)data, (unsigned)len);
+  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wbuf, on_write, c);
+  if (r < 0) {
+    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
     really_close(c);
     return -1;
   }
-  skip = (size_t)w;
-  for (i = 0; i < n; i++)
-    sizes[i] = b[i].len;
-  i = 0;
-  if (queued) {
-    size_t k = skip < queued ? skip : queued;
-    nx_buf_consume(&c->out, k);
-    skip -= k;
-    i = 1;
-  }
-  for (; i < n; i++) {
-    size_t k = skip < sizes[i] ? skip : sizes[i];
-    skip -= k;
-    if (nx_buf_append(&c->out, (const uint8_t *)b[i].base + k, sizes[i] - k)) {
-      nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
-      nx_conn_abort(c, 1006);
-      return -1;
-    }
-  }
-  if (nx_buf_size(&c->out))
-    nx_rt_mark_dirty(c);
+  if (r == 1)
+    c->writing = 1;
   else
     nx_buf_free(&c->out);
   return 0;

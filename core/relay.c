@@ -179,7 +179,7 @@ void nx_relay_flush(nx_rt_t *rt) {
   int n;
   if (!r || r->closed || r->writing || !nx_buf_size(&r->out))
     return;
-  n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, &r->wbuf, on_write, r);
+  n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, NULL, 0, &r->wbuf, on_write, r);
   if (n < 0)
     stop_relay(r, uv_strerror(n));
   else if (n == 1)

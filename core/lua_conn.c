@@ -79,6 +79,7 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   nx_http_free(c->http);
   c->http = NULL;
   t->conn = c;
+  t->listener = c->listener;
   t->handler = 1;
   rt->nhandlers++;
   c->owner = t;
@@ -171,12 +172,17 @@ static int l_reject(lua_State *L) {
   return 1;
 }
 
-/* recv(box) -> data, "text"|"binary" | nil, "closed", code, reason | nothing
- * (no message yet: wait_recv, then call again). Never yields. */
-static int l_recv(lua_State *L) {
+/* take(box, timeout|nil) -> data, "text"|"binary" | nil, "closed", code,
+ * reason | nil, "connecting" (not accepted yet) | nil, CANNOT_WAIT; else it
+ * suspends the calling task until a message or the end of the connection
+ * (then returns nothing: call again), the timeout (nil, "timeout") or a
+ * cancel (nil, "cancelled"). A message already queued never yields. */
+static int l_take(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   nx_conn_t *c = b->conn;
   nx_msg_t *m;
+  nx_task_t *t;
+  double timeout;
 
   if (c && (m = nx_conn_pop(c)) != NULL) {
     lua_pushlstring(L, (const char *)m->data, m->len);
@@ -186,25 +192,28 @@ static int l_recv(lua_State *L) {
   }
   if (!c || c->state >= NX_CONN_CLOSING)
     return push_closed(L, b);
-  if (c->state != NX_CONN_OPEN)
-    return luaL_error(L, "cannot receive before accept()");
-  return 0;
-}
-
-/* wait_recv(box, timeout|nil): suspends the calling task until a message or
- * the end of the connection (returns nothing), the timeout (nil, "timeout")
- * or a cancel (nil, "cancelled"). Kept apart from recv so that the common
- * case, a message already there, never yields. */
-static int l_wait_recv(lua_State *L) {
-  nx_box_t *b = check_box(L, 1);
-  double timeout = luaL_optnumber(L, 2, -1);
-  nx_conn_t *c = b->conn;
-  nx_task_t *t = nx_rt_current(L, "receive");
-  if (!c || c->inbox || c->state != NX_CONN_OPEN)
-    return 0;
+  if (c->state != NX_CONN_OPEN) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "connecting");
+    return 2;
+  }
+  timeout = luaL_optnumber(L, 2, -1);
+  t = nx_rt_current(L, "receive");
   if (c->reader && c->reader != t)
     return luaL_error(L, "another coroutine is already receiving on this WebSocket");
   return nx_task_suspend(L, t, NX_WAIT_RECV, c, timeout);
+}
+
+/* bind(ws): the calling handler task's WebSocket. When the task ends, its
+ * listener's finisher gets it (see task_finished in runtime.c). */
+static int l_bind(lua_State *L) {
+  nx_task_t *t = nx_rt_current(L, "bind");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!t->listener || t->ws_ref != LUA_NOREF)
+    return luaL_error(L, "bind: not a connection's handler, or bound already");
+  lua_settop(L, 1);
+  t->ws_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
 }
 
 /* wait_drain(box): suspends the calling task until the connection's output
@@ -431,8 +440,8 @@ static int box_tostring(lua_State *L) {
 void nx_lua_conn_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"accept", l_accept},
                                  {"reject", l_reject},
-                                 {"recv", l_recv},
-                                 {"wait_recv", l_wait_recv},
+                                 {"take", l_take},
+                                 {"bind", l_bind},
                                  {"wait_drain", l_wait_drain},
                                  {"send", l_send},
                                  {"close", l_close},

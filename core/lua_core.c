@@ -39,7 +39,9 @@ static double opt_field_number(lua_State *L, int t, const char *k, double dflt) 
   return v;
 }
 
-/* listen(opts, entry) -> listener | nil, message */
+/* listen(opts, entry, finish|nil) -> listener | nil, message. entry(box,
+ * path) runs in a new task per upgrade request; finish(ws, ok, err, co)
+ * when a task that called bind(ws) ends. */
 static int l_listen(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   nx_config_t cfg;
@@ -111,6 +113,7 @@ static int l_listen(lua_State *L) {
     return luaL_error(L, "out of memory");
   l->rt = rt;
   l->cfg = cfg;
+  l->entry_ref = l->finish_ref = LUA_NOREF;
   if (origins)
     l->cfg.allowed_origins = strdup(origins);
   lua_pop(L, 1); /* the origins string */
@@ -145,6 +148,10 @@ static int l_listen(lua_State *L) {
   }
   lua_pushvalue(L, 2);
   l->entry_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, 3)) {
+    lua_pushvalue(L, 3);
+    l->finish_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   box = (lst_box_t *)lua_newuserdata(L, sizeof(*box));
   box->l = l;
   luaL_getmetatable(L, LISTENER_MT);
@@ -591,5 +598,7 @@ int nx_lua_open(lua_State *L) {
   nx_lua_redis_open(L);
   lua_pushliteral(L, NEXLUA_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushlightuserdata(L, (void *)&nx_cannot_wait);
+  lua_setfield(L, -2, "CANNOT_WAIT");
   return 1;
 }

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "lua.h"
+#include "timerq.h"
 #include "ws_frame.h"
 
 typedef struct nx_rt_s nx_rt_t;
@@ -51,20 +52,20 @@ struct nx_task_s {
   nx_rt_t *rt;
   lua_State *co; /* the coroutine; pinned by co_ref while the task lives */
   int co_ref;
+  int ws_ref;    /* the handler's WebSocket (bind()), handed to the finisher */
   uint8_t wait;  /* NX_WAIT_* while suspended in a nexlua API */
   uint8_t ready; /* queued to be resumed */
   uint8_t running;
   uint8_t timed_out; /* the wait ended by its timeout */
-  uint8_t cancelled;
-  uint8_t handler;
-  /* runs a connection's handler (counted in rt->nhandlers) */ /* cancel() came while it was not
-                                                                  waiting */
-  nx_tbox_t *box; /* its Lua handle, if one was asked for */
+  uint8_t cancelled; /* cancel() came while it was not waiting */
+  uint8_t handler;   /* runs a connection's handler (counted in rt->nhandlers) */
+  nx_tbox_t *box;    /* its Lua handle, if one was asked for */
   int box_ref;
-  int nargs;            /* values pushed on co for the next resume */
-  nx_conn_t *wait_conn; /* the connection a RECV/DRAIN wait is on */
-  uv_timer_t *timer;    /* for sleeps and timeouts, created on first use */
-  nx_conn_t *conn;      /* the connection this task is the handler of, if any */
+  int nargs;               /* values pushed on co for the next resume */
+  nx_conn_t *wait_conn;    /* the connection a RECV/DRAIN wait is on */
+  uv_timer_t *timer;       /* for sleeps and timeouts, created on first use */
+  nx_conn_t *conn;         /* the connection this task is the handler of, if any */
+  nx_listener_t *listener; /* a handler task's listener: its finisher runs at the end */
   nx_task_t *ready_next;
   nx_task_t *prev, *next; /* all live tasks */
 };
@@ -77,6 +78,7 @@ struct nx_rt_s {
   nx_task_t *tasks; /* every live task */
   nx_conn_t *dirty; /* connections with output to flush this turn */
   nx_listener_t *listeners;
+  nx_timerq_t timers;   /* the connections' timeouts */
   uv_check_t check;     /* flush + run ready after I/O callbacks */
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_idle_t idle;       /* keeps the loop from blocking while tasks are ready */
@@ -101,7 +103,8 @@ struct nx_listener_s {
   uv_tcp_t tcp;
   nx_rt_t *rt;
   nx_config_t cfg;
-  int entry_ref; /* Lua function(box, request) run per upgrade request */
+  int entry_ref;  /* Lua function(box, path) run per upgrade request, in a new task */
+  int finish_ref; /* Lua function(ws, ok, err, co) run when a bound handler task ends */
   int closed;
   int nodelay_inherited; /* accepted sockets get TCP_NODELAY from the listener (Linux) */
   char host[64];
@@ -148,26 +151,27 @@ typedef struct {
 
 struct nx_conn_s {
   uv_tcp_t tcp;
-  uv_timer_t timer;
+  nx_tnode_t tnode; /* its one timeout: handshake, close or heartbeat */
   nx_listener_t *listener;
   nx_rt_t *rt;
   uint8_t state;
   uint8_t closing_handles; /* handles whose close callback is pending */
   uint8_t close_sent, close_received, end_after_flush, reading, writing, dirty;
-  uint8_t paused;      /* reads stopped while the app catches up */
-  uint16_t close_code; /* for the app: peer's code, 1005, 1006 or ours */
+  uint8_t paused; /* reads stopped while the app catches up */
   uint8_t ping_outstanding;
-  uint8_t over_capacity; /* accepted past max_connections: answer 503 */
-  uint8_t ip_counted;
-  uint32_t fragments;     /* frames of the message being assembled */
-  uint8_t ip[16];         /* peer address, when per-IP caps are on */
+  uint8_t over_capacity;  /* accepted past max_connections: answer 503 */
+  uint8_t ip_counted;     /* counted in the listener's per-IP caps, under ip */
   uint8_t tls_closed;     /* our close_notify is queued */
   uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
   uint8_t deflate;        /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */
   uint8_t pmd_bits_reply; /* the offer named server_max_window_bits: answer it */
+  uint16_t close_code;    /* for the app: peer's code, 1005, 1006 or ours */
+  uint8_t ip[16];         /* peer address, when per-IP caps are on */
+  uint32_t fragments;     /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
-  uint64_t last_rx;                     /* loop time of the last bytes read */
+  int box_ref;
+  uint64_t last_rx; /* loop time of the last bytes read */
   uint64_t ping_sent;
   char *close_reason;
   nx_http_t *http;  /* request parser; freed at the upgrade */
@@ -178,13 +182,11 @@ struct nx_conn_s {
   size_t inbox_bytes;
   nx_buf_t out;         /* frames waiting to be written */
   nx_buf_t wbuf;        /* bytes owned by the write in flight */
-  struct nx_tls_s *tls; /* the TLS transport, or NULL for plain TCP */
-  nx_buf_t tlsout;      /* ciphertext waiting to be written */
+  struct nx_tls_s *tls; /* the TLS transport (with its output), or NULL for plain TCP */
   nx_task_t *owner;     /* the handler task */
   nx_task_t *reader;    /* task waiting in recv */
   nx_task_t *writer;    /* task waiting for the buffer to drain */
   nx_box_t *box;
-  int box_ref;
   nx_conn_t *dirty_next;
   nx_conn_t *prev, *next; /* in listener->conns */
   struct nx_sub_s *subs;  /* its topic subscriptions (pubsub.c) */
@@ -202,6 +204,9 @@ void nx_task_push_box(lua_State *L, nx_task_t *t);
 int nx_task_cancel(nx_task_t *t);
 void nx_task_cancel_wait(nx_task_t *t);
 nx_task_t *nx_rt_current(lua_State *L, const char *what);
+/* Its address is the value a wait returns, after nil, where the coroutine
+ * cannot be suspended (core.CANNOT_WAIT in Lua). */
+extern const char nx_cannot_wait;
 void nx_rt_mark_dirty(nx_conn_t *c);
 void nx_rt_flush(nx_rt_t *rt);
 void nx_rt_close(lua_State *L);
@@ -214,6 +219,7 @@ void nx_listener_free(nx_listener_t *l);
 
 /* conn.c */
 void nx_conn_accepted(nx_listener_t *l);
+void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len);
 void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen);

@@ -19,6 +19,7 @@
 #include "relay.h"
 
 static const char RT_KEY[] = "nexlua.runtime";
+const char nx_cannot_wait = 0;
 
 static void on_check(uv_check_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
@@ -59,6 +60,7 @@ nx_rt_t *nx_rt_get(lua_State *L) {
   rt->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   rt->signal_ref = LUA_NOREF;
+  nx_timerq_init(&rt->timers, rt->loop, nx_conn_timeout);
   uv_check_init(rt->loop, &rt->check);
   rt->check.data = rt;
   uv_check_start(&rt->check, on_check);
@@ -85,6 +87,7 @@ nx_task_t *nx_task_new(nx_rt_t *rt) {
   t->co_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   t->rt = rt;
   t->box_ref = LUA_NOREF;
+  t->ws_ref = LUA_NOREF;
   t->next = rt->tasks;
   if (rt->tasks)
     rt->tasks->prev = t;
@@ -143,14 +146,50 @@ static void task_free(nx_task_t *t) {
     t->box->t = NULL;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, t->box_ref);
   }
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ws_ref);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
   free(t);
 }
 
-/* A handler task ended: make sure its connection ends too. The Lua side
- * closes or rejects explicitly; this covers a coroutine that died anyway. */
-static void task_finished(nx_task_t *t) {
-  nx_conn_t *c = t->conn;
+/* A bound handler's coroutine ended (status 0, or the error it died of on
+ * top of its stack): its listener's finisher runs, on the main thread, with
+ * (ws, ok, err, co). The coroutine keeps its frames after an error, so the
+ * finisher can take a traceback of it. Returns 0 if it ran. */
+static int run_finisher(nx_task_t *t, int status) {
+  nx_rt_t *rt = t->rt;
+  lua_State *L = rt->L;
+  int top = lua_gettop(L);
+  if (t->ws_ref == LUA_NOREF || !t->listener || t->listener->finish_ref == LUA_NOREF)
+    return -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->listener->finish_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ws_ref);
+  lua_pushboolean(L, status == 0);
+  if (status == 0)
+    lua_pushnil(L);
+  else
+    lua_xmove(t->co, L, 1);
+  lua_pushthread(t->co);
+  lua_xmove(t->co, L, 1);
+  if (lua_pcall(L, 4, 0, 0) != 0) {
+    nx_log(NX_LOG_ERROR, "error while ending a WebSocket handler: %s",
+           lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* A task ended (status 0, or its error is on top of its coroutine). A
+ * handler's finisher ends its connection as the handler left it; the core
+ * then makes sure the connection ends in any case. */
+static void task_finished(nx_task_t *t, int status) {
+  nx_conn_t *c;
+  if (run_finisher(t, status) != 0 && status != 0) {
+    const char *msg = lua_tostring(t->co, -1);
+    luaL_traceback(t->rt->L, t->co, msg ? msg : "(error object is not a string)", 0);
+    nx_log(NX_LOG_ERROR, "uncaught error in a nexlua coroutine: %s", lua_tostring(t->rt->L, -1));
+    lua_pop(t->rt->L, 1);
+  }
+  c = t->conn;
   if (c) {
     c->owner = NULL;
     if (c->state == NX_CONN_ROUTING) {
@@ -179,20 +218,15 @@ void nx_task_resume(nx_task_t *t, int nargs) {
   if (status == LUA_YIELD) {
     lua_settop(t->co, 0);
     if (t->wait == NX_WAIT_NONE) {
-      /* A bare coroutine.yield() in a handler: nothing would ever resume it. */
-      nx_log(NX_LOG_ERROR, "a handler called coroutine.yield() directly; use nexlua's "
-                           "waiting APIs (receive, sleep) instead: ending it");
-      task_finished(t);
+      /* A bare coroutine.yield(): nothing would ever resume it. It ends as
+       * if it had raised this error. */
+      lua_pushliteral(t->co, "coroutine.yield() called directly in a nexlua coroutine; use "
+                             "nexlua's waiting APIs (receive, sleep, Queue) instead: ending it");
+      task_finished(t, LUA_ERRRUN);
     }
     return;
   }
-  if (status != 0) {
-    const char *msg = lua_tostring(t->co, -1);
-    luaL_traceback(rt->L, t->co, msg ? msg : "(error object is not a string)", 0);
-    nx_log(NX_LOG_ERROR, "uncaught error in a nexlua coroutine: %s", lua_tostring(rt->L, -1));
-    lua_pop(rt->L, 1);
-  }
-  task_finished(t);
+  task_finished(t, status);
 }
 
 void nx_task_wake(nx_task_t *t, int nargs) {
@@ -257,9 +291,14 @@ void nx_task_cancel_wait(nx_task_t *t) {
  * returns after a wake are those the waker pushed; after a timeout
  * (nil, "timeout"); after a cancel (nil, "cancelled"). */
 int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
-  /* A wait registered by a yield that failed (a yield across a C boundary
-   * raises after registering) must not outlive it. */
   nx_task_cancel_wait(t);
+  if (!lua_isyieldable(L)) {
+    /* Inside require(), a __gc metamethod or a C function's callback: the
+     * caller raises an error that says so (LuaJIT's own is terse). */
+    lua_pushnil(L);
+    lua_pushlightuserdata(L, (void *)&nx_cannot_wait);
+    return 2;
+  }
   if (t->cancelled) {
     t->cancelled = 0;
     lua_pushnil(L);
@@ -385,8 +424,8 @@ void nx_rt_close(lua_State *L) {
   uv_run(rt->loop, UV_RUN_DEFAULT);
   for (l = rt->listeners; l; l = lnext) {
     lnext = l->next;
-    if (l->entry_ref != LUA_NOREF)
-      luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, l->entry_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, l->finish_ref);
     nx_listener_free(l);
   }
   nx_deflate_free(rt->deflate);
@@ -394,6 +433,7 @@ void nx_rt_close(lua_State *L) {
   rt->pubsub = NULL;
   nx_buf_free(&rt->scratch);
   nx_buf_free(&rt->tlsplain);
+  nx_timerq_free(&rt->timers);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

@@ -10,8 +10,9 @@ local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
 local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
 local concat = table.concat
 local waiting = require "nexlua.private.waiting"
-local recv, wait_recv, send, accept, reject, close, conn_state =
-  core.recv, core.wait_recv, core.send, core.accept, core.reject, core.close, core.state
+local take, send, accept, reject, close, conn_state =
+  core.take, core.send, core.accept, core.reject, core.close, core.state
+local CANNOT_WAIT = waiting.CANNOT_WAIT
 local raise = errors.raise
 local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =
   errors.WebSocketDisconnect, errors.WebSocketError, errors.MessageTypeError,
@@ -123,18 +124,17 @@ local function disconnected(self, code, reason)
   return e
 end
 
---- Accepts the connection. opts: {subprotocol = "chat", headers = {["X-Server"] = "nexlua"}}
--- (or a subprotocol name as a string). The subprotocol must be one the
--- client offered (see ws.subprotocols).
-function WebSocket:accept(opts)
-  if self._state ~= CONNECTING then raise(WebSocketError, 2, "accept() called twice, or after close()") end
+-- accept()'s arguments for the core, checked: subprotocol, header lines,
+-- ping interval and timeout, compression. Errors name the caller of accept.
+local function accept_args(self, opts)
+  if self._state ~= CONNECTING then raise(WebSocketError, 3, "accept() called twice, or after close()") end
   local subprotocol, headers
   if type(opts) == "string" then
     subprotocol = opts
   elseif type(opts) == "table" then
     subprotocol, headers = opts.subprotocol, opts.headers
   elseif opts ~= nil then
-    raise(WebSocketError, 2, "accept() takes a table {subprotocol=, headers=} or a subprotocol name")
+    raise(WebSocketError, 3, "accept() takes a table {subprotocol=, headers=} or a subprotocol name")
   end
   if subprotocol ~= nil then
     local offered = false
@@ -142,15 +142,25 @@ function WebSocket:accept(opts)
       if p == subprotocol then offered = true end
     end
     if not offered then
-      raise(WebSocketError, 2, format("accept: subprotocol %q was not offered by the client", tostring(subprotocol)))
+      raise(WebSocketError, 3, format("accept: subprotocol %q was not offered by the client", tostring(subprotocol)))
     end
   end
-  local lines = header_lines(headers, 3)
   local ropts = self._route and self._route.options
-  local ok, _, code, reason = accept(self._box, subprotocol, lines,
-    ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false))
+  return subprotocol, header_lines(headers, 4),
+    ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false)
+end
+
+--- Accepts the connection. opts: {subprotocol = "chat", headers = {["X-Server"] = "nexlua"}}
+-- (or a subprotocol name as a string). The subprotocol must be one the
+-- client offered (see ws.subprotocols).
+function WebSocket:accept(opts)
+  -- The core is called with few slots in use: a C call deeper in the
+  -- coroutine's stack would make LuaJIT grow it (see take).
+  local ok, _, code, reason = accept(self._box, accept_args(self, opts))
   if not ok then error(disconnected(self, code, reason), 0) end
   self._state = CONNECTED
+  local subprotocol = opts
+  if type(opts) == "table" then subprotocol = opts.subprotocol end
   if subprotocol ~= nil then self.accepted_subprotocol = subprotocol end -- (a nil store would still add a key)
 end
 
@@ -195,16 +205,36 @@ function WebSocket:deny(status, body, headers)
   reject(self._box, status, lines, body and tostring(body) or nil)
 end
 
--- The one receive loop: a queued message straight from the core, else a
--- wait (the only place a receive yields). Returns data, kind; or nil,
--- "closed", code, reason once the connection has ended; or nil, "timeout"
--- or "cancelled" when the wait ended so.
-local function take(box, timeout)
+-- A receive that found no message (kind from core.take): marks a peer that
+-- is gone and returns (the caller returns nil or raises the disconnect), or
+-- raises. level as in error(), 1 being the caller of no_message.
+local function no_message(self, kind, code, reason, level)
+  if kind == "closed" then return disconnected(self, code, reason) end
+  if kind == "cancelled" then error(errors.CancelledError(), 0) end
+  if kind == CANNOT_WAIT then waiting.cannot("receive", level + 1) end
+  raise(WebSocketError, level + 1, "cannot receive before accept()")
+end
+
+-- The receive loop: a queued message straight from the core, else the core
+-- waits (take only yields when nothing is queued) and, once woken, looks
+-- again. Errors name the line level levels up.
+local function receive(self, opts, level)
+  local st = self._state
+  if st ~= CONNECTED then
+    if st == CONNECTING then raise(WebSocketError, level + 1, "cannot receive before accept()") end
+    if self._disconnect then error(self._disconnect, 0) end
+  end
+  local timeout = opts
+  if type(opts) == "table" then timeout = opts.timeout end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    raise(WebSocketError, level + 1, "receive: timeout must be a non-negative number of seconds")
+  end
+  local box = self._box
   while true do
-    local data, kind, code, reason = recv(box)
-    if data ~= nil or kind == "closed" then return data, kind, code, reason end
-    local why = waiting.call(wait_recv, "receive", box, timeout)
-    if why then return nil, why end
+    local data, kind, code, reason = take(box, timeout)
+    if data ~= nil then return data, kind end
+    if kind == "timeout" then error(TimeoutError(timeout), 0) end
+    if kind ~= nil then error(no_message(self, kind, code, reason, level + 1), 0) end
     -- woken up: a message arrived or the connection ended; look again
   end
 end
@@ -213,67 +243,63 @@ end
 -- opts: {timeout = seconds} or a number. Raises WebSocketDisconnect when the
 -- peer leaves, TimeoutError when the timeout passes (connection still usable).
 function WebSocket:receive(opts)
-  local st = self._state
-  if st ~= CONNECTED then
-    if st == CONNECTING then raise(WebSocketError, 2, "cannot receive before accept()") end
-    if self._disconnect then error(self._disconnect, 0) end
-  end
-  local timeout = opts
-  if type(opts) == "table" then timeout = opts.timeout end
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    raise(WebSocketError, 2, "receive: timeout must be a non-negative number of seconds")
-  end
-  local data, kind, code, reason = take(self._box, timeout)
-  if data ~= nil then return data, kind end
-  if kind == "closed" then error(disconnected(self, code, reason), 0) end
-  if kind == "timeout" then error(TimeoutError(timeout), 0) end
-  error(errors.CancelledError(), 0)
+  return receive(self, opts, 2)
 end
 
 function WebSocket:receive_text(opts)
-  local data, kind = self:receive(opts)
+  local data, kind = receive(self, opts, 2)
   if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
   return data
 end
 
 function WebSocket:receive_bytes(opts)
-  local data, kind = self:receive(opts)
+  local data, kind = receive(self, opts, 2)
   if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
   return data
 end
 
 --- Receives a message (text or binary) and decodes it as JSON.
 function WebSocket:receive_json(opts)
-  local data = self:receive(opts)
+  local data = receive(self, opts, 2)
   local v, err = json.decode(data)
   if v == nil then error(JSONDecodeError(err, data), 0) end
   return v
 end
 
-local function do_send(self, data, binary)
-  local st = self._state
-  if st ~= CONNECTED then
-    if st == CONNECTING then raise(WebSocketError, 3, "cannot send before accept()") end
-    if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
-  end
-  local ok, kind, code, reason = send(self._box, data, binary)
-  if ok then
+-- A send the core did not simply take (its results after the first):
+-- waits for our output to drain, or raises. level: 1 is the caller of sent.
+local function sent(self, kind, code, reason, level)
+  if kind == "drain" then
     -- Our own client reads slower than we send: wait until it catches up.
-    if kind == "drain" then
-      local why = waiting.call(core.wait_drain, "send", self._box)
-      if why == "cancelled" then error(errors.CancelledError(), 0) end
-    end
+    local _, why = core.wait_drain(self._box)
+    if why == CANNOT_WAIT then waiting.cannot("send", level + 1) end
+    if why == "cancelled" then error(errors.CancelledError(), 0) end
     return
   end
-  if kind ~= nil then
-    if kind == "cancelled" then error(errors.CancelledError(), 0) end
-    if kind == "utf8" then
-      raise(WebSocketError, 3, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")
-    end
-    -- "closing": our close frame is out because the server is shutting down
-    -- (the app's own close() was caught above): the peer is as good as gone.
-    error(disconnected(self, code, reason), 0)
+  if kind == "cancelled" then error(errors.CancelledError(), 0) end
+  if kind == "utf8" then
+    raise(WebSocketError, level + 1, "send_text: the text is not valid UTF-8 (use send_bytes for binary data)")
   end
+  -- "closed", or "closing": our close frame is out because the server is
+  -- shutting down (the app's own close() is caught before): the peer is as
+  -- good as gone.
+  error(disconnected(self, code, reason), 0)
+end
+
+-- A send in a state that cannot send raises (a disconnected one goes on:
+-- the core answers "closed").
+local function check_sendable(self)
+  local st = self._state
+  if st == CONNECTING then raise(WebSocketError, 3, "cannot send before accept()") end
+  if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
+end
+
+-- Sends data as one message. Reached by tail calls, so errors at level 2
+-- name the app's line, and the core is called with few slots in use.
+local function send_message(self, data, binary)
+  if self._state ~= CONNECTED then check_sendable(self) end
+  local _, kind, code, reason = send(self._box, data, binary)
+  if kind ~= nil then sent(self, kind, code, reason, 2) end
 end
 
 function WebSocket:send_text(s)
@@ -281,12 +307,12 @@ function WebSocket:send_text(s)
     if type(s) ~= "number" then raise(WebSocketError, 2, "send_text: expected a string, got " .. type(s)) end
     s = tostring(s)
   end
-  do_send(self, s, false)
+  return send_message(self, s, false)
 end
 
 function WebSocket:send_bytes(s)
   if type(s) ~= "string" then raise(WebSocketError, 2, "send_bytes: expected a string, got " .. type(s)) end
-  do_send(self, s, true)
+  return send_message(self, s, true)
 end
 
 --- Sends v encoded as compact JSON, as a text message (opts.binary = true
@@ -294,41 +320,53 @@ end
 function WebSocket:send_json(v, opts)
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "send_json: cannot encode the value as JSON: " .. tostring(err)) end
-  do_send(self, s, opts ~= nil and opts.binary == true)
+  return send_message(self, s, opts ~= nil and opts.binary == true)
 end
 
--- The iterators' receive: a queued message straight from the core, a wait
--- when there is none, and nil (not an error) when the connection ended, so
--- the normal end of a connection raises and unwinds nothing.
-local function next_message(self)
-  local st = self._state
-  if st == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
-  if st == DISCONNECTED then return nil end
-  local data, kind, code, reason = take(self._box, nil)
-  if data ~= nil then return data, kind end
-  if kind == "closed" then
-    disconnected(self, code, reason)
+-- The iterators: stateless (function, ws), so a loop allocates nothing.
+-- Each step asks the core itself (no helper frame: a handler waiting in a
+-- loop keeps a stack shallow enough for LuaJIT to shrink it, see the
+-- README's memory notes), looks again after a wake, and ends the loop with
+-- nil, not an error, when the peer leaves. Errors name the loop's line.
+local function step_any(self)
+  local data, kind, code, reason = take(self._box)
+  if data == nil then
+    if kind == nil then return step_any(self) end
+    no_message(self, kind, code, reason, 2)
     return nil
   end
-  error(errors.CancelledError(), 0)
+  return data, kind
 end
 
--- The iterators are stateless (function, ws): a loop allocates nothing.
 local function step_text(self)
-  local data, kind = next_message(self)
-  if data ~= nil and kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
+  local data, kind, code, reason = take(self._box)
+  if data == nil then
+    if kind == nil then return step_text(self) end
+    no_message(self, kind, code, reason, 2)
+    return nil
+  end
+  if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
   return data
 end
 
 local function step_bytes(self)
-  local data, kind = next_message(self)
-  if data ~= nil and kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
+  local data, kind, code, reason = take(self._box)
+  if data == nil then
+    if kind == nil then return step_bytes(self) end
+    no_message(self, kind, code, reason, 2)
+    return nil
+  end
+  if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
   return data
 end
 
 local function step_json(self)
-  local data = next_message(self)
-  if data == nil then return nil end
+  local data, kind, code, reason = take(self._box)
+  if data == nil then
+    if kind == nil then return step_json(self) end
+    no_message(self, kind, code, reason, 2)
+    return nil
+  end
   local v, err = json.decode(data)
   if v == nil then error(JSONDecodeError(err, data), 0) end
   return v
@@ -338,12 +376,6 @@ end
 function WebSocket:iter_text() return step_text, self end
 function WebSocket:iter_bytes() return step_bytes, self end
 function WebSocket:iter_json() return step_json, self end
-
--- (A step of its own, not a tail call, so that an error names the loop's line.)
-local function step_any(self)
-  local data, kind = next_message(self)
-  return data, kind
-end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
 function WebSocket:iter() return step_any, self end

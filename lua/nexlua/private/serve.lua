@@ -14,19 +14,17 @@ local STATES = WebSocket.STATES
 
 local serve = {}
 
--- The error handler of the connections' coroutines: a connection's own
--- disconnect is the normal end; anything else (another connection's
--- disconnect included) is a bug worth a traceback. One function for all
--- connections (a closure each would cost memory per connection): the
--- WebSocket remembers the coroutine of its handler.
-local running = coroutine.running
-local function on_error(e)
-  if is_disconnect(e) then
-    local w = e.websocket
-    if w == nil or w._co == running() then return e end
+-- How a handler's coroutine died (err, from the core's finisher): the
+-- connection's own disconnect is the normal end, as is a cancel; anything
+-- else (another connection's disconnect included) is a bug worth a
+-- traceback, taken of the dead coroutine, whose frames LuaJIT keeps.
+local function failure(ws, err, co)
+  if is_disconnect(err) then
+    local w = err.websocket
+    if w == nil or w == ws then return err end
   end
-  if errors.is_cancelled(e) then return e end
-  return { error = e, traceback = traceback(tostring(e), 2) }
+  if errors.is_cancelled(err) then return err end
+  return { error = err, traceback = traceback(co, tostring(err), 0) }
 end
 
 -- Runs middleware i of chain, or the handler after the last one.
@@ -51,7 +49,7 @@ local function build_chain(app, route)
 end
 
 -- The handler is over: make the connection's end match how it ended.
-local function finish(ws, route, ok, err)
+local function ended(ws, route, ok, err)
   local st = ws._state
   if not ok and err.traceback then
     local client = ws.client
@@ -82,11 +80,15 @@ local function generation_done(app, holder)
   if app._live == 0 and app ~= holder.app and jit and jit.flush then jit.flush() end
 end
 
---- The function the core runs, in a new coroutine, for each upgrade request.
--- target is an app, or a holder {app = app} whose app a reload replaces.
+--- The functions the core runs for target, an app or a holder {app = app}
+-- whose app a reload replaces: entry(box, path) in a new coroutine for each
+-- upgrade request, and finish(ws, ok, err, co) once that coroutine has
+-- ended. The handler runs by tail calls from entry, so a waiting handler's
+-- stack holds only its own frames (LuaJIT shrinks a coroutine's stack only
+-- when little of it is in use); the core calls finish when it is over.
 function serve.entry(target)
   local holder = target.router and { app = target } or target
-  return function(box, path)
+  local function entry(box, path)
     local app = holder.app
     app._live = (app._live or 0) + 1
     local ws = WebSocket.new(box)
@@ -100,12 +102,16 @@ function serve.entry(target)
     end
     if params ~= router.NO_PARAMS then ws.path_params = params end
     ws._route = route
-    ws._co = running()
-    local ok, err = xpcall(run_chain, on_error, build_chain(app, route), 1, route.handler, ws)
-    ws._co = nil -- the WebSocket may outlive its handler: do not keep the coroutine
-    finish(ws, route, ok, err)
-    generation_done(app, holder)
+    core.bind(ws)
+    return run_chain(build_chain(app, route), 1, route.handler, ws)
   end
+  local function finish(ws, ok, err, co)
+    local route = ws._route
+    if not ok then err = failure(ws, err, co) end
+    ended(ws, route, ok, err)
+    generation_done(route.app, holder)
+  end
+  return entry, finish
 end
 
 local LISTEN_OPTIONS = {
@@ -125,7 +131,8 @@ function serve.listen(target, opts)
     if v == nil then v = app.options[k] end
     o[k] = v
   end
-  return core.listen(o, serve.entry(target))
+  local entry, finish = serve.entry(target)
+  return core.listen(o, entry, finish)
 end
 
 -- Runs hooks in order; returns true, or false and the first error.

@@ -1,27 +1,30 @@
---- The one way Lua code waits: a call to a core function that may yield,
--- protected so that a wait attempted where a coroutine cannot yield (inside
--- require, a __gc metamethod, a string.gsub or table.sort callback, ...)
--- fails with an error that says so instead of LuaJIT's terse one.
+--- The one way Lua code waits: a call to a core function that may yield.
+-- Where the coroutine cannot be suspended (inside require, a __gc
+-- metamethod, a string.gsub or table.sort callback, ...) the core does not
+-- try: it returns nil, core.CANNOT_WAIT, and the wait fails with an error
+-- that says so instead of LuaJIT's terse one. No pcall: a waiting
+-- coroutine's stack stays as shallow as its own code.
+local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 
-local pcall, error, tostring, find = pcall, error, tostring, string.find
+local CANNOT_WAIT = core.CANNOT_WAIT
 
-local waiting = {}
+local waiting = { CANNOT_WAIT = CANNOT_WAIT }
 
-local function check(what, ok, a, b)
-  if ok then return b, a end
-  if find(tostring(a), "yield across", 1, true) then
-    errors.raise(errors.WebSocketError, 4, what .. " cannot wait here: it was called inside require(), "
-      .. "a __gc metamethod, or a callback of a C function (string.gsub, table.sort, ...), "
-      .. "which cannot be suspended; call it from the handler or a task itself")
-  end
-  error(a, 0)
+--- Raises the error for a wait attempted where it cannot be; level as in
+-- error() (1: the caller of cannot).
+function waiting.cannot(what, level)
+  errors.raise(errors.WebSocketError, level + 1, what .. " cannot wait here: it was called inside require(), "
+    .. "a __gc metamethod, or a callback of a C function (string.gsub, table.sort, ...), "
+    .. "which cannot be suspended; call it from the handler or a task itself")
 end
 
 --- Calls fn(...), which may yield; returns its second result (the reason:
 -- "timeout", "cancelled" or nil) and its first.
 function waiting.call(fn, what, ...)
-  return check(what, pcall(fn, ...))
+  local a, b = fn(...)
+  if b == CANNOT_WAIT then waiting.cannot(what, 3) end
+  return b, a
 end
 
 return waiting

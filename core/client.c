@@ -67,6 +67,7 @@ static void client_free(nx_client_t *c) {
     free(m);
   }
   free(c->cur);
+  nx_ws_parser_free(&c->ws);
   nx_buf_free(&c->head);
   nx_buf_free(&c->body);
   nx_buf_free(&c->out);

@@ -21,7 +21,6 @@
 #include "utf8.h"
 
 static void really_close(nx_conn_t *c);
-static void on_timer(uv_timer_t *t);
 static int peer_ip(nx_conn_t *c, uint8_t ip[16]);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -62,6 +61,10 @@ static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rl
     }
   }
 }
+
+/* (Re)arms the connection's one timeout (its room in the queue was reserved
+ * at the accept). */
+static void arm(nx_conn_t *c, uint64_t ms) { nx_timerq_start(&c->rt->timers, &c->tnode, ms); }
 
 static void wake_waiters(nx_conn_t *c) {
   if (c->reader)
@@ -108,13 +111,15 @@ static void conn_free(nx_conn_t *c) {
     free(m);
   }
   free(c->cur);
+  nx_ws_parser_free(&c->ws);
   nx_http_free(c->http);
   nx_buf_free(&c->pending);
   nx_buf_free(&c->out);
   nx_buf_free(&c->wbuf);
-  nx_buf_free(&c->tlsout);
   nx_tls_free(c->tls);
   free(c->close_reason);
+  nx_timerq_stop(&rt->timers, &c->tnode);
+  nx_timerq_release(&rt->timers);
   rt->nconns--;
   free(c);
 }
@@ -140,9 +145,9 @@ static void really_close(nx_conn_t *c) {
       c->next->prev = c->prev;
     c->prev = c->next = NULL;
   }
-  c->closing_handles = 2;
+  nx_timerq_stop(&c->rt->timers, &c->tnode);
+  c->closing_handles = 1;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   wake_waiters(c);
 }
 
@@ -165,19 +170,21 @@ static void heartbeat(nx_conn_t *c) {
       nx_conn_fail(c, 1011, "keepalive ping timeout");
       return;
     }
-    uv_timer_start(&c->timer, on_timer, c->ping_timeout - waited, 0);
+    arm(c, c->ping_timeout - waited);
   } else if (idle >= c->ping_interval) {
     nx_conn_send(c, NX_WS_OP_PING, "nexlua", 6);
     c->ping_outstanding = 1;
     c->ping_sent = now;
-    uv_timer_start(&c->timer, on_timer, c->ping_timeout ? c->ping_timeout : c->ping_interval, 0);
+    arm(c, c->ping_timeout ? c->ping_timeout : c->ping_interval);
   } else {
-    uv_timer_start(&c->timer, on_timer, c->ping_interval - idle, 0);
+    arm(c, c->ping_interval - idle);
   }
 }
 
-static void on_timer(uv_timer_t *t) {
-  nx_conn_t *c = (nx_conn_t *)t->data;
+/* A connection's timeout (runtime.c's queue calls this): the heartbeat of
+ * an open connection, else the end of the handshake or close wait. */
+void nx_conn_timeout(nx_tnode_t *n) {
+  nx_conn_t *c = (nx_conn_t *)((char *)n - offsetof(nx_conn_t, tnode));
   if (c->state == NX_CONN_OPEN) {
     heartbeat(c);
     return;
@@ -196,7 +203,7 @@ void nx_conn_end(nx_conn_t *c) {
   c->state = NX_CONN_DONE;
   c->end_after_flush = 1;
   stop_reading(c);
-  uv_timer_start(&c->timer, on_timer, c->listener->cfg.close_timeout, 0);
+  arm(c, c->listener->cfg.close_timeout);
   nx_rt_mark_dirty(c);
   wake_waiters(c);
 }
@@ -212,19 +219,20 @@ void nx_conn_accepted(nx_listener_t *l) {
   nx_conn_t *c = (nx_conn_t *)calloc(1, sizeof(*c));
   int r;
 
-  if (!c) {
+  if (!c || nx_timerq_reserve(&rt->timers)) {
     nx_log(NX_LOG_ERROR, "out of memory accepting a connection");
+    free(c);
     return;
   }
   c->rt = rt;
   c->listener = l;
   c->box_ref = LUA_NOREF;
   uv_tcp_init(rt->loop, &c->tcp);
-  uv_timer_init(rt->loop, &c->timer);
   c->tcp.data = c;
-  c->timer.data = c;
   rt->nconns++;
   r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
+  if (r == 0)
+    arm(c, l->cfg.handshake_timeout);
   if (r == 0) {
     c->http = nx_http_new(l->cfg.max_header_size);
     if (!c->http)
@@ -235,9 +243,9 @@ void nx_conn_accepted(nx_listener_t *l) {
   if (r) {
     nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
     c->listener = NULL; /* it was never counted there */
-    c->closing_handles = 2;
+    nx_timerq_stop(&rt->timers, &c->tnode);
+    c->closing_handles = 1;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     return;
   }
   if (!l->nodelay_inherited)
@@ -267,7 +275,6 @@ void nx_conn_accepted(nx_listener_t *l) {
   if (l->conns)
     l->conns->prev = c;
   l->conns = c;
-  uv_timer_start(&c->timer, on_timer, l->cfg.handshake_timeout, 0);
   start_reading(c);
 }
 
@@ -290,7 +297,8 @@ static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
 /* ---- Output ---------------------------------------------------------- */
 
 size_t nx_conn_buffered(const nx_conn_t *c) {
-  return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf) + nx_buf_size(&c->tlsout);
+  return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf) +
+         (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -319,15 +327,16 @@ void nx_conn_flush(nx_conn_t *c) {
   if (c->tls) {
     /* The transport: what the connection queued is encrypted, and the
      * ciphertext is what goes to the socket. */
-    if (nx_tls_write(c->tls, &c->out, &c->tlsout) < 0) {
+    nx_buf_t *cipher = nx_tls_out(c->tls);
+    if (nx_tls_write(c->tls, &c->out, cipher) < 0) {
       really_close(c);
       return;
     }
     if (c->end_after_flush && !c->tls_closed && nx_buf_size(&c->out) == 0) {
-      nx_tls_shutdown(c->tls, &c->tlsout); /* close_notify after the last record */
+      nx_tls_shutdown(c->tls, cipher); /* close_notify after the last record */
       c->tls_closed = 1;
     }
-    src = &c->tlsout;
+    src = cipher;
   }
   if (nx_buf_size(src)) {
     int r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wbuf, on_write, c);
@@ -343,7 +352,7 @@ void nx_conn_flush(nx_conn_t *c) {
       nx_buf_free(src);
   }
   if (c->tls && nx_buf_size(&c->out) == 0)
-    nx_buf_free(&c->out); /* encrypted into tlsout */
+    nx_buf_free(&c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
   if (c->end_after_flush && !c->writing && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
@@ -449,7 +458,7 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
   c->close_sent = 1;
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
   c->state = NX_CONN_CLOSING;
-  uv_timer_start(&c->timer, on_timer, c->listener->cfg.close_timeout, 0);
+  arm(c, c->listener->cfg.close_timeout);
   wake_waiters(c);
 }
 
@@ -657,13 +666,13 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
   c->state = NX_CONN_OPEN;
   c->ws.max_message_size = cfg->max_message_size;
   nx_ws_parser_init(&c->ws, &ws_callbacks, c, NX_WS_ROLE_SERVER);
-  uv_timer_stop(&c->timer);
+  nx_timerq_stop(&c->rt->timers, &c->tnode);
   /* Negative: the listener's setting; 0 turns the heartbeat off. */
   c->ping_interval = ping_interval < 0 ? cfg->ping_interval : (uint32_t)(ping_interval * 1000);
   c->ping_timeout = ping_timeout < 0 ? cfg->ping_timeout : (uint32_t)(ping_timeout * 1000);
   c->last_rx = uv_now(c->rt->loop);
   if (c->ping_interval)
-    uv_timer_start(&c->timer, on_timer, c->ping_interval, 0);
+    arm(c, c->ping_interval);
   if (nx_buf_size(&c->pending)) {
     nx_buf_t tail = c->pending;
     memset(&c->pending, 0, sizeof(c->pending));
@@ -769,7 +778,7 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
       c->pmd_bits_reply = (uint8_t)pmd.server_window_in_reply;
     }
   }
-  uv_timer_stop(&c->timer);
+  nx_timerq_stop(&c->rt->timers, &c->tnode);
   c->state = NX_CONN_ROUTING;
   if (nx_lua_conn_dispatch(c))
     nx_http_respond(c, 500, NULL, NULL, 0);
@@ -816,7 +825,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (c->tls) {
     nx_buf_t *plain = &c->rt->tlsplain;
     plain->off = plain->len = 0;
-    int r = nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, &c->tlsout);
+    int r = nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, nx_tls_out(c->tls));
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "TLS failed: dropping the connection");
       c->tls_closed = 1; /* no close_notify after a fatal alert */
@@ -824,7 +833,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       nx_rt_run_ready(c->rt);
       return;
     }
-    if (nx_buf_size(&c->tlsout))
+    if (nx_buf_size(nx_tls_out(c->tls)))
       nx_rt_mark_dirty(c);
     if (plain->len)
       on_input(c, plain->data, plain->len);

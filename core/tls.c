@@ -10,8 +10,9 @@
 
 struct nx_tls_s {
   SSL *ssl;
-  BIO *rbio; /* ciphertext from the peer */
-  BIO *wbio; /* ciphertext to the peer */
+  BIO *rbio;    /* ciphertext from the peer */
+  BIO *wbio;    /* ciphertext to the peer */
+  nx_buf_t out; /* ciphertext waiting for the socket (nx_tls_out) */
 };
 
 static void openssl_error(char *err, size_t errlen, const char *what, const char *file) {
@@ -82,8 +83,11 @@ void nx_tls_free(nx_tls_t *t) {
   if (!t)
     return;
   SSL_free(t->ssl);
+  nx_buf_free(&t->out);
   free(t);
 }
+
+nx_buf_t *nx_tls_out(nx_tls_t *t) { return &t->out; }
 
 /* Moves what TLS wants to send into out. */
 static int drain(nx_tls_t *t, nx_buf_t *out) {

@@ -20,6 +20,10 @@ void nx_tls_ctx_free(nx_tls_ctx_t *ctx);
 nx_tls_t *nx_tls_new(nx_tls_ctx_t *ctx);
 void nx_tls_free(nx_tls_t *t);
 
+/* A buffer the transport keeps for its owner: the ciphertext waiting to be
+ * written (pass it as out below). Freed with t. */
+nx_buf_t *nx_tls_out(nx_tls_t *t);
+
 /* Feeds n bytes read from the socket. Decrypted bytes are appended to
  * plain; bytes TLS must send (handshake records, alerts) to out. Returns 0,
  * 1 when the peer sent close_notify (no more data will come), or -1 when

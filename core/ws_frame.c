@@ -1,9 +1,13 @@
 /* RFC 6455 frame parser and encoder. See ws_frame.h for the contract. */
 #include "ws_frame.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum { ST_HEADER = 0, ST_PAYLOAD, ST_CLOSED, ST_ERROR };
+
+/* Where an empty control payload "is": never read, but never NULL. */
+static const uint8_t NO_PAYLOAD[1] = {0};
 
 static size_t fail(nx_ws_parser_t *p, uint16_t code, const char *reason, size_t consumed) {
   p->state = ST_ERROR;
@@ -22,6 +26,11 @@ void nx_ws_parser_init(nx_ws_parser_t *p, const nx_ws_callbacks_t *cb, void *dat
   p->max_message_size = max;
   p->allow_rsv1 = rsv1;
   p->hdr_need = 2;
+}
+
+void nx_ws_parser_free(nx_ws_parser_t *p) {
+  free(p->ctrl);
+  p->ctrl = NULL;
 }
 
 int nx_ws_parser_closed(const nx_ws_parser_t *p) { return p->state == ST_CLOSED; }
@@ -166,6 +175,7 @@ static int begin_frame(nx_ws_parser_t *p) {
   p->remaining = len;
   p->mask_off = 0;
   p->ctrl_len = 0;
+  p->ctrl_at = NO_PAYLOAD;
   p->state = ST_PAYLOAD;
 
   if (is_control(opcode))
@@ -199,10 +209,10 @@ static int check_close_payload(nx_ws_parser_t *p) {
     return 0;
   if (p->ctrl_len == 1)
     return fail(p, 1002, "close payload of one byte", 0), -1;
-  code = ((unsigned)p->ctrl[0] << 8) | p->ctrl[1];
+  code = ((unsigned)p->ctrl_at[0] << 8) | p->ctrl_at[1];
   if (!nx_ws_close_code_valid(code))
     return fail(p, 1002, "invalid close code", 0), -1;
-  if (!nx_utf8_valid(p->ctrl + 2, p->ctrl_len - 2u))
+  if (!nx_utf8_valid(p->ctrl_at + 2, p->ctrl_len - 2u))
     return fail(p, 1007, "close reason is not UTF-8", 0), -1;
   return 0;
 }
@@ -219,7 +229,7 @@ static int end_frame(nx_ws_parser_t *p) {
         return -1;
       p->state = ST_CLOSED;
     }
-    if (p->cb->on_control && p->cb->on_control(p, op, p->ctrl, p->ctrl_len))
+    if (p->cb->on_control && p->cb->on_control(p, op, p->ctrl_at, p->ctrl_len))
       return 1;
     return p->state == ST_CLOSED ? 1 : 0;
   }
@@ -280,11 +290,18 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
       if (n) {
         if (p->masked)
           nx_ws_mask(d, n, p->mask, p->mask_off);
-        p->mask_off += n;
+        p->mask_off = (uint8_t)((p->mask_off + n) & 3);
         p->remaining -= n;
         pos += n;
         if (is_control(p->opcode)) {
-          memcpy(p->ctrl + p->ctrl_len, d, n);
+          if (p->ctrl_len == 0 && p->remaining == 0) {
+            p->ctrl_at = d; /* all of it in this input: used in place */
+          } else {
+            if (!p->ctrl && (p->ctrl = (uint8_t *)malloc(125)) == NULL)
+              return fail(p, 1011, "out of memory", pos);
+            memcpy(p->ctrl + p->ctrl_len, d, n);
+            p->ctrl_at = p->ctrl;
+          }
           p->ctrl_len = (uint8_t)(p->ctrl_len + n);
         } else {
           if (p->msg_opcode == NX_WS_OP_TEXT && !p->msg_rsv1 && nx_utf8_feed(&p->utf8, d, n))

@@ -76,7 +76,7 @@ struct nx_ws_parser_s {
 
   /* Result: non-zero once the input violated the protocol; the parser then
    * stops and nx_ws_parse() consumes nothing more. */
-  uint16_t error_code;      /* close code to send: 1002, 1007 or 1009 */
+  uint16_t error_code;      /* close code to send: 1002, 1007, 1009 (1011: no memory) */
   const char *error_reason; /* static text, fit for a close reason */
 
   /* Private state. */
@@ -87,19 +87,27 @@ struct nx_ws_parser_s {
   uint8_t msg_opcode; /* opcode of the data message in progress, 0 if none */
   uint8_t msg_rsv1;
   uint8_t mask[4];
+  uint8_t mask_off; /* phase in the mask of the next payload byte (0-3) */
   uint8_t ctrl_len;
-  uint64_t remaining; /* payload bytes of the current frame still to come */
-  uint64_t mask_off;
-  uint64_t msg_size; /* payload bytes of the current message so far */
-  uint64_t frame_len;
   uint8_t pend_frame_begin; /* on_frame_begin owed after a stop in on_message_begin */
   nx_utf8_t utf8;
-  uint8_t ctrl[125];
+  uint64_t remaining; /* payload bytes of the current frame still to come */
+  uint64_t msg_size;  /* payload bytes of the current message so far */
+  uint64_t frame_len;
+  const uint8_t *ctrl_at; /* the control payload: in the input, or in ctrl */
+  uint8_t *ctrl;          /* a control payload split across inputs is gathered
+                           * here: 125 bytes, allocated on first need */
 };
 
 /* Zeroes the parser state; keeps cb, data and the settings (so the struct
- * must be zeroed, or its settings set, before the first init). */
+ * must be zeroed, or its settings set, before the first init). A parser
+ * that was used is freed (nx_ws_parser_free) before it is initialised
+ * again or dropped. */
 void nx_ws_parser_init(nx_ws_parser_t *p, const nx_ws_callbacks_t *cb, void *data, int role);
+
+/* Frees what the parser allocated (a buffer for split control frames); the
+ * parser must be initialised again before it is used again. */
+void nx_ws_parser_free(nx_ws_parser_t *p);
 
 /* Parses up to len bytes. The buffer is modified: payloads are unmasked in
  * place. Returns the number of bytes consumed: all of them unless a callback

@@ -250,6 +250,7 @@ static void conn_gone(conn_t *c) {
   }
   if (c == lg.pub)
     lg.pub = NULL;
+  nx_ws_parser_free(&c->parser);
   wbuf_free(&c->pend);
   wbuf_free(&c->infl);
   free(c->hs);

@@ -271,6 +271,7 @@ static void run_init(run_t *r, nx_ws_parser_t *p, const settings_t *s, unsigned 
 }
 
 static void run_free(run_t *r) {
+  nx_ws_parser_free(r->p);
   free(r->ev);
   fuzz_buf_free(&r->bytes);
   fuzz_buf_free(&r->msg);

@@ -459,6 +459,7 @@ static void run(const script_t *s, size_t k, unsigned stop_mask, evlog_t *log, r
   log->closed = nx_ws_parser_closed(&p);
   log->stop_mask = 0;
   log->max_events = 0;
+  nx_ws_parser_free(&p);
   free(work);
 }
 
@@ -1524,6 +1525,7 @@ TEST(frame_null_callbacks) {
         break;
     }
     free(work);
+    nx_ws_parser_free(&p);
     if (!CHECK(off >= s.wire.len && p.error_code == 0 && nx_ws_parser_closed(&p)))
       break;
   }

@@ -172,8 +172,8 @@ static int l_reject(lua_State *L) {
   return 1;
 }
 
-/* take(box, timeout|nil) -> data, "text"|"binary" | nil, "closed", code,
- * reason | nil, "connecting" (not accepted yet) | nil, CANNOT_WAIT; else it
+/* take(box, timeout|nil) -> data, "text"|"binary" | nil, "closed" (see
+ * close_info) | nil, "connecting" (not accepted yet) | nil, CANNOT_WAIT; else it
  * suspends the calling task until a message or the end of the connection
  * (then returns nothing: call again), the timeout (nil, "timeout") or a
  * cancel (nil, "cancelled"). A message already queued never yields. */
@@ -190,8 +190,12 @@ static int l_take(lua_State *L) {
     free(m);
     return 2;
   }
-  if (!c || c->state >= NX_CONN_CLOSING)
-    return push_closed(L, b);
+  if (!c || c->state >= NX_CONN_CLOSING) {
+    /* Two values only: the Lua side keeps few stack slots (close_info). */
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
   if (c->state != NX_CONN_OPEN) {
     lua_pushnil(L);
     lua_pushliteral(L, "connecting");
@@ -202,6 +206,12 @@ static int l_take(lua_State *L) {
   if (c->reader && c->reader != t)
     return luaL_error(L, "another coroutine is already receiving on this WebSocket");
   return nx_task_suspend(L, t, NX_WAIT_RECV, c, timeout);
+}
+
+/* close_info(box) -> code, reason: how the connection ended (or is ending). */
+static int l_close_info(lua_State *L) {
+  push_closed(L, check_box(L, 1));
+  return 2;
 }
 
 /* bind(ws): the calling handler task's WebSocket. When the task ends, its
@@ -442,6 +452,7 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"reject", l_reject},
                                  {"take", l_take},
                                  {"bind", l_bind},
+                                 {"close_info", l_close_info},
                                  {"wait_drain", l_wait_drain},
                                  {"send", l_send},
                                  {"close", l_close},

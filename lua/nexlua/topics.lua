@@ -44,8 +44,13 @@ end
 local function options(opts, what)
   if opts == nil then return false, nil end
   if type(opts) ~= "table" then raise(WebSocketError, 3, what .. ": opts must be a table") end
-  local exclude = opts.exclude
-  return opts.binary == true, exclude ~= nil and exclude._box or nil
+  local exclude, box = opts.exclude, nil
+  if exclude ~= nil then
+    -- (a WebSocket keeps its connection box in array slot 1: see websocket.lua)
+    box = type(exclude) == "table" and exclude[1] or nil
+    if type(box) ~= "userdata" then raise(WebSocketError, 3, what .. ": opts.exclude must be a WebSocket") end
+  end
+  return opts.binary == true, box
 end
 
 --- Sends data to every subscriber of topic (in every worker with --workers;

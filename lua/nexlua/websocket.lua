@@ -10,8 +10,8 @@ local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
 local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
 local concat = table.concat
 local waiting = require "nexlua.private.waiting"
-local take, send, accept, reject, close, conn_state =
-  core.take, core.send, core.accept, core.reject, core.close, core.state
+local take, send, accept, reject, close, conn_state, close_info =
+  core.take, core.send, core.accept, core.reject, core.close, core.state, core.close_info
 local CANNOT_WAIT = waiting.CANNOT_WAIT
 local raise = errors.raise
 local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =
@@ -19,6 +19,9 @@ local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutErro
   errors.JSONDecodeError, errors.TimeoutError
 
 local WebSocket = {}
+
+-- The array slots of a WebSocket table (see WebSocket.new).
+local BOX, STATE, ROUTE = 1, 2, 3
 
 local ok_new, new_table = pcall(require, "table.new")
 if not ok_new then new_table = function() return {} end end
@@ -30,10 +33,10 @@ local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "
 -- headers never pays for parsing them.
 local lazy = {
   -- The request as a table, built from the box's compact copy on first use.
-  _req = function(self) return core.request(self._box) end,
-  route = function(self) return self._route and self._route.template end,
-  app = function(self) return self._route and self._route.app end,
-  path = function(self) return multidict.unescape_path(core.request_path(self._box)) end,
+  _req = function(self) return core.request(self[BOX]) end,
+  route = function(self) return self[ROUTE] and self[ROUTE].template end,
+  app = function(self) return self[ROUTE] and self[ROUTE].app end,
+  path = function(self) return multidict.unescape_path(core.request_path(self[BOX])) end,
   headers = function(self) return multidict.Headers(self._req.headers) end,
   query_params = function(self) return multidict.QueryParams(self._req.query) end,
   client = function(self)
@@ -69,20 +72,26 @@ local mt = {
     return nil
   end,
   __tostring = function(self)
-    return format("nexlua.WebSocket(%s %s)", self.path, self._state)
+    return format("nexlua.WebSocket(%s %s)", self.path, self[STATE])
   end,
 }
 
 --- Wraps a connection box (from the core). Kept small: this table is a
--- good part of an idle connection's memory, so it holds four fields (these
--- two, then _route and _co from serve) and every other one is computed on
--- first access (see lazy). Note that storing nil under a new key still adds
--- the key in Lua: fields that may be nil are only set when they are not.
-function WebSocket.new(box)
-  local self = new_table(0, 4)
-  self._box, self._state = box, CONNECTING
+-- good part of an idle connection's memory, so its own fields are three
+-- array slots (the box, the state, the route: ws[1], ws[2], ws[3], private),
+-- with no hash part until the app or a lazy field (see lazy) stores a key.
+-- Note that storing nil under a new key still adds the key in Lua: fields
+-- that may be nil are only set when they are not.
+function WebSocket.new(box, route)
+  local self = new_table(3, 0)
+  self[BOX], self[STATE], self[ROUTE] = box, CONNECTING, route
   return setmetatable(self, mt)
 end
+
+-- For the server (serve.lua): the connection box, state and route of ws.
+function WebSocket.box_of(ws) return ws[BOX] end
+function WebSocket.state_of(ws) return ws[STATE] end
+function WebSocket.route_of(ws) return ws[ROUTE] end
 
 local function valid_token(s)
   return type(s) == "string" and s ~= "" and not find(s, "[%c%s\"(),/:;<=>?@%[\\%]{}]")
@@ -117,7 +126,7 @@ end
 -- The peer is gone (code, reason from the core): the connection is over
 -- for this object, and the error remembers whose disconnect it is.
 local function disconnected(self, code, reason)
-  if self._state ~= CLOSED then self._state = DISCONNECTED end
+  if self[STATE] ~= CLOSED then self[STATE] = DISCONNECTED end
   local e = Disconnect(code, reason)
   e.websocket = self
   self._disconnect = e
@@ -127,7 +136,7 @@ end
 -- accept()'s arguments for the core, checked: subprotocol, header lines,
 -- ping interval and timeout, compression. Errors name the caller of accept.
 local function accept_args(self, opts)
-  if self._state ~= CONNECTING then raise(WebSocketError, 3, "accept() called twice, or after close()") end
+  if self[STATE] ~= CONNECTING then raise(WebSocketError, 3, "accept() called twice, or after close()") end
   local subprotocol, headers
   if type(opts) == "string" then
     subprotocol = opts
@@ -145,7 +154,7 @@ local function accept_args(self, opts)
       raise(WebSocketError, 3, format("accept: subprotocol %q was not offered by the client", tostring(subprotocol)))
     end
   end
-  local ropts = self._route and self._route.options
+  local ropts = self[ROUTE] and self[ROUTE].options
   return subprotocol, header_lines(headers, 4),
     ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false)
 end
@@ -156,9 +165,9 @@ end
 function WebSocket:accept(opts)
   -- The core is called with few slots in use: a C call deeper in the
   -- coroutine's stack would make LuaJIT grow it (see take).
-  local ok, _, code, reason = accept(self._box, accept_args(self, opts))
+  local ok, _, code, reason = accept(self[BOX], accept_args(self, opts))
   if not ok then error(disconnected(self, code, reason), 0) end
-  self._state = CONNECTED
+  self[STATE] = CONNECTED
   local subprotocol = opts
   if type(opts) == "table" then subprotocol = opts.subprotocol end
   if subprotocol ~= nil then self.accepted_subprotocol = subprotocol end -- (a nil store would still add a key)
@@ -181,89 +190,112 @@ function WebSocket:close(code, reason)
   if reason ~= nil and type(reason) ~= "string" then raise(WebSocketError, 2, "close: reason must be a string") end
   if reason and #reason > 123 then raise(WebSocketError, 2, "close: reason is longer than 123 bytes") end
   if reason and not core.utf8_valid(reason) then raise(WebSocketError, 2, "close: reason is not valid UTF-8") end
-  local st = self._state
+  local st = self[STATE]
   if st == CONNECTING then
-    self._state = CLOSED
+    self[STATE] = CLOSED
     self.close_code, self.close_reason = code, reason
-    reject(self._box, 403, nil, "Forbidden\n")
+    reject(self[BOX], 403, nil, "Forbidden\n")
   elseif st == CONNECTED then
-    self._state = CLOSED
+    self[STATE] = CLOSED
     self.close_code, self.close_reason = code, reason
-    close(self._box, code, reason)
+    close(self[BOX], code, reason)
   end
 end
 
 --- Refuses the handshake with a real HTTP response (before accept only).
 -- status: 4xx/5xx; headers: table; body: string.
 function WebSocket:deny(status, body, headers)
-  if self._state ~= CONNECTING then raise(WebSocketError, 2, "deny() is only possible before accept()") end
+  if self[STATE] ~= CONNECTING then raise(WebSocketError, 2, "deny() is only possible before accept()") end
   if type(status) ~= "number" or status < 400 or status > 599 then
     raise(WebSocketError, 2, "deny: status must be 4xx or 5xx")
   end
   local lines = header_lines(headers, 3)
-  self._state = CLOSED
-  reject(self._box, status, lines, body and tostring(body) or nil)
+  self[STATE] = CLOSED
+  reject(self[BOX], status, lines, body and tostring(body) or nil)
 end
 
 -- A receive that found no message (kind from core.take): marks a peer that
 -- is gone and returns (the caller returns nil or raises the disconnect), or
 -- raises. level as in error(), 1 being the caller of no_message.
-local function no_message(self, kind, code, reason, level)
-  if kind == "closed" then return disconnected(self, code, reason) end
+local function no_message(self, kind, level)
+  if kind == "closed" then return disconnected(self, close_info(self[BOX])) end
   if kind == "cancelled" then error(errors.CancelledError(), 0) end
   if kind == CANNOT_WAIT then waiting.cannot("receive", level + 1) end
   raise(WebSocketError, level + 1, "cannot receive before accept()")
 end
 
--- The receive loop: a queued message straight from the core, else the core
--- waits (take only yields when nothing is queued) and, once woken, looks
--- again. Errors name the line level levels up.
-local function receive(self, opts, level)
-  local st = self._state
-  if st ~= CONNECTED then
-    if st == CONNECTING then raise(WebSocketError, level + 1, "cannot receive before accept()") end
-    if self._disconnect then error(self._disconnect, 0) end
-  end
+-- receive() on a WebSocket that is not connected: raises (level 3 is the
+-- app's line: see receive).
+local function not_receiving(self)
+  if self[STATE] == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
+  if self._disconnect then error(self._disconnect, 0) end
+end
+
+local function timeout_of(opts)
   local timeout = opts
   if type(opts) == "table" then timeout = opts.timeout end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    raise(WebSocketError, level + 1, "receive: timeout must be a non-negative number of seconds")
+    raise(WebSocketError, 3, "receive: timeout must be a non-negative number of seconds")
   end
-  local box = self._box
-  while true do
-    local data, kind, code, reason = take(box, timeout)
-    if data ~= nil then return data, kind end
-    if kind == "timeout" then error(TimeoutError(timeout), 0) end
-    if kind ~= nil then error(no_message(self, kind, code, reason, level + 1), 0) end
-    -- woken up: a message arrived or the connection ended; look again
+  return timeout
+end
+
+-- A received message as receive() returns it for want (see receive).
+local function typed(data, kind, want)
+  if want == "json" then
+    local v, err = json.decode(data)
+    if v == nil then error(JSONDecodeError(err, data), 0) end
+    return v
   end
+  if kind ~= want then error(MessageTypeError(want, kind, data), 0) end
+  return data
+end
+
+-- The receive loop: a queued message straight from the core, else the core
+-- waits (take only yields when nothing is queued) and, once woken, looks
+-- again. want: "text" or "binary" to return that kind's data alone, "json"
+-- for the message decoded, nil for data, kind. Reached by tail calls, so
+-- that errors at level 2 name the app's line; and kept lean (few locals, the
+-- rest in helpers) so that the core is called, and a handler waits, with
+-- few stack slots in use.
+local not_received
+
+local function receive(self, opts, want)
+  if self[STATE] ~= CONNECTED then not_receiving(self) end
+  if opts ~= nil then opts = timeout_of(opts) end
+  local data, kind = take(self[BOX], opts)
+  if data == nil then
+    if kind == nil then return receive(self, opts, want) end -- woken up: look again
+    return not_received(self, kind, opts)
+  end
+  if want == nil then return data, kind end
+  return typed(data, kind, want)
+end
+
+-- (Tail-called by receive: level 2 is still the app's line.)
+function not_received(self, kind, timeout)
+  if kind == "timeout" then error(TimeoutError(timeout), 0) end
+  error(no_message(self, kind, 2), 0)
 end
 
 --- Receives the next message: returns data, "text" | "binary".
 -- opts: {timeout = seconds} or a number. Raises WebSocketDisconnect when the
 -- peer leaves, TimeoutError when the timeout passes (connection still usable).
 function WebSocket:receive(opts)
-  return receive(self, opts, 2)
+  return receive(self, opts, nil)
 end
 
 function WebSocket:receive_text(opts)
-  local data, kind = receive(self, opts, 2)
-  if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
-  return data
+  return receive(self, opts, "text")
 end
 
 function WebSocket:receive_bytes(opts)
-  local data, kind = receive(self, opts, 2)
-  if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
-  return data
+  return receive(self, opts, "binary")
 end
 
 --- Receives a message (text or binary) and decodes it as JSON.
 function WebSocket:receive_json(opts)
-  local data = receive(self, opts, 2)
-  local v, err = json.decode(data)
-  if v == nil then error(JSONDecodeError(err, data), 0) end
-  return v
+  return receive(self, opts, "json")
 end
 
 -- A send the core did not simply take (its results after the first):
@@ -271,7 +303,7 @@ end
 local function sent(self, kind, code, reason, level)
   if kind == "drain" then
     -- Our own client reads slower than we send: wait until it catches up.
-    local _, why = core.wait_drain(self._box)
+    local _, why = core.wait_drain(self[BOX])
     if why == CANNOT_WAIT then waiting.cannot("send", level + 1) end
     if why == "cancelled" then error(errors.CancelledError(), 0) end
     return
@@ -289,7 +321,7 @@ end
 -- A send in a state that cannot send raises (a disconnected one goes on:
 -- the core answers "closed").
 local function check_sendable(self)
-  local st = self._state
+  local st = self[STATE]
   if st == CONNECTING then raise(WebSocketError, 3, "cannot send before accept()") end
   if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
 end
@@ -297,8 +329,8 @@ end
 -- Sends data as one message. Reached by tail calls, so errors at level 2
 -- name the app's line, and the core is called with few slots in use.
 local function send_message(self, data, binary)
-  if self._state ~= CONNECTED then check_sendable(self) end
-  local _, kind, code, reason = send(self._box, data, binary)
+  if self[STATE] ~= CONNECTED then check_sendable(self) end
+  local _, kind, code, reason = send(self[BOX], data, binary)
   if kind ~= nil then sent(self, kind, code, reason, 2) end
 end
 
@@ -329,20 +361,20 @@ end
 -- README's memory notes), looks again after a wake, and ends the loop with
 -- nil, not an error, when the peer leaves. Errors name the loop's line.
 local function step_any(self)
-  local data, kind, code, reason = take(self._box)
+  local data, kind = take(self[BOX])
   if data == nil then
     if kind == nil then return step_any(self) end
-    no_message(self, kind, code, reason, 2)
+    no_message(self, kind, 2)
     return nil
   end
   return data, kind
 end
 
 local function step_text(self)
-  local data, kind, code, reason = take(self._box)
+  local data, kind = take(self[BOX])
   if data == nil then
     if kind == nil then return step_text(self) end
-    no_message(self, kind, code, reason, 2)
+    no_message(self, kind, 2)
     return nil
   end
   if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
@@ -350,10 +382,10 @@ local function step_text(self)
 end
 
 local function step_bytes(self)
-  local data, kind, code, reason = take(self._box)
+  local data, kind = take(self[BOX])
   if data == nil then
     if kind == nil then return step_bytes(self) end
-    no_message(self, kind, code, reason, 2)
+    no_message(self, kind, 2)
     return nil
   end
   if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
@@ -361,10 +393,10 @@ local function step_bytes(self)
 end
 
 local function step_json(self)
-  local data, kind, code, reason = take(self._box)
+  local data, kind = take(self[BOX])
   if data == nil then
     if kind == nil then return step_json(self) end
-    no_message(self, kind, code, reason, 2)
+    no_message(self, kind, 2)
     return nil
   end
   local v, err = json.decode(data)
@@ -385,10 +417,10 @@ function WebSocket:iter() return step_any, self end
 -- was not subscribed yet. Raises WebSocketDisconnect once the peer is gone.
 function WebSocket:subscribe(topic)
   topics.check(topic, "subscribe", 2)
-  local st = self._state
+  local st = self[STATE]
   if st == CONNECTING then raise(WebSocketError, 2, "cannot subscribe before accept()") end
   if st == CLOSED then raise(WebSocketError, 2, "cannot subscribe after close()") end
-  local ok, _, code, reason = core.subscribe(self._box, topic)
+  local ok, _, code, reason = core.subscribe(self[BOX], topic)
   if ok == nil then error(disconnected(self, code, reason), 0) end
   return ok
 end
@@ -396,16 +428,16 @@ end
 --- Leaves topic; returns true if the connection was subscribed to it.
 function WebSocket:unsubscribe(topic)
   topics.check(topic, "unsubscribe", 2)
-  return core.unsubscribe(self._box, topic)
+  return core.unsubscribe(self[BOX], topic)
 end
 
 function WebSocket:is_subscribed(topic)
   topics.check(topic, "is_subscribed", 2)
-  return core.subscribed(self._box, topic)
+  return core.subscribed(self[BOX], topic)
 end
 
 --- The topics this connection is subscribed to (in no particular order).
-function WebSocket:topics() return core.topics(self._box) end
+function WebSocket:topics() return core.topics(self[BOX]) end
 
 local function publish_options(opts, what)
   if opts == nil then return false end
@@ -417,7 +449,7 @@ end
 -- need not be a subscriber itself). opts.binary: a binary message. Returns
 -- how many connections it was queued to.
 function WebSocket:publish(topic, data, opts)
-  local n = topics.deliver(topic, data, publish_options(opts, "publish"), self._box, "publish", 2)
+  local n = topics.deliver(topic, data, publish_options(opts, "publish"), self[BOX], "publish", 2)
   return n
 end
 
@@ -425,20 +457,20 @@ function WebSocket:publish_json(topic, v, opts)
   local binary = publish_options(opts, "publish_json")
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "publish_json: cannot encode the value as JSON: " .. tostring(err)) end
-  local n = topics.deliver(topic, s, binary, self._box, "publish_json", 2)
+  local n = topics.deliver(topic, s, binary, self[BOX], "publish_json", 2)
   return n
 end
 
 --- True while accepted and neither side has closed.
 function WebSocket:is_connected()
-  return self._state == CONNECTED and conn_state(self._box) == "open"
+  return self[STATE] == CONNECTED and conn_state(self[BOX]) == "open"
 end
 
 --- "connecting", "open", "closing" or "closed": the connection as the core sees it.
-function WebSocket:connection_state() return conn_state(self._box) end
+function WebSocket:connection_state() return conn_state(self[BOX]) end
 
 --- Bytes queued for this connection and not yet written to the socket.
-function WebSocket:buffered_amount() return core.buffered(self._box) end
+function WebSocket:buffered_amount() return core.buffered(self[BOX]) end
 
 WebSocket.STATES = { CONNECTING = CONNECTING, CONNECTED = CONNECTED, CLOSED = CLOSED, DISCONNECTED = DISCONNECTED }
 

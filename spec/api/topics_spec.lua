@@ -42,6 +42,18 @@ describe("topics", function()
     assert.equal("sent 1", b:receive_text(2))
   end)
 
+  it("nexlua.publish with {exclude = ws} skips that connection; an exclude that is not a WebSocket raises", function()
+    local a, b = join("excl"), join("excl")
+    a:send_text("excl:not for a")
+    assert.equal("sent 1", a:receive_text(2))
+    assert.equal("not for a", b:receive_text(2))
+    a:send_text("badexcl")
+    assert.matches("publish: opts.exclude must be a WebSocket", a:receive_text(2), 1, true)
+    -- nothing was sent by the refused publish
+    b:send_text("state")
+    assert.equal("topics excl n=2 sub=true", b:receive_text(2))
+  end)
+
   it("publishes binary messages as binary, and JSON as text", function()
     local a, b = join("bin"), join("bin")
     a:send_text("bin:\0raw")

@@ -8,6 +8,8 @@
 --   resub         ws:subscribe(topic)            -> "resub true|false"
 --   state         "topics a,b n=COUNT sub=true|false"
 --   bad           publish invalid UTF-8 as text  -> the error message
+--   excl:TEXT     nexlua.publish(topic, TEXT, {exclude = ws}) -> "sent N"
+--   badexcl       nexlua.publish with exclude = {} -> the error message
 --   also:NAME     ws:subscribe(NAME)             -> "also true|false"
 --   redis         "redis connected=BOOL published=N received=N dropped=N"
 --                 (nexlua.stats(); --redis specs)
@@ -51,6 +53,11 @@ app:ws_route("/t/{topic}", function(ws)
       local st = nexlua.stats()
       ws:send_text(string.format("redis connected=%s published=%d received=%d dropped=%d",
         tostring(st.redis_connected), st.redis_published, st.redis_received, st.redis_dropped))
+    elseif verb == "excl" then
+      ws:send_text("sent " .. nexlua.publish(topic, arg, { exclude = ws }))
+    elseif verb == "badexcl" then
+      local ok, err = pcall(nexlua.publish, topic, "x", { exclude = {} })
+      ws:send_text(ok and "published" or tostring(err))
     elseif verb == "bad" then
       local ok, err = pcall(nexlua.publish, topic, "\255\254")
       ws:send_text(ok and "published" or tostring(err))

@@ -11,6 +11,7 @@ local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
 local traceback = debug.traceback
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
+local box_of, state_of, route_of = WebSocket.box_of, WebSocket.state_of, WebSocket.route_of
 
 local serve = {}
 
@@ -50,24 +51,24 @@ end
 
 -- The handler is over: make the connection's end match how it ended.
 local function ended(ws, route, ok, err)
-  local st = ws._state
+  local st = state_of(ws)
   if not ok and err.traceback then
     local client = ws.client
     log.error("error in WebSocket handler for %s (path %s, client %s): %s", route.template, ws.path,
       client and (client.host .. ":" .. client.port) or "?", err.traceback)
     if st == STATES.CONNECTING then
-      core.reject(ws._box, 500, nil, "Internal Server Error\n")
+      core.reject(box_of(ws), 500, nil, "Internal Server Error\n")
     elseif st == STATES.CONNECTED then
-      core.close(ws._box, 1011, "Internal Server Error")
+      core.close(box_of(ws), 1011, "Internal Server Error")
     end
     return
   end
   if st == STATES.CONNECTING then
     -- Returned (or a middleware stopped) without accepting: refuse, as a
     -- close before accept does.
-    core.reject(ws._box, 403, nil, "Forbidden\n")
+    core.reject(box_of(ws), 403, nil, "Forbidden\n")
   elseif st == STATES.CONNECTED then
-    core.close(ws._box, 1000)
+    core.close(box_of(ws), 1000)
   end
 end
 
@@ -91,7 +92,6 @@ function serve.entry(target)
   local function entry(box, path)
     local app = holder.app
     app._live = (app._live or 0) + 1
-    local ws = WebSocket.new(box)
     path = unescape_path(path)
     local route, params = app.router:match(path)
     if not route then
@@ -100,13 +100,13 @@ function serve.entry(target)
       generation_done(app, holder)
       return
     end
+    local ws = WebSocket.new(box, route)
     if params ~= router.NO_PARAMS then ws.path_params = params end
-    ws._route = route
     core.bind(ws)
     return run_chain(build_chain(app, route), 1, route.handler, ws)
   end
   local function finish(ws, ok, err, co)
-    local route = ws._route
+    local route = route_of(ws)
     if not ok then err = failure(ws, err, co) end
     ended(ws, route, ok, err)
     generation_done(route.app, holder)

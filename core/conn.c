@@ -534,7 +534,10 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
     g->cap = cap;
     c->cur = m = g;
   }
-  memcpy(m->data + m->len, data, n);
+  if (p->data_masked)
+    nx_ws_unmask_copy(m->data + m->len, data, n, p->mask, p->data_phase);
+  else
+    memcpy(m->data + m->len, data, n);
   m->len += n;
   return 0;
 }
@@ -665,6 +668,7 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
   const nx_config_t *cfg = &c->listener->cfg;
   c->state = NX_CONN_OPEN;
   c->ws.max_message_size = cfg->max_message_size;
+  c->ws.defer_unmask = 1; /* ws_data unmasks binary data as it copies it */
   nx_ws_parser_init(&c->ws, &ws_callbacks, c, NX_WS_ROLE_SERVER);
   nx_timerq_stop(&c->rt->timers, &c->tnode);
   /* Negative: the listener's setting; 0 turns the heartbeat off. */

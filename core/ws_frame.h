@@ -73,6 +73,12 @@ struct nx_ws_parser_s {
   uint64_t max_message_size; /* 0 means no limit */
   uint8_t role;              /* NX_WS_ROLE_* */
   uint8_t allow_rsv1;        /* permessage-deflate was negotiated */
+  /* Data the parser does not read itself (binary messages, compressed ones)
+   * reaches on_data still masked, with data_masked set: the owner unmasks
+   * it while copying it (nx_ws_unmask_copy with mask and data_phase), which
+   * saves a pass over the payload. Text is always unmasked (its UTF-8 is
+   * checked as it comes). */
+  uint8_t defer_unmask;
 
   /* Result: non-zero once the input violated the protocol; the parser then
    * stops and nx_ws_parse() consumes nothing more. */
@@ -90,6 +96,8 @@ struct nx_ws_parser_s {
   uint8_t mask_off; /* phase in the mask of the next payload byte (0-3) */
   uint8_t ctrl_len;
   uint8_t pend_frame_begin; /* on_frame_begin owed after a stop in on_message_begin */
+  uint8_t data_masked;      /* during on_data: the bytes are still masked (defer_unmask) */
+  uint8_t data_phase;       /* during on_data: the key phase of their first byte */
   nx_utf8_t utf8;
   uint64_t remaining; /* payload bytes of the current frame still to come */
   uint64_t msg_size;  /* payload bytes of the current message so far */
@@ -125,6 +133,10 @@ size_t nx_ws_frame_header(uint8_t out[14], int fin, int rsv1, int opcode, uint64
 
 /* XORs len bytes with the 4-byte key, starting at key phase offset % 4. */
 void nx_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset);
+
+/* The same from src into dst (which may be src itself, not otherwise overlap). */
+void nx_ws_unmask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
+                       uint64_t offset);
 
 /* 1 if code may appear in a close frame on the wire (RFC 6455 §7.4):
  * 1000-1003, 1007-1014, 3000-4999. */

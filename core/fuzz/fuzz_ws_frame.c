@@ -7,7 +7,8 @@
  *           1009 often), 128..254 (b - 127) * 64, 255 65536
  *   byte 2  flags: bit 0 allow_rsv1, bit 1 client role (else server),
  *           bits 2-3 when callbacks ask the parser to stop: never, always,
- *           in on_data only, on every third callback
+ *           in on_data only, on every third callback; bit 4 the chunked
+ *           run sets defer_unmask (binary data reaches on_data masked)
  *   rest    the bytes a peer sent
  *
  * Every callback checks the header's contract as it happens: data only
@@ -19,11 +20,10 @@
  * callback stopped it, an error occurred or a close was seen.
  *
  * Then two differential checks:
- *   - the chunked run (with stops) delivers the same events, message data and
- *     error as a one-shot run without stops; with an error, only the data of
- *     the last frame may differ (a chunked run delivers the valid part of a
- *     payload chunk before the byte that broke UTF-8), one being a prefix of
- *     the other;
+ *   - the chunked run (with stops, maybe deferred unmasking) delivers the
+ *     same events, message data and error as a one-shot run without either; with an error, only the
+ * data of the last frame may differ (a chunked run delivers the valid part of a payload chunk
+ * before the byte that broke UTF-8), one being a prefix of the other;
  *   - when the one-shot run had no error, re-encoding its events with
  *     nx_ws_frame_header() and nx_ws_mask() and parsing that gives the same
  *     events again (the encoder round trip). */
@@ -175,6 +175,7 @@ static int on_frame_begin(nx_ws_parser_t *p, uint64_t len) {
 static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
   run_t *r = enter(p);
   ev_t *e;
+  uint8_t *plain = NULL;
   FUZZ_CHECK(r->in_msg && !r->want_frame_begin && r->have_frame, "data outside a frame");
   FUZZ_CHECK(n > 0, "empty on_data");
   FUZZ_CHECK((uintptr_t)d >= (uintptr_t)r->buf &&
@@ -182,6 +183,16 @@ static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
              "data not in the caller's buffer (payloads are unmasked in place)");
   FUZZ_CHECK(r->frame_got + n <= r->frame_len, "%zu more bytes after %llu of a %llu-byte frame", n,
              (unsigned long long)r->frame_got, (unsigned long long)r->frame_len);
+  if (p->data_masked) {
+    /* defer_unmask: only for data the parser does not read itself. */
+    FUZZ_CHECK(p->defer_unmask && !(r->msg_op == NX_WS_OP_TEXT && !r->msg_rsv1),
+               "masked data without defer_unmask, or for uncompressed text");
+    plain = (uint8_t *)malloc(n);
+    if (!plain)
+      abort();
+    nx_ws_unmask_copy(plain, d, n, p->mask, p->data_phase);
+    d = plain;
+  }
   r->frame_got += n;
   r->msg_total += n;
   if (p->max_message_size)
@@ -199,6 +210,7 @@ static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
   FUZZ_CHECK(e->off + e->n == r->bytes.len, "frame data not contiguous");
   fuzz_buf_put(&r->bytes, d, n);
   e->n += n;
+  free(plain);
   return leave(r, 1);
 }
 
@@ -254,7 +266,7 @@ static const nx_ws_callbacks_t callbacks = {on_message_begin, on_frame_begin, on
 
 typedef struct {
   uint64_t max_size;
-  int allow_rsv1, role;
+  int allow_rsv1, role, defer;
 } settings_t;
 
 static void run_init(run_t *r, nx_ws_parser_t *p, const settings_t *s, unsigned stop_mode) {
@@ -262,9 +274,11 @@ static void run_init(run_t *r, nx_ws_parser_t *p, const settings_t *s, unsigned 
   memset(p, 0, sizeof(*p));
   p->max_message_size = s->max_size;
   p->allow_rsv1 = (uint8_t)s->allow_rsv1;
+  p->defer_unmask = (uint8_t)s->defer;
   nx_ws_parser_init(p, &callbacks, r, s->role);
   FUZZ_CHECK(p->max_message_size == s->max_size && p->allow_rsv1 == s->allow_rsv1 &&
-                 p->role == s->role && p->cb == &callbacks && p->data == r,
+                 p->defer_unmask == s->defer && p->role == s->role && p->cb == &callbacks &&
+                 p->data == r,
              "nx_ws_parser_init lost a setting");
   r->p = p;
   r->stop_mode = stop_mode;
@@ -461,7 +475,7 @@ static void trace(const run_t *a) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int tracing = -1;
-  settings_t s;
+  settings_t s, sb;
   nx_ws_parser_t pa, pb, pc;
   run_t a, b, c;
   uint8_t *copy;
@@ -474,6 +488,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   flags = data[2];
   s.allow_rsv1 = flags & 1;
   s.role = (flags & 2) ? NX_WS_ROLE_CLIENT : NX_WS_ROLE_SERVER;
+  s.defer = 0;
   stop_mode = (flags >> 2) & 3;
   len = size - 3;
   chunk = fuzz_chunk_size(data[0], len);
@@ -489,7 +504,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   feed_all(&a, copy, len, len ? len : 1);
 
   memcpy(copy, data + 3, len);
-  run_init(&b, &pb, &s, stop_mode);
+  sb = s;
+  sb.defer = (flags >> 4) & 1;
+  run_init(&b, &pb, &sb, stop_mode);
   feed_all(&b, copy, len, chunk);
   free(copy);
 

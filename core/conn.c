@@ -62,6 +62,49 @@ static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rl
   }
 }
 
+nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap) {
+  nx_msg_t *m;
+  if (cap <= NX_MSG_SMALL) {
+    if ((m = rt->msg_free) != NULL) {
+      rt->msg_free = m->next;
+      rt->msg_nfree--;
+    } else if ((m = (nx_msg_t *)malloc(sizeof(*m) + NX_MSG_SMALL)) == NULL) {
+      return NULL;
+    }
+    cap = NX_MSG_SMALL;
+  } else if ((m = (nx_msg_t *)malloc(sizeof(*m) + cap)) == NULL) {
+    return NULL;
+  }
+  m->next = NULL;
+  m->len = 0;
+  m->cap = cap;
+  m->opcode = 0;
+  m->compressed = 0;
+  return m;
+}
+
+void nx_msg_free(nx_rt_t *rt, nx_msg_t *m) {
+  if (!m)
+    return;
+  /* Keep enough for a busy loop turn, not the peak of a burst. */
+  if (m->cap == NX_MSG_SMALL && rt->msg_nfree < 1024) {
+    m->next = rt->msg_free;
+    rt->msg_free = m;
+    rt->msg_nfree++;
+    return;
+  }
+  free(m);
+}
+
+void nx_msg_cache_free(nx_rt_t *rt) {
+  nx_msg_t *m;
+  while ((m = rt->msg_free) != NULL) {
+    rt->msg_free = m->next;
+    free(m);
+  }
+  rt->msg_nfree = 0;
+}
+
 /* (Re)arms the connection's one timeout (its room in the queue was reserved
  * at the accept). */
 static void arm(nx_conn_t *c, uint64_t ms) { nx_timerq_start(&c->rt->timers, &c->tnode, ms); }
@@ -108,9 +151,9 @@ static void conn_free(nx_conn_t *c) {
     nx_pubsub_drop_conn(rt, c);
   while ((m = c->inbox) != NULL) {
     c->inbox = m->next;
-    free(m);
+    nx_msg_free(rt, m);
   }
-  free(c->cur);
+  nx_msg_free(rt, c->cur);
   nx_ws_parser_free(&c->ws);
   nx_http_free(c->http);
   nx_buf_free(&c->pending);
@@ -493,14 +536,11 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     /* Reserve what the header announced, up to 256 KiB; a larger frame
      * grows as its bytes really arrive. */
     want = len < 262144 ? (size_t)len : 262144;
-    m = (nx_msg_t *)malloc(sizeof(*m) + want);
+    m = nx_msg_new(c->rt, want);
     if (!m) {
       nx_conn_fail(c, 1011, "out of memory for the message");
       return 1;
     }
-    m->next = NULL;
-    m->len = 0;
-    m->cap = want;
     m->opcode = p->msg_opcode;
     m->compressed = p->msg_rsv1;
     c->cur = m;
@@ -549,7 +589,7 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   nx_msg_t *out;
   int r;
   if (!rt->deflate && !(rt->deflate = nx_deflate_new())) {
-    free(m);
+    nx_msg_free(rt, m);
     nx_conn_fail(c, 1011, "out of memory");
     return NULL;
   }
@@ -557,28 +597,28 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   r = nx_inflate_message(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size,
                          &rt->scratch);
   if (r) {
-    free(m);
+    nx_msg_free(rt, m);
     rt->scratch.off = rt->scratch.len = 0;
     nx_buf_shrink_idle(&rt->scratch);
     nx_conn_fail(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
     return NULL;
   }
   if (m->opcode == NX_WS_OP_TEXT && !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
-    free(m);
+    nx_msg_free(rt, m);
     nx_conn_fail(c, 1007, "text message is not UTF-8");
     return NULL;
   }
-  out = (nx_msg_t *)malloc(sizeof(*out) + rt->scratch.len);
+  out = nx_msg_new(rt, rt->scratch.len);
   if (!out) {
-    free(m);
+    nx_msg_free(rt, m);
     nx_conn_fail(c, 1011, "out of memory");
     return NULL;
   }
-  out->len = out->cap = rt->scratch.len;
+  out->len = rt->scratch.len;
   out->opcode = m->opcode;
   out->compressed = 0;
   memcpy(out->data, rt->scratch.data, rt->scratch.len);
-  free(m);
+  nx_msg_free(rt, m);
   rt->scratch.off = rt->scratch.len = 0;
   nx_buf_shrink_idle(&rt->scratch); /* a big message must not pin its buffer */
   return out;
@@ -589,7 +629,7 @@ static int ws_message_end(nx_ws_parser_t *p) {
   nx_msg_t *m = c->cur;
   c->cur = NULL;
   if (c->state != NX_CONN_OPEN) {
-    free(m);
+    nx_msg_free(c->rt, m);
     return 0;
   }
   if (!m)

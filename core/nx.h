@@ -92,7 +92,9 @@ struct nx_rt_s {
   struct nx_relay_s *relay;     /* topics to and from the other workers, or NULL */
   struct nx_redis_s *redis;     /* topics to and from other processes via Redis, or NULL */
   nx_buf_t scratch;             /* inflated messages land here first */
-  nx_buf_t tlsplain;            /* what TLS decrypted from the last read */
+  nx_msg_t *msg_free;           /* small messages to reuse (nx_msg_new) */
+  uint32_t msg_nfree;
+  nx_buf_t tlsplain; /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
    * all connections, so it can be large: a 64 KiB message then mostly
    * arrives in one read, and a busy connection drains in few syscalls. */
@@ -131,14 +133,17 @@ enum {
   NX_CONN_DONE      /* finished: output draining or TCP closing */
 };
 
+#define NX_BOX_MARK 0x6e78626fu /* "nxbo" */
+
 /* The Lua side's handle on a connection: a userdata that outlives it. It
  * also keeps the request the connection was opened with, compact (see
  * request.c): Lua builds a table of it only when the app looks. */
 typedef struct {
-  nx_conn_t *conn;     /* NULL once the connection is freed */
-  char *close_reason;  /* taken over from the connection at its end; freed by __gc */
+  uint32_t mark;       /* NX_BOX_MARK, first: what the core functions check (lua_conn.c) */
   uint16_t close_code; /* what the app is told after the end */
   uint16_t client_port;
+  nx_conn_t *conn;       /* NULL once the connection is freed */
+  char *close_reason;    /* taken over from the connection at its end; freed by __gc */
   uint8_t client_family; /* 4 or 6; 0 when the address is unknown */
   uint8_t tls;           /* wss:// */
   uint8_t method;        /* llhttp_method_t */
@@ -218,6 +223,12 @@ void nx_listener_close(nx_listener_t *l);
 void nx_listener_free(nx_listener_t *l);
 
 /* conn.c */
+enum { NX_MSG_SMALL = 232 }; /* data bytes of a reusable message (256 with the header) */
+/* A message able to hold cap bytes (len 0); NULL when out of memory. Small
+ * ones come from the runtime's free list, so a small message costs no malloc. */
+nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap);
+void nx_msg_free(nx_rt_t *rt, nx_msg_t *m);
+void nx_msg_cache_free(nx_rt_t *rt);
 void nx_conn_accepted(nx_listener_t *l);
 void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);

@@ -434,6 +434,7 @@ void nx_rt_close(lua_State *L) {
   nx_buf_free(&rt->scratch);
   nx_buf_free(&rt->tlsplain);
   nx_timerq_free(&rt->timers);
+  nx_msg_cache_free(rt);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

@@ -51,13 +51,19 @@ typedef uint8_t nx_v16_t __attribute__((vector_size(16)));
 
 void nx_ws_unmask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4],
                        uint64_t offset) {
-  uint8_t k[16];
+  uint8_t r[4];
+  uint32_t k4;
+  uint64_t k8, w8, kk[2];
   nx_v16_t m, a, b, c, d;
   size_t i;
 
-  for (i = 0; i < 16; i++)
-    k[i] = key[(offset + i) & 3];
-  memcpy(&m, k, 16);
+  /* The key rotated to the phase, as 4, 8 and 16 bytes. */
+  for (i = 0; i < 4; i++)
+    r[i] = key[(offset + i) & 3];
+  memcpy(&k4, r, 4);
+  k8 = (uint64_t)k4 | ((uint64_t)k4 << 32);
+  kk[0] = kk[1] = k8;
+  memcpy(&m, kk, 16);
   for (; len >= 64; src += 64, dst += 64, len -= 64) {
     memcpy(&a, src, 16);
     memcpy(&b, src + 16, 16);
@@ -77,8 +83,14 @@ void nx_ws_unmask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8
     a ^= m;
     memcpy(dst, &a, 16);
   }
+  if (len >= 8) {
+    memcpy(&w8, src, 8);
+    w8 ^= k8;
+    memcpy(dst, &w8, 8);
+    src += 8, dst += 8, len -= 8;
+  }
   for (i = 0; i < len; i++)
-    dst[i] = (uint8_t)(src[i] ^ k[i]);
+    dst[i] = (uint8_t)(src[i] ^ r[i & 3]);
 }
 
 void nx_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t offset) {
@@ -283,6 +295,25 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
    * (a callback asked to stop) is finished even when no byte is given. */
   while (pos < len || (p->state == ST_PAYLOAD && p->remaining == 0)) {
     if (p->state == ST_HEADER) {
+      if (p->hdr_len == 0 && len - pos >= 2) {
+        /* The common case, a whole header in this input: taken at once. */
+        uint8_t b1 = buf[pos + 1], l7 = b1 & 0x7f;
+        size_t need = 2 + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) + ((b1 & 0x80) ? 4u : 0u);
+        if (len - pos >= need) {
+          p->hdr[0] = buf[pos];
+          p->hdr[1] = b1;
+          p->hdr_len = 2;
+          pos += 2;
+          if (check_first_bytes(p))
+            return pos;
+          memcpy(p->hdr + 2, buf + pos, need - 2);
+          pos += need - 2;
+          p->hdr_len = p->hdr_need = (uint8_t)need;
+          if (begin_frame(p))
+            return pos; /* error, or a callback stopped */
+          continue;
+        }
+      }
       while (p->hdr_len < p->hdr_need && pos < len) {
         p->hdr[p->hdr_len++] = buf[pos++];
         if (p->hdr_len == 2) {

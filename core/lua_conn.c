@@ -286,6 +286,42 @@ static int l_send(lua_State *L) {
   return 1;
 }
 
+/* The fast path of take and send for nexlua's own Lua code, called through
+ * LuaJIT's FFI (lua/nexlua/private/fastpath.lua) so that a compiled loop
+ * reaches them without the Lua C API. Only the common case: they never
+ * yield, never raise, and whatever they do not handle they leave untouched
+ * for take() and send(). */
+
+/* A queued message: 1 (text) or 2 (binary) with *data and *len set, valid
+ * until the next call; 0: none queued (or not a box): call take(). */
+int nx_ffi_take(nx_box_t *b, const char **data, size_t *len) {
+  nx_conn_t *c;
+  nx_msg_t *m;
+  nx_rt_t *rt;
+  if (!b || b->mark != NX_BOX_MARK || !(c = b->conn) || !(m = nx_conn_pop(c)))
+    return 0;
+  rt = c->rt;
+  nx_msg_free(rt, rt->ffi_msg);
+  rt->ffi_msg = m;
+  *data = (const char *)m->data;
+  *len = m->len;
+  return m->opcode == NX_WS_OP_TEXT ? 1 : 2;
+}
+
+/* 0: sent. 1: nothing done, call send() (not open, text that is not UTF-8,
+ * or output past the high-water mark, where send() decides on a wait).
+ * 2: the connection failed while queueing (as send()'s "closed"). */
+int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int binary) {
+  nx_conn_t *c;
+  if (!b || b->mark != NX_BOX_MARK || !(c = b->conn) || c->state != NX_CONN_OPEN)
+    return 1;
+  if (nx_conn_buffered(c) + len + 14 > c->listener->cfg.write_high_water)
+    return 1;
+  if (!binary && !nx_utf8_valid((const uint8_t *)data, len))
+    return 1;
+  return nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len) ? 2 : 0;
+}
+
 /* close(box, code, reason): the closing handshake from our side. */
 static int l_close(lua_State *L) {
   nx_box_t *b = check_box(L, 1);

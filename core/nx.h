@@ -93,6 +93,7 @@ struct nx_rt_s {
   struct nx_redis_s *redis;     /* topics to and from other processes via Redis, or NULL */
   nx_buf_t scratch;             /* inflated messages land here first */
   nx_msg_t *msg_free;           /* small messages to reuse (nx_msg_new) */
+  nx_msg_t *ffi_msg;            /* the message nx_ffi_take last handed out */
   uint32_t msg_nfree;
   nx_buf_t tlsplain; /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
@@ -196,6 +197,10 @@ struct nx_conn_s {
   nx_conn_t *prev, *next; /* in listener->conns */
   struct nx_sub_s *subs;  /* its topic subscriptions (pubsub.c) */
 };
+
+/* lua_conn.c: the FFI fast path (exported: lua/nexlua/private/fastpath.lua) */
+int nx_ffi_take(nx_box_t *b, const char **data, size_t *len);
+int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int binary);
 
 /* runtime.c */
 nx_rt_t *nx_rt_get(lua_State *L);

@@ -434,6 +434,8 @@ void nx_rt_close(lua_State *L) {
   nx_buf_free(&rt->scratch);
   nx_buf_free(&rt->tlsplain);
   nx_timerq_free(&rt->timers);
+  nx_msg_free(rt, rt->ffi_msg);
+  rt->ffi_msg = NULL;
   nx_msg_cache_free(rt);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);

@@ -12,6 +12,24 @@ local concat = table.concat
 local waiting = require "nexlua.private.waiting"
 local take, send, accept, reject, close, conn_state, close_info =
   core.take, core.send, core.accept, core.reject, core.close, core.state, core.close_info
+
+-- With the FFI fast path (see private/fastpath.lua), take and send try it
+-- first and fall back to the core functions, with the same results.
+local fastpath = require "nexlua.private.fastpath"
+if fastpath then
+  local fast_take, fast_send, core_take, core_send = fastpath.take, fastpath.send, take, send
+  take = function(box, timeout)
+    local data, kind = fast_take(box)
+    if data ~= nil then return data, kind end
+    return core_take(box, timeout) -- (a tail call: a wait is no deeper)
+  end
+  send = function(box, data, binary)
+    local r = fast_send(box, data, binary)
+    if r == 0 then return true end
+    if r == 2 then return nil, "closed", close_info(box) end
+    return core_send(box, data, binary)
+  end
+end
 local CANNOT_WAIT = waiting.CANNOT_WAIT
 local raise = errors.raise
 local Disconnect, WebSocketError, MessageTypeError, JSONDecodeError, TimeoutError =

@@ -378,49 +378,23 @@ end
 -- loop keeps a stack shallow enough for LuaJIT to shrink it, see the
 -- README's memory notes), looks again after a wake, and ends the loop with
 -- nil, not an error, when the peer leaves. Errors name the loop's line.
-local function step_any(self)
-  local data, kind = take(self[BOX])
-  if data == nil then
-    if kind == nil then return step_any(self) end
-    no_message(self, kind, 2)
-    return nil
+-- stepper(want) makes the step for want ("text", "binary", "json", or nil
+-- for any kind).
+local function stepper(want)
+  local step
+  step = function(self)
+    local data, kind = take(self[BOX])
+    if data == nil then
+      if kind == nil then return step(self) end -- woken up: look again
+      no_message(self, kind, 2)
+      return nil
+    end
+    if want == nil then return data, kind end
+    return typed(data, kind, want)
   end
-  return data, kind
+  return step
 end
-
-local function step_text(self)
-  local data, kind = take(self[BOX])
-  if data == nil then
-    if kind == nil then return step_text(self) end
-    no_message(self, kind, 2)
-    return nil
-  end
-  if kind ~= "text" then error(MessageTypeError("text", kind, data), 0) end
-  return data
-end
-
-local function step_bytes(self)
-  local data, kind = take(self[BOX])
-  if data == nil then
-    if kind == nil then return step_bytes(self) end
-    no_message(self, kind, 2)
-    return nil
-  end
-  if kind ~= "binary" then error(MessageTypeError("binary", kind, data), 0) end
-  return data
-end
-
-local function step_json(self)
-  local data, kind = take(self[BOX])
-  if data == nil then
-    if kind == nil then return step_json(self) end
-    no_message(self, kind, 2)
-    return nil
-  end
-  local v, err = json.decode(data)
-  if v == nil then error(JSONDecodeError(err, data), 0) end
-  return v
-end
+local step_any, step_text, step_bytes, step_json = stepper(nil), stepper("text"), stepper("binary"), stepper("json")
 
 --- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
 function WebSocket:iter_text() return step_text, self end

@@ -23,6 +23,8 @@
 static void really_close(nx_conn_t *c);
 static int peer_ip(nx_conn_t *c, uint8_t ip[16]);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void resume_reading(nx_conn_t *c);
+static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len);
 
 /* Every read lands in the runtime's one buffer: it is parsed completely
  * (and what must outlive it copied) before the next read, so an idle
@@ -502,6 +504,10 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
   c->state = NX_CONN_CLOSING;
   arm(c, c->listener->cfg.close_timeout);
+  /* Paused because the app was behind: from now on data messages are
+   * dropped (the app has closed), so read on, to see the peer's close. */
+  if (c->paused)
+    resume_reading(c);
   wake_waiters(c);
 }
 
@@ -642,7 +648,7 @@ static int ws_message_end(nx_ws_parser_t *p) {
   else
     c->inbox = m;
   c->inbox_tail = m;
-  c->inbox_bytes += m->len + sizeof(*m);
+  c->inbox_bytes += m->cap + sizeof(*m); /* what it holds, not what it says */
   if (c->reader)
     nx_task_wake(c->reader, 0);
   if (c->inbox_bytes > c->listener->cfg.read_pause_bytes) {
@@ -682,6 +688,19 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
 static const nx_ws_callbacks_t ws_callbacks = {
     NULL, ws_frame_begin, ws_data, ws_message_end, ws_control,
 };
+
+/* Reads again after a pause: first what waited in pending. */
+static void resume_reading(nx_conn_t *c) {
+  c->paused = 0;
+  if (nx_buf_size(&c->pending)) {
+    nx_buf_t rest = c->pending;
+    memset(&c->pending, 0, sizeof(c->pending));
+    parse_frames(c, rest.data + rest.off, nx_buf_size(&rest));
+    nx_buf_free(&rest);
+  }
+  if (!c->paused)
+    start_reading(c);
+}
 
 static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
   while (len && !c->closing_handles && !c->end_after_flush) {
@@ -735,19 +754,10 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
   c->inbox = m->next;
   if (!c->inbox)
     c->inbox_tail = NULL;
-  c->inbox_bytes -= m->len + sizeof(*m);
+  c->inbox_bytes -= m->cap + sizeof(*m);
   if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
-      (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)) {
-    c->paused = 0;
-    if (nx_buf_size(&c->pending)) {
-      nx_buf_t rest = c->pending;
-      memset(&c->pending, 0, sizeof(c->pending));
-      parse_frames(c, rest.data + rest.off, nx_buf_size(&rest));
-      nx_buf_free(&rest);
-    }
-    if (!c->paused)
-      start_reading(c);
-  }
+      (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING))
+    resume_reading(c);
   return m;
 }
 

@@ -27,13 +27,25 @@
  * 32-byte message). Only nexlua's own Lua code passes boxes, and no Lua
  * code can write a userdata's bytes. */
 static nx_box_t *check_box(lua_State *L, int i) {
-  if (lua_type(L, i) == LUA_TUSERDATA) {
+  if (lua_type(L, i) == LUA_TUSERDATA && lua_objlen(L, i) >= sizeof(nx_box_t)) {
     nx_box_t *b = (nx_box_t *)lua_touserdata(L, i);
     if (b->mark == NX_BOX_MARK)
       return b;
   }
   luaL_typerror(L, i, BOX_MT);
   return NULL;
+}
+
+/* is_box(v) -> true if v is a connection box: the full check, by metatable,
+ * for values that come from the app (publish's exclude). */
+static int l_is_box(lua_State *L) {
+  int same = 0;
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
+    same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  lua_pushboolean(L, same);
+  return 1;
 }
 
 static int push_closed(lua_State *L, nx_box_t *b) {
@@ -293,16 +305,17 @@ static int l_send(lua_State *L) {
  * for take() and send(). */
 
 /* A queued message: 1 (text) or 2 (binary) with *data and *len set, valid
- * until the next call; 0: none queued (or not a box): call take(). */
+ * until the next call or the end of the loop turn (the caller copies it at
+ * once); 0: none queued (or not a box): call take(). */
 int nx_ffi_take(nx_box_t *b, const char **data, size_t *len) {
   nx_conn_t *c;
   nx_msg_t *m;
-  nx_rt_t *rt;
-  if (!b || b->mark != NX_BOX_MARK || !(c = b->conn) || !(m = nx_conn_pop(c)))
+  if (!b || b->mark != NX_BOX_MARK || !(c = b->conn))
     return 0;
-  rt = c->rt;
-  nx_msg_free(rt, rt->ffi_msg);
-  rt->ffi_msg = m;
+  nx_rt_release_ffi_msg(c->rt); /* the previous one was copied long since */
+  if (!(m = nx_conn_pop(c)))
+    return 0;
+  c->rt->ffi_msg = m;
   *data = (const char *)m->data;
   *len = m->len;
   return m->opcode == NX_WS_OP_TEXT ? 1 : 2;
@@ -493,6 +506,7 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"take", l_take},
                                  {"bind", l_bind},
                                  {"close_info", l_close_info},
+                                 {"is_box", l_is_box},
                                  {"wait_drain", l_wait_drain},
                                  {"send", l_send},
                                  {"close", l_close},

@@ -218,6 +218,7 @@ nx_task_t *nx_rt_current(lua_State *L, const char *what);
  * cannot be suspended (core.CANNOT_WAIT in Lua). */
 extern const char nx_cannot_wait;
 void nx_rt_mark_dirty(nx_conn_t *c);
+void nx_rt_release_ffi_msg(nx_rt_t *rt);
 void nx_rt_flush(nx_rt_t *rt);
 void nx_rt_close(lua_State *L);
 

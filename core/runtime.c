@@ -21,6 +21,16 @@
 static const char RT_KEY[] = "nexlua.runtime";
 const char nx_cannot_wait = 0;
 
+/* The message nx_ffi_take handed out last: its bytes were copied into a Lua
+ * string at once, so it goes at the next take or before the loop sleeps (a
+ * large one must not stay pinned while nothing happens). */
+void nx_rt_release_ffi_msg(nx_rt_t *rt) {
+  if (rt->ffi_msg) {
+    nx_msg_free(rt, rt->ffi_msg);
+    rt->ffi_msg = NULL;
+  }
+}
+
 static void on_check(uv_check_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
@@ -31,6 +41,7 @@ static void on_prepare(uv_prepare_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
   nx_rt_flush(rt);
+  nx_rt_release_ffi_msg(rt);
   nx_deflate_trim(rt->deflate); /* before the loop sleeps */
 }
 
@@ -434,8 +445,7 @@ void nx_rt_close(lua_State *L) {
   nx_buf_free(&rt->scratch);
   nx_buf_free(&rt->tlsplain);
   nx_timerq_free(&rt->timers);
-  nx_msg_free(rt, rt->ffi_msg);
-  rt->ffi_msg = NULL;
+  nx_rt_release_ffi_msg(rt);
   nx_msg_cache_free(rt);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);

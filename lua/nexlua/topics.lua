@@ -48,7 +48,7 @@ local function options(opts, what)
   if exclude ~= nil then
     -- (a WebSocket keeps its connection box in array slot 1: see websocket.lua)
     box = type(exclude) == "table" and exclude[1] or nil
-    if type(box) ~= "userdata" then raise(WebSocketError, 3, what .. ": opts.exclude must be a WebSocket") end
+    if not core.is_box(box) then raise(WebSocketError, 3, what .. ": opts.exclude must be a WebSocket") end
   end
   return opts.binary == true, box
 end

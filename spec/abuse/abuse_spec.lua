@@ -302,6 +302,39 @@ describe("abuse", function()
       peak_while_blocked))
   end)
 
+  it("empty messages sent to a handler that does not read pause the connection after " ..
+    "--read-pause-bytes of real memory (each counts what it holds), RSS growth < 16 MB", function()
+    local w = watch(s, "empty messages, handler not reading", socks)
+    local c = rawws.connect(s.port, "/sleepy")
+    socks[#socks + 1] = c
+    -- 1,000 empty binary frames (zero mask key) per send
+    local frames = string.rep("\130\128\0\0\0\0", 1000)
+    local sock = c.sock
+    sock:settimeout(0)
+    local total, pos, t0 = 0, 1, socket.gettime()
+    local progress_at = t0
+    while socket.gettime() - progress_at < 1 and socket.gettime() - t0 < 8 do
+      local _, wr = socket.select(nil, { sock }, 0.05)
+      if wr and #wr > 0 then
+        local last, err, partial = sock:send(frames, pos)
+        local upto = last or partial or (pos - 1)
+        if upto >= pos then progress_at = socket.gettime() end
+        total = total + (upto - pos + 1)
+        pos = upto + 1
+        if pos > #frames then pos = 1 end
+        if err and err ~= "timeout" then error("send failed: " .. err) end
+      end
+      w:tick()
+    end
+    -- TCP pushed back: the server stopped reading instead of queueing on
+    local messages = math.floor(total / 6)
+    assert.is_true(socket.gettime() - t0 < 8, "the server kept reading " .. messages .. " messages")
+    c:close_socket()
+    socket.sleep(0.3)
+    w:finish(w.before + 16 * 1024, string.format("%d empty messages went in before TCP pushed back",
+      messages))
+  end)
+
   it("a ping flood (100,000 pings of 125 bytes, pongs never read) is served in order with " ..
     "bounded memory (RSS < 200 MB); past --write-limit it is dropped", function()
     local w = watch(s, "ping flood", socks)

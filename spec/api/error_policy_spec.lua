@@ -90,6 +90,18 @@ describe("handler error policy", function()
       assert.equal("new", (fresh:recv_message()))
     end)
 
+    it("a runtime error (not error()) is logged with the line of the frame that failed", function()
+      local before = #s:log()
+      local c = open("/crash/runtime")
+      c:send_text("go")
+      assert.equal(1011, (c:expect_close()))
+      assert.truthy(s:wait_log("error in WebSocket handler for /crash/runtime", 3))
+      local log = log_since(before)
+      assert.matches("crash_app%.lua:29: attempt to index local 'inner'", log)
+      -- the top frame keeps its line in the traceback too
+      assert.matches("crash_app%.lua:29: in function 'dig'", log)
+    end)
+
     it("an uncaught nexlua error that is not a disconnect closes with 1011 too", function()
       local before = #s:log()
       local c = open("/crash/type")

@@ -23,6 +23,18 @@ app:ws_route("/crash", function(ws)
   end
 end)
 
+-- A runtime error (not error()): indexing nil in a nested function.
+local function dig(t)
+  local inner = t.missing
+  return inner.deeper -- line 29: the traceback must name it
+end
+
+app:ws_route("/crash/runtime", function(ws)
+  ws:accept()
+  ws:receive_text()
+  dig({})
+end)
+
 -- An uncaught nexlua error that is not a disconnect (a MessageTypeError).
 app:ws_route("/crash/type", function(ws)
   ws:accept()

@@ -6,6 +6,7 @@
 --   /hello        sends "hello" at once, then echoes
 --   /topic/{name} subscribes to name and to "all"; every message is
 --                 published to name (so it comes back to every subscriber)
+--   /sleepy       accepts and never reads (its inbox fills up) while connected
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -63,6 +64,11 @@ app:ws_route("/topic/{name}", function(ws)
   for data, kind in ws:iter() do
     nexlua.publish(ws.path_params.name, data, { binary = kind == "binary" })
   end
+end)
+
+app:ws_route("/sleepy", function(ws)
+  ws:accept()
+  while ws:is_connected() do nexlua.sleep(0.05) end
 end)
 
 return app

@@ -9,7 +9,7 @@
 --   state         "topics a,b n=COUNT sub=true|false"
 --   bad           publish invalid UTF-8 as text  -> the error message
 --   excl:TEXT     nexlua.publish(topic, TEXT, {exclude = ws}) -> "sent N"
---   badexcl       nexlua.publish with exclude = {} -> the error message
+--   badexcl       nexlua.publish with exclude = {} and {newproxy()} -> both errors
 --   also:NAME     ws:subscribe(NAME)             -> "also true|false"
 --   redis         "redis connected=BOOL published=N received=N dropped=N"
 --                 (nexlua.stats(); --redis specs)
@@ -56,8 +56,10 @@ app:ws_route("/t/{topic}", function(ws)
     elseif verb == "excl" then
       ws:send_text("sent " .. nexlua.publish(topic, arg, { exclude = ws }))
     elseif verb == "badexcl" then
+      -- a table, and a table holding some other userdata where a WebSocket keeps its box
       local ok, err = pcall(nexlua.publish, topic, "x", { exclude = {} })
-      ws:send_text(ok and "published" or tostring(err))
+      local ok2, err2 = pcall(nexlua.publish, topic, "x", { exclude = { newproxy() } })
+      ws:send_text((ok and "published" or tostring(err)) .. " | " .. (ok2 and "published" or tostring(err2)))
     elseif verb == "bad" then
       local ok, err = pcall(nexlua.publish, topic, "\255\254")
       ws:send_text(ok and "published" or tostring(err))

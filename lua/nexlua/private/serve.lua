@@ -8,7 +8,7 @@ local router = require "nexlua.router"
 local unescape_path = require("nexlua.multidict").unescape_path
 
 local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
-local traceback = debug.traceback
+local traceback, getinfo = debug.traceback, debug.getinfo
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
 local box_of, state_of, route_of = WebSocket.box_of, WebSocket.state_of, WebSocket.route_of
@@ -25,7 +25,18 @@ local function failure(ws, err, co)
     if w == nil or w == ws then return err end
   end
   if errors.is_cancelled(err) then return err end
-  return { error = err, traceback = traceback(co, tostring(err), 0) }
+  local msg = tostring(err)
+  local tb = traceback(co, msg, 0)
+  -- A coroutine that died of a runtime error (not error()) has no current
+  -- line in its top frame for LuaJIT; the message has it ("app.lua:11: ...").
+  local top = getinfo(co, 0, "Sl")
+  local line = top and top.currentline < 0 and type(err) == "string" and err:match("^[^\n]-:(%d+): ")
+  if line then
+    local at = "\n\t" .. top.short_src .. ": in "
+    local i = tb:find(at, 1, true)
+    if i then tb = tb:sub(1, i + #top.short_src + 1) .. ":" .. line .. tb:sub(i + #top.short_src + 2) end
+  end
+  return { error = err, traceback = tb }
 end
 
 -- Runs middleware i of chain, or the handler after the last one.

@@ -103,6 +103,30 @@ function Watch:finish(bound_kb, extra)
   self.good:close_socket()
 end
 
+-- Sends bytes (over and over) on c's socket without reading, until target
+-- bytes are out or nothing moved for 1 s (bounded: 8 s), sampling w as it
+-- goes. Returns the bytes sent and the seconds it took.
+local function send_until_pushback(c, bytes, target, w)
+  local sock = c.sock
+  sock:settimeout(0)
+  local total, pos, t0 = 0, 1, socket.gettime()
+  local progress_at = t0
+  while total < target and socket.gettime() - progress_at < 1 and socket.gettime() - t0 < 8 do
+    local _, wr = socket.select(nil, { sock }, 0.05)
+    if wr and #wr > 0 then
+      local last, err, partial = sock:send(bytes, pos)
+      local upto = last or partial or (pos - 1)
+      if upto >= pos then progress_at = socket.gettime() end
+      total = total + (upto - pos + 1)
+      pos = upto + 1
+      if pos > #bytes then pos = 1 end
+      if err and err ~= "timeout" then error("send failed: " .. err) end
+    end
+    w:tick()
+  end
+  return total, socket.gettime() - t0
+end
+
 describe("abuse", function()
   local s
   local socks = {}
@@ -267,27 +291,8 @@ describe("abuse", function()
     -- one 64 KiB binary frame with a zero mask key (masking is the identity)
     local frame = "\130\255" .. rawws.be_bytes(64 * KiB, 8) .. "\0\0\0\0" ..
       string.rep("e", 64 * KiB)
-    local total, target = 0, 64 * MiB
-    local sock = c.sock
-    sock:settimeout(0)
-    local t0 = socket.gettime()
-    local pos = 1
-    local progress_at = t0
-    -- send until all 64 MiB are out, or nothing moved for 1 s (bounded: 8 s)
-    while total < target and socket.gettime() - progress_at < 1 and socket.gettime() - t0 < 8 do
-      local _, wr = socket.select(nil, { sock }, 0.05)
-      if wr and #wr > 0 then
-        local last, err, partial = sock:send(frame, pos)
-        local upto = last or partial or (pos - 1)
-        if upto >= pos then progress_at = socket.gettime() end
-        total = total + (upto - pos + 1)
-        pos = upto + 1
-        if pos > #frame then pos = 1 end
-        if err and err ~= "timeout" then error("send failed: " .. err) end
-      end
-      w:tick()
-    end
-    local elapsed = socket.gettime() - t0
+    local target = 64 * MiB
+    local total, elapsed = send_until_pushback(c, frame, target, w)
     -- the server must not have swallowed all of it: TCP pushed back
     assert.is_true(total < target, "the server accepted all 64 MiB without pushing back")
     local peak_while_blocked = w.peak
@@ -303,32 +308,16 @@ describe("abuse", function()
   end)
 
   it("empty messages sent to a handler that does not read pause the connection after " ..
-    "--read-pause-bytes of real memory (each counts what it holds), RSS growth < 16 MB", function()
+    "read_pause_bytes of real memory (each counts what it holds), RSS growth < 16 MB", function()
     local w = watch(s, "empty messages, handler not reading", socks)
     local c = rawws.connect(s.port, "/sleepy")
     socks[#socks + 1] = c
     -- 1,000 empty binary frames (zero mask key) per send
     local frames = string.rep("\130\128\0\0\0\0", 1000)
-    local sock = c.sock
-    sock:settimeout(0)
-    local total, pos, t0 = 0, 1, socket.gettime()
-    local progress_at = t0
-    while socket.gettime() - progress_at < 1 and socket.gettime() - t0 < 8 do
-      local _, wr = socket.select(nil, { sock }, 0.05)
-      if wr and #wr > 0 then
-        local last, err, partial = sock:send(frames, pos)
-        local upto = last or partial or (pos - 1)
-        if upto >= pos then progress_at = socket.gettime() end
-        total = total + (upto - pos + 1)
-        pos = upto + 1
-        if pos > #frames then pos = 1 end
-        if err and err ~= "timeout" then error("send failed: " .. err) end
-      end
-      w:tick()
-    end
+    local total, elapsed = send_until_pushback(c, frames, math.huge, w)
     -- TCP pushed back: the server stopped reading instead of queueing on
     local messages = math.floor(total / 6)
-    assert.is_true(socket.gettime() - t0 < 8, "the server kept reading " .. messages .. " messages")
+    assert.is_true(elapsed < 8, "the server kept reading " .. messages .. " messages")
     c:close_socket()
     socket.sleep(0.3)
     w:finish(w.before + 16 * 1024, string.format("%d empty messages went in before TCP pushed back",

@@ -45,7 +45,8 @@ struct nx_client_s {
   nx_buf_t body;
   nx_ws_parser_t ws;
   nx_msg_t *cur, *inbox, *inbox_tail;
-  nx_buf_t out, wbuf;
+  nx_buf_t out;
+  uv_write_t *wreq; /* the write in flight (owning its bytes), or NULL */
   int close_received, close_sent;
   uint16_t close_code;
   char close_reason[124];
@@ -71,7 +72,6 @@ static void client_free(nx_client_t *c) {
   nx_buf_free(&c->head);
   nx_buf_free(&c->body);
   nx_buf_free(&c->out);
-  nx_buf_free(&c->wbuf);
   free(c);
 }
 
@@ -316,9 +316,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
 
 static void on_write(uv_write_t *req, int status) {
   nx_client_t *c = (nx_client_t *)req->data;
-  free(req);
+  nx_stream_done(req);
+  c->wreq = NULL;
   c->writing = 0;
-  c->wbuf.off = c->wbuf.len = 0;
   if (status < 0 || c->closed_handle)
     return;
   client_flush(c);
@@ -328,7 +328,7 @@ static void client_flush(nx_client_t *c) {
   if (c->writing || !nx_buf_size(&c->out) || c->closed_handle || c->state == CL_CONNECTING)
     return;
   c->writing =
-      nx_stream_write((uv_stream_t *)&c->tcp, &c->out, NULL, 0, &c->wbuf, on_write, c) == 1;
+      nx_stream_write((uv_stream_t *)&c->tcp, &c->out, NULL, 0, &c->wreq, on_write, c) == 1;
 }
 
 static void on_connect(uv_connect_t *req, int status) {

@@ -158,9 +158,11 @@ static void conn_free(nx_conn_t *c) {
   nx_msg_free(rt, c->cur);
   nx_ws_parser_free(&c->ws);
   nx_http_free(c->http);
-  nx_buf_free(&c->pending);
+  if (c->pending) {
+    nx_buf_free(c->pending);
+    free(c->pending);
+  }
   nx_buf_free(&c->out);
-  nx_buf_free(&c->wbuf);
   nx_tls_free(c->tls);
   free(c->close_reason);
   nx_timerq_stop(&rt->timers, &c->tnode);
@@ -342,16 +344,15 @@ static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
 /* ---- Output ---------------------------------------------------------- */
 
 size_t nx_conn_buffered(const nx_conn_t *c) {
-  return nx_buf_size(&c->out) + nx_buf_size(&c->wbuf) +
+  return nx_buf_size(&c->out) + (c->wreq ? nx_stream_pending(c->wreq) : 0) +
          (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
 }
 
 static void on_write(uv_write_t *req, int status) {
   nx_conn_t *c = (nx_conn_t *)req->data;
-  free(req); /* only a write the socket could not take at once has one */
+  nx_stream_done(req); /* only a write the socket could not take at once has one */
+  c->wreq = NULL;
   c->writing = 0;
-  c->wbuf.off = c->wbuf.len = 0;
-  nx_buf_shrink_idle(&c->wbuf);
   if (c->closing_handles)
     return;
   if (status < 0) {
@@ -384,7 +385,7 @@ void nx_conn_flush(nx_conn_t *c) {
     src = cipher;
   }
   if (nx_buf_size(src)) {
-    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wbuf, on_write, c);
+    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
       really_close(c);
@@ -425,7 +426,7 @@ static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void
   int r;
   extra[0] = uv_buf_init((char *)hdr, (unsigned)hlen);
   extra[1] = uv_buf_init((char *)data, (unsigned)len);
-  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wbuf, on_write, c);
+  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wreq, on_write, c);
   if (r < 0) {
     nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
     really_close(c);
@@ -689,15 +690,29 @@ static const nx_ws_callbacks_t ws_callbacks = {
     NULL, ws_frame_begin, ws_data, ws_message_end, ws_control,
 };
 
+/* Bytes kept for later: after the request (before the accept), or while
+ * reads are paused. The buffer exists only while there are such bytes. */
+static int keep_pending(nx_conn_t *c, const void *data, size_t len) {
+  if (!c->pending && (c->pending = (nx_buf_t *)calloc(1, sizeof(nx_buf_t))) == NULL)
+    return -1;
+  return nx_buf_append(c->pending, data, len);
+}
+
+/* Parses what was kept (see keep_pending), then forgets it. */
+static void parse_pending(nx_conn_t *c) {
+  nx_buf_t *rest = c->pending;
+  if (!rest)
+    return;
+  c->pending = NULL; /* parsing may keep a new rest */
+  parse_frames(c, rest->data + rest->off, nx_buf_size(rest));
+  nx_buf_free(rest);
+  free(rest);
+}
+
 /* Reads again after a pause: first what waited in pending. */
 static void resume_reading(nx_conn_t *c) {
   c->paused = 0;
-  if (nx_buf_size(&c->pending)) {
-    nx_buf_t rest = c->pending;
-    memset(&c->pending, 0, sizeof(c->pending));
-    parse_frames(c, rest.data + rest.off, nx_buf_size(&rest));
-    nx_buf_free(&rest);
-  }
+  parse_pending(c);
   if (!c->paused)
     start_reading(c);
 }
@@ -713,7 +728,8 @@ static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
     }
     if (c->paused && len) {
       /* Keep the unparsed rest until the app has made room. */
-      nx_buf_append(&c->pending, data, len);
+      if (keep_pending(c, data, len))
+        nx_conn_fail(c, 1011, "out of memory");
       return;
     }
     if (n == 0)
@@ -736,12 +752,7 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
   c->last_rx = uv_now(c->rt->loop);
   if (c->ping_interval)
     arm(c, c->ping_interval);
-  if (nx_buf_size(&c->pending)) {
-    nx_buf_t tail = c->pending;
-    memset(&c->pending, 0, sizeof(c->pending));
-    parse_frames(c, tail.data + tail.off, nx_buf_size(&tail));
-    nx_buf_free(&tail);
-  }
+  parse_pending(c);
   if (!c->paused) /* the app may already be behind on what came with the request */
     start_reading(c);
 }
@@ -819,8 +830,10 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
   }
-  if (tail_len)
-    nx_buf_append(&c->pending, tail, tail_len);
+  if (tail_len && keep_pending(c, tail, tail_len)) {
+    nx_http_respond(c, 503, NULL, NULL, 0);
+    return;
+  }
   if (c->listener->cfg.compression) {
     const char *vals[8];
     size_t lens[8], n = nx_http_header_values(c->http, "sec-websocket-extensions", vals, lens, 8);
@@ -846,18 +859,18 @@ static void on_input(nx_conn_t *c, uint8_t *data, size_t len) {
     break;
   case NX_CONN_ROUTING:
     /* A client must wait for 101; keep a little, refuse a flood. */
-    if (nx_buf_size(&c->pending) + len > c->listener->cfg.max_header_size)
+    if ((c->pending ? nx_buf_size(c->pending) : 0) + len > c->listener->cfg.max_header_size ||
+        keep_pending(c, data, len))
       nx_conn_abort(c, 1006);
-    else
-      nx_buf_append(&c->pending, data, len);
     break;
   case NX_CONN_OPEN:
   case NX_CONN_CLOSING:
     c->last_rx = uv_now(c->rt->loop);
     c->ping_outstanding = 0;
-    if (c->paused) /* older bytes wait in pending: keep the order */
-      nx_buf_append(&c->pending, data, len);
-    else
+    if (c->paused) { /* older bytes wait in pending: keep the order */
+      if (keep_pending(c, data, len))
+        nx_conn_fail(c, 1011, "out of memory");
+    } else
       parse_frames(c, data, len);
     break;
   default:

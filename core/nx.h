@@ -180,14 +180,14 @@ struct nx_conn_s {
   uint64_t last_rx; /* loop time of the last bytes read */
   uint64_t ping_sent;
   char *close_reason;
-  nx_http_t *http;  /* request parser; freed at the upgrade */
-  nx_buf_t pending; /* bytes after the request, before the accept */
+  nx_http_t *http;   /* request parser; freed at the upgrade */
+  nx_buf_t *pending; /* bytes after the request or while paused, or NULL (conn.c) */
   nx_ws_parser_t ws;
   nx_msg_t *cur; /* message being assembled */
   nx_msg_t *inbox, *inbox_tail;
   size_t inbox_bytes;
   nx_buf_t out;         /* frames waiting to be written */
-  nx_buf_t wbuf;        /* bytes owned by the write in flight */
+  uv_write_t *wreq;     /* the write in flight (owning its bytes: stream.c), or NULL */
   struct nx_tls_s *tls; /* the TLS transport (with its output), or NULL for plain TCP */
   nx_task_t *owner;     /* the handler task */
   nx_task_t *reader;    /* task waiting in recv */

@@ -12,9 +12,9 @@
 struct nx_relay_s {
   uv_pipe_t pipe;
   nx_rt_t *rt;
-  nx_buf_t in;   /* bytes read, up to a complete record */
-  nx_buf_t out;  /* records waiting for the flush */
-  nx_buf_t wbuf; /* bytes owned by the write in flight */
+  nx_buf_t in;      /* bytes read, up to a complete record */
+  nx_buf_t out;     /* records waiting for the flush */
+  uv_write_t *wreq; /* the write in flight (owning its bytes), or NULL */
   int writing;
   int closed;
   int dropping; /* a warning about dropped records was logged */
@@ -73,7 +73,6 @@ static void relay_closed(uv_handle_t *h) {
   nx_relay_t *r = (nx_relay_t *)h->data;
   nx_buf_free(&r->in);
   nx_buf_free(&r->out);
-  nx_buf_free(&r->wbuf);
   free(r);
 }
 
@@ -147,7 +146,8 @@ void nx_relay_send(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, cons
   nx_relay_t *r = rt->relay;
   if (!r || r->closed)
     return;
-  if (nx_buf_size(&r->out) + nx_buf_size(&r->wbuf) + dlen > NX_RELAY_MAX_QUEUED) {
+  if (nx_buf_size(&r->out) + (r->wreq ? nx_stream_pending(r->wreq) : 0) + dlen >
+      NX_RELAY_MAX_QUEUED) {
     if (!r->dropping)
       nx_log(NX_LOG_WARN, "topic relay: the master does not keep up; dropping messages for the "
                           "other workers");
@@ -161,10 +161,9 @@ void nx_relay_send(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, cons
 
 static void on_write(uv_write_t *req, int status) {
   nx_relay_t *r = (nx_relay_t *)req->data;
-  free(req);
+  nx_stream_done(req);
+  r->wreq = NULL;
   r->writing = 0;
-  r->wbuf.off = r->wbuf.len = 0;
-  nx_buf_shrink_idle(&r->wbuf);
   if (r->closed)
     return;
   if (status < 0) {
@@ -179,7 +178,7 @@ void nx_relay_flush(nx_rt_t *rt) {
   int n;
   if (!r || r->closed || r->writing || !nx_buf_size(&r->out))
     return;
-  n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, NULL, 0, &r->wbuf, on_write, r);
+  n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, NULL, 0, &r->wreq, on_write, r);
   if (n < 0)
     stop_relay(r, uv_strerror(n));
   else if (n == 1)

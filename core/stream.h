@@ -13,13 +13,20 @@
 
 /* Writes src, then the nextra buffers of extra (the caller's, used only
  * during the call: a large frame goes out without a copy), to s in one
- * writev. What the socket does not take now is left in src (the rest of
- * the extra buffers copied after it) and goes out in a uv_write of its
- * own: src and *wbuf (empty) are swapped, so src can take new bytes at once
- * while wbuf must stay untouched until cb(req, status) runs with req->data
- * = data; cb frees req. Returns 1 when such a write is in flight, 0 when
- * everything was written, or a libuv error (nothing in flight). */
+ * writev. What the socket does not take now goes out in a uv_write of its
+ * own: the rest of src (with the rest of the extra buffers copied after
+ * it) moves, without a copy, into a request that owns it, and src is left
+ * empty for new bytes. *reqp is then that request, and cb(req, status) runs
+ * with req->data = data; cb must call nx_stream_done(req). Returns 1 when
+ * such a write is in flight, 0 when everything was written, or a libuv
+ * error (nothing in flight, src as it was left). */
 int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra,
-                    nx_buf_t *wbuf, uv_write_cb cb, void *data);
+                    uv_write_t **reqp, uv_write_cb cb, void *data);
+
+/* Bytes of the write in flight that req still owns. */
+size_t nx_stream_pending(const uv_write_t *req);
+
+/* Frees a request of nx_stream_write and the bytes it owns (from its cb). */
+void nx_stream_done(uv_write_t *req);
 
 #endif

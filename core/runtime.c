@@ -3,10 +3,12 @@
  * Every Lua coroutine that nexlua runs is a task. nx_task_resume() is the
  * only place that calls lua_resume (the trampoline): it is reached from
  * libuv callbacks on a shallow C stack, never from inside Lua. A task that
- * must wait calls nx_task_wait() from a C function that then returns
+ * must wait calls nx_task_suspend() from a C function that then returns
  * lua_yield(); whoever ends the wait calls nx_task_wake(), which only queues
  * the task; the queue is run at the end of the callback that woke it and on
- * every loop turn, so resumes never nest inside running Lua code. */
+ * every loop turn, so resumes never nest inside running Lua code. When a
+ * connection's handler task ends, its listener's Lua finisher runs (see
+ * task_finished). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,8 +299,9 @@ void nx_task_cancel_wait(nx_task_t *t) {
 
 /* Suspends t until it is woken, its timeout passes (timeout < 0: none) or
  * it is cancelled. The C function calling this must `return` its result:
- * either lua_yield() or, for a task cancelled while it was running, the two
- * values (nil, "cancelled") pushed at once. The values the C function
+ * either lua_yield() or, pushed at once, the two values (nil, "cancelled")
+ * for a task cancelled while it was running, or (nil, CANNOT_WAIT) where the
+ * coroutine cannot yield. The values the C function
  * returns after a wake are those the waker pushed; after a timeout
  * (nil, "timeout"); after a cancel (nil, "cancelled"). */
 int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {

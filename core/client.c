@@ -34,7 +34,6 @@ struct nx_client_s {
   int state;
   int closed_handle; /* uv_close called */
   int handle_done;   /* its close callback ran */
-  int writing;
   llhttp_t http;
   llhttp_settings_t settings;
   int status;
@@ -318,17 +317,16 @@ static void on_write(uv_write_t *req, int status) {
   nx_client_t *c = (nx_client_t *)req->data;
   nx_stream_done(req);
   c->wreq = NULL;
-  c->writing = 0;
   if (status < 0 || c->closed_handle)
     return;
   client_flush(c);
 }
 
 static void client_flush(nx_client_t *c) {
-  if (c->writing || !nx_buf_size(&c->out) || c->closed_handle || c->state == CL_CONNECTING)
+  if (c->wreq || !nx_buf_size(&c->out) || c->closed_handle || c->state == CL_CONNECTING)
     return;
-  c->writing =
-      nx_stream_write((uv_stream_t *)&c->tcp, &c->out, NULL, 0, &c->wreq, on_write, c) == 1;
+  /* (a write in flight is c->wreq; an error ends the client elsewhere) */
+  nx_stream_write((uv_stream_t *)&c->tcp, &c->out, NULL, 0, &c->wreq, on_write, c);
 }
 
 static void on_connect(uv_connect_t *req, int status) {

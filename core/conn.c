@@ -289,9 +289,8 @@ void nx_conn_accepted(nx_listener_t *l) {
     r = UV_ENOMEM;
   if (r) {
     nx_log(NX_LOG_WARN, "accept failed: %s", uv_strerror(r));
-    c->listener = NULL; /* it was never counted there */
-    nx_timerq_stop(&rt->timers, &c->tnode);
-    c->closing_handles = 1;
+    c->listener = NULL;     /* it was never counted there */
+    c->closing_handles = 1; /* (conn_free disarms the timeout) */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     return;
   }
@@ -352,7 +351,6 @@ static void on_write(uv_write_t *req, int status) {
   nx_conn_t *c = (nx_conn_t *)req->data;
   nx_stream_done(req); /* only a write the socket could not take at once has one */
   c->wreq = NULL;
-  c->writing = 0;
   if (c->closing_handles)
     return;
   if (status < 0) {
@@ -368,7 +366,7 @@ static void on_write(uv_write_t *req, int status) {
  * the rest through one uv_write whose buffer stays untouched until done. */
 void nx_conn_flush(nx_conn_t *c) {
   nx_buf_t *src = &c->out;
-  if (c->closing_handles || c->writing)
+  if (c->closing_handles || c->wreq)
     return;
   if (c->tls) {
     /* The transport: what the connection queued is encrypted, and the
@@ -391,17 +389,15 @@ void nx_conn_flush(nx_conn_t *c) {
       really_close(c);
       return;
     }
-    if (r == 1)
-      c->writing = 1;
-    else /* all written: an idle connection keeps no output buffer (a busy
-          * one gets it back from malloc's cache on its next send) */
+    if (r == 0) /* all written: an idle connection keeps no output buffer (a busy
+                 * one gets it back from malloc's cache on its next send) */
       nx_buf_free(src);
   }
   if (c->tls && nx_buf_size(&c->out) == 0)
     nx_buf_free(&c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->writing && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
+  if (c->end_after_flush && !c->wreq && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
     really_close(c);
 }
 
@@ -432,9 +428,7 @@ static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void
     really_close(c);
     return -1;
   }
-  if (r == 1)
-    c->writing = 1;
-  else
+  if (r == 0)
     nx_buf_free(&c->out);
   return 0;
 }
@@ -477,7 +471,7 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
       return -1;
     }
   }
-  if (len >= NX_DIRECT_SEND && !c->tls && !c->writing && c->state != NX_CONN_DONE)
+  if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
     return send_direct(c, hdr, hlen, data, len);
   if (nx_buf_reserve(&c->out, hlen + len)) {
     nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);

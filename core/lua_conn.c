@@ -17,34 +17,29 @@
 
 #define BOX_MT "nexlua.connection"
 
-/* Every function here is a closure whose upvalue 1 is the box metatable
- * (and 2, 3 the strings "text" and "binary"): the check is a pointer
- * comparison, where luaL_checkudata would intern the metatable's name on
- * every call, twice per message. */
-/* Every core function checks its box, twice per echoed message: a full
- * userdata whose first word is the box's mark is two API calls, where
- * comparing metatables took five (a tenth of the server's instructions per
- * 32-byte message). Only nexlua's own Lua code passes boxes, and no Lua
- * code can write a userdata's bytes. */
-static nx_box_t *check_box(lua_State *L, int i) {
-  if (lua_type(L, i) == LUA_TUSERDATA && lua_objlen(L, i) >= sizeof(nx_box_t)) {
-    nx_box_t *b = (nx_box_t *)lua_touserdata(L, i);
-    if (b->mark == NX_BOX_MARK)
-      return b;
-  }
-  luaL_typerror(L, i, BOX_MT);
+/* The box at i, or NULL: a full userdata (a light one has no length) big
+ * enough, whose first word is the mark. Two API calls, where comparing
+ * metatables took five, on a check made for every message that does not
+ * take the FFI path. Only nexlua's own Lua code passes boxes, and no Lua
+ * code can write a userdata's bytes. Every function here is a closure whose
+ * upvalues 2 and 3 are the strings "text" and "binary". */
+static nx_box_t *to_box(lua_State *L, int i) {
+  nx_box_t *b = (nx_box_t *)lua_touserdata(L, i);
+  if (b && lua_objlen(L, i) >= sizeof(nx_box_t) && b->mark == NX_BOX_MARK)
+    return b;
   return NULL;
 }
 
-/* is_box(v) -> true if v is a connection box: the full check, by metatable,
- * for values that come from the app (publish's exclude). */
+static nx_box_t *check_box(lua_State *L, int i) {
+  nx_box_t *b = to_box(L, i);
+  if (!b)
+    luaL_typerror(L, i, BOX_MT);
+  return b;
+}
+
+/* is_box(v) -> true if v is a connection box (publish's exclude, from the app). */
 static int l_is_box(lua_State *L) {
-  int same = 0;
-  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1)) {
-    same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-  }
-  lua_pushboolean(L, same);
+  lua_pushboolean(L, to_box(L, 1) != NULL);
   return 1;
 }
 
@@ -95,8 +90,7 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   nx_http_free(c->http);
   c->http = NULL;
   t->conn = c;
-  t->listener = c->listener;
-  t->handler = 1;
+  t->listener = c->listener; /* (this makes it a handler task) */
   rt->nhandlers++;
   c->owner = t;
   nx_task_wake(t, 2);

@@ -58,14 +58,14 @@ struct nx_task_s {
   uint8_t running;
   uint8_t timed_out; /* the wait ended by its timeout */
   uint8_t cancelled; /* cancel() came while it was not waiting */
-  uint8_t handler;   /* runs a connection's handler (counted in rt->nhandlers) */
   nx_tbox_t *box;    /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;               /* values pushed on co for the next resume */
   nx_conn_t *wait_conn;    /* the connection a RECV/DRAIN wait is on */
   uv_timer_t *timer;       /* for sleeps and timeouts, created on first use */
   nx_conn_t *conn;         /* the connection this task is the handler of, if any */
-  nx_listener_t *listener; /* a handler task's listener: its finisher runs at the end */
+  nx_listener_t *listener; /* set for a connection's handler task (counted in
+                            * rt->nhandlers): its listener's finisher runs at the end */
   nx_task_t *ready_next;
   nx_task_t *prev, *next; /* all live tasks */
 };
@@ -162,7 +162,7 @@ struct nx_conn_s {
   nx_rt_t *rt;
   uint8_t state;
   uint8_t closing_handles; /* handles whose close callback is pending */
-  uint8_t close_sent, close_received, end_after_flush, reading, writing, dirty;
+  uint8_t close_sent, close_received, end_after_flush, reading, dirty;
   uint8_t paused; /* reads stopped while the app catches up */
   uint8_t ping_outstanding;
   uint8_t over_capacity;  /* accepted past max_connections: answer 503 */

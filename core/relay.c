@@ -15,7 +15,6 @@ struct nx_relay_s {
   nx_buf_t in;      /* bytes read, up to a complete record */
   nx_buf_t out;     /* records waiting for the flush */
   uv_write_t *wreq; /* the write in flight (owning its bytes), or NULL */
-  int writing;
   int closed;
   int dropping; /* a warning about dropped records was logged */
 };
@@ -163,7 +162,6 @@ static void on_write(uv_write_t *req, int status) {
   nx_relay_t *r = (nx_relay_t *)req->data;
   nx_stream_done(req);
   r->wreq = NULL;
-  r->writing = 0;
   if (r->closed)
     return;
   if (status < 0) {
@@ -176,14 +174,12 @@ static void on_write(uv_write_t *req, int status) {
 void nx_relay_flush(nx_rt_t *rt) {
   nx_relay_t *r = rt->relay;
   int n;
-  if (!r || r->closed || r->writing || !nx_buf_size(&r->out))
+  if (!r || r->closed || r->wreq || !nx_buf_size(&r->out))
     return;
   n = nx_stream_write((uv_stream_t *)&r->pipe, &r->out, NULL, 0, &r->wreq, on_write, r);
   if (n < 0)
     stop_relay(r, uv_strerror(n));
-  else if (n == 1)
-    r->writing = 1;
-  else
+  else if (n == 0)
     nx_buf_shrink_idle(&r->out);
 }
 

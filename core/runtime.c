@@ -153,7 +153,7 @@ static void task_free(nx_task_t *t) {
     rt->tasks = t->next;
   if (t->next)
     t->next->prev = t->prev;
-  if (t->handler)
+  if (t->listener) /* a connection's handler */
     rt->nhandlers--;
   if (t->box) {
     t->box->t = NULL;

@@ -3,19 +3,11 @@
 -- a refused handshake, how the browser's close arrived, and the compression counter.
 local nexlua = require "nexlua"
 
-local app = nexlua.App()
-
--- /echo: like examples/echo (text as text, binary as binary).
-app:ws_route("/echo", function(ws)
-  ws:accept()
-  for data, kind in ws:iter() do
-    if kind == "text" then
-      ws:send_text(data)
-    else
-      ws:send_bytes(data)
-    end
-  end
-end)
+-- examples/echo's app, with its /ws (text as text, binary as binary), and
+-- the routes below added: the compression checks need the echo and the
+-- counter in one process.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local app = dofile(here .. "../../examples/echo/app.lua")
 
 -- /stats: nexlua.stats() as JSON (compressions counts messages this server deflated).
 app:ws_route("/stats", function(ws)

@@ -883,6 +883,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     nx_rt_run_ready(c->rt);
     return;
   }
+  if (c->rt->busy_ns)
+    nx_rt_busy(c->rt);
   if (c->tls) {
     nx_buf_t *plain = &c->rt->tlsplain;
     plain->off = plain->len = 0;

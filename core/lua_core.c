@@ -317,6 +317,19 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* busy_poll(microseconds): after each read, poll for that long before the
+ * loop sleeps again; 0 turns it off. */
+static int l_busy_poll(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  double us = luaL_checknumber(L, 1);
+  if (!(us >= 0 && us <= 1e6))
+    return luaL_error(L, "busy_poll must be 0 to 1000000 microseconds, got %f", us);
+  rt->busy_ns = (uint64_t)(us * 1000);
+  if (!rt->busy_ns)
+    uv_idle_stop(&rt->spin);
+  return 0;
+}
+
 static int l_hrtime(lua_State *L) {
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
   return 1;
@@ -554,6 +567,7 @@ int nx_lua_open(lua_State *L) {
                                  {"sleep", l_sleep},
                                  {"now", l_now},
                                  {"hrtime", l_hrtime},
+                                 {"busy_poll", l_busy_poll},
                                  {"spawn", l_spawn},
                                  {"on_signal", l_on_signal},
                                  {"log", l_log},

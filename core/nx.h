@@ -82,6 +82,9 @@ struct nx_rt_s {
   uv_check_t check;     /* flush + run ready after I/O callbacks */
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_idle_t idle;       /* keeps the loop from blocking while tasks are ready */
+  uv_idle_t spin;       /* keeps it polling until busy_until (--busy-poll) */
+  uint64_t busy_ns;     /* --busy-poll: how long to poll after a read; 0: off */
+  uint64_t busy_until;  /* uv_hrtime() at which polling stops */
   uv_signal_t sigint, sigterm, sighup;
   int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
   int stopping;
@@ -219,6 +222,7 @@ nx_task_t *nx_rt_current(lua_State *L, const char *what);
 extern const char nx_cannot_wait;
 void nx_rt_mark_dirty(nx_conn_t *c);
 void nx_rt_release_ffi_msg(nx_rt_t *rt);
+void nx_rt_busy(nx_rt_t *rt);
 void nx_rt_flush(nx_rt_t *rt);
 void nx_rt_close(lua_State *L);
 

@@ -64,7 +64,7 @@ typedef struct {
   struct sockaddr_in dst;
   struct sockaddr_in src[MAX_SRC];
   int nsrc;
-  int conns, inflight, binary, json, quiet, server_pid, concurrency;
+  int conns, inflight, binary, json, quiet, spin, server_pid, concurrency;
   size_t size;
   double duration, warmup, settle, setup_timeout, close_wait, hs_timeout, drain_timeout;
 

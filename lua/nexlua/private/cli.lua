@@ -74,6 +74,11 @@ local OPTIONS = {
     "--allowed-origins", "allowed_origins", "string",
     "comma list of Origins browsers may connect from; others get 403 (default: any)",
   },
+  {
+    "--busy-poll", "busy_poll", "number",
+    "microseconds to keep polling after a read before the loop sleeps: lower latency, "
+      .. "more CPU; 0 = off (default 0, at most 1000000)",
+  },
   { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)", "FILE" },
   { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert", "FILE" },
   {

@@ -7,7 +7,7 @@ local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
 local unescape_path = require("nexlua.multidict").unescape_path
 
-local xpcall, tostring, error, ipairs = xpcall, tostring, error, ipairs
+local xpcall, tostring, error, ipairs, type = xpcall, tostring, error, ipairs, type
 local traceback, getinfo = debug.traceback, debug.getinfo
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
@@ -173,6 +173,15 @@ function serve.run(app, opts)
   -- From here on only holder.app: a parameter kept alive by this frame
   -- would pin the first generation of the app for the life of the process.
   app = nil -- luacheck: ignore 311
+  local busy = opts.busy_poll
+  if busy == nil then busy = holder.app.options.busy_poll end
+  if busy ~= nil then
+    if type(busy) ~= "number" or not (busy >= 0 and busy <= 1e6) then
+      log.error("busy_poll must be a number of microseconds from 0 to 1000000, got %s", tostring(busy))
+      return 2
+    end
+    core.busy_poll(busy)
+  end
   local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, run_hooks)
 
   local function shutdown(signame)

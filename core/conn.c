@@ -107,6 +107,54 @@ void nx_msg_cache_free(nx_rt_t *rt) {
   rt->msg_nfree = 0;
 }
 
+/* Output buffers are recycled: a connection's is released once written (an
+ * idle connection keeps none), and its next batch takes one back from this
+ * runtime-wide pool instead of growing a new one from 256 bytes through
+ * realloc. Only mid-sized buffers are kept, at most 512 KiB in all. */
+#define NX_OUT_POOL_MIN 512
+#define NX_OUT_POOL_MAX 4096
+#define NX_OUT_POOL_COUNT 128
+
+typedef struct nx_out_block_s {
+  struct nx_out_block_s *next;
+  size_t cap;
+} nx_out_block_t;
+
+static void out_release(nx_rt_t *rt, nx_buf_t *b) {
+  if (b->cap >= NX_OUT_POOL_MIN && b->cap <= NX_OUT_POOL_MAX && rt->out_nfree < NX_OUT_POOL_COUNT) {
+    nx_out_block_t *k = (nx_out_block_t *)(void *)b->data;
+    k->next = rt->out_free;
+    k->cap = b->cap;
+    rt->out_free = k;
+    rt->out_nfree++;
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+    return;
+  }
+  nx_buf_free(b);
+}
+
+static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
+  nx_out_block_t *k = rt->out_free;
+  if (!b->data && k) {
+    rt->out_free = k->next;
+    rt->out_nfree--;
+    b->data = (uint8_t *)(void *)k;
+    b->cap = k->cap;
+    b->off = b->len = 0;
+  }
+  return nx_buf_reserve(b, n);
+}
+
+void nx_out_cache_free(nx_rt_t *rt) {
+  nx_out_block_t *k;
+  while ((k = rt->out_free) != NULL) {
+    rt->out_free = k->next;
+    free(k);
+  }
+  rt->out_nfree = 0;
+}
+
 /* (Re)arms the connection's one timeout (its room in the queue was reserved
  * at the accept). */
 static void arm(nx_conn_t *c, uint64_t ms) { nx_timerq_start(&c->rt->timers, &c->tnode, ms); }
@@ -390,11 +438,11 @@ void nx_conn_flush(nx_conn_t *c) {
       return;
     }
     if (r == 0) /* all written: an idle connection keeps no output buffer (a busy
-                 * one gets it back from malloc's cache on its next send) */
-      nx_buf_free(src);
+                 * one gets one back from the pool on its next send) */
+      out_release(c->rt, src);
   }
   if (c->tls && nx_buf_size(&c->out) == 0)
-    nx_buf_free(&c->out); /* encrypted into the transport's buffer */
+    out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
   if (c->end_after_flush && !c->wreq && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
@@ -404,8 +452,9 @@ void nx_conn_flush(nx_conn_t *c) {
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
   if (c->closing_handles)
     return -1;
-  if (nx_buf_append(&c->out, data, len))
+  if (out_reserve(c->rt, &c->out, len))
     return -1;
+  nx_buf_append(&c->out, data, len);
   nx_rt_mark_dirty(c);
   return 0;
 }
@@ -429,7 +478,7 @@ static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void
     return -1;
   }
   if (r == 0)
-    nx_buf_free(&c->out);
+    out_release(c->rt, &c->out);
   return 0;
 }
 
@@ -473,7 +522,7 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
   }
   if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
     return send_direct(c, hdr, hlen, data, len);
-  if (nx_buf_reserve(&c->out, hlen + len)) {
+  if (out_reserve(c->rt, &c->out, hlen + len)) {
     nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
     nx_conn_abort(c, 1006);
     return -1;

@@ -98,7 +98,9 @@ struct nx_rt_s {
   nx_msg_t *msg_free;           /* small messages to reuse (nx_msg_new) */
   nx_msg_t *ffi_msg;            /* the message nx_ffi_take last handed out */
   uint32_t msg_nfree;
-  nx_buf_t tlsplain; /* what TLS decrypted from the last read */
+  uint32_t out_nfree;
+  struct nx_out_block_s *out_free; /* output buffers to reuse (conn.c) */
+  nx_buf_t tlsplain;               /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
    * all connections, so it can be large: a 64 KiB message then mostly
    * arrives in one read, and a busy connection drains in few syscalls. */
@@ -239,6 +241,7 @@ enum { NX_MSG_SMALL = 232 }; /* data bytes of a reusable message (256 with the h
 nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap);
 void nx_msg_free(nx_rt_t *rt, nx_msg_t *m);
 void nx_msg_cache_free(nx_rt_t *rt);
+void nx_out_cache_free(nx_rt_t *rt);
 void nx_conn_accepted(nx_listener_t *l);
 void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);

@@ -468,6 +468,7 @@ void nx_rt_close(lua_State *L) {
   nx_timerq_free(&rt->timers);
   nx_rt_release_ffi_msg(rt);
   nx_msg_cache_free(rt);
+  nx_out_cache_free(rt);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

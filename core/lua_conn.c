@@ -318,15 +318,16 @@ int nx_ffi_take(nx_box_t *b, const char **data, size_t *len) {
 /* 0: sent. 1: nothing done, call send() (not open, text that is not UTF-8,
  * or output past the high-water mark, where send() decides on a wait).
  * 2: the connection failed while queueing (as send()'s "closed"). */
-int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int binary) {
+int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int kind) {
   nx_conn_t *c;
   if (!b || b->mark != NX_BOX_MARK || !(c = b->conn) || c->state != NX_CONN_OPEN)
     return 1;
   if (nx_conn_buffered(c) + len + 14 > c->listener->cfg.write_high_water)
     return 1;
-  if (!binary && !nx_utf8_valid((const uint8_t *)data, len))
+  if (kind == NX_FFI_TEXT && !nx_utf8_valid((const uint8_t *)data, len))
     return 1;
-  return nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len) ? 2 : 0;
+  return nx_conn_send(c, kind == NX_FFI_BINARY ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len) ? 2
+                                                                                             : 0;
 }
 
 /* close(box, code, reason): the closing handshake from our side. */

@@ -205,7 +205,10 @@ struct nx_conn_s {
 
 /* lua_conn.c: the FFI fast path (exported: lua/nexlua/private/fastpath.lua) */
 int nx_ffi_take(nx_box_t *b, const char **data, size_t *len);
-int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int binary);
+/* kind: text, binary, or text whose UTF-8 the core has already checked (the
+ * last text message nx_ffi_take handed out, sent back as it was) */
+enum { NX_FFI_TEXT = 0, NX_FFI_BINARY = 1, NX_FFI_TEXT_VALID = 2 };
+int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int kind);
 
 /* runtime.c */
 nx_rt_t *nx_rt_get(lua_State *L);

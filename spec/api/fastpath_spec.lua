@@ -64,6 +64,23 @@ for _, mode in ipairs({ { name = "with the FFI fast path", ffi = true },
       w:close_socket()
     end)
 
+    it("sends received text back as it came, and still checks bytes that were not text", function()
+      local c = rawws.connect(s.port, "/resend")
+      c:send_text("h\195\169llo")
+      local data, op = c:recv_message()
+      assert.equal("h\195\169llo", data)
+      assert.equal(OP.TEXT, op)
+      c:send_binary("\255\254")
+      assert.matches("^error .*not valid UTF%-8", (c:recv_message()))
+      c:send_text("again")
+      data, op = c:recv_message()
+      assert.equal("again", data)
+      assert.equal(OP.TEXT, op)
+      c:send_binary("caf\195")
+      assert.matches("^error .*not valid UTF%-8", (c:recv_message()))
+      c:close_socket()
+    end)
+
     it("a handler that outpaces its client waits past the high-water mark, and nothing is lost", function()
       local c = rawws.connect(s.port, "/flood?n=64")
       local socket = require "socket"

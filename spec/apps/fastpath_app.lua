@@ -48,6 +48,16 @@ app:ws_route("/send-errors", function(ws)
   nexlua.publish("fastpath", ws.state.after_close)
 end)
 
+-- Every message goes back with send_text, whatever its kind: text just
+-- received skips the second UTF-8 check, anything else is checked.
+app:ws_route("/resend", function(ws)
+  ws:accept()
+  for data in ws:iter() do
+    local ok, err = pcall(ws.send_text, ws, data)
+    if not ok then ws:send_text("error " .. tostring(err)) end
+  end
+end)
+
 app:ws_route("/watch", function(ws)
   ws:accept()
   ws:subscribe("fastpath")

@@ -16,7 +16,7 @@ if not ok_ffi then return false end
 -- (cdef once per Lua state: a module reloaded must not redefine them)
 pcall(ffi.cdef, [[
 int nx_ffi_take(void *box, const char **data, size_t *len);
-int nx_ffi_send(void *box, const char *data, size_t len, int binary);
+int nx_ffi_send(void *box, const char *data, size_t len, int kind);
 ]])
 
 local function lookup(lib)
@@ -41,15 +41,26 @@ local pdata, plen = ffi.new("const char *[1]"), ffi.new("size_t[1]")
 
 local fastpath = {}
 
+-- The last text message taken (if at most KNOWN_MAX bytes), whose UTF-8 the
+-- core has checked: sending that string again (an echo, a relay) skips the
+-- check. Lua strings are interned and immutable, so an equal string is the
+-- same bytes.
+local KNOWN_MAX = 65536
+local known_text
+
 --- data, "text" | "binary" for a queued message, else nil (call core.take).
 function fastpath.take(box)
   local k = c_take(box, pdata, plen)
   if k == 0 then return nil end
-  return ffi_string(pdata[0], plen[0]), k == 1 and "text" or "binary"
+  local data = ffi_string(pdata[0], plen[0])
+  if k ~= 1 then return data, "binary" end
+  if #data <= KNOWN_MAX then known_text = data end
+  return data, "text"
 end
 
+-- kind for nx_ffi_send: 0 text, 1 binary, 2 text known to be UTF-8
 function fastpath.send(box, data, binary)
-  return c_send(box, data, #data, binary and 1 or 0)
+  return c_send(box, data, #data, binary and 1 or data == known_text and 2 or 0)
 end
 
 return fastpath

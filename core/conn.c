@@ -431,7 +431,13 @@ void nx_conn_flush(nx_conn_t *c) {
     src = cipher;
   }
   if (nx_buf_size(src)) {
-    int r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
+    int r = 0;
+    /* The last bytes (a close frame, an HTTP error) and the FIN go out in
+     * one packet. */
+    if (c->end_after_flush && (!c->tls || nx_buf_size(&c->out) == 0))
+      r = nx_stream_write_last((uv_stream_t *)&c->tcp, src);
+    if (r == 0)
+      r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
       really_close(c);

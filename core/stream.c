@@ -1,6 +1,8 @@
 /* See stream.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "stream.h"
 
@@ -68,4 +70,26 @@ void nx_stream_done(uv_write_t *req) {
   nx_wreq_t *wr = (nx_wreq_t *)req;
   nx_buf_free(&wr->buf);
   free(wr);
+}
+
+int nx_stream_write_last(uv_stream_t *s, nx_buf_t *src) {
+#ifdef MSG_MORE
+  uv_os_fd_t fd;
+  ssize_t w;
+  if (!nx_buf_size(src) || uv_fileno((const uv_handle_t *)s, &fd) != 0)
+    return 0;
+  do
+    w = send(fd, src->data + src->off, nx_buf_size(src), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uv_translate_sys_error(errno);
+  nx_buf_consume(src, (size_t)w);
+  /* Sent now, with the FIN: unread input at close() could not drop them. */
+  if (!nx_buf_size(src) && shutdown(fd, SHUT_WR) != 0)
+    return uv_translate_sys_error(errno);
+#else
+  (void)s;
+  (void)src;
+#endif
+  return 0;
 }

@@ -23,6 +23,14 @@
 int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra,
                     uv_write_t **reqp, uv_write_cb cb, void *data);
 
+/* For the last bytes before the socket is closed: writes what the socket
+ * takes of src now and consumes it; when that is all of it, shuts the
+ * write side down, so that the bytes and the FIN leave in one packet
+ * instead of two (MSG_MORE holds them back until the shutdown). Any rest
+ * (a full socket) stays in src for nx_stream_write. Returns 0 or a libuv
+ * error. */
+int nx_stream_write_last(uv_stream_t *s, nx_buf_t *src);
+
 /* Bytes of the write in flight that req still owns. */
 size_t nx_stream_pending(const uv_write_t *req);
 

@@ -143,11 +143,14 @@ end
 
 -- The peer is gone (code, reason from the core): the connection is over
 -- for this object, and the error remembers whose disconnect it is.
-local function disconnected(self, code, reason)
+local function gone(self)
   if self[STATE] ~= CLOSED then self[STATE] = DISCONNECTED end
+end
+
+local function disconnected(self, code, reason)
+  gone(self)
   local e = Disconnect(code, reason)
   e.websocket = self
-  self._disconnect = e
   return e
 end
 
@@ -242,11 +245,11 @@ local function no_message(self, kind, level)
   raise(WebSocketError, level + 1, "cannot receive before accept()")
 end
 
--- receive() on a WebSocket that is not connected: raises (level 3 is the
--- app's line: see receive).
+-- receive() on a WebSocket that is not connected: raises before accept
+-- (level 3 is the app's line: see receive). Once the peer is gone, the
+-- core's take says "closed", which raises the disconnect.
 local function not_receiving(self)
   if self[STATE] == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
-  if self._disconnect then error(self._disconnect, 0) end
 end
 
 local function timeout_of(opts)
@@ -386,8 +389,8 @@ local function stepper(want)
     local data, kind = take(self[BOX])
     if data == nil then
       if kind == nil then return step(self) end -- woken up: look again
-      no_message(self, kind, 2)
-      return nil
+      if kind == "closed" then gone(self) else no_message(self, kind, 2) end
+      return nil -- (the loop ends: no error object is made)
     end
     if want == nil then return data, kind end
     return typed(data, kind, want)

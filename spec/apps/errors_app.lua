@@ -28,6 +28,16 @@ local function record(ws, t)
   f:close()
 end
 
+-- An iterator ends quietly when the peer leaves; a receive after it raises
+-- the disconnect, with the peer's code; is_connected() is then false.
+app:ws_route("/disconnect/after-iter", function(ws)
+  ws:accept()
+  ws:send_text("ready")
+  for _ in ws:iter_text() do end
+  local connected = ws:is_connected()
+  record(ws, { connected = connected, after = describe(pcall(ws.receive_text, ws)) })
+end)
+
 -- ?method=receive_text|receive_bytes|receive_json|receive: wait for the peer
 -- to leave, record the error; a second call raises the same disconnect.
 app:ws_route("/disconnect/receive", function(ws)

@@ -58,16 +58,16 @@ void nx_ws_unmask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8
   size_t i;
 
   /* The key rotated to the phase, as 4, 8 and 16 bytes. */
-  memcpy(&k4, key, 4);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(&k4, key, 4);
   if (offset & 3) /* byte i of the word is key[(offset + i) & 3] */
     k4 = (k4 >> (8 * (offset & 3))) | (k4 << (32 - 8 * (offset & 3)));
+  memcpy(r, &k4, 4);
 #else
   for (i = 0; i < 4; i++)
     r[i] = key[(offset + i) & 3];
   memcpy(&k4, r, 4);
 #endif
-  memcpy(r, &k4, 4);
   k8 = (uint64_t)k4 | ((uint64_t)k4 << 32);
   if (len >= 16) { /* short payloads (chat, JSON) skip the vector setup */
     kk[0] = kk[1] = k8;

@@ -6,6 +6,7 @@ local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local cjson = require "cjson"
 local socket = require "socket"
+local clock = require "helpers.clock"
 local OP = rawws.OP
 
 local function read_file(path)
@@ -18,12 +19,12 @@ end
 
 -- Waits for the first JSON line in path and decodes it.
 local function wait_record(path, timeout)
-  local deadline = socket.gettime() + (timeout or 5)
+  local deadline = clock() + (timeout or 5)
   repeat
     local line = read_file(path):match("^([^\n]*)\n")
     if line then return cjson.decode(line) end
     socket.sleep(0.02)
-  until socket.gettime() > deadline
+  until clock() > deadline
   error("the app recorded nothing in " .. path)
 end
 

@@ -17,6 +17,7 @@ local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local proc = require "helpers.proc"
 local socket = require "socket"
+local clock = require "helpers.clock"
 local OP = rawws.OP
 
 local APP = "spec/apps/hardening_app.lua"
@@ -78,9 +79,9 @@ end
 -- Waits until the server holds exactly n descriptors (its connections are
 -- accepted or freed); returns the count.
 local function wait_fds(pid, n, timeout)
-  local deadline = socket.gettime() + (timeout or 3)
+  local deadline = clock() + (timeout or 3)
   local have = fd_count(pid)
-  while have ~= n and socket.gettime() < deadline do
+  while have ~= n and clock() < deadline do
     socket.sleep(0.01)
     have = fd_count(pid)
   end
@@ -90,7 +91,7 @@ end
 -- Connects until the handshake is answered 101 (a slot freed by a close is
 -- free once the server has seen the close), within 3 s.
 local function connect_until_upgraded(open)
-  local deadline = socket.gettime() + 3
+  local deadline = clock() + 3
   local c
   repeat
     c = open()
@@ -98,12 +99,12 @@ local function connect_until_upgraded(open)
       c:close_socket()
       socket.sleep(0.05)
     end
-  until c.status == 101 or socket.gettime() > deadline
+  until c.status == 101 or clock() > deadline
   return c
 end
 
 local function echo_ok(c, text)
-  text = text or ("ping " .. tostring(socket.gettime()))
+  text = text or ("ping " .. tostring(clock()))
   c:send_text(text)
   c:expect_echo(text, OP.TEXT, 5)
 end
@@ -238,11 +239,11 @@ describe("limits", function()
         three[i] = track(connect_from("127.0.0.1", s.port))
         assert.equal(101, three[i].status)
       end
-      local t0 = socket.gettime()
+      local t0 = clock()
       local fourth = track(connect_from("127.0.0.1", s.port, "/ws", { no_request = true }))
       local closed, why = fourth:wait_tcp_close(3)
       assert.is_true(closed, why)
-      assert.is_true(socket.gettime() - t0 < 1, "closed only after the handshake timeout")
+      assert.is_true(clock() - t0 < 1, "closed only after the handshake timeout")
       assert.equal("", fourth.trailing, "the server answered the over-cap connection")
       -- the same with a request sent: no 101
       local fifth = track(rawws.open_tcp(s.port))
@@ -386,11 +387,11 @@ describe("limits", function()
       for i = 0, 255 do unit[#unit + 1] = string.char((i * 31 + 7) % 256) end
       local msg = string.rep(table.concat(unit), 4 * MiB / 256)
       local wire = fragments(OP.BINARY, msg, 64)
-      local t0 = socket.gettime()
+      local t0 = clock()
       c:send_raw(wire)
       c:expect_echo(msg, OP.BINARY, 10)
       io.stderr:write(string.format("\n[max-fragments] 4 MiB in 65536 fragments echoed in %.2f s\n",
-        socket.gettime() - t0))
+        clock() - t0))
     end)
   end)
 
@@ -399,10 +400,10 @@ describe("limits", function()
     -- Reads everything until the server closes TCP; returns bytes, frames
     -- seen, whether a close frame came, and whether the TCP close came.
     local function drain(c, timeout)
-      local deadline = socket.gettime() + timeout
+      local deadline = clock() + timeout
       local bytes, frames, close = 0, 0, false
-      while socket.gettime() < deadline do
-        local f, err = c:recv_frame(math.max(0, deadline - socket.gettime()))
+      while clock() < deadline do
+        local f, err = c:recv_frame(math.max(0, deadline - clock()))
         if not f then return bytes, frames, close, err == "closed" end
         frames = frames + 1
         bytes = bytes + f.length

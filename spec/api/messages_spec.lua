@@ -5,6 +5,7 @@ local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local cjson = require "cjson"
 local socket = require "socket"
+local clock = require "helpers.clock"
 local OP = rawws.OP
 
 local function read_file(path)
@@ -17,12 +18,12 @@ end
 
 -- Polls path until it contains pattern (plain text); returns its content.
 local function wait_file(path, text, timeout)
-  local deadline = socket.gettime() + (timeout or 3)
+  local deadline = clock() + (timeout or 3)
   repeat
     local s = read_file(path)
     if s:find(text, 1, true) then return s end
     socket.sleep(0.02)
-  until socket.gettime() > deadline
+  until clock() > deadline
   return read_file(path)
 end
 
@@ -223,9 +224,9 @@ describe("messages", function()
   describe("receive{timeout=}", function()
     it("raises a TimeoutError, and the connection stays usable", function()
       local c = open("/timeout")
-      local t0 = socket.gettime()
+      local t0 = clock()
       local r = cjson.decode((c:recv_message()))
-      local waited = socket.gettime() - t0
+      local waited = clock() - t0
       assert.is_false(r.ok)
       assert.is_true(r.is_timeout, r.err)
       assert.is_false(r.is_ws_error) -- a TimeoutError is a nexlua.Error, not a WebSocketError
@@ -249,10 +250,10 @@ describe("messages", function()
     it("pings are answered by the core even while the handler is busy", function()
       local c = open("/sleeper")
       c:send_text("sleep")
-      local t0 = socket.gettime()
+      local t0 = clock()
       c:ping("p1")
       c:expect_pong("p1", 2)
-      assert.is_true(socket.gettime() - t0 < 0.8, "the pong waited for the handler")
+      assert.is_true(clock() - t0 < 0.8, "the pong waited for the handler")
       c:expect_echo("woke", OP.TEXT, 3)
       -- a 125-byte ping (the largest) is answered with the same payload
       local big = string.rep("z", 125)

@@ -4,7 +4,7 @@
 -- the payload is sent) and the 64-bit length top bit (1002).
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
-local socket = require "socket"
+local clock = require "helpers.clock"
 local OP = rawws.OP
 
 local APP = "examples/echo/app.lua"
@@ -150,13 +150,13 @@ describe("conformance 9.x limits", function()
 
     it("9.8 completes 500 sequential binary round trips of 16 bytes", function()
       local c = open()
-      local t0 = socket.gettime()
+      local t0 = clock()
       for i = 1, 500 do
         local p = string.format("%016d", i)
         c:send_binary(p)
         c:expect_echo(p, OP.BINARY)
       end
-      assert.is_true(socket.gettime() - t0 < 10, "500 round trips took more than 10 s")
+      assert.is_true(clock() - t0 < 10, "500 round trips took more than 10 s")
     end)
   end)
 

@@ -1,7 +1,7 @@
 -- examples/heartbeat/app.lua: the reference's heartbeat loop (/ws) and the
 -- core's protocol-level heartbeat (/core).
 local ffi = require "ffi"
-local socket = require "socket"
+local clock = require "helpers.clock"
 local TestClient = require "nexlua.testing"
 local testing = TestClient
 
@@ -40,7 +40,7 @@ describe("examples/heartbeat", function()
     end)
 
     it("pings a quiet client, then closes 1000 'Timeout' once it has been silent too long", function()
-      local start = socket.gettime()
+      local start = clock()
       local ws = client:websocket_connect("/ws")
       local pings = 0
       local ok, err = pcall(function()
@@ -51,7 +51,7 @@ describe("examples/heartbeat", function()
       end)
       assert.is_false(ok)
       assert.is_true(require("nexlua").is_disconnect(err), tostring(err))
-      local elapsed = socket.gettime() - start
+      local elapsed = clock() - start
       assert.equal(1000, ws.close_code)
       assert.equal("Timeout", ws.close_reason)
       assert.is_true(pings >= 2 and pings <= 4, "pings: " .. pings) -- every 0.1 s for 0.3 s
@@ -61,8 +61,8 @@ describe("examples/heartbeat", function()
 
     it("keeps a client that pings open", function()
       local ws = client:websocket_connect("/ws")
-      local deadline = socket.gettime() + 0.6 -- twice idle_timeout
-      while socket.gettime() < deadline do
+      local deadline = clock() + 0.6 -- twice idle_timeout
+      while clock() < deadline do
         ws:send_text("ping")
         assert.equal("pong", reply(ws))
         client.run_for(0.05)

@@ -13,18 +13,19 @@
 -- Only the PIDs this module started are ever signalled.
 
 local socket = require "socket"
+local clock = require "helpers.clock"
 
 local M = {}
 
 --- Calls fn every step seconds (default 0.02) until it returns a true value,
 -- which is returned; nil after timeout seconds.
 function M.poll(fn, timeout, step)
-  local deadline = socket.gettime() + timeout
+  local deadline = clock() + timeout
   repeat
     local v = fn()
     if v then return v end
     socket.sleep(step or 0.02)
-  until socket.gettime() > deadline
+  until clock() > deadline
   return nil
 end
 
@@ -141,16 +142,16 @@ function M.start(app, args, opts)
     #envs > 0 and ("env " .. table.concat(envs, " ")) or "", table.concat(argv, " "),
     shquote(self.log_path), shquote(self.pid_path), shquote(self.rc_path))
   assert(exec_ok("sh -c " .. shquote(inner) .. " >/dev/null 2>&1 &"), "could not start " .. bin)
-  local deadline = socket.gettime() + 5
+  local deadline = clock() + 5
   while not self.pid do
     self.pid = tonumber(read_file(self.pid_path) or "")
     if not self.pid then
-      assert(socket.gettime() < deadline, "no PID from the shell starting " .. bin)
+      assert(clock() < deadline, "no PID from the shell starting " .. bin)
       socket.sleep(0.01)
     end
   end
   if opts.expect_exit then return self end
-  deadline = socket.gettime() + (opts.start_timeout or 15)
+  deadline = clock() + (opts.start_timeout or 15)
   local pat = "listening on " .. self.scheme .. "://127%.0%.0%.1:(%d+)"
   while true do
     local port = self:log():match(pat)
@@ -164,7 +165,7 @@ function M.start(app, args, opts)
       error(string.format("%s exited (%s) before listening\n--- log ---\n%s", bin,
         tostring(self.rc), log), 2)
     end
-    if socket.gettime() > deadline then
+    if clock() > deadline then
       local log = self:log()
       self:stop()
       error(string.format("%s did not log 'listening on %s://...' in time\n--- log ---\n%s", bin,
@@ -180,11 +181,11 @@ function Proc:log()
 end
 
 function Proc:wait_log(pattern, timeout)
-  local deadline = socket.gettime() + (timeout or 5)
+  local deadline = clock() + (timeout or 5)
   while true do
     local m = self:log():match(pattern)
     if m then return m end
-    if socket.gettime() > deadline then return nil, "timeout" end
+    if clock() > deadline then return nil, "timeout" end
     socket.sleep(0.02)
   end
 end
@@ -210,9 +211,9 @@ end
 
 --- Waits for the exit; returns the code, or nil after timeout seconds.
 function Proc:wait_exit(timeout)
-  local deadline = socket.gettime() + (timeout or 5)
+  local deadline = clock() + (timeout or 5)
   while not self:exit_code() do
-    if socket.gettime() > deadline then return nil end
+    if clock() > deadline then return nil end
     socket.sleep(0.02)
   end
   return self.rc

@@ -14,6 +14,7 @@
 -- error that says what was being awaited.
 
 local socket = require "socket"
+local clock = require "helpers.clock"
 local bit = require "bit"
 
 local bxor, band, bor, rshift, lshift, rol =
@@ -120,7 +121,7 @@ local seeded = false
 local function rand_bytes(n)
   if not seeded then
     local seed = tonumber(os.getenv("RAWWS_SEED") or "") or
-      (os.time() + floor((socket.gettime() % 1) * 1e6))
+      (os.time() + floor((clock() % 1) * 1e6))
     math.randomseed(seed)
     seeded = true
   end
@@ -255,7 +256,7 @@ local Client = {}
 Client.__index = Client
 M.Client = Client
 
-local function now() return socket.gettime() end
+local function now() return clock() end
 
 local function new_tcp(port, host, timeout)
   local sock = assert(socket.tcp())

@@ -9,6 +9,7 @@
 -- Only the PID this module started is ever signalled.
 
 local socket = require "socket"
+local clock = require "helpers.clock"
 
 local M = {}
 
@@ -46,7 +47,7 @@ local function temp_log_path()
   if ok and tmp then return tmp end
   counter = counter + 1
   return string.format("/tmp/nexlua-spec-%d-%d-%d.log", os.time(),
-    math.floor((socket.gettime() % 1) * 1e6), counter)
+    math.floor((clock() % 1) * 1e6), counter)
 end
 
 local Server = {}
@@ -83,7 +84,7 @@ function M.start(app_path, args, opts)
     stopped = false, keep_log = opts.keep_log or (os.getenv("NEXLUA_SPEC_KEEP_LOGS") or "") ~= "",
   }, Server)
 
-  local deadline = socket.gettime() + (opts.start_timeout or M.START_TIMEOUT)
+  local deadline = clock() + (opts.start_timeout or M.START_TIMEOUT)
   while true do
     local text = read_file(log_path) or ""
     local port = text:match("listening on ws://127%.0%.0%.1:(%d+)")
@@ -98,7 +99,7 @@ function M.start(app_path, args, opts)
       error(string.format("%s exited before listening (cmd: %s)\n--- log ---\n%s",
         bin, inner, log), 2)
     end
-    if socket.gettime() > deadline then
+    if clock() > deadline then
       self:stop()
       error(string.format("%s did not log 'listening on ws://127.0.0.1:PORT' within %ss\n" ..
         "--- log ---\n%s",
@@ -118,12 +119,12 @@ end
 -- Poll until Lua `pattern` appears in the log.  Returns the match (or true),
 -- or nil, "timeout".
 function Server:wait_log(pattern, timeout)
-  local deadline = socket.gettime() + (timeout or 5)
+  local deadline = clock() + (timeout or 5)
   while true do
     local text = self:log()
     local m = text:match(pattern)
     if m then return m end
-    if socket.gettime() > deadline then return nil, "timeout" end
+    if clock() > deadline then return nil, "timeout" end
     socket.sleep(0.02)
   end
 end
@@ -153,9 +154,9 @@ function Server:signal(name)
 end
 
 local function wait_exit(self, timeout)
-  local deadline = socket.gettime() + timeout
+  local deadline = clock() + timeout
   while self:alive() do
-    if socket.gettime() > deadline then return false end
+    if clock() > deadline then return false end
     socket.sleep(0.02)
   end
   return true

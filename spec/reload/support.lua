@@ -6,6 +6,7 @@
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local socket = require "socket"
+local clock = require "helpers.clock"
 local luassert = require "luassert"
 
 local M = {}
@@ -159,11 +160,11 @@ function M.failure_count(s) return M.count(s:log(), M.FAILED) end
 
 -- Polls until count_fn(s) >= n; returns the count (or raises with the log).
 function M.wait_count(s, count_fn, n, what, timeout)
-  local deadline = socket.gettime() + (timeout or 5)
+  local deadline = clock() + (timeout or 5)
   while true do
     local c = count_fn(s)
     if c >= n then return c end
-    if socket.gettime() > deadline then
+    if clock() > deadline then
       -- an assertion (a failure, not an error, in busted's report)
       luassert(false, string.format("timed out waiting for %s #%d (have %d); log:\n%s", what, n, c, s:log()))
     end
@@ -209,6 +210,6 @@ function M.median(xs)
 end
 
 M.sleep = socket.sleep
-M.now = socket.gettime
+M.now = clock
 
 return M

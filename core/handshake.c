@@ -71,10 +71,65 @@ static int reject(nx_handshake_t *out, int status, const char *why) {
   return status;
 }
 
-int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
-  const nx_header_t *h;
-  int n, upgrade_ok = 0;
+/* What the upgrade depends on, gathered in one pass over the headers (the
+ * checks below then run in their documented order). Names are told apart by
+ * length first: most headers of a request are none of these. */
+typedef struct {
+  int host, upgrade, upgrade_ws, connection_upgrade, version, key;
+  const nx_header_t *version_h, *key_h;
+} seen_t;
+
+/* 1 if the n bytes at a are lit, a lowercase token, in any case: a letter
+ * of lit matches itself or its capital (the two differ only in bit 0x20),
+ * any other byte only itself. */
+static int name_is(const char *a, const char *lit, size_t n) {
   size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)a[i], l = (unsigned char)lit[i];
+    if (c != l && ((c | 0x20) != l || l < 'a' || l > 'z'))
+      return 0;
+  }
+  return 1;
+}
+
+static void scan_headers(const nx_request_t *req, seen_t *s) {
+  size_t i;
+  memset(s, 0, sizeof(*s));
+  for (i = 0; i < req->nheaders; i++) {
+    const nx_header_t *h = &req->headers[i];
+    switch (h->name_len) {
+    case 4:
+      if (name_is(h->name, "host", 4))
+        s->host++;
+      break;
+    case 7:
+      if (name_is(h->name, "upgrade", 7)) {
+        s->upgrade++;
+        if (nx_header_has_token(h->value, h->value_len, "websocket"))
+          s->upgrade_ws = 1;
+      }
+      break;
+    case 10:
+      if (name_is(h->name, "connection", 10) &&
+          nx_header_has_token(h->value, h->value_len, "upgrade"))
+        s->connection_upgrade = 1;
+      break;
+    case 17:
+      if (name_is(h->name, "sec-websocket-key", 17) && !s->key++)
+        s->key_h = h;
+      break;
+    case 21:
+      if (name_is(h->name, "sec-websocket-version", 21) && !s->version++)
+        s->version_h = h;
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
+  seen_t s;
   const char *v;
   size_t vlen;
 
@@ -83,45 +138,30 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
     return reject(out, 405, "only GET can upgrade to WebSocket");
   if (req->http_major < 1 || (req->http_major == 1 && req->http_minor < 1))
     return reject(out, 400, "WebSocket requires HTTP/1.1");
-  if (!nx_header_find(req, "host", &n) || n != 1)
+  scan_headers(req, &s);
+  if (s.host != 1)
     return reject(out, 400, "missing or repeated Host header");
-
-  if (!nx_header_find(req, "upgrade", &n))
+  if (!s.upgrade)
     return reject(out, 426, "this endpoint speaks WebSocket: send an Upgrade request");
-  for (i = 0; i < req->nheaders; i++) {
-    h = &req->headers[i];
-    if (nx_token_ieq(h->name, h->name_len, "upgrade") &&
-        nx_header_has_token(h->value, h->value_len, "websocket"))
-      upgrade_ok = 1;
-  }
-  if (!upgrade_ok)
+  if (!s.upgrade_ws)
     return reject(out, 400, "Upgrade header does not name websocket");
-  upgrade_ok = 0;
-  for (i = 0; i < req->nheaders; i++) {
-    h = &req->headers[i];
-    if (nx_token_ieq(h->name, h->name_len, "connection") &&
-        nx_header_has_token(h->value, h->value_len, "upgrade"))
-      upgrade_ok = 1;
-  }
-  if (!upgrade_ok)
+  if (!s.connection_upgrade)
     return reject(out, 400, "Connection header does not contain Upgrade");
 
-  h = nx_header_find(req, "sec-websocket-version", &n);
-  if (!h)
+  if (!s.version_h)
     return reject(out, 400, "missing Sec-WebSocket-Version");
-  v = h->value;
-  vlen = h->value_len;
+  v = s.version_h->value;
+  vlen = s.version_h->value_len;
   nx_trim_ows(&v, &vlen);
-  if (n != 1)
+  if (s.version != 1)
     return reject(out, 400, "repeated Sec-WebSocket-Version");
   if (vlen != 2 || memcmp(v, "13", 2) != 0)
     return reject(out, 426, "unsupported Sec-WebSocket-Version (13 is supported)");
 
-  h = nx_header_find(req, "sec-websocket-key", &n);
-  if (!h || n != 1)
+  if (!s.key_h || s.key != 1)
     return reject(out, 400, "missing or repeated Sec-WebSocket-Key");
-  v = h->value;
-  vlen = h->value_len;
+  v = s.key_h->value;
+  vlen = s.key_h->value_len;
   nx_trim_ows(&v, &vlen);
   if (!nx_handshake_key_valid(v, vlen))
     return reject(out, 400, "Sec-WebSocket-Key is not base64 of 16 bytes");

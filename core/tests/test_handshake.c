@@ -174,6 +174,21 @@ TEST(handshake_host) {
   HS(0, "GET", 1, 1, "-Host", "+HOST: server.example.com");
 }
 
+/* Header names match in any letter case, and nothing else: a byte that is
+ * a letter's other case only by bit 0x20 (CR against '-') or a
+ * name one byte off does not count as the header. */
+TEST(handshake_header_names) {
+  HS(0, "GET", 1, 1, "-Sec-WebSocket-Key", "+SEC-WEBSOCKET-KEY: dGhlIHNhbXBsZSBub25jZQ==");
+  HS(0, "GET", 1, 1, "-Sec-WebSocket-Version", "+sec-websocket-VERSION: 13");
+  HS(0, "GET", 1, 1, "-Connection", "+cOnNeCtIoN: upgrade");
+  HS(400, "GET", 1, 1, "-Sec-WebSocket-Key", "+Sec\rWebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==");
+  HS(400, "GET", 1, 1, "-Sec-WebSocket-Key", "+Sec-WebSocket-Kez: dGhlIHNhbXBsZSBub25jZQ==");
+  HS(400, "GET", 1, 1, "-Sec-WebSocket-Key", "+Sec-WebSocket-Ke: dGhlIHNhbXBsZSBub25jZQ==");
+  HS(400, "GET", 1, 1, "-Host", "+Hos\x14: x");
+  HS(400, "GET", 1, 1, "-Connection", "+Connectio\x0e: Upgrade");
+  HS(400, "GET", 1, 1, "-Sec-WebSocket-Version", "+Sec\x0dWebSocket-Version: 13");
+}
+
 TEST(handshake_upgrade_header) {
   HS(426, "GET", 1, 1, "-Upgrade");
   HS(426, "GET", 1, 1, "-Upgrade", "-Connection");

@@ -142,6 +142,13 @@ static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
     b->data = (uint8_t *)(void *)k;
     b->cap = k->cap;
     b->off = b->len = 0;
+  } else if (!b->data && n <= NX_OUT_POOL_MIN) {
+    /* Pool-sized from the start, so that it goes back to the pool once
+     * written (a 101 and a close reply are all most connections send). */
+    if (!(b->data = (uint8_t *)malloc(NX_OUT_POOL_MIN)))
+      return -1;
+    b->cap = NX_OUT_POOL_MIN;
+    b->off = b->len = 0;
   }
   return nx_buf_reserve(b, n);
 }
@@ -205,7 +212,7 @@ static void conn_free(nx_conn_t *c) {
   }
   nx_msg_free(rt, c->cur);
   nx_ws_parser_free(&c->ws);
-  nx_http_free(c->http);
+  nx_http_free(rt, c->http);
   if (c->pending) {
     nx_buf_free(c->pending);
     free(c->pending);
@@ -216,7 +223,33 @@ static void conn_free(nx_conn_t *c) {
   nx_timerq_stop(&rt->timers, &c->tnode);
   nx_timerq_release(&rt->timers);
   rt->nconns--;
+  if (nx_cache_room(rt->conn_ncache)) {
+    c->next = rt->conn_cache;
+    rt->conn_cache = c;
+    rt->conn_ncache++;
+    return;
+  }
   free(c);
+}
+
+/* A zeroed connection: a cached one, or a new one. */
+static nx_conn_t *conn_alloc(nx_rt_t *rt) {
+  nx_conn_t *c = rt->conn_cache;
+  if (!c)
+    return (nx_conn_t *)calloc(1, sizeof(*c));
+  rt->conn_cache = c->next;
+  rt->conn_ncache--;
+  memset(c, 0, sizeof(*c));
+  return c;
+}
+
+void nx_conn_cache_free(nx_rt_t *rt) {
+  nx_conn_t *c;
+  while ((c = rt->conn_cache) != NULL) {
+    rt->conn_cache = c->next;
+    free(c);
+  }
+  rt->conn_ncache = 0;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -311,7 +344,7 @@ void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
 
 void nx_conn_accepted(nx_listener_t *l) {
   nx_rt_t *rt = l->rt;
-  nx_conn_t *c = (nx_conn_t *)calloc(1, sizeof(*c));
+  nx_conn_t *c = conn_alloc(rt);
   int r;
 
   if (!c || nx_timerq_reserve(&rt->timers)) {
@@ -329,7 +362,7 @@ void nx_conn_accepted(nx_listener_t *l) {
   if (r == 0)
     arm(c, l->cfg.handshake_timeout);
   if (r == 0) {
-    c->http = nx_http_new(l->cfg.max_header_size);
+    c->http = nx_http_new(rt, l->cfg.max_header_size);
     if (!c->http)
       r = UV_ENOMEM;
   }

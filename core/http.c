@@ -4,6 +4,7 @@
  * (101, and errors before the upgrade). */
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct nx_http_s {
   int complete;
   int headers_done;
   nx_hdr_t hdr_small[16];
+  nx_http_t *cache_next; /* in the runtime's cache */
 };
 
 static int append(nx_http_t *h, const char *at, size_t n) {
@@ -145,19 +147,29 @@ static int on_message_complete(llhttp_t *p) {
 static llhttp_settings_t settings;
 static int settings_ready;
 
-nx_http_t *nx_http_new(size_t max_header_size) {
-  nx_http_t *h = (nx_http_t *)calloc(1, sizeof(*h));
-  if (!h)
-    return NULL;
+#define NX_HTTP_BUF 1024 /* the head's first buffer: most requests fit */
+
+nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size) {
+  nx_http_t *h = rt->http_cache;
+  if (h) {
+    /* A cached parser keeps its NX_HTTP_BUF buffer; the rest starts over. */
+    char *buf = h->buf;
+    rt->http_cache = h->cache_next;
+    rt->http_ncache--;
+    memset(h, 0, offsetof(nx_http_t, hdr_small));
+    h->buf = buf;
+  } else {
+    if (!(h = (nx_http_t *)calloc(1, sizeof(*h))))
+      return NULL;
+    if (!(h->buf = (char *)malloc(NX_HTTP_BUF))) {
+      free(h);
+      return NULL;
+    }
+  }
   h->max = max_header_size;
-  h->cap = max_header_size < 1024 ? (max_header_size ? max_header_size : 1) : 1024;
+  h->cap = max_header_size < NX_HTTP_BUF ? (max_header_size ? max_header_size : 1) : NX_HTTP_BUF;
   h->h = h->hdr_small;
   h->hcap = (int)(sizeof(h->hdr_small) / sizeof(h->hdr_small[0]));
-  h->buf = (char *)malloc(h->cap);
-  if (!h->buf) {
-    free(h);
-    return NULL;
-  }
   if (!settings_ready) {
     llhttp_settings_init(&settings);
     settings.on_url = on_url;
@@ -172,13 +184,30 @@ nx_http_t *nx_http_new(size_t max_header_size) {
   return h;
 }
 
-void nx_http_free(nx_http_t *h) {
+void nx_http_free(nx_rt_t *rt, nx_http_t *h) {
   if (!h)
     return;
-  free(h->buf);
   if (h->h != h->hdr_small)
     free(h->h);
+  /* Kept only with a buffer of the first size (one that grew is freed). */
+  if (h->cap == NX_HTTP_BUF && nx_cache_room(rt->http_ncache)) {
+    h->cache_next = rt->http_cache;
+    rt->http_cache = h;
+    rt->http_ncache++;
+    return;
+  }
+  free(h->buf);
   free(h);
+}
+
+void nx_http_cache_free(nx_rt_t *rt) {
+  nx_http_t *h;
+  while ((h = rt->http_cache) != NULL) {
+    rt->http_cache = h->cache_next;
+    free(h->buf);
+    free(h);
+  }
+  rt->http_ncache = 0;
 }
 
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {

@@ -81,13 +81,13 @@ int nx_lua_conn_dispatch(nx_conn_t *c) {
   b->tls = c->tls != NULL;
   nx_http_store(c->http, b);
   nx_request_store_peer(b, c);
-  luaL_getmetatable(co, BOX_MT);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, rt->box_mt_ref);
   lua_setmetatable(co, -2);
   lua_pushvalue(co, -1);
   c->box_ref = luaL_ref(co, LUA_REGISTRYINDEX);
   c->box = b;
   nx_request_push_path(co, b);
-  nx_http_free(c->http);
+  nx_http_free(rt, c->http);
   c->http = NULL;
   t->conn = c;
   t->listener = c->listener; /* (this makes it a handler task) */
@@ -520,6 +520,10 @@ void nx_lua_conn_open(lua_State *L) {
   int mt;
   luaL_newmetatable(L, BOX_MT);
   mt = lua_gettop(L);
+  if (!nx_rt_get(L)->box_mt_ref) { /* (a second open finds it set) */
+    lua_pushvalue(L, mt);
+    nx_rt_get(L)->box_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_pushvalue(L, mt);
   lua_pushliteral(L, "text");
   lua_pushliteral(L, "binary");

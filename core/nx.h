@@ -48,6 +48,25 @@ typedef struct {
   nx_task_t *t;
 } nx_tbox_t;
 
+/* How many ended structures of each kind a runtime keeps for reuse. None
+ * in a sanitizer build: a use after free must reach AddressSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NX_STRUCT_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NX_STRUCT_CACHE 0
+#endif
+#endif
+#ifndef NX_STRUCT_CACHE
+#define NX_STRUCT_CACHE 64
+#endif
+/* 1 if a cache holding n structures takes one more. */
+#if NX_STRUCT_CACHE > 0
+static inline int nx_cache_room(uint32_t n) { return n < NX_STRUCT_CACHE; }
+#else
+static inline int nx_cache_room(uint32_t n) { return (void)n, 0; }
+#endif
+
 struct nx_task_s {
   nx_rt_t *rt;
   lua_State *co; /* the coroutine; pinned by co_ref while the task lives */
@@ -73,6 +92,7 @@ struct nx_task_s {
 struct nx_rt_s {
   uv_loop_t *loop;
   lua_State *L;       /* the main thread: coroutines are created from it */
+  int box_mt_ref;     /* the connection boxes' metatable (lua_conn.c) */
   nx_task_t *current; /* the task whose coroutine is running now */
   nx_task_t *ready_head, *ready_tail;
   nx_task_t *tasks; /* every live task */
@@ -100,7 +120,14 @@ struct nx_rt_s {
   uint32_t msg_nfree;
   uint32_t out_nfree;
   struct nx_out_block_s *out_free; /* output buffers to reuse (conn.c) */
-  nx_buf_t tlsplain;               /* what TLS decrypted from the last read */
+  /* The structures of ended connections, request parsers and tasks, kept
+   * for the next ones (at most NX_STRUCT_CACHE each): a burst of short
+   * connections then allocates almost nothing. */
+  nx_conn_t *conn_cache;
+  nx_http_t *http_cache;
+  nx_task_t *task_cache;
+  uint32_t conn_ncache, http_ncache, task_ncache;
+  nx_buf_t tlsplain; /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
    * all connections, so it can be large: a 64 KiB message then mostly
    * arrives in one read, and a busy connection drains in few syscalls. */
@@ -245,6 +272,7 @@ nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap);
 void nx_msg_free(nx_rt_t *rt, nx_msg_t *m);
 void nx_msg_cache_free(nx_rt_t *rt);
 void nx_out_cache_free(nx_rt_t *rt);
+void nx_conn_cache_free(nx_rt_t *rt);
 void nx_conn_accepted(nx_listener_t *l);
 void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
@@ -259,8 +287,9 @@ size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
 
 /* http.c */
-nx_http_t *nx_http_new(size_t max_header_size);
-void nx_http_free(nx_http_t *h);
+nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size);
+void nx_http_free(nx_rt_t *rt, nx_http_t *h);
+void nx_http_cache_free(nx_rt_t *rt);
 /* Feeds request bytes. Returns 0 while incomplete, 1 when the request is
  * complete (tail and tail_len: the bytes after it), or an HTTP status (400, 431). */
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);

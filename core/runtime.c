@@ -70,14 +70,20 @@ void nx_rt_busy(nx_rt_t *rt) {
   uv_idle_start(&rt->spin, on_spin); /* no-op while active */
 }
 
+/* The runtime found last: a process has one Lua state, so this spares most
+ * calls the registry lookup by name (the main thread, or the task running). */
+static nx_rt_t *rt_last;
+
 /* Finds or creates the runtime of this Lua state. */
 nx_rt_t *nx_rt_get(lua_State *L) {
-  nx_rt_t *rt;
+  nx_rt_t *rt = rt_last;
+  if (rt && (rt->L == L || (rt->current && rt->current->co == L)))
+    return rt;
   lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
   rt = (nx_rt_t *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (rt)
-    return rt;
+    return rt_last = rt;
 
   /* The runtime lives as long as the process: libuv handles inside it may
    * still be referenced by the loop when a Lua state closes. */
@@ -104,16 +110,21 @@ nx_rt_t *nx_rt_get(lua_State *L) {
   rt->spin.data = rt;
   lua_pushlightuserdata(L, rt);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
-  return rt;
+  return rt_last = rt;
 }
 
 /* A new task with a fresh coroutine (pinned in the registry), not yet
  * scheduled: push the function and its arguments on t->co, then wake it.
  * NULL when out of memory. */
 nx_task_t *nx_task_new(nx_rt_t *rt) {
-  nx_task_t *t = (nx_task_t *)calloc(1, sizeof(*t));
-  if (!t)
+  nx_task_t *t = rt->task_cache;
+  if (t) {
+    rt->task_cache = t->next;
+    rt->task_ncache--;
+    memset(t, 0, sizeof(*t));
+  } else if (!(t = (nx_task_t *)calloc(1, sizeof(*t)))) {
     return NULL;
+  }
   t->co = lua_newthread(rt->L);
   t->co_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
   t->rt = rt;
@@ -179,6 +190,12 @@ static void task_free(nx_task_t *t) {
   }
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ws_ref);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
+  if (nx_cache_room(rt->task_ncache)) {
+    t->next = rt->task_cache;
+    rt->task_cache = t;
+    rt->task_ncache++;
+    return;
+  }
   free(t);
 }
 
@@ -435,6 +452,7 @@ static void close_handle(uv_handle_t *h, void *arg) {
 void nx_rt_close(lua_State *L) {
   nx_rt_t *rt;
   nx_listener_t *l, *lnext;
+  nx_task_t *t;
   lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
   rt = (nx_rt_t *)lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -469,8 +487,16 @@ void nx_rt_close(lua_State *L) {
   nx_rt_release_ffi_msg(rt);
   nx_msg_cache_free(rt);
   nx_out_cache_free(rt);
+  nx_conn_cache_free(rt);
+  nx_http_cache_free(rt);
+  while ((t = rt->task_cache) != NULL) {
+    rt->task_cache = t->next;
+    free(t);
+  }
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);
+  if (rt_last == rt)
+    rt_last = NULL;
   free(rt);
 }

@@ -4,6 +4,7 @@
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local cjson = require "cjson"
+local socket = require "socket"
 
 describe("request data on the WebSocket", function()
   local s
@@ -115,5 +116,42 @@ describe("request data on the WebSocket", function()
     local c = open("/state")
     c:send_text("get user")
     assert.equal("nil", (c:recv_message()))
+  end)
+  -- The core reuses the structures of ended connections (the connection,
+  -- the request parser with its buffer, the task): a new connection must
+  -- see only its own request, whatever the previous ones sent.
+  it("nothing of one connection's request carries over to the next", function()
+    local function big(round)
+      local headers = {
+        { "X-Custom", "from-big-" .. round },
+        { "X-Multi", "m1" }, { "X-Multi", "m2" },
+        { "Authorization", "Bearer big" },
+      }
+      for i = 1, 40 do headers[#headers + 1] = { "X-Filler-" .. i, string.rep("f", 50) } end
+      local r, c = introspect("/introspect/alice/7?a=1&a=2&q=big", { headers = headers })
+      assert.equal("from-big-" .. round, r.header.lower)
+      assert.same({ "m1", "m2" }, r.header.all)
+      assert.same({ "1", "2" }, r.query.a_all)
+      assert.same({ name = "alice", n = 7 }, r.path_params)
+      c:close()
+    end
+    for round = 1, 3 do
+      big(round)
+      -- a request the server refuses, parsed by the same kind of parser
+      local status = rawws.http(s.port, "GET /introspect HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal(426, status)
+      socket.sleep(0.1) -- the big connection's structures are back for reuse
+      local r, c = introspect("/introspect")
+      assert.equal(cjson.null, r.header.lower)
+      assert.same({}, r.header.all)
+      assert.equal(cjson.null, r.auth_before_accept)
+      assert.equal(cjson.null, r.query.a)
+      assert.same({}, r.query.a_all)
+      assert.same({}, r.path_params)
+      assert.equal("ws://127.0.0.1:" .. s.port .. "/introspect", r.url)
+      assert.equal("/introspect", r.path)
+      assert.equal("127.0.0.1:" .. s.port, r.header.host)
+      c:close()
+    end
   end)
 end)

@@ -67,10 +67,8 @@ static void set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rl
 nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap) {
   nx_msg_t *m;
   if (cap <= NX_MSG_SMALL) {
-    if ((m = rt->msg_free) != NULL) {
-      rt->msg_free = m->next;
-      rt->msg_nfree--;
-    } else if ((m = (nx_msg_t *)malloc(sizeof(*m) + NX_MSG_SMALL)) == NULL) {
+    if ((m = (nx_msg_t *)nx_freelist_pop(&rt->msg_pool)) == NULL &&
+        (m = (nx_msg_t *)malloc(sizeof(*m) + NX_MSG_SMALL)) == NULL) {
       return NULL;
     }
     cap = NX_MSG_SMALL;
@@ -89,22 +87,8 @@ void nx_msg_free(nx_rt_t *rt, nx_msg_t *m) {
   if (!m)
     return;
   /* Keep enough for a busy loop turn, not the peak of a burst. */
-  if (m->cap == NX_MSG_SMALL && rt->msg_nfree < 1024) {
-    m->next = rt->msg_free;
-    rt->msg_free = m;
-    rt->msg_nfree++;
-    return;
-  }
-  free(m);
-}
-
-void nx_msg_cache_free(nx_rt_t *rt) {
-  nx_msg_t *m;
-  while ((m = rt->msg_free) != NULL) {
-    rt->msg_free = m->next;
+  if (m->cap != NX_MSG_SMALL || !nx_freelist_push(&rt->msg_pool, m, 1024))
     free(m);
-  }
-  rt->msg_nfree = 0;
 }
 
 /* Output buffers are recycled: a connection's is released once written (an
@@ -115,30 +99,27 @@ void nx_msg_cache_free(nx_rt_t *rt) {
 #define NX_OUT_POOL_MAX 4096
 #define NX_OUT_POOL_COUNT 128
 
-typedef struct nx_out_block_s {
-  struct nx_out_block_s *next;
+/* A pooled block: the pool's link, then the block's capacity. */
+typedef struct {
+  void *link;
   size_t cap;
 } nx_out_block_t;
 
 static void out_release(nx_rt_t *rt, nx_buf_t *b) {
-  if (b->cap >= NX_OUT_POOL_MIN && b->cap <= NX_OUT_POOL_MAX && rt->out_nfree < NX_OUT_POOL_COUNT) {
-    nx_out_block_t *k = (nx_out_block_t *)(void *)b->data;
-    k->next = rt->out_free;
-    k->cap = b->cap;
-    rt->out_free = k;
-    rt->out_nfree++;
-    b->data = NULL;
-    b->off = b->len = b->cap = 0;
-    return;
+  if (b->cap >= NX_OUT_POOL_MIN && b->cap <= NX_OUT_POOL_MAX) {
+    ((nx_out_block_t *)(void *)b->data)->cap = b->cap;
+    if (nx_freelist_push(&rt->out_pool, b->data, NX_OUT_POOL_COUNT)) {
+      b->data = NULL;
+      b->off = b->len = b->cap = 0;
+      return;
+    }
   }
   nx_buf_free(b);
 }
 
 static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
-  nx_out_block_t *k = rt->out_free;
-  if (!b->data && k) {
-    rt->out_free = k->next;
-    rt->out_nfree--;
+  nx_out_block_t *k = b->data ? NULL : (nx_out_block_t *)nx_freelist_pop(&rt->out_pool);
+  if (k) {
     b->data = (uint8_t *)(void *)k;
     b->cap = k->cap;
     b->off = b->len = 0;
@@ -151,15 +132,6 @@ static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
     b->off = b->len = 0;
   }
   return nx_buf_reserve(b, n);
-}
-
-void nx_out_cache_free(nx_rt_t *rt) {
-  nx_out_block_t *k;
-  while ((k = rt->out_free) != NULL) {
-    rt->out_free = k->next;
-    free(k);
-  }
-  rt->out_nfree = 0;
 }
 
 /* (Re)arms the connection's one timeout (its room in the queue was reserved
@@ -223,33 +195,17 @@ static void conn_free(nx_conn_t *c) {
   nx_timerq_stop(&rt->timers, &c->tnode);
   nx_timerq_release(&rt->timers);
   rt->nconns--;
-  if (nx_cache_room(rt->conn_ncache)) {
-    c->next = rt->conn_cache;
-    rt->conn_cache = c;
-    rt->conn_ncache++;
-    return;
-  }
-  free(c);
+  if (!nx_freelist_push(&rt->conn_pool, c, NX_STRUCT_CACHE))
+    free(c);
 }
 
-/* A zeroed connection: a cached one, or a new one. */
+/* A zeroed connection: a kept one, or a new one. */
 static nx_conn_t *conn_alloc(nx_rt_t *rt) {
-  nx_conn_t *c = rt->conn_cache;
+  nx_conn_t *c = (nx_conn_t *)nx_freelist_pop(&rt->conn_pool);
   if (!c)
     return (nx_conn_t *)calloc(1, sizeof(*c));
-  rt->conn_cache = c->next;
-  rt->conn_ncache--;
   memset(c, 0, sizeof(*c));
   return c;
-}
-
-void nx_conn_cache_free(nx_rt_t *rt) {
-  nx_conn_t *c;
-  while ((c = rt->conn_cache) != NULL) {
-    rt->conn_cache = c->next;
-    free(c);
-  }
-  rt->conn_ncache = 0;
 }
 
 static void on_handle_closed(uv_handle_t *h) {

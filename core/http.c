@@ -40,7 +40,6 @@ struct nx_http_s {
   int complete;
   int headers_done;
   nx_hdr_t hdr_small[16];
-  nx_http_t *cache_next; /* in the runtime's cache */
 };
 
 static int append(nx_http_t *h, const char *at, size_t n) {
@@ -150,12 +149,10 @@ static int settings_ready;
 #define NX_HTTP_BUF 1024 /* the head's first buffer: most requests fit */
 
 nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size) {
-  nx_http_t *h = rt->http_cache;
+  nx_http_t *h = (nx_http_t *)nx_freelist_pop(&rt->http_pool);
   if (h) {
-    /* A cached parser keeps its NX_HTTP_BUF buffer; the rest starts over. */
+    /* A kept parser keeps its NX_HTTP_BUF buffer; the rest starts over. */
     char *buf = h->buf;
-    rt->http_cache = h->cache_next;
-    rt->http_ncache--;
     memset(h, 0, offsetof(nx_http_t, hdr_small));
     h->buf = buf;
   } else {
@@ -190,24 +187,15 @@ void nx_http_free(nx_rt_t *rt, nx_http_t *h) {
   if (h->h != h->hdr_small)
     free(h->h);
   /* Kept only with a buffer of the first size (one that grew is freed). */
-  if (h->cap == NX_HTTP_BUF && nx_cache_room(rt->http_ncache)) {
-    h->cache_next = rt->http_cache;
-    rt->http_cache = h;
-    rt->http_ncache++;
+  if (h->cap == NX_HTTP_BUF && nx_freelist_push(&rt->http_pool, h, NX_STRUCT_CACHE))
     return;
-  }
-  free(h->buf);
-  free(h);
+  nx_http_destroy(h);
 }
 
-void nx_http_cache_free(nx_rt_t *rt) {
-  nx_http_t *h;
-  while ((h = rt->http_cache) != NULL) {
-    rt->http_cache = h->cache_next;
-    free(h->buf);
-    free(h);
-  }
-  rt->http_ncache = 0;
+void nx_http_destroy(void *p) {
+  nx_http_t *h = (nx_http_t *)p;
+  free(h->buf);
+  free(h);
 }
 
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "freelist.h"
 #include "lua.h"
 #include "timerq.h"
 #include "ws_frame.h"
@@ -60,12 +61,6 @@ typedef struct {
 #ifndef NX_STRUCT_CACHE
 #define NX_STRUCT_CACHE 64
 #endif
-/* 1 if a cache holding n structures takes one more. */
-#if NX_STRUCT_CACHE > 0
-static inline int nx_cache_room(uint32_t n) { return n < NX_STRUCT_CACHE; }
-#else
-static inline int nx_cache_room(uint32_t n) { return (void)n, 0; }
-#endif
 
 struct nx_task_s {
   nx_rt_t *rt;
@@ -115,18 +110,12 @@ struct nx_rt_s {
   struct nx_relay_s *relay;     /* topics to and from the other workers, or NULL */
   struct nx_redis_s *redis;     /* topics to and from other processes via Redis, or NULL */
   nx_buf_t scratch;             /* inflated messages land here first */
-  nx_msg_t *msg_free;           /* small messages to reuse (nx_msg_new) */
   nx_msg_t *ffi_msg;            /* the message nx_ffi_take last handed out */
-  uint32_t msg_nfree;
-  uint32_t out_nfree;
-  struct nx_out_block_s *out_free; /* output buffers to reuse (conn.c) */
-  /* The structures of ended connections, request parsers and tasks, kept
-   * for the next ones (at most NX_STRUCT_CACHE each): a burst of short
-   * connections then allocates almost nothing. */
-  nx_conn_t *conn_cache;
-  nx_http_t *http_cache;
-  nx_task_t *task_cache;
-  uint32_t conn_ncache, http_ncache, task_ncache;
+  /* Freed blocks kept for reuse: small messages (nx_msg_new), output
+   * buffers (conn.c), and the structures of ended connections, request
+   * parsers and tasks (at most NX_STRUCT_CACHE each: a burst of short
+   * connections then allocates almost nothing). */
+  nx_freelist_t msg_pool, out_pool, conn_pool, http_pool, task_pool;
   nx_buf_t tlsplain; /* what TLS decrypted from the last read */
   /* Every read lands here and is parsed before the next. One buffer for
    * all connections, so it can be large: a 64 KiB message then mostly
@@ -270,9 +259,6 @@ enum { NX_MSG_SMALL = 232 }; /* data bytes of a reusable message (256 with the h
  * ones come from the runtime's free list, so a small message costs no malloc. */
 nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap);
 void nx_msg_free(nx_rt_t *rt, nx_msg_t *m);
-void nx_msg_cache_free(nx_rt_t *rt);
-void nx_out_cache_free(nx_rt_t *rt);
-void nx_conn_cache_free(nx_rt_t *rt);
 void nx_conn_accepted(nx_listener_t *l);
 void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
@@ -289,7 +275,8 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c);
 /* http.c */
 nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size);
 void nx_http_free(nx_rt_t *rt, nx_http_t *h);
-void nx_http_cache_free(nx_rt_t *rt);
+/* Frees a parser and its buffer (for a drained pool). */
+void nx_http_destroy(void *h);
 /* Feeds request bytes. Returns 0 while incomplete, 1 when the request is
  * complete (tail and tail_len: the bytes after it), or an HTTP status (400, 431). */
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);

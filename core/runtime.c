@@ -117,10 +117,8 @@ nx_rt_t *nx_rt_get(lua_State *L) {
  * scheduled: push the function and its arguments on t->co, then wake it.
  * NULL when out of memory. */
 nx_task_t *nx_task_new(nx_rt_t *rt) {
-  nx_task_t *t = rt->task_cache;
+  nx_task_t *t = (nx_task_t *)nx_freelist_pop(&rt->task_pool);
   if (t) {
-    rt->task_cache = t->next;
-    rt->task_ncache--;
     memset(t, 0, sizeof(*t));
   } else if (!(t = (nx_task_t *)calloc(1, sizeof(*t)))) {
     return NULL;
@@ -190,13 +188,8 @@ static void task_free(nx_task_t *t) {
   }
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ws_ref);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
-  if (nx_cache_room(rt->task_ncache)) {
-    t->next = rt->task_cache;
-    rt->task_cache = t;
-    rt->task_ncache++;
-    return;
-  }
-  free(t);
+  if (!nx_freelist_push(&rt->task_pool, t, NX_STRUCT_CACHE))
+    free(t);
 }
 
 /* A bound handler's coroutine ended (status 0, or the error it died of on
@@ -452,7 +445,6 @@ static void close_handle(uv_handle_t *h, void *arg) {
 void nx_rt_close(lua_State *L) {
   nx_rt_t *rt;
   nx_listener_t *l, *lnext;
-  nx_task_t *t;
   lua_getfield(L, LUA_REGISTRYINDEX, RT_KEY);
   rt = (nx_rt_t *)lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -485,14 +477,11 @@ void nx_rt_close(lua_State *L) {
   nx_buf_free(&rt->tlsplain);
   nx_timerq_free(&rt->timers);
   nx_rt_release_ffi_msg(rt);
-  nx_msg_cache_free(rt);
-  nx_out_cache_free(rt);
-  nx_conn_cache_free(rt);
-  nx_http_cache_free(rt);
-  while ((t = rt->task_cache) != NULL) {
-    rt->task_cache = t->next;
-    free(t);
-  }
+  nx_freelist_drain(&rt->msg_pool, NULL);
+  nx_freelist_drain(&rt->out_pool, NULL);
+  nx_freelist_drain(&rt->conn_pool, NULL);
+  nx_freelist_drain(&rt->http_pool, nx_http_destroy);
+  nx_freelist_drain(&rt->task_pool, NULL);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, RT_KEY);
   uv_loop_close(rt->loop);

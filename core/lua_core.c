@@ -278,7 +278,10 @@ static int l_run(lua_State *L) {
   return 0;
 }
 
-static void on_step_timer(uv_timer_t *t) { (void)t; }
+/* The step's timer may fire in the turn's first timer run, before the poll
+ * (the caller held the loop longer than the timeout): the stop makes that
+ * poll return at once instead of blocking until the next other timer. */
+static void on_step_timer(uv_timer_t *t) { uv_stop(t->loop); }
 
 /* step(timeout): runs one loop iteration, blocking at most timeout seconds. */
 static int l_step(lua_State *L) {
@@ -286,8 +289,13 @@ static int l_step(lua_State *L) {
   if (rt->current)
     return luaL_error(L, "nexlua.core.step cannot run inside a nexlua coroutine");
   double timeout = luaL_optnumber(L, 1, 0);
+  if (!(timeout > 0))
+    timeout = 0;
+  else if (timeout > 86400)
+    timeout = 86400;
   uv_timer_t timer;
   uv_timer_init(rt->loop, &timer);
+  uv_update_time(rt->loop);
   uv_timer_start(&timer, on_step_timer, (uint64_t)(timeout * 1000), 0);
   uv_run(rt->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&timer, NULL);

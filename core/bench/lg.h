@@ -42,6 +42,14 @@ int lg_proc_sample(int pid, lg_proc_t *out);
  * Sec-WebSocket-Accept the server must answer with. */
 void lg_hs_key(uint64_t *rng, char key[LG_WS_KEY_LEN + 1], char accept[29]);
 
+/* The Sec-WebSocket-Accept for a key (SHA-1 of key and GUID, base64). */
+void lg_hs_accept(const char *key, size_t len, char accept[29]);
+
+/* The value of the first header called name (any case) in a request or
+ * response head of len bytes (from its first line to the CRLF of its last
+ * header), trimmed; NULL if there is none. */
+const char *lg_hs_header(const char *head, size_t len, const char *name, size_t *vlen);
+
 /* Writes the upgrade request; returns its length (0 if cap is too small). */
 size_t lg_hs_request(char *out, size_t cap, const char *host, int port, const char *path,
                      const char *key);

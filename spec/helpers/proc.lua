@@ -123,7 +123,9 @@ Proc.__index = Proc
 --- Starts bin APP --host 127.0.0.1 --port 0 ARGS in the background, keeping
 -- its exit code. opts: bin (default $NEXLUA_BIN or build/nexlua), env,
 -- scheme ("ws" or "wss": the log line waited for), start_timeout (s),
--- expect_exit (do not wait for a listening line; use s:wait_exit()).
+-- expect_exit (do not wait for a listening line; use s:wait_exit()),
+-- argv (a whole command line instead: another server that logs the same
+-- "listening on ws://127.0.0.1:PORT" line).
 function M.start(app, args, opts)
   opts = opts or {}
   local bin = opts.bin or os.getenv("NEXLUA_BIN") or "build/nexlua"
@@ -134,6 +136,12 @@ function M.start(app, args, opts)
   }, Proc)
   local argv = { shquote(bin), shquote(app), "--host", "127.0.0.1", "--port", "0" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = shquote(a) end
+  if opts.argv then
+    argv = {}
+    for i, a in ipairs(opts.argv) do argv[i] = shquote(a) end
+    bin = opts.argv[1]
+    self.bin = bin
+  end
   local envs = {}
   for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. "=" .. shquote(v) end
   -- The inner shell waits for the server and writes its exit status; the

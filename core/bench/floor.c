@@ -57,6 +57,8 @@ static uint8_t rbuf[262144];
 static conn_t *subscribers, *dirty;
 
 static int buf_add(buf_t *b, const void *p, size_t n) {
+  if (!n)
+    return 0;
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 512;
     uint8_t *d;
@@ -85,6 +87,13 @@ static void mark_dirty(conn_t *c) {
   }
 }
 
+/* Out of memory for a connection's output: it is given up (closed once
+ * what is queued has left). */
+static void give_up(conn_t *c) {
+  c->state = ST_CLOSING;
+  c->fin_after_flush = 1;
+}
+
 static void send_frame(conn_t *c, int opcode, const uint8_t *p, size_t n) {
   uint8_t hdr[14];
   size_t hlen = nx_ws_frame_header(hdr, 1, 0, opcode, n, NULL);
@@ -97,15 +106,15 @@ static void send_frame(conn_t *c, int opcode, const uint8_t *p, size_t n) {
     if (done >= hlen + n)
       return;
     if (done < hlen && buf_add(&c->out, hdr + done, hlen - done))
-      c->state = ST_CLOSING;
+      give_up(c);
     done = done > hlen ? done - hlen : 0;
     if (buf_add(&c->out, p + done, n - done))
-      c->state = ST_CLOSING;
+      give_up(c);
     mark_dirty(c);
     return;
   }
   if (buf_add(&c->out, hdr, hlen) || buf_add(&c->out, p, n))
-    c->state = ST_CLOSING; /* out of memory: give up on it */
+    give_up(c);
   mark_dirty(c);
 }
 
@@ -159,7 +168,8 @@ static int on_message_end(nx_ws_parser_t *p) {
     send_frame(c, c->opcode, d, n);
   else if (c->route == R_PUB)
     for (s = subscribers; s; s = s->sub_next)
-      send_frame(s, NX_WS_OP_TEXT, d, n);
+      if (s->state == ST_OPEN) /* nothing after our close frame */
+        send_frame(s, NX_WS_OP_TEXT, d, n);
   c->whole = NULL;
   c->msg.len = 0;
   return 0;
@@ -266,15 +276,19 @@ static void on_http(conn_t *c, uint8_t *data, size_t len) {
   const uint8_t *end;
   size_t used;
   if (c->head.len) { /* the rest of a head that came in pieces */
-    if (buf_add(&c->head, data, len))
-      return conn_close(c);
+    if (buf_add(&c->head, data, len)) {
+      conn_close(c);
+      return;
+    }
     data = c->head.data;
     len = c->head.len;
   }
   end = find_end(data, len);
   if (!end) {
-    if (len > 8192)
-      return conn_close(c);
+    if (len > 8192) {
+      conn_close(c);
+      return;
+    }
     if (!c->head.len)
       buf_add(&c->head, data, len);
     return;
@@ -296,14 +310,18 @@ static void flush(conn_t *c) {
     if (w < 0) {
       if (errno == EINTR)
         continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        return conn_close(c);
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        conn_close(c);
+        return;
+      }
       break;
     }
     off += (size_t)w;
   }
-  memmove(c->out.data, c->out.data + off, c->out.len - off);
-  c->out.len -= off;
+  if (off) {
+    memmove(c->out.data, c->out.data + off, c->out.len - off);
+    c->out.len -= off;
+  }
   if (c->out.len && !c->want_out) {
     struct epoll_event ev = {EPOLLIN | EPOLLOUT, {.ptr = c}};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -337,8 +355,10 @@ static void flush_all(void) {
 
 static void on_readable(conn_t *c) {
   ssize_t n = recv(c->fd, rbuf, sizeof(rbuf), 0);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-    return conn_close(c);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    conn_close(c);
+    return;
+  }
   if (n < 0)
     return;
   if (c->state == ST_HTTP)

@@ -13,6 +13,7 @@ describe("core.step", function()
       core.sleep(3)
       woke = true
     end)
+    finally(function() core.cancel(task) end)
     core.step(0) -- the loop's clock is read here
     for _ = 1, 5 do
       local spin = clock() + 0.02 -- 20 ms of work in the caller, no loop turn
@@ -23,7 +24,6 @@ describe("core.step", function()
       assert.is_false(woke)
       assert.is_true(took < 1, "step(0.005) blocked for " .. took .. " s")
     end
-    core.cancel(task)
   end)
 
 end)

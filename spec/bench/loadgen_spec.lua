@@ -7,8 +7,13 @@
 local proc = require "helpers.proc"
 local json = require "nexlua.json"
 
-local LOADGEN = "build/core/bench/nx_loadgen"
-local FLOOR = "build/core/bench/nx_floor"
+-- The tools of the build under test: under the sanitizer suite
+-- (NEXLUA_BIN=build-asan/nexlua) the ASan builds of nx_loadgen and nx_floor.
+local BUILD = (os.getenv("NEXLUA_BIN") or "build/nexlua"):match("^(.*)/[^/]*$") or "build"
+local probe = io.open(BUILD .. "/core/bench/nx_floor", "rb")
+if probe then probe:close() else BUILD = "build" end
+local LOADGEN = BUILD .. "/core/bench/nx_loadgen"
+local FLOOR = BUILD .. "/core/bench/nx_floor"
 
 local function loadgen(port, pid, args)
   local argv = { LOADGEN, "--duration", "0.3", "--warmup", "0.1", "--json", "--quiet",
@@ -90,9 +95,9 @@ end
 describe("nx_loadgen against nexlua's broadcast app", function()
   it("verifies every delivery to every subscriber", function()
     local s = proc.start("spec/bench_apps/broadcast.lua")
+    finally(function() s:stop() end)
     local res = loadgen(s.port, s.pid, { "--mode", "broadcast", "--path", "/sub",
       "--publish-path", "/pub", "--conns", "50", "--inflight", "4", "--size", "32" })
-    s:stop()
     check(res)
     assert.equal(50, res.subscribers)
   end)
@@ -102,8 +107,8 @@ describe("nx_loadgen", function()
   it("fails a run whose echoes are not what was sent", function()
     -- spec/apps/testclient_app.lua answers "Echo: " .. data on /ws
     local s = proc.start("spec/apps/testclient_app.lua")
+    finally(function() s:stop() end)
     local res = loadgen(s.port, s.pid, { "--mode", "echo", "--conns", "1", "--size", "32" })
-    s:stop()
     assert.is_false(res.ok)
     assert.is_true(res.errors.verify > 0, json.encode(res.errors))
     assert.is_true(#res.first_error > 0)

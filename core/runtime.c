@@ -361,8 +361,12 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     c->reader = t;
   if (c && what == NX_WAIT_DRAIN)
     c->writer = t;
-  if (timeout >= 0)
+  if (timeout >= 0) {
+    /* From now, not from the start of the loop turn: the task (or the ones
+     * before it in this turn) may have run for longer than the timeout. */
+    uv_update_time(t->rt->loop);
     uv_timer_start(t->timer, on_wait_timeout, (uint64_t)(timeout * 1000.0 + 0.5), 0);
+  }
   return lua_yield(L, 0);
 }
 

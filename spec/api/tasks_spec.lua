@@ -36,6 +36,18 @@ describe("nexlua.sleep and nexlua.now", function()
     assert.is_true(ticks >= 5, "the other task ran " .. ticks .. " times during the sleep")
   end)
 
+  it("sleep lasts its time from the call, even after the task held the loop for longer", function()
+    local clock = require "helpers.clock"
+    local slept = in_task(function()
+      local spin = clock() + 0.1 -- work in the task: the loop's cached clock falls behind
+      while clock() < spin do end
+      local t0 = clock()
+      nexlua.sleep(0.05)
+      return clock() - t0
+    end)
+    assert.is_true(slept >= 0.045, "sleep(0.05) returned after " .. slept .. " s")
+  end)
+
   it("sleep outside a nexlua coroutine raises an error that says so", function()
     local ok, err = pcall(nexlua.sleep, 0.01)
     assert.is_false(ok)

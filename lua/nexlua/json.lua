@@ -5,7 +5,10 @@
 -- an object `{}`; to send an empty array use `json.empty_array` or a table
 -- marked with `json.array(t)`. JSON null decodes to `json.null` (a
 -- sentinel, since nil cannot be stored in a table) and encodes back to null.
+-- JSON text is UTF-8 (RFC 8259 §8.1): a value holding a string that is not
+-- (raw bytes) is refused, where lua-cjson would pass its bytes through.
 local cjson = require "cjson"
+local utf8_valid = require("nexlua.core").utf8_valid
 local type, pairs, next, setmetatable, getmetatable, pcall, tostring =
   type, pairs, next, setmetatable, getmetatable, pcall, tostring
 local find, gsub = string.find, string.gsub
@@ -69,6 +72,9 @@ function json.encode(v)
   if not ok then return nil, s end
   if find(s, "\\/", 1, true) then s = gsub(s, "\\/", "/") end
   if swapped then s = gsub(s, MARK_PATTERN, unmark) end
+  if not utf8_valid(s) then
+    return nil, "a string in the value is not valid UTF-8 (binary data: send_bytes, or encode it, e.g. as base64)"
+  end
   return s
 end
 

@@ -173,6 +173,14 @@ describe("messages", function()
         assert.matches("send_json: cannot encode", r.err)
       end)
 
+      it("raises a WebSocketError naming send_json for a string that is not UTF-8", function()
+        local r = cjson.decode(json_of("raw_bytes"))
+        assert.is_false(r.ok)
+        assert.is_true(r.is_ws_error)
+        assert.matches("send_json: cannot encode the value as JSON: a string in the value is not valid UTF-8",
+          r.err, 1, true)
+      end)
+
       it("keeps integers exact up to 2^53", function()
         local text = json_of("bigint")
         assert.matches('"n":9007199254740991', text, 1, true)

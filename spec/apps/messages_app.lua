@@ -111,8 +111,9 @@ app:ws_route("/send-json", function(ws)
   for name in ws:iter_text() do
     if name == "binary" then
       ws:send_json({ binary = true }, { binary = true })
-    elseif name == "unencodable" then
-      local ok, err = pcall(function() ws:send_json({ f = function() end }) end)
+    elseif name == "unencodable" or name == "raw_bytes" then
+      local v = name == "raw_bytes" and { data = "\xff\xfe raw" } or { f = function() end }
+      local ok, err = pcall(function() ws:send_json(v) end)
       ws:send_json({ ok = ok, err = tostring(err), is_ws_error = nexlua.is_websocket_error(err) })
     else
       ws:send_json(cases[name]())

@@ -61,6 +61,15 @@ describe("nexlua.json", function()
       assert.is_string(err)
     end)
 
+    it("refuses a string that is not UTF-8 (JSON text is UTF-8), anywhere in the value", function()
+      for _, v in ipairs({ "\xff", { k = "ok\xc3" }, { list = { "a", "\xed\xa0\x80" } }, { ["\xfe"] = 1 } }) do
+        local s, err = json.encode(v)
+        assert.is_nil(s)
+        assert.matches("not valid UTF-8", err, 1, true)
+      end
+      assert.equal('{"s":"héllo ✓"}', json.encode({ s = "héllo ✓" }))
+    end)
+
     it("keeps integers exact up to 2^53", function()
       assert.equal("123456789012345", json.encode(123456789012345))
       assert.equal("9007199254740991", json.encode(9007199254740991))

@@ -78,6 +78,7 @@ describe("handler error policy", function()
       assert.matches("crash_app%.lua:%d+: crash_app: boom on purpose %(crash%)", log)
       assert.matches("stack traceback:", log, 1, true)
       assert.matches("crash_app%.lua:%d+: in function 'explode'", log)
+      assert.is_nil(log:find("%[C%]:%d"), "a C frame was given a line:\n" .. log)
 
       -- the bystander connected during the crash is still served
       bystander:send_text("after")

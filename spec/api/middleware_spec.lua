@@ -151,6 +151,9 @@ describe("WebSocket middleware, real process (wire and log)", function()
     local log = log_since(before)
     assert.matches("boom in middleware before accept", log, 1, true)
     assert.matches("stack traceback", log, 1, true)
+    -- error()'s own frame is a C one, with no line of its own
+    assert.matches("\n\t%[C%]: in function 'error'", log)
+    assert.is_nil(log:find("%[C%]:%d"), "a C frame was given a line:\n" .. log)
   end)
 
   it("an error after accept: close 1011 and a traceback naming the route", function()

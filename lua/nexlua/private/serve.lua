@@ -29,8 +29,10 @@ local function failure(ws, err, co)
   local tb = traceback(co, msg, 0)
   -- A coroutine that died of a runtime error (not error()) has no current
   -- line in its top frame for LuaJIT; the message has it ("app.lua:11: ...").
+  -- (After error(), the top frame is error's own, a C one: it has no line.)
   local top = getinfo(co, 0, "Sl")
-  local line = top and top.currentline < 0 and type(err) == "string" and err:match("^[^\n]-:(%d+): ")
+  local line = top and top.currentline < 0 and top.what ~= "C" and type(err) == "string" and
+    err:match("^[^\n]-:(%d+): ")
   if line then
     local at = "\n\t" .. top.short_src .. ": in "
     local i = tb:find(at, 1, true)

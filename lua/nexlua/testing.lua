@@ -35,9 +35,10 @@ end
 testing.HandshakeRejected = HandshakeRejected
 function testing.is_rejected(e) return getmetatable(e) == HandshakeRejected end
 
--- Steps the loop until cond() is true; false after timeout seconds.
+-- Steps the loop until cond() is true (then true); false after timeout
+-- seconds (default 5): it does not fail the test by itself.
 local function wait_until(cond, timeout)
-  local deadline = hrtime() + timeout
+  local deadline = hrtime() + (timeout or DEFAULT_TIMEOUT)
   while not cond() do
     if hrtime() >= deadline then return false end
     step(0.005)
@@ -246,9 +247,11 @@ function TestClient:close()
 end
 
 --- Runs the loop for seconds (lets the app's tasks progress):
--- client:run_for(0.1), or testing.run_for(0.1).
+-- client:run_for(0.1) (which starts the client first, as websocket_connect
+-- does: startup hooks, listener), or testing.run_for(0.1).
 local function run_for(a, b)
   local seconds = type(a) == "number" and a or b
+  if getmetatable(a) == TestClient then a:start() end
   wait_until(function() return false end, seconds)
 end
 TestClient.run_for = run_for

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "deflate.h"
 #include "extensions.h"
@@ -275,7 +276,7 @@ void nx_conn_timeout(nx_tnode_t *n) {
   }
   if (c->state == NX_CONN_HTTP)
     nx_log(NX_LOG_DEBUG, "handshake timeout: closing the connection");
-  else
+  else if (!c->lingering) /* (a lingering peer went quiet: the normal end) */
     nx_log(NX_LOG_DEBUG, "close timeout: dropping the connection");
   really_close(c);
 }
@@ -290,6 +291,39 @@ void nx_conn_end(nx_conn_t *c) {
   arm(c, c->listener->cfg.close_timeout);
   nx_rt_mark_dirty(c);
   wake_waiters(c);
+}
+
+/* A lingering close. A connection we end while the peer may still be
+ * sending (we failed it, or refused its handshake) is not closed as soon as
+ * our close frame or HTTP response is out: close() with unread input sends
+ * a reset, and a client still writing (a message over the size limit, say)
+ * would then see its write fail, and often never read our answer. So our
+ * FIN follows our last bytes, and what the peer still sends is read and
+ * dropped until it closes too, goes quiet for NX_LINGER_QUIET_MS, or the
+ * close timeout has passed. */
+#define NX_LINGER_QUIET_MS 250
+
+static void start_linger(nx_conn_t *c) {
+  uv_os_fd_t fd;
+  uint64_t now = uv_now(c->rt->loop);
+  c->lingering = 1;
+  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0)
+    shutdown(fd, SHUT_WR); /* (again, if the last write sent it already) */
+  c->ping_sent = now + c->listener->cfg.close_timeout;
+  arm(c, NX_LINGER_QUIET_MS);
+  if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    c->reading = 1;
+}
+
+/* Bytes (or the end) from a lingering peer: dropped; the quiet time starts
+ * again, within the close timeout. */
+static void linger_input(nx_conn_t *c, ssize_t nread) {
+  uint64_t now = uv_now(c->rt->loop);
+  if (nread < 0 || now >= c->ping_sent) {
+    really_close(c);
+    return;
+  }
+  arm(c, c->ping_sent - now < NX_LINGER_QUIET_MS ? c->ping_sent - now : NX_LINGER_QUIET_MS);
 }
 
 /* Drops the connection now, without a close frame (the app sees app_code). */
@@ -440,8 +474,13 @@ void nx_conn_flush(nx_conn_t *c) {
     out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->wreq && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0)
-    really_close(c);
+  if (c->end_after_flush && !c->wreq && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0 &&
+      !c->lingering) {
+    if (c->linger && c->listener)
+      start_linger(c);
+    else
+      really_close(c);
+  }
 }
 
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
@@ -561,6 +600,7 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
     c->close_sent = 1;
   }
   set_close(c, (uint16_t)code, reason, rlen);
+  c->linger = !c->close_received;
   nx_conn_end(c);
 }
 
@@ -921,6 +961,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (nread == 0)
     return;
+  if (c->lingering) {
+    linger_input(c, nread);
+    return;
+  }
   if (nread < 0) {
     /* EOF or reset without a close frame: abnormal closure (1006). */
     nx_conn_abort(c, 1006);

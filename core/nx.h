@@ -193,13 +193,15 @@ struct nx_conn_s {
   uint8_t deflate;        /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */
   uint8_t pmd_bits_reply; /* the offer named server_max_window_bits: answer it */
+  uint8_t linger;         /* ends while the peer may still send: lingering close */
+  uint8_t lingering;      /* our last bytes and FIN are out: reading to discard */
   uint16_t close_code;    /* for the app: peer's code, 1005, 1006 or ours */
   uint8_t ip[16];         /* peer address, when per-IP caps are on */
   uint32_t fragments;     /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   int box_ref;
-  uint64_t last_rx; /* loop time of the last bytes read */
-  uint64_t ping_sent;
+  uint64_t last_rx;   /* loop time of the last bytes read */
+  uint64_t ping_sent; /* (while lingering: the loop time it ends at the latest) */
   char *close_reason;
   nx_http_t *http;   /* request parser; freed at the upgrade */
   nx_buf_t *pending; /* bytes after the request or while paused, or NULL (conn.c) */

@@ -146,7 +146,7 @@ function reload.new(path, holder, run_hooks)
 
   -- A burst of file events (editors write a temp file, then rename) gives
   -- one reload: each event pushes the deadline; one task waits it out.
-  local deadline, waiting = 0, false
+  local deadline, waiting, changed = 0, false, {}
   local DEBOUNCE = 0.1
   local function on_change(dir, filename)
     if sub(filename, -4) ~= ".lua" then
@@ -158,11 +158,16 @@ function reload.new(path, holder, run_hooks)
       self.watch()
     end
     deadline = core.hrtime() + DEBOUNCE
+    changed[filename] = true
     if waiting then return end
     waiting = true
     while core.hrtime() < deadline do core.sleep(DEBOUNCE / 2) end
     waiting = false
-    self.reload("file changed: " .. filename)
+    local names = {}
+    for name in pairs(changed) do names[#names + 1] = name end
+    changed = {}
+    table.sort(names)
+    self.reload((#names == 1 and "file changed: " or "files changed: ") .. table.concat(names, ", "))
   end
 
   --- Watches the app's directory and those of the modules it loaded from it.

@@ -40,6 +40,13 @@ describe("hot reload triggers", function()
       assert.matches(": generation 2,", line, 1, true)
     end)
 
+    it("names every file of a burst of saves in its one reload", function()
+      R.write_versioned(dir, { VERSION = "v2", GREETING = "bonjour" }) -- app.lua and greeting.lua
+      R.wait_reloads(s, 1)
+      assert.equal("v2|bonjour|!|1|x", fresh_reply())
+      assert.matches("%(files changed: app%.lua, greeting%.lua%)", R.reloaded_lines(s)[1])
+    end)
+
     it("picks up a save of a module the app requires from its directory", function()
       R.write_versioned(dir, { GREETING = "bonjour" })
       R.wait_reloads(s, 1)

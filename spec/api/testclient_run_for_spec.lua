@@ -3,22 +3,29 @@
 local nexlua = require "nexlua"
 local TestClient = require "nexlua.testing"
 
+-- An app whose startup hook starts a ticker task (stopped at shutdown);
+-- state.started and state.ticks tell what ran.
+local function ticker_app()
+  local app, state, task = nexlua.App(), { started = false, ticks = 0 }, nil
+  app:on_startup(function()
+    state.started = true
+    task = nexlua.spawn(function()
+      while true do
+        nexlua.sleep(0.01)
+        state.ticks = state.ticks + 1
+      end
+    end)
+  end)
+  app:on_shutdown(function() task:cancel() end)
+  return app, state
+end
+
 describe("TestClient run_for", function()
-  local client, ticks
+  local client, state
 
   before_each(function()
-    local app = nexlua.App()
-    ticks = 0
-    local task
-    app:on_startup(function()
-      task = nexlua.spawn(function()
-        while true do
-          nexlua.sleep(0.01)
-          ticks = ticks + 1
-        end
-      end)
-    end)
-    app:on_shutdown(function() task:cancel() end)
+    local app
+    app, state = ticker_app()
     client = TestClient(app)
     client:start()
   end)
@@ -27,7 +34,7 @@ describe("TestClient run_for", function()
 
   it("works as a method, like the other TestClient calls", function()
     client:run_for(0.1)
-    assert.is_true(ticks > 0)
+    assert.is_true(state.ticks > 0)
   end)
 
   it("is reachable from the module, like wait_until", function()
@@ -36,29 +43,18 @@ describe("TestClient run_for", function()
 
   it("(works today as a plain function on the client)", function()
     client.run_for(0.1)
-    assert.is_true(ticks > 0)
+    assert.is_true(state.ticks > 0)
   end)
 end)
 
 describe("TestClient before any connection", function()
   it("client:run_for starts the client: the startup hooks run and their tasks progress", function()
-    local app = nexlua.App()
-    local started, ticks, task = false, 0, nil
-    app:on_startup(function()
-      started = true
-      task = nexlua.spawn(function()
-        while true do
-          nexlua.sleep(0.01)
-          ticks = ticks + 1
-        end
-      end)
-    end)
-    app:on_shutdown(function() task:cancel() end)
+    local app, state = ticker_app()
     local client = TestClient(app)
-    assert.is_false(started) -- nothing runs before the client starts
+    assert.is_false(state.started) -- nothing runs before the client starts
     client:run_for(0.2)
-    assert.is_true(started)
-    assert.is_true(ticks > 0, "the startup hook's task did not run")
+    assert.is_true(state.started)
+    assert.is_true(state.ticks > 0, "the startup hook's task did not run")
     client:close()
   end)
 

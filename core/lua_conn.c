@@ -517,12 +517,14 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"subscribers", l_subscribers},
                                  {NULL, NULL}};
   const luaL_Reg *f;
+  nx_rt_t *rt;
   int mt;
   luaL_newmetatable(L, BOX_MT);
   mt = lua_gettop(L);
-  if (!nx_rt_get(L)->box_mt_ref) { /* (a second open finds it set) */
+  rt = nx_rt_get(L);
+  if (!rt->box_mt_ref) { /* (a second open finds it set) */
     lua_pushvalue(L, mt);
-    nx_rt_get(L)->box_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    rt->box_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_pushvalue(L, mt);
   lua_pushliteral(L, "text");

@@ -28,16 +28,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "lg.h"
 #include "ws_frame.h"
 
 enum { ST_HTTP, ST_OPEN, ST_CLOSING };
 enum { R_ECHO, R_SUB, R_PUB };
-
-typedef struct {
-  uint8_t *data;
-  size_t len, cap;
-} buf_t;
 
 typedef struct conn_s conn_t;
 struct conn_s {
@@ -46,11 +42,11 @@ struct conn_s {
   uint8_t close_after_fin; /* the peer's close frame came: nothing more will */
   uint8_t opcode;          /* of the message in progress */
   nx_ws_parser_t ws;
-  buf_t head;           /* an incomplete request head */
-  buf_t msg;            /* a message spread over reads */
+  nx_buf_t head;        /* an incomplete request head */
+  nx_buf_t msg;         /* a message spread over reads */
   const uint8_t *whole; /* a message whole in the read buffer: used in place */
   size_t whole_len;
-  buf_t out;
+  nx_buf_t out;
   conn_t *sub_prev, *sub_next; /* subscribers */
   conn_t *next_dirty;
 };
@@ -58,29 +54,6 @@ struct conn_s {
 static int ep;
 static uint8_t rbuf[262144];
 static conn_t *subscribers, *dirty;
-
-static int buf_add(buf_t *b, const void *p, size_t n) {
-  if (!n)
-    return 0;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 512;
-    uint8_t *d;
-    while (cap < b->len + n)
-      cap *= 2;
-    if (!(d = (uint8_t *)realloc(b->data, cap)))
-      return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-static void buf_free(buf_t *b) {
-  free(b->data);
-  memset(b, 0, sizeof(*b));
-}
 
 static void mark_dirty(conn_t *c) {
   if (!c->dirty) {
@@ -100,7 +73,7 @@ static void give_up(conn_t *c) {
 static void send_frame(conn_t *c, int opcode, const uint8_t *p, size_t n) {
   uint8_t hdr[14];
   size_t hlen = nx_ws_frame_header(hdr, 1, 0, opcode, n, NULL);
-  if (!c->out.len && n >= 16384) {
+  if (!nx_buf_size(&c->out) && n >= 16384) {
     /* Large, with nothing queued before it: straight to the socket, and
      * only what it does not take is copied. */
     struct iovec iov[2] = {{hdr, hlen}, {(void *)p, n}};
@@ -108,15 +81,15 @@ static void send_frame(conn_t *c, int opcode, const uint8_t *p, size_t n) {
     size_t done = w > 0 ? (size_t)w : 0;
     if (done >= hlen + n)
       return;
-    if (done < hlen && buf_add(&c->out, hdr + done, hlen - done))
+    if (done < hlen && nx_buf_append(&c->out, hdr + done, hlen - done))
       give_up(c);
     done = done > hlen ? done - hlen : 0;
-    if (buf_add(&c->out, p + done, n - done))
+    if (nx_buf_append(&c->out, p + done, n - done))
       give_up(c);
     mark_dirty(c);
     return;
   }
-  if (buf_add(&c->out, hdr, hlen) || buf_add(&c->out, p, n))
+  if (nx_buf_append(&c->out, hdr, hlen) || nx_buf_append(&c->out, p, n))
     give_up(c);
   mark_dirty(c);
 }
@@ -133,9 +106,9 @@ static void conn_close(conn_t *c) {
   close(c->fd); /* leaves the epoll set with it */
   c->fd = -1;
   nx_ws_parser_free(&c->ws);
-  buf_free(&c->head);
-  buf_free(&c->msg);
-  buf_free(&c->out);
+  nx_buf_free(&c->head);
+  nx_buf_free(&c->msg);
+  nx_buf_free(&c->out);
   if (!c->dirty)
     free(c); /* a dirty one is freed by flush_all */
 }
@@ -151,16 +124,14 @@ static int on_frame_begin(nx_ws_parser_t *p, uint64_t len) {
 
 static int on_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   conn_t *c = (conn_t *)p->data;
-  if (!c->msg.len && !c->whole && p->fin && p->remaining == 0 && p->msg_size == n) {
-    c->whole = data; /* the message is all here: no copy */
+  if (p->fin && p->remaining == 0 && p->msg_size == n) {
+    /* The message is all here (its end comes next, in this same parse): no
+     * copy. */
+    c->whole = data;
     c->whole_len = n;
     return 0;
   }
-  if (c->whole) { /* cannot happen: a whole message has no more data */
-    buf_add(&c->msg, c->whole, c->whole_len);
-    c->whole = NULL;
-  }
-  return buf_add(&c->msg, data, n) ? 1 : 0;
+  return nx_buf_append(&c->msg, data, n) ? 1 : 0;
 }
 
 static int on_message_end(nx_ws_parser_t *p) {
@@ -244,16 +215,16 @@ static size_t upgrade(conn_t *c, const char *head, size_t len) {
   if (why) {
     n = snprintf(reply, sizeof(reply),
                  "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", why);
-    buf_add(&c->out, reply, (size_t)n);
+    nx_buf_append(&c->out, reply, (size_t)n);
     c->state = ST_CLOSING;
     c->fin_after_flush = 1;
     mark_dirty(c);
     return 0;
   }
   lg_hs_accept(key, klen, accept);
-  buf_add(&c->out, ok, sizeof(ok) - 1);
-  buf_add(&c->out, accept, 28);
-  buf_add(&c->out, "\r\n\r\n", 4);
+  nx_buf_append(&c->out, ok, sizeof(ok) - 1);
+  nx_buf_append(&c->out, accept, 28);
+  nx_buf_append(&c->out, "\r\n\r\n", 4);
   mark_dirty(c);
   c->state = ST_OPEN;
   c->route = (uint8_t)route;
@@ -280,7 +251,7 @@ static void on_http(conn_t *c, uint8_t *data, size_t len) {
   const uint8_t *end;
   size_t used;
   if (c->head.len) { /* the rest of a head that came in pieces */
-    if (buf_add(&c->head, data, len)) {
+    if (nx_buf_append(&c->head, data, len)) {
       conn_close(c);
       return;
     }
@@ -294,22 +265,21 @@ static void on_http(conn_t *c, uint8_t *data, size_t len) {
       return;
     }
     if (!c->head.len)
-      buf_add(&c->head, data, len);
+      nx_buf_append(&c->head, data, len);
     return;
   }
   used = upgrade(c, (const char *)data, (size_t)(end - data));
   if (used && len > used)
     parse_frames(c, data + used, len - used);
-  buf_free(&c->head);
+  nx_buf_free(&c->head);
 }
 
 /* ---- I/O ------------------------------------------------------------- */
 
 static void flush(conn_t *c) {
-  size_t off = 0;
-  while (off < c->out.len) {
+  while (nx_buf_size(&c->out)) {
     /* The last bytes before our FIN wait for it: one packet, not two. */
-    ssize_t w = send(c->fd, c->out.data + off, c->out.len - off,
+    ssize_t w = send(c->fd, c->out.data + c->out.off, nx_buf_size(&c->out),
                      MSG_NOSIGNAL | MSG_DONTWAIT | (c->fin_after_flush ? MSG_MORE : 0));
     if (w < 0) {
       if (errno == EINTR)
@@ -320,23 +290,19 @@ static void flush(conn_t *c) {
       }
       break;
     }
-    off += (size_t)w;
+    nx_buf_consume(&c->out, (size_t)w);
   }
-  if (off) {
-    memmove(c->out.data, c->out.data + off, c->out.len - off);
-    c->out.len -= off;
-  }
-  if (c->out.len && !c->want_out) {
+  if (nx_buf_size(&c->out) && !c->want_out) {
     struct epoll_event ev = {EPOLLIN | EPOLLOUT, {.ptr = c}};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_out = 1;
-  } else if (!c->out.len) {
+  } else if (!nx_buf_size(&c->out)) {
     if (c->want_out) {
       struct epoll_event ev = {EPOLLIN, {.ptr = c}};
       epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
       c->want_out = 0;
     }
-    buf_free(&c->out); /* an idle connection holds no buffer */
+    nx_buf_free(&c->out); /* an idle connection holds no buffer */
     if (c->fin_after_flush) {
       shutdown(c->fd, SHUT_WR);
       c->fin_after_flush = 0;

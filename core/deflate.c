@@ -98,7 +98,7 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
                        nx_buf_t *out) {
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
   z_stream *z = &d->inf;
-  int pass, r;
+  int pass, r, whole = 0;
 
   if (!d->inf_ready) {
     if (inflateInit2(z, -15) != Z_OK)
@@ -133,6 +133,13 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
       if (r != Z_OK && r != Z_BUF_ERROR)
         return -1;
     }
+    /* The tail only ever closes an empty stored block (RFC 7692 §7.2.2): the
+     * message is whole if the stream stands between blocks (zlib's
+     * data_type bit 128) after the payload (a sender that kept the tail) or
+     * after the tail. Otherwise the payload stopped inside a block, and the
+     * tail's four bytes would have been taken as its data. */
+    if (z->data_type & 128)
+      whole = 1;
   }
-  return 0;
+  return whole ? 0 : -1;
 }

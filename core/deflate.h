@@ -31,8 +31,8 @@ void nx_deflate_stats(const nx_deflate_t *d, uint64_t *compressions, uint64_t *c
 void nx_deflate_trim(nx_deflate_t *d);
 
 /* Inflates one compressed message into out (appending). Returns 0, -1 if
- * the data is not valid deflate, -2 if the result would exceed max bytes
- * (checked while inflating: a small bomb never gets the memory). */
+ * the data is not valid deflate (a payload that stops inside a block included), -2 if the result
+ * would exceed max bytes (checked while inflating: a small bomb never gets the memory). */
 int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out);
 
 #endif

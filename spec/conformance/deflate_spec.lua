@@ -624,6 +624,11 @@ describe("conformance: permessage-deflate", function()
       -- fixed Huffman block: length 3 at distance 1 with nothing before it
       { "a distance too far back", "\3\2\0" },
       { "bytes after a final block", zlib.deflate("hello", { finish = true }) .. "\1\2\3", true },
+      -- The payload stops inside a block: the 00 00 ff ff the receiver
+      -- appends must not be taken as the block's missing data.
+      { "a stored block of 1024 bytes cut after 500", "\0\0\4\255\251" .. random_bytes(500, 7), true },
+      { "a Huffman block cut in the middle",
+        zlib.deflate(string.rep("The quick brown fox jumps over the lazy dog. ", 40)):sub(1, 40), true },
     }
     for _, case in ipairs(INVALID) do
       it("fails invalid deflate data (" .. case[1] .. ") with 1007", function()

@@ -39,28 +39,31 @@ const nx_header_t *nx_header_find(const nx_request_t *req, const char *name, int
   return found;
 }
 
-static int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
+/* One more than each byte's value as a base64 digit (RFC 4648 §4); 0 for
+ * a byte that is not one: a single lookup per character of the key. */
+static const unsigned char b64_digit1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+static int b64_value(char c) { return (int)b64_digit1[(unsigned char)c] - 1; }
 
 int nx_handshake_key_valid(const char *s, size_t len) {
   size_t i;
+  int bad = 0;
   /* 16 bytes encode to 22 significant characters plus "==". */
   if (len != 24 || s[22] != '=' || s[23] != '=')
     return 0;
   for (i = 0; i < 22; i++)
-    if (b64_value(s[i]) < 0)
-      return 0;
+    bad |= b64_value(s[i]);
+  if (bad < 0)
+    return 0;
   /* The last character carries 2 data bits; its low 4 bits must be zero. */
   return (b64_value(s[21]) & 0x0f) == 0;
 }

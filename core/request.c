@@ -28,14 +28,47 @@ void nx_request_store_peer(nx_box_t *b, nx_conn_t *c) {
   }
 }
 
-static size_t path_len(const nx_box_t *b) {
-  const uint8_t *q = memchr(b->head, '?', b->url_len);
-  return q ? (size_t)(q - b->head) : b->url_len;
+/* The request target split: where its origin form (path and query) starts,
+ * past "scheme://authority" in the absolute form, which a server must
+ * accept (RFC 9112 §3.2.2), and where the path ends (at '?'). */
+typedef struct {
+  size_t origin, path_end;
+} nx_target_t;
+
+static int scheme_char(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '-' || c == '.';
 }
 
-void nx_request_push_path(lua_State *L, const nx_box_t *b) {
-  lua_pushlstring(L, (const char *)b->head, path_len(b));
+static nx_target_t split_target(const nx_box_t *b) {
+  const uint8_t *u = b->head, *q;
+  size_t n = b->url_len, i = 0;
+  nx_target_t t = {0, 0};
+  if (n && u[0] != '/') {
+    while (i < n && scheme_char(u[i]))
+      i++;
+    if (i > 0 && ((u[0] | 0x20) >= 'a' && (u[0] | 0x20) <= 'z') && i + 3 <= n &&
+        memcmp(u + i, "://", 3) == 0) {
+      i += 3;
+      while (i < n && u[i] != '/' && u[i] != '?')
+        i++;
+      t.origin = i;
+    }
+  }
+  q = memchr(u + t.origin, '?', n - t.origin);
+  t.path_end = q ? (size_t)(q - u) : n;
+  return t;
 }
+
+/* The path; "/" for an absolute-form target without one ("ws://host"). */
+static void push_path(lua_State *L, const nx_box_t *b, nx_target_t t) {
+  if (t.path_end == t.origin && t.origin > 0)
+    lua_pushliteral(L, "/");
+  else
+    lua_pushlstring(L, (const char *)b->head + t.origin, t.path_end - t.origin);
+}
+
+void nx_request_push_path(lua_State *L, const nx_box_t *b) { push_path(L, b, split_target(b)); }
 
 static void push_client(lua_State *L, const nx_box_t *b) {
   char host[64] = "";
@@ -51,19 +84,27 @@ static void push_client(lua_State *L, const nx_box_t *b) {
 
 void nx_request_push(lua_State *L, const nx_box_t *b) {
   const char *url = (const char *)b->head;
-  size_t plen = path_len(b);
+  nx_target_t t = split_target(b);
   const uint8_t *p = b->head + b->url_len;
   uint32_t i;
 
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   lua_pushstring(L, llhttp_method_name((llhttp_method_t)b->method));
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, url, b->url_len);
-  lua_setfield(L, -2, "target");
-  lua_pushlstring(L, url, plen);
+  if (t.origin > 0) {
+    /* An absolute-form target names the authority the Host header would. */
+    const char *a = memchr(url, ':', t.origin) + 3;
+    lua_pushlstring(L, a, (size_t)(url + t.origin - a));
+    lua_setfield(L, -2, "authority");
+  }
+  push_path(L, b, t);
+  lua_pushlstring(L, url + t.path_end, b->url_len - t.path_end);
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "target"); /* the origin form: path and "?query" */
+  push_path(L, b, t);
   lua_setfield(L, -2, "path");
-  if (plen < b->url_len)
-    lua_pushlstring(L, url + plen + 1, b->url_len - plen - 1);
+  if (t.path_end < b->url_len)
+    lua_pushlstring(L, url + t.path_end + 1, b->url_len - t.path_end - 1);
   else
     lua_pushliteral(L, "");
   lua_setfield(L, -2, "query");

@@ -63,7 +63,8 @@ local lazy = {
     return { host = r.client_host, port = r.client_port }
   end,
   url = function(self)
-    local host = self.headers:get("host", "localhost")
+    -- An absolute-form request target names the host instead of Host.
+    local host = self._req.authority or self.headers:get("host", "localhost")
     return (self._req.scheme or "ws") .. "://" .. host .. self._req.target
   end,
   subprotocols = function(self)

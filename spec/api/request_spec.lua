@@ -78,6 +78,24 @@ describe("request data on the WebSocket", function()
     assert.matches("/introspect/caf%C3%A9%20bar/17?x=1", r.url, 1, true)
   end)
 
+  -- RFC 9112 §3.2.2: a server must accept the absolute form of the target;
+  -- its authority then stands for the Host header (RFC 9110 §7.2).
+  it("an absolute-form target (http://authority/path?query) routes by its path", function()
+    for _, scheme in ipairs({ "http", "HTTPS", "ws" }) do
+      local r = introspect(scheme .. "://example.test:8080/introspect/bob/3?a=1&q=%C3%A9")
+      assert.equal("/introspect/bob/3", r.path)
+      assert.same({ name = "bob", n = 3 }, r.path_params)
+      assert.equal("1", r.query.a)
+      assert.equal("é", r.query.q)
+      assert.equal("ws://example.test:8080/introspect/bob/3?a=1&q=%C3%A9", r.url)
+    end
+    -- no path at all is the path "/", which this app does not route
+    local status = rawws.http(s.port, "GET http://example.test HTTP/1.1\r\nHost: x\r\n" ..
+      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" ..
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert.equal(404, status)
+  end)
+
   it("ws.path_params is empty for a route without parameters", function()
     local r = introspect("/introspect")
     assert.same({}, r.path_params)

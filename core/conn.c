@@ -37,8 +37,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void start_reading(nx_conn_t *c) {
-  if (c->reading || c->closing_handles || c->state == NX_CONN_DONE)
-    return;
+  if (c->reading || c->closing_handles || c->state == NX_CONN_DONE || c->ws.error_code ||
+      c->close_received)
+    return; /* (nothing is read after a violation or a close: see violation, ws_control) */
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
     c->reading = 1;
 }
@@ -580,6 +581,10 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
     return; /* the connection was dropped meanwhile */
   c->close_sent = 1;
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
+  if (c->close_received) { /* the peer's close came first (its answer was waiting) */
+    nx_conn_end(c);
+    return;
+  }
   c->state = NX_CONN_CLOSING;
   arm(c, c->listener->cfg.close_timeout);
   /* Paused because the app was behind: from now on data messages are
@@ -604,6 +609,38 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
   nx_conn_end(c);
 }
 
+/* A violation of the protocol by the peer (RFC 6455 §7.1.7): the
+ * connection fails with code, and nothing after the violation is read.
+ * Messages that were whole before it and that the app has not taken are
+ * still the app's: while there are any, the failure waits for the end of
+ * the loop turn (nx_conn_end_deferred), after the handler has run, so that
+ * its answers to them go out before the close frame, as they would from a
+ * server reading one frame at a time. reason: static text. */
+static void violation(nx_conn_t *c, unsigned code, const char *reason) {
+  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
+    c->ws.error_code = (uint16_t)code;
+    c->ws.error_reason = reason;
+    stop_reading(c);
+    nx_rt_mark_dirty(c);
+    return;
+  }
+  nx_conn_fail(c, code, reason);
+}
+
+void nx_conn_end_deferred(nx_conn_t *c) {
+  if (c->state != NX_CONN_OPEN || c->closing_handles)
+    return;
+  if (c->ws.error_code) {
+    nx_conn_fail(c, c->ws.error_code, c->ws.error_reason);
+  } else if (c->close_received) {
+    /* The peer's close, answered with its code (see ws_control). */
+    uint8_t payload[2] = {(uint8_t)(c->close_code >> 8), (uint8_t)c->close_code};
+    nx_conn_send(c, NX_WS_OP_CLOSE, payload, c->close_code == 1005 ? 0 : 2);
+    c->close_sent = 1;
+    nx_conn_end(c);
+  }
+}
+
 /* ---- Input: frames into messages ------------------------------------- */
 
 static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
@@ -613,7 +650,7 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   if (c->state != NX_CONN_OPEN)
     return 0;
   c->fragments = m ? c->fragments + 1 : 1;
-  if (c->fragments > c->listener->cfg.max_fragments) {
+  if (c->listener->cfg.max_fragments && c->fragments > c->listener->cfg.max_fragments) {
     nx_conn_fail(c, 1008, "too many fragments in one message");
     return 1;
   }
@@ -685,12 +722,12 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
     nx_msg_free(rt, m);
     rt->scratch.off = rt->scratch.len = 0;
     nx_buf_shrink_idle(&rt->scratch);
-    nx_conn_fail(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
+    violation(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
     return NULL;
   }
   if (m->opcode == NX_WS_OP_TEXT && !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
     nx_msg_free(rt, m);
-    nx_conn_fail(c, 1007, "text message is not UTF-8");
+    violation(c, 1007, "text message is not UTF-8");
     return NULL;
   }
   out = nx_msg_new(rt, rt->scratch.len);
@@ -750,12 +787,21 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
     return 0; /* unsolicited pongs are fine */
 
   /* Close: answer with the peer's code (unless we already sent ours), then
-   * end the TCP connection from our side, as a server should. */
+   * end the TCP connection from our side, as a server should. Nothing after
+   * it is read. Messages that came before it and that the app has not taken
+   * yet are still its own: while there are any, the answer waits for the end
+   * of the loop turn (nx_conn_end_deferred), so that the app's replies to
+   * them go out first (RFC 6455 §5.5.1 lets an endpoint finish sending). */
   c->close_received = 1;
   if (len >= 2)
     set_close(c, (uint16_t)((payload[0] << 8) | payload[1]), (const char *)payload + 2, len - 2);
   else
     set_close(c, 1005, NULL, 0);
+  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
+    stop_reading(c);
+    nx_rt_mark_dirty(c);
+    return 1;
+  }
   if (c->state == NX_CONN_OPEN) {
     nx_conn_send(c, NX_WS_OP_CLOSE, payload, len >= 2 ? 2 : 0);
     c->close_sent = 1;
@@ -796,12 +842,13 @@ static void resume_reading(nx_conn_t *c) {
 }
 
 static void parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
-  while (len && !c->closing_handles && !c->end_after_flush) {
+  while (len && !c->closing_handles && !c->end_after_flush && !c->ws.error_code &&
+         !c->close_received) {
     size_t n = nx_ws_parse(&c->ws, data, len);
     data += n;
     len -= n;
     if (c->ws.error_code) {
-      nx_conn_fail(c, c->ws.error_code, c->ws.error_reason);
+      violation(c, c->ws.error_code, c->ws.error_reason);
       return;
     }
     if (c->paused && len) {

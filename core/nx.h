@@ -267,6 +267,10 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len);
 void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen);
 void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason);
+/* Ends a connection whose end waited for the end of the loop turn (a
+ * violation, or the peer's close, after messages the app had not taken
+ * yet: see conn.c); else nothing. */
+void nx_conn_end_deferred(nx_conn_t *c);
 void nx_conn_end(nx_conn_t *c);
 void nx_conn_abort(nx_conn_t *c, uint16_t app_code);
 void nx_conn_flush(nx_conn_t *c);

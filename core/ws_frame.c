@@ -152,6 +152,15 @@ size_t nx_ws_close_payload(uint8_t out[125], unsigned code, const char *reason, 
 
 static int is_control(int opcode) { return opcode & 0x8; }
 
+/* The limit on the compressed bytes of a message whose inflated size may be
+ * max: deflate can make incompressible data larger (by a few bytes per
+ * stored block with zlib, by up to an eighth with fixed Huffman codes), and
+ * the inflated size is checked against max itself while inflating. */
+static uint64_t compressed_limit(uint64_t max) {
+  uint64_t extra = (max >> 3) + 64;
+  return max > UINT64_MAX - extra ? UINT64_MAX : max + extra;
+}
+
 /* Checks everything the first two header bytes say; returns 0 or fails. */
 static int check_first_bytes(nx_ws_parser_t *p) {
   uint8_t b0 = p->hdr[0], b1 = p->hdr[1];
@@ -196,7 +205,7 @@ static int check_first_bytes(nx_ws_parser_t *p) {
 /* The header is complete: decode the length and mask, start the frame. */
 static int begin_frame(nx_ws_parser_t *p) {
   uint8_t b0 = p->hdr[0], b1 = p->hdr[1];
-  uint64_t len = b1 & 0x7f, base;
+  uint64_t len = b1 & 0x7f, base, limit;
   size_t at = 2;
   int opcode = b0 & 0x0f;
 
@@ -228,7 +237,10 @@ static int begin_frame(nx_ws_parser_t *p) {
   /* Refuse an oversized message from its header, before any allocation.
    * Only a continuation adds to the bytes of the message so far. */
   base = opcode == NX_WS_OP_CONT ? p->msg_size : 0;
-  if (p->max_message_size && (len > p->max_message_size || base + len > p->max_message_size))
+  limit = p->max_message_size;
+  if (limit && (opcode == NX_WS_OP_CONT ? p->msg_rsv1 : (b0 & 0x40) != 0))
+    limit = compressed_limit(limit);
+  if (limit && (len > limit || base + len > limit))
     return fail(p, 1009, "message too big", 0), -1;
   p->msg_size = base + len;
   p->frame_len = len;

@@ -641,6 +641,17 @@ describe("conformance: permessage-deflate", function()
       end)
     end
 
+    it("echoes a compressed message sent in one segment before invalid deflate data, " ..
+      "then fails with 1007", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      local msg = payload("text", 3000)
+      c:send_raw((compressed_wire(OP.TEXT, msg)) ..
+        rawws.build_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" })
+      expect_same(msg, recv_message(c).data)
+      c:expect_failure(1007)
+    end)
+
     it("fails a compressed text message that is not UTF-8 once inflated with 1007", function()
       local c = open("permessage-deflate")
       assert(accepted(c))
@@ -674,6 +685,32 @@ describe("conformance: permessage-deflate", function()
       expect_same(exact, recv_message(c).data)
       c:send_raw((compressed_wire(OP.BINARY, exact .. "\0")))
       c:expect_failure(1009)
+    end)
+
+    -- The limit is on the message: incompressible data grows a little when
+    -- deflated, and a message of exactly the limit must still pass, whole or
+    -- fragmented; its compressed size may pass the limit by at most 1/8.
+    it("accepts an incompressible message of exactly --max-message-size (1 MiB) whose " ..
+      "compressed form is larger, whole and fragmented; 1 MiB + 1 is 1009", function()
+      local c = open("permessage-deflate", small)
+      assert(accepted(c))
+      local f = assert(io.open("/dev/urandom", "rb"))
+      local exact = f:read(MiB)
+      f:close()
+      local wire, z = compressed_wire(OP.BINARY, exact)
+      assert.is_true(#z > MiB, "the compressed form is " .. #z .. " bytes")
+      c:send_raw(wire)
+      expect_same(exact, recv_message(c).data)
+      c:send_raw((compressed_wire(OP.BINARY, exact, { frag = 65536 })))
+      expect_same(exact, recv_message(c).data)
+      c:send_raw((compressed_wire(OP.BINARY, exact .. "x")))
+      c:expect_failure(1009)
+      -- past the bound on compressed bytes: refused from the frame header
+      local d = open("permessage-deflate", small)
+      assert(accepted(d))
+      d:send_raw(rawws.build_frame { opcode = OP.BINARY, rsv1 = true,
+        payload = string.rep("\0", MiB + MiB / 8 + 65) })
+      d:expect_failure(1009)
     end)
 
     it("a deflate bomb (20 MiB of zeros in ~20 KB) against a 1 MiB maximum: 1009 at once, " ..

@@ -280,6 +280,28 @@ describe("conformance 5.x fragmentation", function()
       c:expect_failure(1002)
     end)
 
+    it("5.15 in one segment: the complete message's echo first, then 1002", function()
+      local c = open()
+      c:send_raw(rawws.build_frame(frag(OP.TEXT, "fragment1", false)) ..
+        rawws.build_frame(frag(OP.CONTINUATION, "fragment2", true)) ..
+        rawws.build_frame(frag(OP.CONTINUATION, "fragment3", false)) ..
+        rawws.build_frame(frag(OP.TEXT, "fragment4", true)))
+      c:expect_echo("fragment1fragment2", OP.TEXT)
+      c:expect_failure(1002)
+    end)
+
+    it("in one segment, every message before a violation is echoed in order, then 1002",
+      function()
+      local c = open()
+      local parts = {}
+      for i = 1, 20 do parts[i] = rawws.build_frame { opcode = OP.TEXT, payload = "m" .. i } end
+      parts[#parts + 1] = rawws.build_frame(frag(OP.CONTINUATION, "orphan", true))
+      parts[#parts + 1] = rawws.build_frame { opcode = OP.TEXT, payload = "after" }
+      c:send_raw(table.concat(parts))
+      for i = 1, 20 do c:expect_echo("m" .. i, OP.TEXT) end
+      c:expect_failure(1002)
+    end)
+
     it("5.16 fails continuation-first sequences repeated (FIN=0 then text, FIN=1) with 1002",
       function()
       local c = open()

@@ -3,6 +3,7 @@
 --   app:ws_route("/chat/{room_id}", function(ws) ... end)
 --   return app
 local router = require "nexlua.router"
+local options = require "nexlua.private.options"
 
 local type, error, ipairs, pcall, setmetatable, getmetatable, tostring =
   type, error, ipairs, pcall, setmetatable, getmetatable, tostring
@@ -13,6 +14,7 @@ App.__index = App
 
 local function new_app(opts)
   opts = opts or {}
+  options.check_app(opts, 2)
   local self = setmetatable({
     router = router.new(),
     ws_middleware = {},
@@ -51,6 +53,7 @@ function App:ws_route(path, handler, opts)
   check_fn(handler, "ws_route handler", 2)
   opts = opts or {}
   if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
+  options.check_route(opts, 2)
   local mw = opts.middleware or {}
   for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
   local route = { handler = handler, middleware = mw, options = opts, app = self }

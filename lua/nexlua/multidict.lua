@@ -75,7 +75,9 @@ function Multi:keys()
   return out
 end
 
-function Multi:__len() return #self._list / 2 end
+--- How many name, value pairs there are (repeated names count each time).
+-- A method: LuaJIT's # does not call __len on a table.
+function Multi:len() return #self._list / 2 end
 
 --- Headers from a flat list of names and values (as received).
 function multidict.Headers(list) return new(list or {}, true) end

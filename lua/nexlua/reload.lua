@@ -112,10 +112,10 @@ function reload.new(path, holder, run_hooks)
     local new, err = reload.load(path)
     local ok = new ~= nil
     if ok then
-      run_hooks(old.shutdown, "shutdown (reload)")
+      run_hooks(old.shutdown, "shutdown (reload)", true)
       if not run_hooks(new.startup, "startup (reload)") then
         err = "a startup hook of the new app failed"
-        run_hooks(new.shutdown, "shutdown (failed reload)")
+        run_hooks(new.shutdown, "shutdown (failed reload)", true)
         run_hooks(old.startup, "startup (rollback)")
         ok = false
       end

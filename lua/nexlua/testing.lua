@@ -239,7 +239,7 @@ function TestClient:close()
     self.listener = nil
     local done = false
     core.spawn(function()
-      serve.run_hooks(self.app.shutdown, "shutdown")
+      serve.run_hooks(self.app.shutdown, "shutdown", true)
       done = true
     end)
     wait_until(function() return done end, self.timeout)

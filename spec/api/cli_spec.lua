@@ -61,13 +61,55 @@ describe("the nexlua command line", function()
   teardown(function() os.execute("rm -rf " .. q(dir)) end)
 
   describe("an app that cannot be loaded", function()
-    it("a missing file: names the file, exits non-zero", function()
+    it("a missing file, or a directory: names it, exits 2", function()
       local path = dir .. "/does_not_exist.lua"
       local code, out, err = run { path, "--port", "0" }
-      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert.equal(2, code)
       assert_one_clear_line(err)
       assert.matches(path, err, 1, true)
       assert.equal("", out)
+      code, out, err = run { dir, "--port", "0" }
+      assert.equal(2, code)
+      assert_one_clear_line(err)
+      assert.matches(dir .. ": Is a directory", err, 1, true)
+      assert.equal("", out)
+    end)
+
+    -- nexlua.App{...} and ws_route's options are checked where they are given.
+    for _, case in ipairs({
+      { "App{ping_intervall = 1}", "unknown option ping_intervall" },
+      { "App{port = 70000}", "port must be a whole number from 0 to 65535, got 70000" },
+      { 'App{max_message_size = "x"}', 'max_message_size must be a whole number, 0 or more, got "x"' },
+      { "App{ping_interval = -1}", "ping_interval must be a number of seconds from 0 to 1000000" },
+      { 'App{compression = "no"}', "compression must be true or false" },
+      { 'App{tls_cert = "c.pem"}', "tls_cert needs tls_key" },
+    }) do
+      it("a bad option: nexlua." .. case[1] .. " names the app's file:line, exits 1", function()
+        local path = app_file("bad_option.lua", table.concat({
+          'local nexlua = require "nexlua"',
+          "local app = nexlua." .. case[1],
+          "return app",
+          "",
+        }, "\n"))
+        local code, _, err = run { path, "--port", "0" }
+        assert.equal(1, code)
+        assert_one_clear_line(err)
+        assert.matches(path .. ":2: App: " .. case[2], err, 1, true)
+      end)
+    end
+
+    it("a bad ws_route option names the app's file:line", function()
+      local path = app_file("bad_route_option.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'app:ws_route("/ws", function(ws) ws:accept() end, { ping_timeout = 0 })',
+        "return app",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.equal(1, code)
+      assert_one_clear_line(err)
+      assert.matches(path .. ":3: ws_route: ping_timeout must be a number of seconds above 0", err, 1, true)
     end)
 
     it("a syntax error: names file:line", function()
@@ -173,6 +215,28 @@ describe("the nexlua command line", function()
       assert_one_clear_line(err)
       assert.matches("--port", err, 1, true)
     end)
+
+    -- Every value is checked before anything starts: no hook runs, nothing
+    -- listens, and the message says what the flag accepts.
+    for _, case in ipairs({
+      { { "--port", "70000" }, "option --port needs a whole number from 0 to 65535, got \"70000\"" },
+      { { "--port", "4294967296" }, "option --port needs a whole number from 0 to 65535" },
+      { { "--max-message-size", "1.5" }, "option --max-message-size needs a whole number, 0 or more" },
+      { { "--handshake-timeout", "0" }, "option --handshake-timeout needs a number of seconds above 0" },
+      { { "--ping-timeout", "0" }, "option --ping-timeout needs a number of seconds above 0" },
+      { { "--write-limit", "0" }, "option --write-limit needs a whole number, 1 or more" },
+      { { "--tls-cert", "cert.pem" }, "option --tls-cert needs --tls-key" },
+    }) do
+      it("exits 2 on " .. table.concat(case[1], " "), function()
+        local args = { "examples/echo/app.lua" }
+        for _, a in ipairs(case[1]) do args[#args + 1] = a end
+        local code, out, err = run(args)
+        assert.equal(2, code)
+        assert.equal("", out)
+        assert_one_clear_line(err)
+        assert.matches(case[2], err, 1, true)
+      end)
+    end
 
     it("no app file exits 2", function()
       local code, _, err = run {}

@@ -97,6 +97,20 @@ describe("startup and shutdown hooks, in-process (TestClient)", function()
     assert.is_truthy(s2, "shutdown hook 2 did not run (or did not wait): " .. table.concat(ev, " | "))
     assert.is_true(s1 < s2)
   end)
+
+  it("a failing shutdown hook is logged and the next ones still run", function()
+    local nexlua = require "nexlua"
+    local app = nexlua.App()
+    local ran = {}
+    app:ws_route("/ws", function(ws) ws:accept() end)
+    app:on_shutdown(function() ran[#ran + 1] = 1 end)
+    app:on_shutdown(function() error("the cache would not flush") end)
+    app:on_shutdown(function() ran[#ran + 1] = 3 end)
+    local client = TestClient(app, { timeout = 3 })
+    client:start()
+    client:close()
+    assert.same({ 1, 3 }, ran)
+  end)
 end)
 
 describe("lifecycle of a real process", function()

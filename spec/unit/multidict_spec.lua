@@ -42,6 +42,7 @@ describe("nexlua.multidict", function()
         "x-multi=two", "X-MULTI=three",
       }, items)
       assert.same({ "host", "x-multi", "content-type" }, h:keys())
+      assert.equal(5, h:len())
     end)
 
     it("works empty", function()
@@ -49,6 +50,7 @@ describe("nexlua.multidict", function()
       assert.is_nil(e:get("x"))
       assert.same({}, e:get_all("x"))
       assert.same({}, e:keys())
+      assert.equal(0, e:len())
     end)
   end)
 
@@ -59,6 +61,7 @@ describe("nexlua.multidict", function()
       assert.equal("2", q:get("b"))
       assert.same({ "1", "3" }, q:get_all("a"))
       assert.same({ "a", "b" }, q:keys())
+      assert.equal(3, q:len())
     end)
 
     it("percent-decodes names and values, and '+' is a space", function()

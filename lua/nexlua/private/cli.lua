@@ -1,5 +1,6 @@
 --- The nexlua command line: nexlua APP.lua [options]
 local core = require "nexlua.core"
+local options = require "nexlua.private.options"
 
 local tonumber, tostring, ipairs, pairs = tonumber, tostring, ipairs, pairs
 local format, match, gsub = string.format, string.match, string.gsub
@@ -32,7 +33,7 @@ local OPTIONS = {
   },
   {
     "--graceful-timeout", "graceful_timeout", "number",
-    "seconds handlers get to finish on SIGINT/SIGTERM (default 10)",
+    "seconds connections get to close, and handlers to return, on SIGINT/SIGTERM (default 10)",
   },
   {
     "--write-high-water", "write_high_water", "number",
@@ -68,7 +69,7 @@ local OPTIONS = {
   },
   {
     "--max-fragments", "max_fragments", "number",
-    "frames in one message beyond this close the connection with 1008 (default 100000)",
+    "frames in one message beyond this close the connection with 1008; 0 = no limit (default 100000)",
   },
   {
     "--allowed-origins", "allowed_origins", "string",
@@ -130,8 +131,12 @@ function cli.parse(argv)
         end
         if v == nil then return nil, format("option %s needs a value", name) end
         if o[3] == "number" then
-          local n = tonumber(v)
-          if not n or n < 0 then return nil, format("option %s needs a non-negative number, got %q", name, v) end
+          local n, err = tonumber(v), nil
+          if n then n, err = options.check(o[2], n) end
+          if not n then
+            return nil, format("option %s needs %s", name,
+              err and match(err, "must be (.-), got") or "a number", v) .. format(", got %q", v)
+          end
           v = n
         elseif o[3] == "count" then
           local n = tonumber(v)
@@ -157,7 +162,19 @@ function cli.parse(argv)
     local ok, err = require("nexlua.private.redis").parse_url(opts.redis)
     if not ok then return nil, "option --redis: " .. err end
   end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    return nil, opts.tls_cert and "option --tls-cert needs --tls-key" or "option --tls-key needs --tls-cert"
+  end
   return opts
+end
+
+-- nil, or why path cannot be the app file (missing, unreadable, a directory).
+local function app_file_problem(path)
+  local f, err = io.open(path, "r")
+  if not f then return err end
+  local _, rerr = f:read(0) -- (nil and no error for an empty file)
+  f:close()
+  return rerr and (path .. ": " .. rerr) or nil
 end
 
 --- Loads the app file; returns the app or nil, message.
@@ -192,6 +209,11 @@ function cli.main(argv)
   end
   if not opts.app then
     stderr:write("nexlua: no app file given\n", usage())
+    return 2
+  end
+  local problem = app_file_problem(opts.app)
+  if problem then
+    stderr:write("nexlua: cannot open app file ", problem, "\n")
     return 2
   end
   if opts.log_level then core.log_level(opts.log_level) end

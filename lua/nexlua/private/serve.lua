@@ -148,15 +148,20 @@ function serve.listen(target, opts)
   return core.listen(o, entry, finish)
 end
 
--- Runs hooks in order; returns true, or false and the first error.
-local function run_hooks(hooks, what)
+-- Runs hooks in order; returns true, or false and the first error. A
+-- failed hook is logged; the rest are skipped, unless all is true (shutdown
+-- hooks: each releases something of its own).
+local function run_hooks(hooks, what, all)
+  local first
   for i, fn in ipairs(hooks) do
     local ok, err = xpcall(fn, function(e) return traceback(tostring(e), 2) end)
     if not ok then
       log.error("%s hook #%d failed: %s", what, i, err)
-      return false, err
+      if not all then return false, err end
+      first = first or err
     end
   end
+  if first then return false, first end
   return true
 end
 serve.run_hooks = run_hooks
@@ -210,7 +215,7 @@ function serve.run(app, opts)
       log.warn("%d connection(s) still open after the grace period, %d handler(s) running: stopping",
         core.conn_count(), core.handler_count())
     end
-    run_hooks(holder.app.shutdown, "shutdown")
+    run_hooks(holder.app.shutdown, "shutdown", true)
     core.stop()
   end
 
@@ -239,7 +244,7 @@ function serve.run(app, opts)
     if not listener then
       log.error("%s", err)
       exit_code = 1
-      run_hooks(holder.app.shutdown, "shutdown")
+      run_hooks(holder.app.shutdown, "shutdown", true)
       core.stop()
       return
     end

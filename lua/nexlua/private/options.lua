@@ -1,0 +1,104 @@
+--- The server's options: what each one accepts, checked in one place for
+-- the command line (cli.lua), nexlua.App{...} and ws_route's options, so
+-- that a bad value is refused with the same clear message before anything
+-- is started, wherever it was given.
+local type, tostring, pairs = type, tostring, pairs
+local format, floor, huge = string.format, math.floor, math.huge
+
+local options = {}
+
+local WHOLE_MAX = 2 ^ 53 -- the largest whole number a Lua number holds exactly
+
+-- kind, lowest, highest (inclusive unless noted by above = true: > lowest)
+local SPEC = {
+  host = { "string" },
+  port = { "whole", 0, 65535 },
+  max_message_size = { "whole", 0, WHOLE_MAX },
+  max_header_size = { "whole", 0, 2 ^ 31 },
+  handshake_timeout = { "seconds", 0, 1e6, above = true },
+  close_timeout = { "seconds", 0, 1e6, above = true },
+  graceful_timeout = { "seconds", 0, 1e6 },
+  write_high_water = { "whole", 0, WHOLE_MAX },
+  write_limit = { "whole", 1, WHOLE_MAX },
+  read_pause_bytes = { "whole", 0, WHOLE_MAX },
+  ping_interval = { "seconds", 0, 1e6 },
+  ping_timeout = { "seconds", 0, 1e6, above = true },
+  compression = { "boolean" },
+  compress_threshold = { "whole", 0, WHOLE_MAX },
+  max_connections = { "whole", 0, 2 ^ 32 - 1 },
+  max_connections_per_ip = { "whole", 0, 2 ^ 32 - 1 },
+  max_fragments = { "whole", 0, 2 ^ 32 - 1 },
+  allowed_origins = { "string" },
+  busy_poll = { "number", 0, 1e6 },
+  tls_cert = { "string" },
+  tls_key = { "string" },
+}
+options.SPEC = SPEC
+
+-- The options a route may override (see App:ws_route).
+local ROUTE = { ping_interval = true, ping_timeout = true, compression = true, middleware = true }
+
+local function num(x)
+  if x == floor(x) and x < 1e15 then return format("%d", x) end
+  return format("%g", x)
+end
+
+local function range_text(s)
+  local lo, hi = s[2], s[3]
+  local what = s[1] == "whole" and "a whole number" or s[1] == "seconds" and "a number of seconds" or "a number"
+  if s.above then return format("%s above %s (at most %s)", what, num(lo), num(hi)) end
+  if hi >= WHOLE_MAX then return format("%s, %s or more", what, num(lo)) end
+  return format("%s from %s to %s", what, num(lo), num(hi))
+end
+
+--- Checks value for option key; returns the value, or nil and a message
+-- that says what the option accepts. Unknown keys are refused.
+function options.check(key, value)
+  local s = SPEC[key]
+  if not s then return nil, format("unknown option %s", tostring(key)) end
+  local kind = s[1]
+  if kind == "string" then
+    if type(value) ~= "string" then return nil, format("%s must be a string, got %s", key, type(value)) end
+    return value
+  end
+  if kind == "boolean" then
+    if type(value) ~= "boolean" then return nil, format("%s must be true or false, got %s", key, tostring(value)) end
+    return value
+  end
+  local n = value
+  if type(n) ~= "number" or n ~= n or n == huge or n == -huge or (kind == "whole" and n ~= floor(n)) or
+    n < s[2] or n > s[3] or (s.above and n <= s[2]) then
+    return nil, format("%s must be %s, got %s", key, range_text(s), type(value) == "string" and
+      format("%q", value) or tostring(value))
+  end
+  return n
+end
+
+--- Checks every option of an App{...} table; raises at the caller's
+-- caller (level) with the first problem.
+function options.check_app(opts, level)
+  if type(opts) ~= "table" then error(format("App options must be a table, got %s", type(opts)), level + 1) end
+  for k, v in pairs(opts) do
+    local _, err = options.check(k, v)
+    if err then error("App: " .. err .. " (see the README's options)", level + 1) end
+  end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    error(opts.tls_cert and "App: tls_cert needs tls_key" or "App: tls_key needs tls_cert", level + 1)
+  end
+end
+
+--- Checks ws_route's options (middleware is checked by the caller).
+function options.check_route(opts, level)
+  for k, v in pairs(opts) do
+    if not ROUTE[k] then
+      error(format("ws_route: unknown option %s (it takes middleware, ping_interval, ping_timeout " ..
+        "and compression)", tostring(k)), level + 1)
+    end
+    if k ~= "middleware" then
+      local _, err = options.check(k, v)
+      if err then error("ws_route: " .. err, level + 1) end
+    end
+  end
+end
+
+return options

@@ -216,6 +216,9 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
     if (used > len)
       used = len;
+    /* The limit is on the head as sent, line ends and all. */
+    if (h->seen - (len - used) > h->max)
+      return 431;
     *tail = data + used;
     *tail_len = len - used;
     return 1;

@@ -21,11 +21,20 @@ router.NO_PARAMS = NO_PARAMS
 local converters = {
   str = { pattern = "[^/]+", convert = function(s) return s end },
   path = { pattern = ".*", convert = function(s) return s end },
-  int = { pattern = "%d+", convert = function(s) return tonumber(s) end },
+  -- Whole numbers a Lua number holds exactly (up to 2^53, 16 digits):
+  -- a longer one would not come back as the digits sent.
+  int = {
+    pattern = "%d+",
+    convert = function(s)
+      local d = match(s, "^0*(%d*)$")
+      if #d > 16 or (#d == 16 and d > "9007199254740992") then return nil end
+      return tonumber(s)
+    end,
+  },
   float = {
     pattern = "[%d%.]+",
     convert = function(s)
-      if not match(s, "^%d+%.?%d*$") then return nil end
+      if not (match(s, "^%d+$") or match(s, "^%d+%.%d+$")) then return nil end
       return tonumber(s)
     end,
   },

@@ -554,6 +554,22 @@ describe("limits", function()
       assert.equal(431, status)
     end)
 
+    -- The limit is on the head as sent (line ends, ": " and all), also when
+    -- it arrives whole in one read.
+    it("1024: exactly 1024 bytes are upgraded, 1025 get 431, whole in one write or not",
+      function()
+      local c = track(rawws.connect(s.port, "/ws", { raw_request = request_of(s.port, 1024) }))
+      assert.equal(101, c.status)
+      assert.equal(431, (rawws.http(s.port, request_of(s.port, 1025))))
+      -- many short header lines: their line ends count
+      local lines, many = {}, ""
+      while #many <= 1024 do
+        lines[#lines + 1] = { "X-" .. #lines, "v" }
+        many = rawws.build_request(s.port, "/ws", { headers = lines })
+      end
+      assert.equal(431, (rawws.http(s.port, many)))
+    end)
+
     it("10 is raised to the minimum of 256: a 200-byte request is upgraded, 300 bytes get 431",
       function()
       local c = track(rawws.connect(tiny.port, "/ws", { raw_request = request_of(tiny.port, 200) }))

@@ -67,7 +67,7 @@ local function ended(ws, route, ok, err)
   local st = state_of(ws)
   if not ok and err.traceback then
     local client = ws.client
-    log.error("error in WebSocket handler for %s (path %s, client %s): %s", route.template, ws.path,
+    log.error("error in WebSocket handler or middleware for %s (path %s, client %s): %s", route.template, ws.path,
       client and (client.host .. ":" .. client.port) or "?", err.traceback)
     if st == STATES.CONNECTING then
       core.reject(box_of(ws), 500, nil, "Internal Server Error\n")

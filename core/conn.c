@@ -581,7 +581,9 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
     return; /* the connection was dropped meanwhile */
   c->close_sent = 1;
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
-  if (c->close_received) { /* the peer's close came first (its answer was waiting) */
+  if (c->close_received || c->ws.error_code) {
+    /* The peer's close or violation came first, and its answer was waiting
+     * for the end of the turn (see violation): nothing more will be read. */
     nx_conn_end(c);
     return;
   }

@@ -7,6 +7,7 @@
 --   /topic/{name} subscribes to name and to "all"; every message is
 --                 published to name (so it comes back to every subscriber)
 --   /sleepy       accepts and never reads (its inbox fills up) while connected
+--   /bye          echo, but "bye" is answered with close(4000, "bye")
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -19,6 +20,17 @@ app:ws_route("/ws", function(ws)
     else
       ws:send_bytes(data)
     end
+  end
+end)
+
+app:ws_route("/bye", function(ws)
+  ws:accept()
+  for data in ws:iter() do
+    if data == "bye" then
+      ws:close(4000, "bye")
+      return
+    end
+    ws:send_text(data)
   end
 end)
 

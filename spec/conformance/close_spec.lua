@@ -1,6 +1,7 @@
 -- Autobahn TestSuite category 7 (close handling), RFC 6455 §5.5.1, §7.4.
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
+local clock = require "helpers.clock"
 local OP = rawws.OP
 
 local APP = "examples/echo/app.lua"
@@ -118,6 +119,30 @@ describe("conformance 7.x close handling", function()
       assert.is_true(rawws.utf8_valid(reason))
       assert.is_true((c:wait_tcp_close(3)), "the server must close TCP after the close handshake")
     end)
+
+    -- The app may close while the answer to the peer's close (or to its
+    -- violation) waits for the end of the turn: its close is the answer, and
+    -- TCP is closed at once (nothing more will be read).
+    for _, case in ipairs({
+      { "a close", rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } },
+      { "a violation", rawws.build_frame { opcode = 3, payload = "reserved" } },
+    }) do
+      it("the app's own close in the turn before " .. case[1] .. " is answered ends the " ..
+        "connection at once", function()
+        local hs = server.start("spec/apps/hardening_app.lua")
+        finally(function() hs:stop() end)
+        local c = rawws.connect(hs.port, "/bye")
+        clients[#clients + 1] = c
+        assert.equal(101, c.status)
+        c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "one" } ..
+          rawws.build_frame { opcode = OP.TEXT, payload = "bye" } .. case[2])
+        c:expect_echo("one", OP.TEXT)
+        local t0 = clock()
+        assert.equal("bye", c:expect_failure(4000))
+        assert.is_true((c:wait_tcp_close(3)), "the server must close TCP")
+        assert.is_true(clock() - t0 < 2, "TCP closed only after the close timeout")
+      end)
+    end
 
     it("echoes every message sent in the same segment before a close, in order, then " ..
       "answers the close with its code", function()

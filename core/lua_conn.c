@@ -475,6 +475,16 @@ static int l_request_path(lua_State *L) {
   return 1;
 }
 
+/* owned(box) -> true when the running task is the handler of box's
+ * connection (its middleware included), false from any other task, or once
+ * the connection is gone. */
+static int l_owned(lua_State *L) {
+  nx_box_t *b = check_box(L, 1);
+  nx_rt_t *rt = nx_rt_get(L);
+  lua_pushboolean(L, b->conn && b->conn->owner && b->conn->owner == rt->current);
+  return 1;
+}
+
 /* request(box) -> the request table (see nx_request_push) */
 static int l_request(lua_State *L) {
   nx_request_push(L, check_box(L, 1));
@@ -508,6 +518,7 @@ void nx_lua_conn_open(lua_State *L) {
                                  {"state", l_state},
                                  {"buffered", l_buffered},
                                  {"request", l_request},
+                                 {"owned", l_owned},
                                  {"request_path", l_request_path},
                                  {"subscribe", l_subscribe},
                                  {"unsubscribe", l_unsubscribe},

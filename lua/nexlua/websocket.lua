@@ -341,11 +341,20 @@ local function sent(self, kind, code, reason, level)
 end
 
 -- A send in a state that cannot send raises (a disconnected one goes on:
--- the core answers "closed").
+-- the core answers "closed"). For the connection's own handler that is a
+-- mistake in its code; from any other task (a broadcast, a spawned sender)
+-- a closed connection is one that is gone, as for a disconnected one.
 local function check_sendable(self)
   local st = self[STATE]
-  if st == CONNECTING then raise(WebSocketError, 3, "cannot send before accept()") end
-  if st == CLOSED then raise(WebSocketError, 3, "cannot send after close()") end
+  local own = core.owned(self[BOX])
+  if st == CONNECTING then
+    raise(WebSocketError, 3, own and "cannot send before accept()" or
+      "cannot send to another connection before its accept()")
+  end
+  if st == CLOSED then
+    if not own then error(disconnected(self, close_info(self[BOX])), 0) end
+    raise(WebSocketError, 3, "cannot send after close()")
+  end
 end
 
 -- Sends data as one message. Reached by tail calls, so errors at level 2

@@ -73,9 +73,42 @@ describe("sending to other connections", function()
     g:close_socket() -- drops TCP without a close frame
     socket.sleep(0.2)
     a:send_text("ghost:g1:second")
-    assert.equal("ghost send failed: disconnect=true code=1006", (a:recv_message()))
+    assert.matches("ghost send failed: disconnect=true code=1006 same=true", (a:recv_message()), 1, true)
     -- the sender's own connection is fine
     a:send_text("to:sender:still here")
     assert.equal("from sender: still here", (a:recv_message()))
+  end)
+
+  -- From another task, a connection its own handler closed is gone too: a
+  -- broadcast that catches WebSocketDisconnect (the reference's ChatRoom)
+  -- must not die of it.
+  it("sending to a connection its own handler closed raises a WebSocketDisconnect " ..
+    "with that close code", function()
+    local a = peer("sender2")
+    local g = open("/ghost/g2")
+    assert.equal("registered", (g:recv_message()))
+    g:send_text("close-me")
+    assert.equal(4000, (g:expect_close()))
+    a:send_text("ghost:g2:after its close")
+    assert.matches("ghost send failed: disconnect=true code=4000 same=true", (a:recv_message()), 1, true)
+    g:close_socket()
+    socket.sleep(0.1)
+    a:send_text("ghost:g2:after the end")
+    assert.matches("ghost send failed: disconnect=true code=4000 same=true", (a:recv_message()), 1, true)
+  end)
+
+  it("sending to a connection that has not accepted yet raises a WebSocketError that says so",
+    function()
+    local a = peer("sender3")
+    local l = rawws.open_tcp(s.port)
+    clients[#clients + 1] = l
+    l:send_raw((rawws.build_request(s.port, "/late/l1")))
+    socket.sleep(0.1)
+    a:send_text("ghost:l1:too early")
+    assert.matches("ghost send failed: disconnect=false code=nil same=false " ..
+      "message=cannot send to another connection before its accept()", (a:recv_message()), 1, true)
+    a:send_text("accept:l1")
+    assert.equal("sent", (a:recv_message()))
+    assert.equal(101, (l:read_http_response()))
   end)
 end)

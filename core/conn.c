@@ -576,14 +576,20 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
   size_t n;
   if (c->state != NX_CONN_OPEN || c->close_sent)
     return;
+  if (c->ws.error_code) {
+    /* The peer's violation came first, and its failure was waiting for the
+     * end of the turn (see violation): that is how the connection ends. */
+    nx_conn_fail(c, c->ws.error_code, c->ws.error_reason);
+    return;
+  }
   n = nx_ws_close_payload(payload, code, reason, rlen);
   if (nx_conn_send(c, NX_WS_OP_CLOSE, payload, n))
     return; /* the connection was dropped meanwhile */
   c->close_sent = 1;
   set_close(c, (uint16_t)(code ? code : 1005), reason, n > 2 ? n - 2 : 0);
-  if (c->close_received || c->ws.error_code) {
-    /* The peer's close or violation came first, and its answer was waiting
-     * for the end of the turn (see violation): nothing more will be read. */
+  if (c->close_received) {
+    /* The peer's close came first, and its answer was waiting for the end
+     * of the turn (see ws_control): this close is the answer. */
     nx_conn_end(c);
     return;
   }
@@ -1039,10 +1045,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       on_input(c, plain->data, plain->len);
     if (r == 1 && !c->closing_handles) {
       /* close_notify: the peer sends nothing more. Mid-conversation that is
-       * an abnormal end (1006); after a close handshake, just the end. */
+       * an abnormal end (1006); after a close handshake, just the end, as
+       * after its close frame or violation whose answer waits for the end
+       * of the turn (nx_conn_end_deferred). */
       if (c->state == NX_CONN_DONE)
         nx_conn_end(c);
-      else
+      else if (!(c->state == NX_CONN_OPEN && (c->close_received || c->ws.error_code)))
         nx_conn_abort(c, 1006);
     }
   } else {

@@ -94,11 +94,23 @@ void nx_deflate_trim(nx_deflate_t *d) {
   }
 }
 
+/* 1 if the n bytes after a final block (BFINAL) are the start of the empty
+ * stored block that a sender flushing with BFINAL adds (RFC 7692 §7.2.3.3:
+ * its header byte 00, whose 00 00 ff ff was removed), or that block whole. */
+static int empty_block_rest(const uint8_t *p, size_t n) {
+  return (n == 1 && p[0] == 0) || (n == 5 && memcmp(p, "\0\0\0\xff\xff", 5) == 0);
+}
+
 int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max,
                        nx_buf_t *out) {
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
   z_stream *z = &d->inf;
   int pass, r, whole = 0;
+
+  /* No data at all: not the single byte 00 an empty message compresses to,
+   * but taken as the empty message it plainly means (as zlib streams do). */
+  if (len == 0)
+    return 0;
 
   if (!d->inf_ready) {
     if (inflateInit2(z, -15) != Z_OK)
@@ -127,7 +139,7 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
       if (max && nx_buf_size(out) > max)
         return -2;
       if (r == Z_STREAM_END)
-        return (pass == 0 && z->avail_in) ? -1 : 0;
+        return pass == 0 && z->avail_in && !empty_block_rest(z->next_in, z->avail_in) ? -1 : 0;
       if (r == Z_BUF_ERROR && !full)
         break; /* no progress: needs more input */
       if (r != Z_OK && r != Z_BUF_ERROR)

@@ -68,6 +68,33 @@ int nx_handshake_key_valid(const char *s, size_t len) {
   return (b64_value(s[21]) & 0x0f) == 0;
 }
 
+static int scheme_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '-' || c == '.';
+}
+
+int nx_target_split(const char *u, size_t n, size_t *origin) {
+  size_t i = 0, host;
+  *origin = 0;
+  if (n && u[0] == '/')
+    return 0;
+  while (i < n && scheme_char(u[i]))
+    i++;
+  if (i == 0 || !((u[0] >= 'a' && u[0] <= 'z') || (u[0] >= 'A' && u[0] <= 'Z')) || i + 3 > n ||
+      memcmp(u + i, "://", 3) != 0)
+    return -1;
+  host = i += 3;
+  while (i < n && u[i] != '/' && u[i] != '?') {
+    if (u[i] == '@')
+      return -1;
+    i++;
+  }
+  if (i == host || u[host] == ':')
+    return -1; /* no host */
+  *origin = i;
+  return 0;
+}
+
 static int reject(nx_handshake_t *out, int status, const char *why) {
   out->status = status;
   out->error = why;

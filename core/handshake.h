@@ -49,4 +49,12 @@ const nx_header_t *nx_header_find(const nx_request_t *req, const char *name, int
 /* 1 if s is canonical base64 of exactly 16 bytes (24 chars ending "=="). */
 int nx_handshake_key_valid(const char *s, size_t len);
 
+/* The request target (RFC 9112 §3.2): the origin form "/path?query", or the
+ * absolute form "scheme://authority/path?query", which a server must
+ * accept. Sets *origin to where the path starts (0 for the origin form, just
+ * past the authority for the absolute form) and returns 0; -1 for any other
+ * target, or an absolute form with an empty host or with userinfo ("@"),
+ * which RFC 9110 §4.2 does not allow in http(s) URIs. */
+int nx_target_split(const char *target, size_t len, size_t *origin);
+
 #endif

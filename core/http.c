@@ -133,7 +133,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
 static int on_headers_complete(llhttp_t *p) {
   nx_http_t *h = (nx_http_t *)p->data;
   h->headers_done = 1;
-  return 0;
+  /* Pause: nx_http_feed measures the head where it ends, then resumes. */
+  return HPE_PAUSED;
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -200,11 +201,22 @@ void nx_http_destroy(void *p) {
 
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
   llhttp_errno_t err;
-  size_t used;
+  size_t used, before = h->seen;
 
   if (!h->headers_done)
     h->seen += len;
   err = llhttp_execute(&h->parser, data, len);
+  if (err == HPE_PAUSED && h->headers_done && !h->complete) {
+    /* Paused where the head ends (on_headers_complete): the limit is on
+     * the head as sent, line ends and all, however it was split into reads. */
+    const char *at = llhttp_get_error_pos(&h->parser);
+    if (before + (size_t)(at - data) > h->max)
+      return 431;
+    llhttp_resume(&h->parser);
+    len -= (size_t)(at - data);
+    data = at;
+    err = llhttp_execute(&h->parser, data, len);
+  }
   if (h->too_big)
     return 431;
   if (err == HPE_OK) {
@@ -216,9 +228,6 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     used = (size_t)(llhttp_get_error_pos(&h->parser) - data);
     if (used > len)
       used = len;
-    /* The limit is on the head as sent, line ends and all. */
-    if (h->seen - (len - used) > h->max)
-      return 431;
     *tail = data + used;
     *tail_len = len - used;
     return 1;
@@ -249,10 +258,16 @@ int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen) {
   nx_request_t req;
   nx_handshake_t hs;
 
+  size_t origin;
+
   fill_request(h, &req, hdrs);
   if (nx_handshake_check(&req, &hs)) {
     *why = hs.error;
     return hs.status;
+  }
+  if (nx_target_split(h->buf + h->url_off, h->url_len, &origin)) {
+    *why = "the request target is neither a path nor an absolute URI with a host";
+    return 400;
   }
   if (hs.key_len >= keylen) {
     *why = "Sec-WebSocket-Key too long";

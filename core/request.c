@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "handshake.h"
 #include "llhttp.h"
 #include "nx.h"
 
@@ -28,33 +29,19 @@ void nx_request_store_peer(nx_box_t *b, nx_conn_t *c) {
   }
 }
 
-/* The request target split: where its origin form (path and query) starts,
- * past "scheme://authority" in the absolute form, which a server must
- * accept (RFC 9112 §3.2.2), and where the path ends (at '?'). */
+/* The request target split: where its origin form (path and query) starts
+ * (past "scheme://authority" in the absolute form: see nx_target_split,
+ * which the handshake check passed), and where the path ends (at '?'). */
 typedef struct {
   size_t origin, path_end;
 } nx_target_t;
 
-static int scheme_char(uint8_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
-         c == '-' || c == '.';
-}
-
 static nx_target_t split_target(const nx_box_t *b) {
   const uint8_t *u = b->head, *q;
-  size_t n = b->url_len, i = 0;
+  size_t n = b->url_len;
   nx_target_t t = {0, 0};
-  if (n && u[0] != '/') {
-    while (i < n && scheme_char(u[i]))
-      i++;
-    if (i > 0 && ((u[0] | 0x20) >= 'a' && (u[0] | 0x20) <= 'z') && i + 3 <= n &&
-        memcmp(u + i, "://", 3) == 0) {
-      i += 3;
-      while (i < n && u[i] != '/' && u[i] != '?')
-        i++;
-      t.origin = i;
-    }
-  }
+  if (nx_target_split((const char *)u, n, &t.origin))
+    t.origin = 0;
   q = memchr(u + t.origin, '?', n - t.origin);
   t.path_end = q ? (size_t)(q - u) : n;
   return t;

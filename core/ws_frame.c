@@ -152,11 +152,7 @@ size_t nx_ws_close_payload(uint8_t out[125], unsigned code, const char *reason, 
 
 static int is_control(int opcode) { return opcode & 0x8; }
 
-/* The limit on the compressed bytes of a message whose inflated size may be
- * max: deflate can make incompressible data larger (by a few bytes per
- * stored block with zlib, by up to an eighth with fixed Huffman codes), and
- * the inflated size is checked against max itself while inflating. */
-static uint64_t compressed_limit(uint64_t max) {
+uint64_t nx_ws_compressed_limit(uint64_t max) {
   uint64_t extra = (max >> 3) + 64;
   return max > UINT64_MAX - extra ? UINT64_MAX : max + extra;
 }
@@ -239,7 +235,7 @@ static int begin_frame(nx_ws_parser_t *p) {
   base = opcode == NX_WS_OP_CONT ? p->msg_size : 0;
   limit = p->max_message_size;
   if (limit && (opcode == NX_WS_OP_CONT ? p->msg_rsv1 : (b0 & 0x40) != 0))
-    limit = compressed_limit(limit);
+    limit = nx_ws_compressed_limit(limit);
   if (limit && (len > limit || base + len > limit))
     return fail(p, 1009, "message too big", 0), -1;
   p->msg_size = base + len;

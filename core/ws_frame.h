@@ -146,4 +146,11 @@ int nx_ws_close_code_valid(unsigned code);
  * boundary) into out; code 0 means an empty payload. Returns its length. */
 size_t nx_ws_close_payload(uint8_t out[125], unsigned code, const char *reason, size_t reason_len);
 
+/* The limit on the compressed bytes of a message whose inflated size may be
+ * max (the parser applies it to messages with RSV1): deflate can make
+ * incompressible data larger (by a few bytes per stored block with zlib, by
+ * up to an eighth with fixed Huffman codes), and the inflated size is
+ * checked against max itself while inflating. */
+uint64_t nx_ws_compressed_limit(uint64_t max);
+
 #endif

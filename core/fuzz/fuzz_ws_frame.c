@@ -160,9 +160,11 @@ static int on_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   FUZZ_CHECK(!frame_incomplete(r), "frame begin before the previous frame's %llu bytes",
              (unsigned long long)r->frame_len);
   if (p->max_message_size) {
-    FUZZ_CHECK(len <= p->max_message_size && r->msg_total + len <= p->max_message_size,
+    uint64_t limit =
+        r->msg_rsv1 ? nx_ws_compressed_limit(p->max_message_size) : p->max_message_size;
+    FUZZ_CHECK(len <= limit && r->msg_total + len <= limit,
                "frame of %llu after %llu bytes, limit %llu", (unsigned long long)len,
-               (unsigned long long)r->msg_total, (unsigned long long)p->max_message_size);
+               (unsigned long long)r->msg_total, (unsigned long long)limit);
   }
   r->want_frame_begin = 0;
   r->have_frame = 1;
@@ -196,8 +198,10 @@ static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
   r->frame_got += n;
   r->msg_total += n;
   if (p->max_message_size)
-    FUZZ_CHECK(r->msg_total <= p->max_message_size, "message data %llu over the limit %llu",
-               (unsigned long long)r->msg_total, (unsigned long long)p->max_message_size);
+    FUZZ_CHECK(r->msg_total <= (r->msg_rsv1 ? nx_ws_compressed_limit(p->max_message_size)
+                                            : p->max_message_size),
+               "message data %llu over the limit %llu", (unsigned long long)r->msg_total,
+               (unsigned long long)p->max_message_size);
   if (r->msg_op == NX_WS_OP_TEXT && !r->msg_rsv1) {
     long bad = ref_utf8_feed(&r->ref, d, n);
     FUZZ_CHECK(bad < 0, "text data is not a valid UTF-8 prefix (byte %ld of this call)", bad);

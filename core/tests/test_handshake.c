@@ -391,3 +391,36 @@ TEST(handshake_key_valid) {
     }
   }
 }
+
+/* Origin offset of target, or -1 when nx_target_split refuses it. */
+static long origin_of(const char *target) {
+  size_t origin = 12345;
+  if (nx_target_split(target, strlen(target), &origin))
+    return -1;
+  return (long)origin;
+}
+
+TEST(target_split) {
+  /* the origin form */
+  CHECK_EQ(0, origin_of("/"));
+  CHECK_EQ(0, origin_of("/ws?x=1"));
+  CHECK_EQ(0, origin_of("/a://b"));
+  /* the absolute form: the path starts after the authority */
+  CHECK_EQ(18, origin_of("http://example.org/ws?x=1"));
+  CHECK_EQ(11, origin_of("HTTP://h:80/p"));
+  CHECK_EQ(8, origin_of("ws://h:1/p"));
+  CHECK_EQ(7, origin_of("wss://h"));
+  CHECK_EQ(11, origin_of("http://host?q"));
+  CHECK_EQ(18, origin_of("https://[::1]:8443/ws"));
+  /* refused: no host, userinfo, no scheme, other forms */
+  CHECK_EQ(-1, origin_of("http://"));
+  CHECK_EQ(-1, origin_of("http:///p"));
+  CHECK_EQ(-1, origin_of("http://:80/p"));
+  CHECK_EQ(-1, origin_of("http://u:pw@h/p"));
+  CHECK_EQ(-1, origin_of("http://h:80@evil/p"));
+  CHECK_EQ(-1, origin_of("http:/p"));
+  CHECK_EQ(-1, origin_of("1http://h/p"));
+  CHECK_EQ(-1, origin_of("*"));
+  CHECK_EQ(-1, origin_of("example.org:443"));
+  CHECK_EQ(-1, origin_of(""));
+}

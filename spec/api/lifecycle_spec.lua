@@ -248,6 +248,22 @@ describe("lifecycle of a real process", function()
     a:close_socket()
   end)
 
+  it("App{graceful_timeout = 0.5} sets the grace period (a flag would override it)", function()
+    local dir = proc.tmpdir()
+    finally(function() proc.rmdir(dir) end)
+    local app = dir .. "/grace_app.lua"
+    proc.write_file(app, table.concat({
+      'local nexlua = require "nexlua"',
+      "local app = nexlua.App{ graceful_timeout = 0.5 }",
+      'app:ws_route("/ws", function(ws) ws:accept() for _ in ws:iter() do end end)',
+      "return app", "",
+    }, "\n"))
+    local p = start(app)
+    p:signal("TERM")
+    assert.equal("0", p:wait_exit(5), "exit status; log:\n" .. p:log())
+    pos(p:log(), "grace period 0.5 s")
+  end)
+
   it("a second signal exits at once, non-zero, while the grace period runs", function()
     local p = start(APP, { "--graceful-timeout", "30", "--close-timeout", "30" })
     local a = rawws.connect(p.port, "/ws/mute")

@@ -570,6 +570,19 @@ describe("limits", function()
       assert.equal(431, (rawws.http(s.port, many)))
     end)
 
+    -- Only the head counts: a body, and frames after it, read later, do not.
+    it("1024: a request with a body, its head in one read and body and a 600-byte " ..
+      "frame in the next, is upgraded", function()
+      local head = rawws.build_request(s.port, "/ws", { headers = { ["Content-Length"] = "3" } })
+      local c = track(rawws.open_tcp(s.port))
+      c:send_raw(head)
+      socket.sleep(0.05)
+      local msg = string.rep("m", 600)
+      c:send_raw("abc" .. rawws.build_frame { opcode = OP.TEXT, payload = msg })
+      assert.equal(101, (c:read_http_response()))
+      c:expect_echo(msg, OP.TEXT)
+    end)
+
     it("10 is raised to the minimum of 256: a 200-byte request is upgraded, 300 bytes get 431",
       function()
       local c = track(rawws.connect(tiny.port, "/ws", { raw_request = request_of(tiny.port, 200) }))

@@ -94,6 +94,14 @@ describe("request data on the WebSocket", function()
       "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" ..
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
     assert.equal(404, status)
+    -- no host, or userinfo (RFC 9110 §4.2), or not a URI at all: 400
+    for _, target in ipairs({ "http://", "http://u:pw@example.test/introspect",
+      "http://h:80@evil/introspect", "introspect" }) do
+      status = rawws.http(s.port, "GET " .. target .. " HTTP/1.1\r\nHost: x\r\n" ..
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" ..
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+      assert.equal(400, status, target)
+    end
   end)
 
   it("ws.path_params is empty for a route without parameters", function()

@@ -148,6 +148,114 @@ async def check_wrong_ca(url, ca):
     raise AssertionError("an untrusted self-signed certificate was accepted")
 
 
+def masked_frame(opcode, payload):
+    """One client frame (FIN set, masked)."""
+    key = random.randbytes(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else
+                                     bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def server_frames(data):
+    """The (opcode, payload) of every whole unmasked frame in data."""
+    out, i = [], 0
+    while i + 2 <= len(data):
+        opcode, n, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+        if n == 126:
+            n, j = int.from_bytes(data[j:j + 2], "big"), j + 2
+        elif n == 127:
+            n, j = int.from_bytes(data[j:j + 8], "big"), j + 8
+        if j + n > len(data):
+            break
+        out.append((opcode, data[j:j + n]))
+        i = j + n
+    return out
+
+
+def same_write(url, ca, tail):
+    """Over TLS, a text frame, then tail (a close or a violation), then the
+    TLS close_notify, all in one TCP write (a MemoryBIO TLS client): returns
+    the frames the server sent back until it closed TCP."""
+    import base64
+    import os
+    import socket
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context(ca).wrap_bio(inc, out, server_hostname=host)
+    sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+
+    def pump_in():
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError("the server closed during the TLS handshake")
+        inc.write(data)
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            pump_in()
+    sock.sendall(out.read())
+    key = base64.b64encode(os.urandom(16)).decode()
+    tls.write((f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(out.read())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        try:
+            head += tls.read(65536)
+        except ssl.SSLWantReadError:
+            pump_in()
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise AssertionError(f"no 101: {head[:40]!r}")
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    tls.write(masked_frame(1, b"hello") + tail)
+    try:
+        tls.unwrap()  # queues close_notify
+    except ssl.SSLWantReadError:
+        pass
+    sock.sendall(out.read())  # the frames and close_notify in one write
+    raw = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        raw += data
+    sock.close()
+    inc.write(raw)
+    inc.write_eof()
+    try:
+        while True:
+            data = tls.read(65536)
+            if not data:
+                break
+            rest += data
+    except (ssl.SSLError, ssl.SSLZeroReturnError):
+        pass
+    return server_frames(rest)
+
+
+def expect_echo_then_close(frames, code):
+    if len(frames) < 2 or frames[0] != (1, b"hello"):
+        raise AssertionError(f"expected the echo of hello first, got {frames!r}")
+    if frames[1][0] != 8 or int.from_bytes(frames[1][1][:2], "big") != code:
+        raise AssertionError(f"expected close {code} after the echo, got {frames[1:]!r}")
+
+
+async def check_close_notify_after_close(url, ca):
+    tail = masked_frame(8, (4001).to_bytes(2, "big"))
+    expect_echo_then_close(await asyncio.to_thread(same_write, url, ca, tail), 4001)
+
+
+async def check_close_notify_after_violation(url, ca):
+    tail = masked_frame(3, b"reserved")
+    expect_echo_then_close(await asyncio.to_thread(same_write, url, ca, tail), 1002)
+
+
 CHECKS = [
     ("TLS 1.2+ negotiated, certificate and host name verified", check_tls_version),
     ("small text and binary echo without compression", check_small),
@@ -158,6 +266,10 @@ CHECKS = [
     ("TLS 1.1-only client refused", check_tls11_refused),
     ("TLS 1.2-only client served", check_tls12_accepted),
     ("an untrusted certificate is refused by the client (sanity)", check_wrong_ca),
+    ("a message, a close and close_notify in one write: the echo, then close 4001",
+     check_close_notify_after_close),
+    ("a message, a violation and close_notify in one write: the echo, then close 1002",
+     check_close_notify_after_violation),
 ]
 
 

@@ -80,6 +80,8 @@ describe("TLS: wss://", function()
       "TLS 1.1-only client refused",
       "TLS 1.2-only client served",
       "an untrusted certificate is refused by the client (sanity)",
+      "a message, a close and close_notify in one write: the echo, then close 4001",
+      "a message, a violation and close_notify in one write: the echo, then close 1002",
     }
     local function run()
       if not results then

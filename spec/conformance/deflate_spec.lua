@@ -482,6 +482,26 @@ describe("conformance: permessage-deflate", function()
       expect_same(msg, recv_message(c).data)
     end)
 
+    -- RFC 7692 §7.2.3.3's own example: "Hello" in a final block, then the
+    -- header byte of the empty stored block whose 00 00 ff ff was removed.
+    it("echoes the RFC's BFINAL example (f3 48 cd c9 c9 07 00 00) as Hello", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = "\243\72\205\201\201\7\0\0" }
+      expect_same("Hello", recv_message(c).data)
+      -- and with that block whole (its 00 00 ff ff kept)
+      c:send_frame { opcode = OP.TEXT, rsv1 = true,
+        payload = "\243\72\205\201\201\7\0" .. "\0\0\0\255\255" }
+      expect_same("Hello", recv_message(c).data)
+    end)
+
+    it("takes a compressed message with no payload bytes at all as the empty message", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "" }
+      expect_same("", recv_message(c).data)
+    end)
+
     it("echoes a message that keeps the 00 00 ff ff tail (an empty stored block inside)",
       function()
       local c = open("permessage-deflate")

@@ -175,7 +175,7 @@ function serve.run(app, opts)
   local exit_code = 0
   local listener
   local stopping = false
-  local grace = opts.graceful_timeout or 10
+  local grace = opts.graceful_timeout or app.options.graceful_timeout or 10
   local holder = { app = app }
   -- From here on only holder.app: a parameter kept alive by this frame
   -- would pin the first generation of the app for the life of the process.

@@ -1,0 +1,60 @@
+-- The README's TestClient examples (the ```lua blocks that require
+-- nexlua.testing and describe tests) run as they are written there, so the
+-- README cannot drift from the API.
+local f = assert(io.open("README.md", "rb"))
+local text = f:read("*a")
+f:close()
+
+local n = 0
+for block in text:gmatch("```lua\n(.-)```") do
+  if block:find('require "nexlua.testing"', 1, true) and block:find("describe%(") then
+    n = n + 1
+    local chunk = assert(loadstring(block, "=README.md (TestClient example " .. n .. ")"))
+    setfenv(chunk, getfenv(1)) -- busted's describe, it, finally, assert
+    describe("README TestClient example " .. n, chunk)
+  end
+end
+
+describe("README", function()
+  it("has TestClient examples to run", function()
+    assert.is_true(n >= 1, "no ```lua block with describe() and nexlua.testing in README.md")
+  end)
+end)
+
+describe("README code", function()
+  it("every ```lua block is valid Lua", function()
+    local i = 0
+    for block in text:gmatch("```lua\n(.-)```") do
+      i = i + 1
+      local chunk, err = loadstring(block, "=README.md (lua block " .. i .. ")")
+      assert(chunk, err)
+    end
+    assert.is_true(i > 5, "only " .. i .. " lua blocks found")
+  end)
+
+  -- The JSON block prints what its comments say (--> ...).
+  it("the JSON examples print what they say", function()
+    local block = text:match("```lua\n(local json = nexlua.json\n.-)```")
+    assert(block, "the JSON block is missing")
+    local out = {}
+    local env = setmetatable({
+      nexlua = require "nexlua",
+      print = function(v) out[#out + 1] = tostring(v) end,
+    }, { __index = _G })
+    local chunk = assert(loadstring(block, "=README.md (JSON block)"))
+    setfenv(chunk, env)
+    chunk()
+    local i = 0
+    for expected in block:gmatch("%-%->%s*([^\n]-)%s*\n") do
+      i = i + 1
+      expected = expected:gsub("%s+%(key order may vary%)$", "")
+      if i == 1 then
+        -- two keys, either order
+        assert.is_truthy(out[1] == expected or out[1] == '{"tags":{},"path":"a/b"}', out[1])
+      else
+        assert.equal(expected, out[i])
+      end
+    end
+    assert.equal(#out, i)
+  end)
+end)

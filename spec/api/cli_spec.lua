@@ -60,6 +60,17 @@ describe("the nexlua command line", function()
   end)
   teardown(function() os.execute("rm -rf " .. q(dir)) end)
 
+  -- An app of these lines (after requiring nexlua, before returning the
+  -- app) must fail to load: status 1, one line naming path .. where.
+  local function expect_load_error(name, lines, where)
+    local path = app_file(name, 'local nexlua = require "nexlua"\n' .. table.concat(lines, "\n") ..
+      "\nreturn app\n")
+    local code, _, err = run { path, "--port", "0" }
+    assert.equal(1, code)
+    assert_one_clear_line(err)
+    assert.matches(path .. where, err, 1, true)
+  end
+
   describe("an app that cannot be loaded", function()
     it("a missing file, or a directory: names it, exits 2", function()
       local path = dir .. "/does_not_exist.lua"
@@ -85,31 +96,16 @@ describe("the nexlua command line", function()
       { 'App{tls_cert = "c.pem"}', "tls_cert needs tls_key" },
     }) do
       it("a bad option: nexlua." .. case[1] .. " names the app's file:line, exits 1", function()
-        local path = app_file("bad_option.lua", table.concat({
-          'local nexlua = require "nexlua"',
-          "local app = nexlua." .. case[1],
-          "return app",
-          "",
-        }, "\n"))
-        local code, _, err = run { path, "--port", "0" }
-        assert.equal(1, code)
-        assert_one_clear_line(err)
-        assert.matches(path .. ":2: App: " .. case[2], err, 1, true)
+        expect_load_error("bad_option.lua", { "local app = nexlua." .. case[1] },
+          ":2: App: " .. case[2])
       end)
     end
 
     it("a bad ws_route option names the app's file:line", function()
-      local path = app_file("bad_route_option.lua", table.concat({
-        'local nexlua = require "nexlua"',
+      expect_load_error("bad_route_option.lua", {
         "local app = nexlua.App()",
         'app:ws_route("/ws", function(ws) ws:accept() end, { ping_timeout = 0 })',
-        "return app",
-        "",
-      }, "\n"))
-      local code, _, err = run { path, "--port", "0" }
-      assert.equal(1, code)
-      assert_one_clear_line(err)
-      assert.matches(path .. ":3: ws_route: ping_timeout must be a number of seconds above 0", err, 1, true)
+      }, ":3: ws_route: ping_timeout must be a number of seconds above 0")
     end)
 
     it("a syntax error: names file:line", function()

@@ -673,9 +673,44 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     }
     m->opcode = p->msg_opcode;
     m->compressed = p->msg_rsv1;
+    m->check_kb = 0;
     c->cur = m;
   }
   return 0;
+}
+
+/* A compressed message whose last fragment has not come yet fails as soon
+ * as it cannot become valid, as an uncompressed one does: what has come is
+ * inflated from its start (with the runtime's one stream: no connection
+ * keeps zlib state between reads), and must be valid deflate data, within
+ * the size limit and, for text, the start of UTF-8. The check runs after a
+ * fragment once the compressed bytes have doubled since the last one (a
+ * KiB at least), so it costs at most about two more inflations of the
+ * message. Returns 1 when the connection was failed. */
+static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
+  nx_rt_t *rt = c->rt;
+  nx_buf_t *out = &rt->scratch;
+  nx_utf8_t u;
+  int r;
+  m->check_kb = (uint32_t)((m->len >> 10) * 2 + 1);
+  if (!rt->deflate && !(rt->deflate = nx_deflate_new()))
+    return 0; /* (the end of the message tells) */
+  out->off = out->len = 0;
+  r = nx_inflate_prefix(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size, out);
+  if (r == 0 && m->opcode == NX_WS_OP_TEXT) {
+    nx_utf8_init(&u);
+    if (nx_utf8_feed(&u, out->data, out->len))
+      r = -3;
+  }
+  out->off = out->len = 0;
+  nx_buf_shrink_idle(out);
+  if (r == 0)
+    return 0;
+  violation(c, r == -2 ? 1009 : 1007,
+            r == -2   ? "message too big"
+            : r == -3 ? "text message is not UTF-8"
+                      : "invalid compressed data");
+  return 1;
 }
 
 static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
@@ -709,6 +744,9 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   else
     memcpy(m->data + m->len, data, n);
   m->len += n;
+  /* A compressed fragment that is not the last one, whole. */
+  if (m->compressed && !p->fin && p->remaining == 0 && (m->len >> 10) >= m->check_kb)
+    return check_compressed_prefix(c, m);
   return 0;
 }
 

@@ -101,50 +101,68 @@ static int empty_block_rest(const uint8_t *p, size_t n) {
   return (n == 1 && p[0] == 0) || (n == 5 && memcmp(p, "\0\0\0\xff\xff", 5) == 0);
 }
 
+/* The runtime's inflate stream, reset for a new message; NULL without memory. */
+static z_stream *inflate_start(nx_deflate_t *d) {
+  if (!d->inf_ready) {
+    if (inflateInit2(&d->inf, -15) != Z_OK)
+      return NULL;
+    d->inf_ready = 1;
+  } else {
+    inflateReset(&d->inf);
+  }
+  return &d->inf;
+}
+
+/* Inflates len bytes of input into out (appending). Returns 0 once the input
+ * is used up and the output drained (a full buffer may mean zlib holds more
+ * output), 1 at the end of the deflate stream (a final block: z->avail_in
+ * says what is left), -1 for bad data or no memory, -2 past max bytes
+ * (checked as it goes: a small bomb never gets the memory). */
+static int inflate_input(z_stream *z, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out) {
+  int full = 1, r;
+  z->next_in = (Bytef *)in;
+  z->avail_in = (uInt)len;
+  while (z->avail_in > 0 || full) {
+    size_t room;
+    if (nx_buf_reserve(out, out->len < 16384 ? 16384 : out->len))
+      return -1;
+    room = out->cap - out->len;
+    z->next_out = out->data + out->len;
+    z->avail_out = (uInt)room;
+    r = inflate(z, Z_SYNC_FLUSH);
+    out->len += room - z->avail_out;
+    full = z->avail_out == 0;
+    if (max && nx_buf_size(out) > max)
+      return -2;
+    if (r == Z_STREAM_END)
+      return 1;
+    if (r == Z_BUF_ERROR && !full)
+      break; /* no progress: needs more input */
+    if (r != Z_OK && r != Z_BUF_ERROR)
+      return -1;
+  }
+  return 0;
+}
+
 int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max,
                        nx_buf_t *out) {
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
-  z_stream *z = &d->inf;
+  z_stream *z;
   int pass, r, whole = 0;
 
   /* No data at all: not the single byte 00 an empty message compresses to,
    * but taken as the empty message it plainly means (as zlib streams do). */
   if (len == 0)
     return 0;
-
-  if (!d->inf_ready) {
-    if (inflateInit2(z, -15) != Z_OK)
-      return -1;
-    d->inf_ready = 1;
-  } else {
-    inflateReset(z);
-  }
-  /* The message, then the 00 00 ff ff the sender removed. A pass ends when
-   * its input is used up and the output buffer was not filled (a full
-   * buffer may mean zlib holds more output). */
+  if (!(z = inflate_start(d)))
+    return -1;
+  /* The message, then the 00 00 ff ff the sender removed. */
   for (pass = 0; pass < 2; pass++) {
-    int full = 1;
-    z->next_in = (Bytef *)(pass == 0 ? in : tail);
-    z->avail_in = (uInt)(pass == 0 ? len : sizeof(tail));
-    while (z->avail_in > 0 || full) {
-      size_t room;
-      if (nx_buf_reserve(out, out->len < 16384 ? 16384 : out->len))
-        return -1;
-      room = out->cap - out->len;
-      z->next_out = out->data + out->len;
-      z->avail_out = (uInt)room;
-      r = inflate(z, Z_SYNC_FLUSH);
-      out->len += room - z->avail_out;
-      full = z->avail_out == 0;
-      if (max && nx_buf_size(out) > max)
-        return -2;
-      if (r == Z_STREAM_END)
-        return pass == 0 && z->avail_in && !empty_block_rest(z->next_in, z->avail_in) ? -1 : 0;
-      if (r == Z_BUF_ERROR && !full)
-        break; /* no progress: needs more input */
-      if (r != Z_OK && r != Z_BUF_ERROR)
-        return -1;
-    }
+    r = pass == 0 ? inflate_input(z, in, len, max, out) : inflate_input(z, tail, 4, max, out);
+    if (r < 0)
+      return r;
+    if (r == 1)
+      return pass == 0 && z->avail_in && !empty_block_rest(z->next_in, z->avail_in) ? -1 : 0;
     /* The tail only ever closes an empty stored block (RFC 7692 §7.2.2): the
      * message is whole if the stream stands between blocks (zlib's
      * data_type bit 128) after the payload (a sender that kept the tail) or
@@ -154,4 +172,13 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
       whole = 1;
   }
   return whole ? 0 : -1;
+}
+
+int nx_inflate_prefix(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out) {
+  z_stream *z = inflate_start(d);
+  int r;
+  if (!z)
+    return -1;
+  r = inflate_input(z, in, len, max, out);
+  return r == 1 ? 0 : r; /* (what may follow a final block is checked at the end) */
 }

@@ -35,4 +35,10 @@ void nx_deflate_trim(nx_deflate_t *d);
  * would exceed max bytes (checked while inflating: a small bomb never gets the memory). */
 int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out);
 
+/* Inflates the first len bytes of a compressed message whose last fragment
+ * has not come yet into out (appending), to fail it early: returns 0 while
+ * they can still begin a valid message, -1 if they cannot (bad deflate
+ * data), -2 if they already inflate to more than max bytes. */
+int nx_inflate_prefix(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t max, nx_buf_t *out);
+
 #endif

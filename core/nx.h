@@ -144,6 +144,7 @@ struct nx_msg_s {
   size_t len, cap;
   uint8_t opcode;
   uint8_t compressed; /* permessage-deflate: RSV1 was set on its first frame */
+  uint32_t check_kb;  /* compressed and still coming: KiB at which to check it next */
   uint8_t data[];
 };
 

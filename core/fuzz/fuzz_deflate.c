@@ -3,8 +3,10 @@
  *
  * Byte 0 picks the mode (b % 3), byte 1 a parameter, the rest is the data:
  *   0  inflate the data as a compressed message, bounded by (b1 + 1) KiB;
- *      the bound holds, and whatever inflates re-compresses and inflates
- *      back to the same bytes;
+ *      the bound holds, whatever inflates re-compresses and inflates back
+ *      to the same bytes, and any first part of a message that inflates is
+ *      taken as a valid start (nx_inflate_prefix), giving the first part of
+ *      its bytes;
  *   1  compress the data with a window of 9 + b1 % 7 bits and inflate it:
  *      the same bytes come back, and compressing them again hits the cache;
  *   2  negotiate: the data split at '\n' into Sec-WebSocket-Extensions
@@ -64,6 +66,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
       copy = (uint8_t *)malloc(n ? n : 1);
       if (n)
         memcpy(copy, out.data + out.off, n);
+      {
+        size_t cut = len * param / 256;
+        nx_buf_t part = {0};
+        int pr = nx_inflate_prefix(shared, data, cut, max, &part);
+        FUZZ_CHECK(pr == 0, "the first %zu of %zu bytes of a valid message refused (%d)", cut, len,
+                   pr);
+        FUZZ_CHECK(nx_buf_size(&part) <= n &&
+                       (nx_buf_size(&part) == 0 ||
+                        memcmp(part.data + part.off, copy, nx_buf_size(&part)) == 0),
+                   "a first part inflates to other bytes than the message's first ones");
+        nx_buf_free(&part);
+      }
       roundtrip(copy, n, 15);
       free(copy);
     }

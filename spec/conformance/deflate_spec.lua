@@ -779,6 +779,53 @@ describe("conformance: permessage-deflate", function()
       c:expect_failure(1009, 5)
     end)
 
+    -- Fail fast, as for uncompressed messages: a compressed message is
+    -- failed once what has come of it cannot become valid, without its
+    -- last fragment.
+    local function first_fragments(opcode, z, size)
+      local wire, i = {}, 1
+      while i <= #z do
+        wire[#wire + 1] = rawws.build_frame { opcode = i == 1 and opcode or OP.CONTINUATION,
+          payload = z:sub(i, i + size - 1), fin = false, rsv1 = i == 1 }
+        i = i + size
+      end
+      return table.concat(wire)
+    end
+
+    it("fails fast: a compressed text whose first fragments inflate to invalid UTF-8 gets " ..
+      "1007 before its last fragment", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      local z = zlib.deflate(string.rep("fine ", 100) .. "\255" .. string.rep("more ", 100))
+      c:send_raw(first_fragments(OP.TEXT, z, 100))
+      c:expect_failure(1007, 3)
+    end)
+
+    it("fails fast: invalid deflate data in a first fragment gets 1007 before the last one",
+      function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      c:send_raw(first_fragments(OP.BINARY, "\255\255\255\255", 4))
+      c:expect_failure(1007, 3)
+    end)
+
+    it("fails fast: fragments that already inflate past --max-message-size get 1009 " ..
+      "before the last one", function()
+      local c = open("permessage-deflate", small)
+      assert(accepted(c))
+      local bomb = zlib.deflate(string.rep("\0", 8 * MiB), { level = 9 })
+      c:send_raw(first_fragments(OP.BINARY, bomb, 1000))
+      c:expect_failure(1009, 3)
+    end)
+
+    it("a compressed text split inside a character across fragments is echoed whole", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      local msg = string.rep("κόσμε 😀 ", 3000)
+      c:send_raw((compressed_wire(OP.TEXT, msg, { frag = 333 })))
+      expect_same(msg, recv_message(c).data)
+    end)
+
     it("a 64 MiB bomb against the default 16 MiB maximum: 1009", function()
       local bomb = zlib.deflate(string.rep("a", 64 * MiB), { level = 9 })
       local c = open("permessage-deflate")

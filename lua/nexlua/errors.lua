@@ -1,7 +1,7 @@
 --- Error types of nexlua. Errors are tables with a type, raised with error().
 -- Each type has a constructor (callable class) and a predicate in nexlua:
 -- nexlua.is_disconnect(err), nexlua.is_timeout(err), ...
-local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
+local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
 local format = string.format
 local getinfo = debug.getinfo
 
@@ -113,6 +113,30 @@ errors.QueueFull = class("QueueFull", errors.Error,
 errors.QueueEmpty = class("QueueEmpty", errors.Error,
   function(e) e.message = "queue is empty" end,
   function(e) return e.message end)
+
+--- An error class of the app's own (Python's `class InvalidToken(Exception)`):
+-- nexlua.error_class("InvalidTokenError", parent) with parent another class
+-- (default errors.Error). Its instances are made by calling it,
+-- Class(message, fields), where the optional fields table's keys are
+-- copied into the error; Class.is(err) is true for it and its subclasses,
+-- and tostring(err) is "InvalidTokenError: message".
+function errors.define(name, parent)
+  if type(name) ~= "string" or name == "" then
+    error("error_class: the class name must be a non-empty string", 2)
+  end
+  parent = parent or errors.Error
+  if type(parent) ~= "table" or not registry[parent.mt] then
+    error("error_class: the parent must be an error class, got " .. tostring(parent), 2)
+  end
+  return class(name, parent,
+    function(e, message, fields)
+      if type(fields) == "table" then
+        for k, v in pairs(fields) do e[k] = v end
+      end
+      e.message = message == nil and name or tostring(message)
+    end,
+    function(e) return name .. ": " .. e.message end)
+end
 
 --- Raises err of class cls with the location of the caller `level` levels up.
 function errors.raise(cls, level, ...)

@@ -30,6 +30,7 @@ local nexlua = {
   CancelledError = errors.CancelledError,
   QueueFull = errors.QueueFull,
   QueueEmpty = errors.QueueEmpty,
+  error_class = errors.define,
   is_error = errors.is_error,
   is_cancelled = errors.is_cancelled,
   is_disconnect = errors.is_disconnect,

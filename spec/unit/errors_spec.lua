@@ -116,4 +116,37 @@ describe("nexlua.errors", function()
       assert.equal(errors[p], nexlua[p], p)
     end
   end)
+
+  describe("nexlua.error_class: the app's own error classes", function()
+    local nexlua = require "nexlua"
+
+    it("makes a class under nexlua.Error, or under a given parent", function()
+      local Auth = nexlua.error_class("AuthError")
+      local Expired = nexlua.error_class("TokenExpired", Auth)
+      local e = Expired("the token expired", { user = "bob", code = 4001 })
+      assert.is_true(Expired.is(e))
+      assert.is_true(Auth.is(e))
+      assert.is_true(nexlua.is_error(e))
+      assert.is_false(nexlua.is_disconnect(e))
+      assert.is_false(Expired.is(Auth("x")))
+      assert.equal("the token expired", e.message)
+      assert.equal("bob", e.user)
+      assert.equal(4001, e.code)
+      assert.equal("TokenExpired: the token expired", tostring(e))
+      assert.equal("AuthError: AuthError", tostring(Auth()))
+      -- raised and caught like any error
+      local ok, err = pcall(function() error(Expired("again"), 0) end)
+      assert.is_false(ok)
+      assert.is_true(Auth.is(err))
+      -- under a nexlua class
+      local Mine = nexlua.error_class("MyWebSocketError", nexlua.WebSocketError)
+      assert.is_true(nexlua.is_websocket_error(Mine("m")))
+    end)
+
+    it("refuses a bad name or parent", function()
+      assert.has_error(function() nexlua.error_class("") end,
+        "error_class: the class name must be a non-empty string")
+      assert.has_error(function() nexlua.error_class("X", {}) end)
+    end)
+  end)
 end)

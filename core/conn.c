@@ -685,8 +685,13 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
  * keeps zlib state between reads), and must be valid deflate data, within
  * the size limit and, for text, the start of UTF-8. The check runs after a
  * fragment once the compressed bytes have doubled since the last one (a
- * KiB at least), so it costs at most about two more inflations of the
- * message. Returns 1 when the connection was failed. */
+ * KiB at least), and only until what has come inflates to a MiB: a message
+ * can grow in compressed bytes without growing inflated (empty blocks), and
+ * every check inflates from the start. Past that, the end of the message
+ * tells (its inflated size is bounded as it goes, then as ever). Returns 1
+ * when the connection was failed. */
+#define NX_PREFIX_CHECK_MAX (1u << 20)
+
 static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   nx_rt_t *rt = c->rt;
   nx_buf_t *out = &rt->scratch;
@@ -702,6 +707,8 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
     if (nx_utf8_feed(&u, out->data, out->len))
       r = -3;
   }
+  if (out->len >= NX_PREFIX_CHECK_MAX)
+    m->check_kb = UINT32_MAX; /* no more checks for this message */
   out->off = out->len = 0;
   nx_buf_shrink_idle(out);
   if (r == 0)

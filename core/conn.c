@@ -704,7 +704,7 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   r = nx_inflate_prefix(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size, out);
   if (r == 0 && m->opcode == NX_WS_OP_TEXT) {
     nx_utf8_init(&u);
-    if (nx_utf8_feed(&u, out->data, out->len))
+    if (out->len && nx_utf8_feed(&u, out->data, out->len))
       r = -3;
   }
   if (out->len >= NX_PREFIX_CHECK_MAX)
@@ -778,7 +778,8 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
     violation(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
     return NULL;
   }
-  if (m->opcode == NX_WS_OP_TEXT && !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
+  if (m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
+      !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
     nx_msg_free(rt, m);
     violation(c, 1007, "text message is not UTF-8");
     return NULL;
@@ -792,7 +793,8 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   out->len = rt->scratch.len;
   out->opcode = m->opcode;
   out->compressed = 0;
-  memcpy(out->data, rt->scratch.data, rt->scratch.len);
+  if (rt->scratch.len) /* (an empty message may leave the buffer unallocated) */
+    memcpy(out->data, rt->scratch.data, rt->scratch.len);
   nx_msg_free(rt, m);
   rt->scratch.off = rt->scratch.len = 0;
   nx_buf_shrink_idle(&rt->scratch); /* a big message must not pin its buffer */

@@ -1,0 +1,346 @@
+/* A connection's input once it is a WebSocket: frames into messages (with
+ * permessage-deflate and its early checks), the inbox the app takes them
+ * from, reading paused while the app is behind, and how a violation or the
+ * peer's close ends the connection. See conn.c for the rest of its life. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_priv.h"
+#include "deflate.h"
+#include "utf8.h"
+
+/* A violation of the protocol by the peer (RFC 6455 §7.1.7): the
+ * connection fails with code, and nothing after the violation is read.
+ * Messages that were whole before it and that the app has not taken are
+ * still the app's: while there are any, the failure waits for the end of
+ * the loop turn (nx_conn_end_deferred), after the handler has run, so that
+ * its answers to them go out before the close frame, as they would from a
+ * server reading one frame at a time. reason: static text. */
+static void violation(nx_conn_t *c, unsigned code, const char *reason) {
+  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
+    c->ws.error_code = (uint16_t)code;
+    c->ws.error_reason = reason;
+    nx_conn_stop_reading(c);
+    nx_rt_mark_dirty(c);
+    return;
+  }
+  nx_conn_fail(c, code, reason);
+}
+
+void nx_conn_end_deferred(nx_conn_t *c) {
+  if (c->state != NX_CONN_OPEN || c->closing_handles)
+    return;
+  if (c->ws.error_code) {
+    nx_conn_fail(c, c->ws.error_code, c->ws.error_reason);
+  } else if (c->close_received) {
+    /* The peer's close, answered with its code (see ws_control). */
+    uint8_t payload[2] = {(uint8_t)(c->close_code >> 8), (uint8_t)c->close_code};
+    nx_conn_send(c, NX_WS_OP_CLOSE, payload, c->close_code == 1005 ? 0 : 2);
+    c->close_sent = 1;
+    nx_conn_end(c);
+  }
+}
+
+/* ---- Input: frames into messages ------------------------------------- */
+
+static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  size_t want;
+  if (c->state != NX_CONN_OPEN)
+    return 0;
+  c->fragments = m ? c->fragments + 1 : 1;
+  if (c->listener->cfg.max_fragments && c->fragments > c->listener->cfg.max_fragments) {
+    nx_conn_fail(c, 1008, "too many fragments in one message");
+    return 1;
+  }
+  if (!m) {
+    /* Reserve what the header announced, up to 256 KiB; a larger frame
+     * grows as its bytes really arrive. */
+    want = len < 262144 ? (size_t)len : 262144;
+    m = nx_msg_new(c->rt, want);
+    if (!m) {
+      nx_conn_fail(c, 1011, "out of memory for the message");
+      return 1;
+    }
+    m->opcode = p->msg_opcode;
+    m->compressed = p->msg_rsv1;
+    m->check_kb = 0;
+    c->cur = m;
+  }
+  return 0;
+}
+
+/* A compressed message whose last fragment has not come yet fails as soon
+ * as it cannot become valid, as an uncompressed one does: what has come is
+ * inflated from its start (with the runtime's one stream: no connection
+ * keeps zlib state between reads), and must be valid deflate data, within
+ * the size limit and, for text, the start of UTF-8. The check runs after a
+ * fragment once the compressed bytes have doubled since the last one (a
+ * KiB at least), and only until what has come inflates to a MiB: a message
+ * can grow in compressed bytes without growing inflated (empty blocks), and
+ * every check inflates from the start. Past that, the end of the message
+ * tells (its inflated size is bounded as it goes, then as ever). Returns 1
+ * when the connection was failed. */
+#define NX_PREFIX_CHECK_MAX (1u << 20)
+
+static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
+  nx_rt_t *rt = c->rt;
+  nx_buf_t *out = &rt->scratch;
+  nx_utf8_t u;
+  int r;
+  m->check_kb = (uint32_t)((m->len >> 10) * 2 + 1);
+  if (!rt->deflate && !(rt->deflate = nx_deflate_new()))
+    return 0; /* (the end of the message tells) */
+  out->off = out->len = 0;
+  r = nx_inflate_prefix(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size, out);
+  if (r == 0 && m->opcode == NX_WS_OP_TEXT) {
+    nx_utf8_init(&u);
+    if (out->len && nx_utf8_feed(&u, out->data, out->len))
+      r = -3;
+  }
+  if (out->len >= NX_PREFIX_CHECK_MAX)
+    m->check_kb = UINT32_MAX; /* no more checks for this message */
+  out->off = out->len = 0;
+  nx_buf_shrink_idle(out);
+  if (r == 0)
+    return 0;
+  violation(c, r == -2 ? 1009 : 1007,
+            r == -2   ? "message too big"
+            : r == -3 ? "text message is not UTF-8"
+                      : "invalid compressed data");
+  return 1;
+}
+
+static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  if (c->state != NX_CONN_OPEN || !m)
+    return 0;
+  if (m->len + n > m->cap) {
+    /* Double (amortized: many small fragments must not copy the message
+     * over and over), but never past the maximum message size. */
+    size_t need = m->len + n;
+    size_t cap = m->cap * 2;
+    uint64_t max = c->listener->cfg.max_message_size;
+    nx_msg_t *g;
+    if (cap < 1024)
+      cap = 1024;
+    if (max && cap > max)
+      cap = (size_t)max;
+    if (cap < need)
+      cap = need;
+    g = (nx_msg_t *)realloc(m, sizeof(*m) + cap);
+    if (!g) {
+      nx_conn_fail(c, 1009, "out of memory for the message");
+      return 1;
+    }
+    g->cap = cap;
+    c->cur = m = g;
+  }
+  if (p->data_masked)
+    nx_ws_unmask_copy(m->data + m->len, data, n, p->mask, p->data_phase);
+  else
+    memcpy(m->data + m->len, data, n);
+  m->len += n;
+  /* A compressed fragment that is not the last one, whole. */
+  if (m->compressed && !p->fin && p->remaining == 0 && (m->len >> 10) >= m->check_kb)
+    return check_compressed_prefix(c, m);
+  return 0;
+}
+
+/* Replaces a compressed message by its inflated bytes; NULL when the
+ * connection was failed (bomb, bad data, bad UTF-8). */
+static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
+  nx_rt_t *rt = c->rt;
+  nx_msg_t *out;
+  int r;
+  if (!rt->deflate && !(rt->deflate = nx_deflate_new())) {
+    nx_msg_free(rt, m);
+    nx_conn_fail(c, 1011, "out of memory");
+    return NULL;
+  }
+  rt->scratch.off = rt->scratch.len = 0;
+  r = nx_inflate_message(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size,
+                         &rt->scratch);
+  if (r) {
+    nx_msg_free(rt, m);
+    rt->scratch.off = rt->scratch.len = 0;
+    nx_buf_shrink_idle(&rt->scratch);
+    violation(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
+    return NULL;
+  }
+  if (m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
+      !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
+    nx_msg_free(rt, m);
+    violation(c, 1007, "text message is not UTF-8");
+    return NULL;
+  }
+  out = nx_msg_new(rt, rt->scratch.len);
+  if (!out) {
+    nx_msg_free(rt, m);
+    nx_conn_fail(c, 1011, "out of memory");
+    return NULL;
+  }
+  out->len = rt->scratch.len;
+  out->opcode = m->opcode;
+  out->compressed = 0;
+  if (rt->scratch.len) /* (an empty message may leave the buffer unallocated) */
+    memcpy(out->data, rt->scratch.data, rt->scratch.len);
+  nx_msg_free(rt, m);
+  rt->scratch.off = rt->scratch.len = 0;
+  nx_buf_shrink_idle(&rt->scratch); /* a big message must not pin its buffer */
+  return out;
+}
+
+static int ws_message_end(nx_ws_parser_t *p) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m = c->cur;
+  c->cur = NULL;
+  if (c->state != NX_CONN_OPEN) {
+    nx_msg_free(c->rt, m);
+    return 0;
+  }
+  if (!m)
+    return 0;
+  if (m->compressed && (m = inflate_message(c, m)) == NULL)
+    return 1;
+  m->next = NULL;
+  if (c->inbox_tail)
+    c->inbox_tail->next = m;
+  else
+    c->inbox = m;
+  c->inbox_tail = m;
+  c->inbox_bytes += m->cap + sizeof(*m); /* what it holds, not what it says */
+  if (c->reader)
+    nx_task_wake(c->reader, 0);
+  if (c->inbox_bytes > c->listener->cfg.read_pause_bytes) {
+    /* The app is not keeping up: stop reading until it does. */
+    nx_conn_stop_reading(c);
+    c->paused = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  if (opcode == NX_WS_OP_PING) {
+    if (c->state == NX_CONN_OPEN)
+      nx_conn_send(c, NX_WS_OP_PONG, payload, len);
+    return 0;
+  }
+  if (opcode == NX_WS_OP_PONG)
+    return 0; /* unsolicited pongs are fine */
+
+  /* Close: answer with the peer's code (unless we already sent ours), then
+   * end the TCP connection from our side, as a server should. Nothing after
+   * it is read. Messages that came before it and that the app has not taken
+   * yet are still its own: while there are any, the answer waits for the end
+   * of the loop turn (nx_conn_end_deferred), so that the app's replies to
+   * them go out first (RFC 6455 §5.5.1 lets an endpoint finish sending). */
+  c->close_received = 1;
+  if (len >= 2)
+    nx_conn_set_close(c, (uint16_t)((payload[0] << 8) | payload[1]), (const char *)payload + 2,
+                      len - 2);
+  else
+    nx_conn_set_close(c, 1005, NULL, 0);
+  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
+    nx_conn_stop_reading(c);
+    nx_rt_mark_dirty(c);
+    return 1;
+  }
+  if (c->state == NX_CONN_OPEN) {
+    nx_conn_send(c, NX_WS_OP_CLOSE, payload, len >= 2 ? 2 : 0);
+    c->close_sent = 1;
+  }
+  nx_conn_end(c);
+  return 1;
+}
+
+static const nx_ws_callbacks_t ws_callbacks = {
+    NULL, ws_frame_begin, ws_data, ws_message_end, ws_control,
+};
+
+/* Bytes kept for later: after the request (before the accept), or while
+ * reads are paused. The buffer exists only while there are such bytes. */
+int nx_conn_keep_pending(nx_conn_t *c, const void *data, size_t len) {
+  if (!c->pending && (c->pending = (nx_buf_t *)calloc(1, sizeof(nx_buf_t))) == NULL)
+    return -1;
+  return nx_buf_append(c->pending, data, len);
+}
+
+/* Parses what was kept (see keep_pending), then forgets it. */
+static void parse_pending(nx_conn_t *c) {
+  nx_buf_t *rest = c->pending;
+  if (!rest)
+    return;
+  c->pending = NULL; /* parsing may keep a new rest */
+  nx_conn_parse_frames(c, rest->data + rest->off, nx_buf_size(rest));
+  nx_buf_free(rest);
+  free(rest);
+}
+
+/* Reads again after a pause: first what waited in pending. */
+void nx_conn_resume_reading(nx_conn_t *c) {
+  c->paused = 0;
+  parse_pending(c);
+  if (!c->paused)
+    nx_conn_start_reading(c);
+}
+
+void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
+  while (len && !c->closing_handles && !c->end_after_flush && !c->ws.error_code &&
+         !c->close_received) {
+    size_t n = nx_ws_parse(&c->ws, data, len);
+    data += n;
+    len -= n;
+    if (c->ws.error_code) {
+      violation(c, c->ws.error_code, c->ws.error_reason);
+      return;
+    }
+    if (c->paused && len) {
+      /* Keep the unparsed rest until the app has made room. */
+      if (nx_conn_keep_pending(c, data, len))
+        nx_conn_fail(c, 1011, "out of memory");
+      return;
+    }
+    if (n == 0)
+      break;
+  }
+}
+
+/* The app accepted: from now on bytes are frames. Bytes that came right
+ * after the request (even in the same segment) are the first of them. */
+void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
+  const nx_config_t *cfg = &c->listener->cfg;
+  c->state = NX_CONN_OPEN;
+  c->ws.max_message_size = cfg->max_message_size;
+  c->ws.defer_unmask = 1; /* ws_data unmasks binary data as it copies it */
+  nx_ws_parser_init(&c->ws, &ws_callbacks, c, NX_WS_ROLE_SERVER);
+  nx_timerq_stop(&c->rt->timers, &c->tnode);
+  /* Negative: the listener's setting; 0 turns the heartbeat off. */
+  c->ping_interval = ping_interval < 0 ? cfg->ping_interval : (uint32_t)(ping_interval * 1000);
+  c->ping_timeout = ping_timeout < 0 ? cfg->ping_timeout : (uint32_t)(ping_timeout * 1000);
+  c->last_rx = uv_now(c->rt->loop);
+  if (c->ping_interval)
+    nx_conn_arm(c, c->ping_interval);
+  parse_pending(c);
+  if (!c->paused) /* the app may already be behind on what came with the request */
+    nx_conn_start_reading(c);
+}
+
+/* Takes the oldest complete message; resumes reading when there is room. */
+nx_msg_t *nx_conn_pop(nx_conn_t *c) {
+  nx_msg_t *m = c->inbox;
+  if (!m)
+    return NULL;
+  c->inbox = m->next;
+  if (!c->inbox)
+    c->inbox_tail = NULL;
+  c->inbox_bytes -= m->cap + sizeof(*m);
+  if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
+      (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING))
+    nx_conn_resume_reading(c);
+  return m;
+}

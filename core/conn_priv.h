@@ -1,0 +1,21 @@
+/* What conn.c and conn_frames.c share about a connection, and nothing else
+ * includes: conn.c owns its life, output and request; conn_frames.c turns
+ * its frames into messages. */
+#ifndef NX_CONN_PRIV_H
+#define NX_CONN_PRIV_H
+
+#include "nx.h"
+
+/* conn.c */
+void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rlen);
+void nx_conn_arm(nx_conn_t *c, uint64_t ms); /* its one timeout, in ms from now */
+void nx_conn_start_reading(nx_conn_t *c);
+void nx_conn_stop_reading(nx_conn_t *c);
+void nx_conn_wake_waiters(nx_conn_t *c);
+
+/* conn_frames.c */
+void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len);
+int nx_conn_keep_pending(nx_conn_t *c, const void *data, size_t len);
+void nx_conn_resume_reading(nx_conn_t *c);
+
+#endif

@@ -17,12 +17,16 @@ local TOKENS = {
   ["bob-token"] = { id = 2, name = "bob", role = "user" },
 }
 
---- Returns the user for token, or nil and a message. It waits a little, as a
--- call to an auth service would: other connections keep running meanwhile.
+-- The reference's InvalidTokenError, as an error class of the app's own.
+local InvalidTokenError = nexlua.error_class("InvalidTokenError")
+
+--- Returns the user for token; raises InvalidTokenError for an unknown one.
+-- It waits a little, as a call to an auth service would: other connections
+-- keep running meanwhile.
 local function verify_token(token)
   nexlua.sleep(0.01)
   local user = TOKENS[token]
-  if not user then return nil, "unknown token" end
+  if not user then error(InvalidTokenError("unknown token", { token = token })) end
   return user
 end
 
@@ -56,8 +60,9 @@ local function authenticate(ws, refuse)
     refuse(ws, "Authentication required")
     return nil
   end
-  local user = verify_token(token)
-  if not user then
+  local ok, user = pcall(verify_token, token) -- try / except InvalidTokenError
+  if not ok then
+    if not InvalidTokenError.is(user) then error(user, 0) end -- any other error is a bug
     refuse(ws, "Invalid token")
     return nil
   end

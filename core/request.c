@@ -80,7 +80,7 @@ void nx_request_push(lua_State *L, const nx_box_t *b) {
   lua_setfield(L, -2, "method");
   if (t.origin > 0) {
     /* An absolute-form target names the authority the Host header would. */
-    const char *a = memchr(url, ':', t.origin) + 3;
+    const char *a = (const char *)memchr(url, ':', t.origin) + 3;
     lua_pushlstring(L, a, (size_t)(url + t.origin - a));
     lua_setfield(L, -2, "authority");
   }

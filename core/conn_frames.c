@@ -51,7 +51,7 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     return 0;
   c->fragments = m ? c->fragments + 1 : 1;
   if (c->listener->cfg.max_fragments && c->fragments > c->listener->cfg.max_fragments) {
-    nx_conn_fail(c, 1008, "too many fragments in one message");
+    violation(c, 1008, "too many fragments in one message");
     return 1;
   }
   if (!m) {

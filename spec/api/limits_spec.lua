@@ -369,6 +369,14 @@ describe("limits", function()
       c:expect_failure(1008)
     end)
 
+    it("10: a message before an 11-fragment one in the same segment is echoed first", function()
+      local c = track(rawws.connect(s.port, "/ws"))
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "before" } ..
+        fragments(OP.TEXT, string.rep("x", 110), 10))
+      c:expect_echo("before", OP.TEXT)
+      c:expect_failure(1008)
+    end)
+
     it("0: no limit, 100001 one-byte fragments are echoed", function()
       local none = server.start(APP, { "--max-fragments", "0" })
       finally(function() none:stop() end)

@@ -526,9 +526,7 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
 
   if (c->closing_handles)
     return -1;
-  /* (Not with an 8-bit window, which zlib cannot keep to: see extensions.h.) */
-  if (c->deflate && c->pmd_bits >= 9 && opcode <= NX_WS_OP_BINARY &&
-      len >= c->listener->cfg.compress_threshold) {
+  if (c->deflate && opcode <= NX_WS_OP_BINARY && len >= c->listener->cfg.compress_threshold) {
     nx_rt_t *rt = c->rt;
     size_t clen;
     const uint8_t *z;

@@ -333,6 +333,14 @@ void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
   really_close(c);
 }
 
+/* A connection past --max-connections: HTTP 503, and the end (lingering:
+ * its request, if it is still coming, is read and dropped). */
+static void over_capacity(nx_conn_t *c) {
+  nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503",
+         c->listener->cfg.max_connections);
+  nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
+}
+
 void nx_conn_accepted(nx_listener_t *l) {
   nx_rt_t *rt = l->rt;
   nx_conn_t *c = conn_alloc(rt);
@@ -369,8 +377,14 @@ void nx_conn_accepted(nx_listener_t *l) {
   if (!l->nodelay_inherited)
     uv_tcp_nodelay(&c->tcp, 1);
   l->nconns++;
-  if (l->cfg.max_connections && l->nconns > l->cfg.max_connections)
-    c->over_capacity = 1; /* answered 503 once its request is read */
+  if (l->cfg.max_connections && l->nconns > l->cfg.max_connections) {
+    /* Answered 503 at once (over TLS, once its request is read, within a
+     * second): a connection over the limit must not hold its descriptor for
+     * the whole handshake timeout, or idle connections could take them all. */
+    c->over_capacity = 1;
+    if (l->cfg.handshake_timeout > 1000)
+      nx_conn_arm(c, 1000);
+  }
   if (l->cfg.max_per_ip && peer_ip(c, c->ip) == 0) {
     if (!l->per_ip)
       l->per_ip = nx_ipcount_new();
@@ -393,6 +407,10 @@ void nx_conn_accepted(nx_listener_t *l) {
   if (l->conns)
     l->conns->prev = c;
   l->conns = c;
+  if (c->over_capacity && !c->tls) {
+    over_capacity(c);
+    return;
+  }
   nx_conn_start_reading(c);
 }
 
@@ -656,9 +674,7 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     return;
   }
   if (c->over_capacity) {
-    nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503",
-           c->listener->cfg.max_connections);
-    nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
+    over_capacity(c);
     return;
   }
   r = nx_http_check(c->http, &why, key, sizeof(key)); /* the box keeps it for the accept */

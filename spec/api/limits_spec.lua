@@ -172,6 +172,21 @@ describe("limits", function()
       echo_ok(again)
     end)
 
+    -- Past the limit a connection is answered at once, before it sends
+    -- anything, and closed: idle connections cannot hold every descriptor
+    -- for the whole handshake timeout.
+    it("5: a connection past the limit gets 503 before it sends anything, and is closed",
+      function()
+      for i = 1, 5 do
+        assert.equal(101, track(rawws.connect(s.port, "/ws")).status, "connection " .. i)
+      end
+      local t0 = clock()
+      local bare = track(rawws.open_tcp(s.port))
+      assert.equal(503, (bare:read_http_response(3)))
+      assert.is_true((bare:wait_tcp_close(3)), "the 503 connection was kept open")
+      assert.is_true(clock() - t0 < 2, "closed only after " .. (clock() - t0) .. " s")
+    end)
+
     it("5: a half-open TCP connection holds a slot until its handshake ends", function()
       for i = 1, 4 do
         assert.equal(101, track(rawws.connect(s.port, "/ws")).status, "connection " .. i)

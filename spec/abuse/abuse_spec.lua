@@ -14,7 +14,7 @@
 --   * a handler's send waits above --write-high-water (1 MiB) and reading
 --     pauses while 4 MiB of messages wait for the app, so a client that
 --     sends without reading is throttled by TCP, not buffered;
---   * pongs are queued like any output: bounded by --write-limit (64 MiB;
+--   * pongs are queued like any output: bounded by --write-limit (16 MiB;
 --     past it the connection is dropped with a warning).
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"

@@ -10,7 +10,7 @@
 --   --write-limit BYTES         a connection buffering more than BYTES for a
 --                               client that does not read is dropped (TCP close,
 --                               no close frame; the app sees 1006) with a log
---                               warning; default 64 MiB
+--                               warning; default 16 MiB
 --   --max-header-size BYTES     a longer request head: 431 (the default 16384 and
 --                               --handshake-timeout are in conformance/handshake_spec)
 local server = require "helpers.server"
@@ -125,7 +125,7 @@ describe("limits", function()
       "--max-connections-per-ip N", "0 = no cap (default 0)",
       "--allowed-origins VALUE", "(default: any)",
       "--max-fragments N", "(default 100000)",
-      "--write-limit N", "(default 67108864)",
+      "--write-limit N", "(default 16777216)",
       "--max-header-size N", "(default 16384)",
       "--handshake-timeout N", "(default 10)",
       "--max-message-size N", "(default 16777216)",
@@ -475,7 +475,7 @@ describe("limits", function()
       assert(ok, err)
     end)
 
-    it("default 64 MiB: sends from another task (which never wait) are dropped at 64 MiB, " ..
+    it("default 16 MiB: sends from another task (which never wait) are dropped at 16 MiB, " ..
       "server RSS stays under 200 MB", function()
       local s = server.start(APP)
       local ok, err = pcall(function()
@@ -487,7 +487,7 @@ describe("limits", function()
           "no warning in the log:\n" .. s:log())
         local peak = proc.status_kb(s.pid, "VmHWM")
         local buffered = tonumber(s:log():match("dropping a connection that does not read %((%d+)"))
-        assert.is_true(buffered <= 64 * MiB and buffered > 32 * MiB, tostring(buffered))
+        assert.is_true(buffered <= 16 * MiB and buffered > 8 * MiB, tostring(buffered))
         assert(s:wait_log("blast ended: sent=%d+ code=1006", 5), s:log())
         echo_ok(other)
         socket.sleep(0.3)

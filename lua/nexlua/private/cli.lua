@@ -41,7 +41,7 @@ local OPTIONS = {
   },
   {
     "--write-limit", "write_limit", "number",
-    "bytes buffered for a client that does not read before it is dropped (default 67108864)",
+    "bytes buffered for a client that does not read before it is dropped (default 16777216)",
   },
   {
     "--ping-interval", "ping_interval", "number",

@@ -2,6 +2,7 @@
  * permessage-deflate and its early checks), the inbox the app takes them
  * from, reading paused while the app is behind, and how a violation or the
  * peer's close ends the connection. See conn.c for the rest of its life. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,45 +152,64 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
 
 /* Replaces a compressed message by its inflated bytes; NULL when the
  * connection was failed (bomb, bad data, bad UTF-8). */
+/* An inflated message this large takes the inflate buffer over as it is
+ * (the buffer was filled after room for the message header): no second
+ * allocation and no copy. A smaller one is copied into a pooled message,
+ * and the buffer is kept for the next. */
+#define NX_INFLATE_OWN_MIN (64u * 1024)
+
 static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   nx_rt_t *rt = c->rt;
+  nx_buf_t *buf = &rt->scratch;
+  const size_t hdr = offsetof(nx_msg_t, data);
+  uint64_t max = c->listener->cfg.max_message_size;
   nx_msg_t *out;
+  size_t n;
   int r;
-  if (!rt->deflate && !(rt->deflate = nx_deflate_new())) {
+  buf->off = buf->len = 0;
+  if ((!rt->deflate && !(rt->deflate = nx_deflate_new())) || nx_buf_reserve(buf, hdr + 16384)) {
     nx_msg_free(rt, m);
     nx_conn_fail(c, 1011, "out of memory");
     return NULL;
   }
-  rt->scratch.off = rt->scratch.len = 0;
-  r = nx_inflate_message(rt->deflate, m->data, m->len, c->listener->cfg.max_message_size,
-                         &rt->scratch);
+  buf->len = hdr; /* the header's room: counted in the buffer, so max too */
+  r = nx_inflate_message(rt->deflate, m->data, m->len, max ? max + hdr : 0, buf);
+  n = buf->len - hdr;
   if (r) {
     nx_msg_free(rt, m);
-    rt->scratch.off = rt->scratch.len = 0;
-    nx_buf_shrink_idle(&rt->scratch);
+    buf->off = buf->len = 0;
+    nx_buf_shrink_idle(buf);
     violation(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
     return NULL;
   }
-  if (m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
-      !nx_utf8_valid(rt->scratch.data, rt->scratch.len)) {
+  if (m->opcode == NX_WS_OP_TEXT && n && !nx_utf8_valid(buf->data + hdr, n)) {
     nx_msg_free(rt, m);
+    buf->off = buf->len = 0;
+    nx_buf_shrink_idle(buf);
     violation(c, 1007, "text message is not UTF-8");
     return NULL;
   }
-  out = nx_msg_new(rt, rt->scratch.len);
-  if (!out) {
-    nx_msg_free(rt, m);
-    nx_conn_fail(c, 1011, "out of memory");
-    return NULL;
+  if (n >= NX_INFLATE_OWN_MIN) {
+    out = (nx_msg_t *)(void *)buf->data;
+    out->cap = buf->cap - hdr;
+    buf->data = NULL; /* given away: the next message starts a new buffer */
+    buf->off = buf->len = buf->cap = 0;
+  } else {
+    if (!(out = nx_msg_new(rt, n))) {
+      nx_msg_free(rt, m);
+      nx_conn_fail(c, 1011, "out of memory");
+      return NULL;
+    }
+    if (n)
+      memcpy(out->data, buf->data + hdr, n);
+    buf->off = buf->len = 0;
   }
-  out->len = rt->scratch.len;
+  out->next = NULL;
+  out->len = n;
   out->opcode = m->opcode;
   out->compressed = 0;
-  if (rt->scratch.len) /* (an empty message may leave the buffer unallocated) */
-    memcpy(out->data, rt->scratch.data, rt->scratch.len);
+  out->check_kb = 0;
   nx_msg_free(rt, m);
-  rt->scratch.off = rt->scratch.len = 0;
-  nx_buf_shrink_idle(&rt->scratch); /* a big message must not pin its buffer */
   return out;
 }
 

@@ -55,6 +55,9 @@ function App:ws_route(path, handler, opts)
   if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
   options.check_route(opts, 2)
   local mw = opts.middleware or {}
+  if type(mw) ~= "table" or getmetatable(mw) then
+    error("ws_route: middleware must be a list of functions, got " .. type(mw), 2)
+  end
   for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
   local route = { handler = handler, middleware = mw, options = opts, app = self }
   local ok, err = pcall(self.router.add, self.router, path, route)

@@ -7,15 +7,23 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local waiting = require "nexlua.private.waiting"
 
-local setmetatable, error, type = setmetatable, error, type
+local setmetatable, error, type, pairs, tostring = setmetatable, error, type, pairs, tostring
 local park, unpark, current = core.park, core.unpark, core.current
 
 local Queue = {}
 Queue.__index = Queue
 
 local function new(opts)
-  local maxsize = type(opts) == "table" and opts.maxsize or opts or 0
-  if type(maxsize) ~= "number" or maxsize < 0 then error("Queue: maxsize must be a number >= 0", 2) end
+  local maxsize = opts or 0
+  if type(opts) == "table" then
+    for k in pairs(opts) do
+      if k ~= "maxsize" then error("Queue: unknown option " .. tostring(k) .. " (it takes maxsize)", 2) end
+    end
+    maxsize = opts.maxsize or 0
+  end
+  if type(maxsize) ~= "number" or maxsize ~= maxsize or maxsize < 0 or maxsize % 1 ~= 0 then
+    error("Queue: maxsize must be a whole number, 0 or more, got " .. tostring(maxsize), 2)
+  end
   return setmetatable({ items = {}, head = 1, tail = 0, maxsize = maxsize, getters = {}, putters = {} }, Queue)
 end
 
@@ -62,12 +70,14 @@ end
 
 --- Adds item, waiting while the queue is full.
 function Queue:put(item, timeout)
+  waiting.check_timeout(timeout, "Queue:put", 2)
   while self:full() do wait_in(self.putters, timeout, "put") end
   self:put_nowait(item)
 end
 
 --- Removes and returns the oldest item, waiting while the queue is empty.
 function Queue:get(timeout)
+  waiting.check_timeout(timeout, "Queue:get", 2)
   while self:empty() do wait_in(self.getters, timeout, "get") end
   return self:get_nowait()
 end

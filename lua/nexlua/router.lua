@@ -35,7 +35,9 @@ local converters = {
     pattern = "[%d%.]+",
     convert = function(s)
       if not (match(s, "^%d+$") or match(s, "^%d+%.%d+$")) then return nil end
-      return tonumber(s)
+      local n = tonumber(s)
+      if n == math.huge then return nil end -- (400 nines: not a number JSON can carry)
+      return n
     end,
   },
   uuid = {
@@ -53,6 +55,12 @@ local converters = {
 }
 
 --- Registers a converter usable as {name:key}. conv = {pattern=, convert=}.
+-- The built-in converters' names, which an app cannot take over (a second
+-- register_converter of an app's own name replaces it: a hot reload runs
+-- the app file again).
+local BUILTIN = {}
+for k in pairs(converters) do BUILTIN[k] = true end
+
 function router.register_converter(key, conv)
   if type(key) ~= "string" or not match(key, "^[%a_][%w_]*$") then
     error("converter name must be an identifier, got " .. tostring(key), 2)
@@ -61,6 +69,7 @@ function router.register_converter(key, conv)
     error("converter must be a table with a string 'pattern' (and optional 'convert')", 2)
   end
   if find(conv.pattern, "%(") then error("converter pattern must not contain captures", 2) end
+  if BUILTIN[key] then error("converter " .. key .. " is built in: pick another name", 2) end
   converters[key] = { pattern = conv.pattern, convert = conv.convert or function(s) return s end }
 end
 

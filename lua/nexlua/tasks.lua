@@ -68,6 +68,7 @@ end
 -- results; raises its error if it failed, CancelledError if it was cancelled,
 -- TimeoutError if the timeout passed first (the task keeps running).
 function Task:wait(timeout)
+  waiting.check_timeout(timeout, "Task:wait", 2)
   while self.status == "pending" do
     local me = current()
     if not me then error("Task:wait() must be called from a nexlua coroutine", 2) end
@@ -113,6 +114,9 @@ end
 
 --- Suspends the calling coroutine for seconds; other coroutines keep running.
 function tasks.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("nexlua.sleep: seconds must be a number, 0 or more, got " .. tostring(seconds), 2)
+  end
   local why = waiting.call(core.sleep, "nexlua.sleep", seconds)
   if why == "cancelled" then error(CancelledError(), 0) end
 end

@@ -15,6 +15,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"
 local serve = require "nexlua.private.serve"
+local options = require "nexlua.private.options"
 
 local setmetatable, type, tostring, pairs, ipairs, error, concat =
   setmetatable, type, tostring, pairs, ipairs, error, table.concat
@@ -98,7 +99,8 @@ end
 --- Receives the next message: data, "text" | "binary". Raises
 -- WebSocketDisconnect when the server closed, and fails with a clear message
 -- after timeout seconds (default 5).
-function TestWebSocket:receive(timeout)
+-- (level: where a timeout is reported, as in error(): the test's own line)
+local function recv(self, timeout, level)
   timeout = timeout or self._timeout
   local data, kind, code, reason
   local ok = wait_until(function()
@@ -106,7 +108,7 @@ function TestWebSocket:receive(timeout)
     return data ~= nil or kind ~= nil
   end, timeout)
   if not ok then
-    error(format("TestClient: no message from the server on %s within %g s", self.path, timeout), 2)
+    error(format("TestClient: no message from the server on %s within %g s", self.path, timeout), level)
   end
   if data == nil then
     self.close_code, self.close_reason = code, reason
@@ -115,20 +117,22 @@ function TestWebSocket:receive(timeout)
   return data, kind
 end
 
+function TestWebSocket:receive(timeout) return recv(self, timeout, 3) end
+
 function TestWebSocket:receive_text(timeout)
-  local data, kind = self:receive(timeout)
+  local data, kind = recv(self, timeout, 3)
   if kind ~= "text" then error("TestClient: expected a text message, got a " .. kind .. " one", 2) end
   return data
 end
 
 function TestWebSocket:receive_bytes(timeout)
-  local data, kind = self:receive(timeout)
+  local data, kind = recv(self, timeout, 3)
   if kind ~= "binary" then error("TestClient: expected a binary message, got a " .. kind .. " one", 2) end
   return data
 end
 
 function TestWebSocket:receive_json(timeout)
-  local data = self:receive(timeout)
+  local data = recv(self, timeout, 3)
   local v, err = json.decode(data)
   if v == nil then error("TestClient: the server sent invalid JSON: " .. tostring(err) .. ": " .. data, 2) end
   return v
@@ -222,7 +226,11 @@ function TestClient:websocket_connect(path, opts)
   return ws
 end
 
---- Closes every connection, stops listening and runs the shutdown hooks.
+--- Closes every connection, waits (up to the client's timeout) for their
+-- handlers to return, as a server's shutdown does, stops listening and runs
+-- the shutdown hooks. (A handler still running after close() could publish
+-- to a topic a later test's connections subscribe to: topics belong to the
+-- process.)
 function TestClient:close()
   for _, ws in ipairs(self.sockets) do
     if ws:state() == "open" then core.client_close(ws._c, 1000) end
@@ -235,6 +243,8 @@ function TestClient:close()
   end, 1)
   self.sockets = {}
   if self.listener then
+    local app = self.app
+    wait_until(function() return (app._live or 0) == 0 end, self.timeout)
     self.listener:close()
     self.listener = nil
     local done = false
@@ -261,7 +271,15 @@ local function new(app, opts)
   opts = opts or {}
   local listen = {}
   for k, v in pairs(opts) do
-    if k ~= "timeout" then listen[k] = v end
+    if k == "timeout" then
+      if type(v) ~= "number" or v ~= v or v <= 0 then
+        error("TestClient: timeout must be a number of seconds above 0, got " .. tostring(v), 2)
+      end
+    else
+      local _, err = options.check(k, v)
+      if err then error("TestClient: " .. err, 2) end
+      listen[k] = v
+    end
   end
   return setmetatable({ app = app, options = listen, timeout = opts.timeout or DEFAULT_TIMEOUT, sockets = {} },
     TestClient)

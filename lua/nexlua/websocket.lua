@@ -158,7 +158,12 @@ end
 -- accept()'s arguments for the core, checked: subprotocol, header lines,
 -- ping interval and timeout, compression. Errors name the caller of accept.
 local function accept_args(self, opts)
-  if self[STATE] ~= CONNECTING then raise(WebSocketError, 3, "accept() called twice, or after close()") end
+  local st = self[STATE]
+  if st == CONNECTED then raise(WebSocketError, 3, "accept() called twice") end
+  if st ~= CONNECTING then
+    raise(WebSocketError, 3, "accept() after close(): this connection was closed before it was accepted " ..
+      "(by its handler, or by another task)")
+  end
   local subprotocol, headers
   if type(opts) == "string" then
     subprotocol = opts

@@ -101,6 +101,13 @@ describe("the nexlua command line", function()
       end)
     end
 
+    it("ws_route's middleware must be a list: names the app's file:line", function()
+      expect_load_error("bad_route_mw.lua", {
+        "local app = nexlua.App()",
+        'app:ws_route("/ws", function(ws) ws:accept() end, { middleware = function() end })',
+      }, ":3: ws_route: middleware must be a list of functions, got function")
+    end)
+
     it("a bad ws_route option names the app's file:line", function()
       expect_load_error("bad_route_option.lua", {
         "local app = nexlua.App()",
@@ -222,6 +229,8 @@ describe("the nexlua command line", function()
       { { "--ping-timeout", "0" }, "option --ping-timeout needs a number of seconds above 0" },
       { { "--write-limit", "0" }, "option --write-limit needs a whole number, 1 or more" },
       { { "--tls-cert", "cert.pem" }, "option --tls-cert needs --tls-key" },
+      { { "--host", "localhost" }, "option --host needs an IPv4 or IPv6 address, got \"localhost\"" },
+      { { "--host", "300.1.1.1" }, "option --host needs an IPv4 or IPv6 address" },
     }) do
       it("exits 2 on " .. table.concat(case[1], " "), function()
         local args = { "examples/echo/app.lua" }

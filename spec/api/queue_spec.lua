@@ -146,4 +146,34 @@ describe("nexlua.Queue", function()
     end)
     assert.same({ cancelled = true, size = 1, item = "kept" }, r)
   end)
+
+  -- A timeout is nil (no limit) or a number of seconds, 0 or more: a
+  -- negative one waited forever, a string failed deep inside the waiting code.
+  it("refuses bad timeouts, options and sizes at the call", function()
+    in_task(function()
+      local q = nexlua.Queue { maxsize = 1 }
+      for _, t in ipairs({ -1, "x", 0 / 0 }) do
+        local ok, err = pcall(q.get, q, t)
+        assert.is_false(ok)
+        assert.matches("Queue:get: the timeout must be a number of seconds, 0 or more", err)
+      end
+      q:put(1)
+      local ok, err = pcall(q.put, q, 2, -1)
+      assert.is_false(ok)
+      assert.matches("Queue:put: the timeout must be", err)
+      local t = nexlua.spawn(function() nexlua.sleep(1) end)
+      ok, err = pcall(t.wait, t, -1)
+      assert.is_false(ok)
+      assert.matches("Task:wait: the timeout must be", err)
+      t:cancel()
+      for _, v in ipairs({ -1, "x" }) do
+        ok, err = pcall(nexlua.sleep, v)
+        assert.is_false(ok)
+        assert.matches("nexlua.sleep: seconds must be a number, 0 or more", err)
+      end
+    end)
+    assert.has_error(function() nexlua.Queue { bogus = 1 } end, "Queue: unknown option bogus (it takes maxsize)")
+    assert.has_error(function() nexlua.Queue { maxsize = 1.5 } end,
+      "Queue: maxsize must be a whole number, 0 or more, got 1.5")
+  end)
 end)

@@ -86,6 +86,7 @@ describe("nexlua.router", function()
       assert.is_nil(match("/f/{x:float}", "/f/."))
       assert.is_nil(match("/f/{x:float}", "/f/1."))
       assert.is_nil(match("/f/{x:float}", "/f/.5"))
+      assert.is_nil(match("/f/{x:float}", "/f/" .. string.rep("9", 400))) -- inf
       assert.is_nil(match("/f/{x:float}", "/f/abc"))
     end)
 
@@ -172,6 +173,14 @@ describe("nexlua.router", function()
       assert.has_error(function() router.register_converter("ok", { convert = tostring }) end)
       assert.has_error(function() router.register_converter("ok", { pattern = "(%d+)" }) end,
         "converter pattern must not contain captures")
+      -- a built-in cannot be taken over (it is every app's); an app's own
+      -- name can be registered again (a hot reload runs the file again)
+      assert.has_error(function() router.register_converter("int", { pattern = "%a+" }) end,
+        "converter int is built in: pick another name")
+      assert.same({ id = 12 }, match("/a/{id:int}", "/a/12"))
+      router.register_converter("unit_again", { pattern = "%d+" })
+      router.register_converter("unit_again", { pattern = "%a+" })
+      assert.same({ v = "abc" }, match("/a/{v:unit_again}", "/a/abc"))
     end)
   end)
 end)

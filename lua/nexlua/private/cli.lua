@@ -146,6 +146,10 @@ function cli.parse(argv)
           v = n
         elseif o[3] == "level" and core.log_level() and not ({ debug = 1, info = 1, warn = 1, error = 1 })[v] then
           return nil, format("option %s must be debug, info, warn or error, got %q", name, v)
+        elseif o[3] == "string" and options.SPEC[o[2]] then
+          local _, err = options.check(o[2], v)
+          if err then return nil, format("option %s needs %s", name, match(err, "must be (.-), got") or err) ..
+            format(", got %q", v) end
         end
         opts[o[2]] = v
       end

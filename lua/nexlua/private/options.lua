@@ -2,8 +2,8 @@
 -- the command line (cli.lua), nexlua.App{...} and ws_route's options, so
 -- that a bad value is refused with the same clear message before anything
 -- is started, wherever it was given.
-local type, tostring, pairs = type, tostring, pairs
-local format, floor, huge = string.format, math.floor, math.huge
+local type, tostring, pairs, tonumber = type, tostring, pairs, tonumber
+local format, floor, huge, match, find = string.format, math.floor, math.huge, string.match, string.find
 
 local options = {}
 
@@ -11,7 +11,7 @@ local WHOLE_MAX = 2 ^ 53 -- the largest whole number a Lua number holds exactly
 
 -- kind, lowest, highest (inclusive unless noted by above = true: > lowest)
 local SPEC = {
-  host = { "string" },
+  host = { "address" },
   port = { "whole", 0, 65535 },
   max_message_size = { "whole", 0, WHOLE_MAX },
   max_header_size = { "whole", 0, 2 ^ 31 },
@@ -51,6 +51,16 @@ local function range_text(s)
   return format("%s from %s to %s", what, num(lo), num(hi))
 end
 
+-- An IPv4 address (dotted quad), or what can be an IPv6 one (hex digits,
+-- colons, dots; the core parses it exactly when it listens).
+local function is_address(s)
+  local a, b, c, d = match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a then
+    return tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+  end
+  return find(s, ":", 1, true) ~= nil and not find(s, "[^%x:%.]")
+end
+
 --- Checks value for option key; returns the value, or nil and a message
 -- that says what the option accepts. Unknown keys are refused.
 function options.check(key, value)
@@ -59,6 +69,13 @@ function options.check(key, value)
   local kind = s[1]
   if kind == "string" then
     if type(value) ~= "string" then return nil, format("%s must be a string, got %s", key, type(value)) end
+    return value
+  end
+  if kind == "address" then
+    if type(value) ~= "string" or not is_address(value) then
+      return nil, format("%s must be an IPv4 or IPv6 address, got %s", key, type(value) == "string" and
+        format("%q", value) or tostring(value))
+    end
     return value
   end
   if kind == "boolean" then

@@ -26,6 +26,10 @@ local function failure(ws, err, co)
   end
   if errors.is_cancelled(err) then return err end
   local msg = tostring(err)
+  if is_disconnect(err) and err.websocket ~= nil then
+    -- (another connection's: this handler sent to it after it was gone)
+    msg = "a send to another connection (" .. tostring(err.websocket.path) .. ") that is gone: " .. msg
+  end
   local tb = traceback(co, msg, 0)
   -- A coroutine that died of a runtime error (not error()) has no current
   -- line in its top frame for LuaJIT; the message has it ("app.lua:11: ...").

@@ -7,6 +7,7 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 
+local type, tostring, error = type, tostring, error
 local CANNOT_WAIT = core.CANNOT_WAIT
 
 local waiting = { CANNOT_WAIT = CANNOT_WAIT }
@@ -17,6 +18,15 @@ function waiting.cannot(what, level)
   errors.raise(errors.WebSocketError, level + 1, what .. " cannot wait here: it was called inside require(), "
     .. "a __gc metamethod, or a callback of a C function (string.gsub, table.sort, ...), "
     .. "which cannot be suspended; call it from the handler or a task itself")
+end
+
+--- Checks a wait's timeout: nil (no limit) or a number of seconds, 0 or
+-- more; raises naming what, at level as in error() (1: the caller).
+function waiting.check_timeout(timeout, what, level)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    error(what .. ": the timeout must be a number of seconds, 0 or more (nil: no limit), got " ..
+      tostring(timeout), level + 1)
+  end
 end
 
 --- Calls fn(...), which may yield; returns its second result (the reason:

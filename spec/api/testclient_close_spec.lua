@@ -1,0 +1,40 @@
+-- TestClient:close() waits for the handlers of its connections to return:
+-- one still running after close() could publish to a topic that a later
+-- test's connections subscribe to (topics belong to the process).
+local nexlua = require "nexlua"
+local TestClient = require "nexlua.testing"
+describe("TestClient:close()", function()
+  it("A: a handler that publishes after its client left", function()
+    local app = nexlua.App()
+    app:ws_route("/a", function(ws)
+      ws:accept()
+      pcall(ws.receive_text, ws)
+      nexlua.sleep(0.2)
+      nexlua.publish("room", "late message from A")
+    end)
+    local client = TestClient(app)
+    finally(function() client:close() end)
+    client:websocket_connect("/a")
+  end)
+  it("B: a new client's subscriber sees nothing from A", function()
+    local app = nexlua.App()
+    app:ws_route("/b", function(ws)
+      ws:accept()
+      ws:subscribe("room")
+      for m in ws:iter_text() do ws:send_text(m) end
+    end)
+    local client = TestClient(app, { timeout = 0.6 })
+    finally(function() client:close() end)
+    local ws = client:websocket_connect("/b")
+    local ok = pcall(ws.receive_text, ws, 0.5)
+    assert.is_false(ok, "B received a message from A's handler")
+  end)
+
+  it("its options are checked like App's", function()
+    assert.has_error(function() TestClient(nexlua.App(), { bogus = 1 }) end,
+      "TestClient: unknown option bogus")
+    assert.has_error(function() TestClient(nexlua.App(), { timeout = -1 }) end,
+      "TestClient: timeout must be a number of seconds above 0, got -1")
+    assert.has_error(function() TestClient(nexlua.App(), { max_message_size = "big" }) end)
+  end)
+end)

@@ -54,13 +54,13 @@ local converters = {
   slug = { pattern = "[%w_%-]+", convert = function(s) return s end },
 }
 
---- Registers a converter usable as {name:key}. conv = {pattern=, convert=}.
 -- The built-in converters' names, which an app cannot take over (a second
 -- register_converter of an app's own name replaces it: a hot reload runs
 -- the app file again).
 local BUILTIN = {}
 for k in pairs(converters) do BUILTIN[k] = true end
 
+--- Registers a converter usable as {name:key}. conv = {pattern=, convert=}.
 function router.register_converter(key, conv)
   if type(key) ~= "string" or not match(key, "^[%a_][%w_]*$") then
     error("converter name must be an identifier, got " .. tostring(key), 2)

@@ -306,7 +306,16 @@ size_t nx_pubsub_publish(nx_rt_t *rt, const char *name, size_t len, int opcode, 
 
 uint32_t nx_pubsub_count(nx_rt_t *rt, const char *name, size_t len) {
   nx_topic_t *t = find(rt, name, len);
-  return t ? t->nsubs : 0;
+  struct nx_sub_s *s;
+  uint32_t n = 0;
+  if (!t)
+    return 0;
+  /* The ones a publish reaches: a connection that is closing (our close
+   * frame is out) stays subscribed until it is freed, but is skipped. */
+  for (s = t->subs; s; s = s->tnext)
+    if (s->conn->state == NX_CONN_OPEN && !s->conn->close_sent)
+      n++;
+  return n;
 }
 
 size_t nx_pubsub_topics(nx_rt_t *rt) { return rt->pubsub ? rt->pubsub->ntopics : 0; }

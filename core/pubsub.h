@@ -31,7 +31,8 @@ void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c);
  * topic but except (may be NULL); returns how many it was queued to. */
 size_t nx_pubsub_publish(nx_rt_t *rt, const char *topic, size_t len, int opcode, const void *data,
                          size_t dlen, const nx_conn_t *except);
-/* Subscribers of topic (0 for an unknown one). */
+/* Subscribers of topic that a publish reaches: open, not closing (0 for an
+ * unknown topic). */
 uint32_t nx_pubsub_count(nx_rt_t *rt, const char *topic, size_t len);
 /* Topics with at least one subscriber. */
 size_t nx_pubsub_topics(nx_rt_t *rt);

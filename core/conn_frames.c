@@ -72,6 +72,15 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   return 0;
 }
 
+/* Fails c for what inflating a message found: -2 over the size limit
+ * (1009), -3 text that is not UTF-8, else bad deflate data (1007). */
+static void inflate_failed(nx_conn_t *c, int r) {
+  violation(c, r == -2 ? 1009 : 1007,
+            r == -2   ? "message too big"
+            : r == -3 ? "text message is not UTF-8"
+                      : "invalid compressed data");
+}
+
 /* A compressed message whose last fragment has not come yet fails as soon
  * as it cannot become valid, as an uncompressed one does: what has come is
  * inflated from its start (with the runtime's one stream: no connection
@@ -106,10 +115,7 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   nx_buf_shrink_idle(out);
   if (r == 0)
     return 0;
-  violation(c, r == -2 ? 1009 : 1007,
-            r == -2   ? "message too big"
-            : r == -3 ? "text message is not UTF-8"
-                      : "invalid compressed data");
+  inflate_failed(c, r);
   return 1;
 }
 
@@ -175,18 +181,13 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   buf->len = hdr; /* the header's room: counted in the buffer, so max too */
   r = nx_inflate_message(rt->deflate, m->data, m->len, max ? max + hdr : 0, buf);
   n = buf->len - hdr;
+  if (r == 0 && m->opcode == NX_WS_OP_TEXT && n && !nx_utf8_valid(buf->data + hdr, n))
+    r = -3;
   if (r) {
     nx_msg_free(rt, m);
     buf->off = buf->len = 0;
     nx_buf_shrink_idle(buf);
-    violation(c, r == -2 ? 1009 : 1007, r == -2 ? "message too big" : "invalid compressed data");
-    return NULL;
-  }
-  if (m->opcode == NX_WS_OP_TEXT && n && !nx_utf8_valid(buf->data + hdr, n)) {
-    nx_msg_free(rt, m);
-    buf->off = buf->len = 0;
-    nx_buf_shrink_idle(buf);
-    violation(c, 1007, "text message is not UTF-8");
+    inflate_failed(c, r);
     return NULL;
   }
   if (n >= NX_INFLATE_OWN_MIN) {

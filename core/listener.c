@@ -18,7 +18,8 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->handshake_timeout = 10000;
   cfg->close_timeout = 5000;
   cfg->write_high_water = 1024 * 1024;
-  cfg->write_limit = 16u * 1024 * 1024; /* a maximal message fits; a slow subscriber holds no more */
+  /* A maximal message fits; a slow subscriber holds no more. */
+  cfg->write_limit = 16u * 1024 * 1024;
   cfg->read_pause_bytes = 4u * 1024 * 1024;
   cfg->ping_interval = 20000;
   cfg->ping_timeout = 20000;

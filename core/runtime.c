@@ -430,7 +430,8 @@ void nx_rt_flush(nx_rt_t *rt) {
   nx_conn_t *c;
   while ((c = rt->dirty) != NULL) {
     rt->dirty = c->dirty_next;
-    nx_conn_end_deferred(c); /* (while still marked dirty: it stays off the list) */
+    if (c->ws.error_code || c->close_received) /* (rare: no call on the message path) */
+      nx_conn_end_deferred(c); /* (while still marked dirty: it stays off the list) */
     c->dirty = 0;
     nx_conn_flush(c);
   }

@@ -130,14 +130,15 @@ function cli.parse(argv)
           v = argv[i]
         end
         if v == nil then return nil, format("option %s needs a value", name) end
-        if o[3] == "number" then
-          local n, err = tonumber(v), nil
-          if n then n, err = options.check(o[2], n) end
-          if not n then
-            return nil, format("option %s needs %s", name,
-              err and match(err, "must be (.-), got") or "a number", v) .. format(", got %q", v)
+        if o[3] == "number" or (o[3] == "string" and options.SPEC[o[2]]) then
+          -- checked as App{} options are (private/options.lua)
+          local x, err = v, "must be a number, got"
+          if o[3] == "number" then x = tonumber(v) end
+          if x ~= nil then x, err = options.check(o[2], x) end
+          if x == nil then
+            return nil, format("option %s needs %s, got %q", name, match(err, "must be (.-), got"), v)
           end
-          v = n
+          v = x
         elseif o[3] == "count" then
           local n = tonumber(v)
           if not n or n < 1 or n > MAX_COUNT or n % 1 ~= 0 then
@@ -146,10 +147,6 @@ function cli.parse(argv)
           v = n
         elseif o[3] == "level" and core.log_level() and not ({ debug = 1, info = 1, warn = 1, error = 1 })[v] then
           return nil, format("option %s must be debug, info, warn or error, got %q", name, v)
-        elseif o[3] == "string" and options.SPEC[o[2]] then
-          local _, err = options.check(o[2], v)
-          if err then return nil, format("option %s needs %s", name, match(err, "must be (.-), got") or err) ..
-            format(", got %q", v) end
         end
         opts[o[2]] = v
       end

@@ -186,13 +186,7 @@ function serve.run(app, opts)
   app = nil -- luacheck: ignore 311
   local busy = opts.busy_poll
   if busy == nil then busy = holder.app.options.busy_poll end
-  if busy ~= nil then
-    if type(busy) ~= "number" or not (busy >= 0 and busy <= 1e6) then
-      log.error("busy_poll must be a number of microseconds from 0 to 1000000, got %s", tostring(busy))
-      return 2
-    end
-    core.busy_poll(busy)
-  end
+  if busy ~= nil then core.busy_poll(busy) end -- (checked with the other options: options.lua)
   local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, run_hooks)
 
   local function shutdown(signame)

@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 
 #include "conn_priv.h"
-#include "deflate.h"
 #include "extensions.h"
 #include "ipcount.h"
 #include "lauxlib.h"
@@ -23,7 +22,6 @@
 #include "stream.h"
 #include "tls.h"
 
-static void really_close(nx_conn_t *c);
 static int peer_ip(nx_conn_t *c, uint8_t ip[16]);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -93,49 +91,6 @@ void nx_msg_free(nx_rt_t *rt, nx_msg_t *m) {
     free(m);
 }
 
-/* Output buffers are recycled: a connection's is released once written (an
- * idle connection keeps none), and its next batch takes one back from this
- * runtime-wide pool instead of growing a new one from 256 bytes through
- * realloc. Only mid-sized buffers are kept, at most 512 KiB in all. */
-#define NX_OUT_POOL_MIN 512
-#define NX_OUT_POOL_MAX 4096
-#define NX_OUT_POOL_COUNT 128
-
-/* A pooled block: the pool's link, then the block's capacity. */
-typedef struct {
-  void *link;
-  size_t cap;
-} nx_out_block_t;
-
-static void out_release(nx_rt_t *rt, nx_buf_t *b) {
-  if (b->cap >= NX_OUT_POOL_MIN && b->cap <= NX_OUT_POOL_MAX) {
-    ((nx_out_block_t *)(void *)b->data)->cap = b->cap;
-    if (nx_freelist_push(&rt->out_pool, b->data, NX_OUT_POOL_COUNT)) {
-      b->data = NULL;
-      b->off = b->len = b->cap = 0;
-      return;
-    }
-  }
-  nx_buf_free(b);
-}
-
-static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
-  nx_out_block_t *k = b->data ? NULL : (nx_out_block_t *)nx_freelist_pop(&rt->out_pool);
-  if (k) {
-    b->data = (uint8_t *)(void *)k;
-    b->cap = k->cap;
-    b->off = b->len = 0;
-  } else if (!b->data && n <= NX_OUT_POOL_MIN) {
-    /* Pool-sized from the start, so that it goes back to the pool once
-     * written (a 101 and a close reply are all most connections send). */
-    if (!(b->data = (uint8_t *)malloc(NX_OUT_POOL_MIN)))
-      return -1;
-    b->cap = NX_OUT_POOL_MIN;
-    b->off = b->len = 0;
-  }
-  return nx_buf_reserve(b, n);
-}
-
 /* (Re)arms the connection's one timeout (its room in the queue was reserved
  * at the accept). */
 void nx_conn_arm(nx_conn_t *c, uint64_t ms) { nx_timerq_start(&c->rt->timers, &c->tnode, ms); }
@@ -191,7 +146,7 @@ static void conn_free(nx_conn_t *c) {
     nx_buf_free(c->pending);
     free(c->pending);
   }
-  nx_buf_free(&c->out);
+  nx_conn_out_free(c);
   nx_tls_free(c->tls);
   free(c->close_reason);
   nx_timerq_stop(&rt->timers, &c->tnode);
@@ -216,7 +171,7 @@ static void on_handle_closed(uv_handle_t *h) {
     conn_free(c);
 }
 
-static void really_close(nx_conn_t *c) {
+void nx_conn_really_close(nx_conn_t *c) {
   nx_listener_t *l = c->listener;
   if (c->closing_handles)
     return;
@@ -279,7 +234,7 @@ void nx_conn_timeout(nx_tnode_t *n) {
     nx_log(NX_LOG_DEBUG, "handshake timeout: closing the connection");
   else if (!c->lingering) /* (a lingering peer went quiet: the normal end) */
     nx_log(NX_LOG_DEBUG, "close timeout: dropping the connection");
-  really_close(c);
+  nx_conn_really_close(c);
 }
 
 /* Ends the connection once its output is written (bounded by close_timeout). */
@@ -304,7 +259,7 @@ void nx_conn_end(nx_conn_t *c) {
  * close timeout has passed. */
 #define NX_LINGER_QUIET_MS 250
 
-static void start_linger(nx_conn_t *c) {
+void nx_conn_start_linger(nx_conn_t *c) {
   uv_os_fd_t fd;
   uint64_t now = uv_now(c->rt->loop);
   c->lingering = 1;
@@ -321,7 +276,7 @@ static void start_linger(nx_conn_t *c) {
 static void linger_input(nx_conn_t *c, ssize_t nread) {
   uint64_t now = uv_now(c->rt->loop);
   if (nread < 0 || now >= c->ping_sent) {
-    really_close(c);
+    nx_conn_really_close(c);
     return;
   }
   nx_conn_arm(c, c->ping_sent - now < NX_LINGER_QUIET_MS ? c->ping_sent - now : NX_LINGER_QUIET_MS);
@@ -330,7 +285,7 @@ static void linger_input(nx_conn_t *c, ssize_t nread) {
 /* Drops the connection now, without a close frame (the app sees app_code). */
 void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
   nx_conn_set_close(c, app_code, NULL, 0);
-  really_close(c);
+  nx_conn_really_close(c);
 }
 
 /* A connection past --max-connections: HTTP 503, and the end (lingering:
@@ -398,7 +353,7 @@ void nx_conn_accepted(nx_listener_t *l) {
         if (l->conns)
           l->conns->prev = c;
         l->conns = c;
-        really_close(c);
+        nx_conn_really_close(c);
         return;
       }
     }
@@ -427,164 +382,6 @@ static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
     ip[10] = ip[11] = 0xff;
     memcpy(ip + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
   }
-  return 0;
-}
-
-/* ---- Output ---------------------------------------------------------- */
-
-size_t nx_conn_buffered(const nx_conn_t *c) {
-  return nx_buf_size(&c->out) + (c->wreq ? nx_stream_pending(c->wreq) : 0) +
-         (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
-}
-
-static void on_write(uv_write_t *req, int status) {
-  nx_conn_t *c = (nx_conn_t *)req->data;
-  nx_stream_done(req); /* only a write the socket could not take at once has one */
-  c->wreq = NULL;
-  if (c->closing_handles)
-    return;
-  if (status < 0) {
-    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(status));
-    really_close(c);
-    return;
-  }
-  nx_conn_flush(c);
-  nx_rt_run_ready(c->rt);
-}
-
-/* Writes what is queued: first synchronously (most writes complete at once),
- * the rest through one uv_write whose buffer stays untouched until done. */
-void nx_conn_flush(nx_conn_t *c) {
-  nx_buf_t *src = &c->out;
-  if (c->closing_handles || c->wreq)
-    return;
-  if (c->tls) {
-    /* The transport: what the connection queued is encrypted, and the
-     * ciphertext is what goes to the socket. */
-    nx_buf_t *cipher = nx_tls_out(c->tls);
-    if (nx_tls_write(c->tls, &c->out, cipher) < 0) {
-      really_close(c);
-      return;
-    }
-    if (c->end_after_flush && !c->tls_closed && nx_buf_size(&c->out) == 0) {
-      nx_tls_shutdown(c->tls, cipher); /* close_notify after the last record */
-      c->tls_closed = 1;
-    }
-    src = cipher;
-  }
-  if (nx_buf_size(src)) {
-    int r = 0;
-    /* The last bytes (a close frame, an HTTP error) and the FIN go out in
-     * one packet. */
-    if (c->end_after_flush && (!c->tls || nx_buf_size(&c->out) == 0))
-      r = nx_stream_write_last((uv_stream_t *)&c->tcp, src);
-    if (r == 0)
-      r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
-    if (r < 0) {
-      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
-      really_close(c);
-      return;
-    }
-    if (r == 0) /* all written: an idle connection keeps no output buffer (a busy
-                 * one gets one back from the pool on its next send) */
-      out_release(c->rt, src);
-  }
-  if (c->tls && nx_buf_size(&c->out) == 0)
-    out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
-  if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
-    nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->wreq && nx_buf_size(src) == 0 && nx_buf_size(&c->out) == 0 &&
-      !c->lingering) {
-    if (c->linger && c->listener)
-      start_linger(c);
-    else
-      really_close(c);
-  }
-}
-
-int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
-  if (c->closing_handles)
-    return -1;
-  if (out_reserve(c->rt, &c->out, len))
-    return -1;
-  nx_buf_append(&c->out, data, len);
-  nx_rt_mark_dirty(c);
-  return 0;
-}
-
-/* A large frame goes to the socket at once, straight from the caller's
- * bytes (after what is already queued, in one writev): copying 64 KiB into
- * the output buffer costs more than the syscall batching saves. Only what
- * the socket does not take is copied and queued. */
-#define NX_DIRECT_SEND 16384
-
-static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void *data,
-                       size_t len) {
-  uv_buf_t extra[2];
-  int r;
-  extra[0] = uv_buf_init((char *)hdr, (unsigned)hlen);
-  extra[1] = uv_buf_init((char *)data, (unsigned)len);
-  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wreq, on_write, c);
-  if (r < 0) {
-    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
-    really_close(c);
-    return -1;
-  }
-  if (r == 0)
-    out_release(c->rt, &c->out);
-  return 0;
-}
-
-/* Queues one unfragmented frame. Returns 0, or -1 when the connection is
- * gone or was dropped for buffering more than its limit. */
-int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
-  uint8_t hdr[14];
-  size_t hlen, queued, limit = c->listener->cfg.write_limit;
-  int rsv1 = 0;
-
-  if (c->closing_handles)
-    return -1;
-  if (c->deflate && opcode <= NX_WS_OP_BINARY && len >= c->listener->cfg.compress_threshold) {
-    nx_rt_t *rt = c->rt;
-    size_t clen;
-    const uint8_t *z;
-    if (!rt->deflate)
-      rt->deflate = nx_deflate_new();
-    z = rt->deflate ? nx_deflate_message(rt->deflate, data, len, c->pmd_bits, &clen) : NULL;
-    if (z) {
-      data = z;
-      len = clen;
-      rsv1 = 1;
-    }
-  }
-  hlen = nx_ws_frame_header(hdr, 1, rsv1, opcode, len, NULL);
-
-  queued = nx_conn_buffered(c);
-  if (queued && queued + len > limit) {
-    nx_conn_flush(c); /* what the socket takes now does not count */
-    if (c->closing_handles)
-      return -1;
-    queued = nx_conn_buffered(c);
-    if (queued && queued + len > limit) {
-      /* The peer does not read: it cannot be allowed to grow our memory.
-       * (One message is always accepted into an empty buffer.) */
-      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)", queued);
-      nx_conn_abort(c, 1006);
-      return -1;
-    }
-  }
-  if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
-    return send_direct(c, hdr, hlen, data, len);
-  if (out_reserve(c->rt, &c->out, hlen + len)) {
-    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
-    nx_conn_abort(c, 1006);
-    return -1;
-  }
-  memcpy(c->out.data + c->out.len, hdr, hlen);
-  if (len)
-    memcpy(c->out.data + c->out.len + hlen, data, len);
-  c->out.len += hlen + len;
-  nx_rt_mark_dirty(c);
   return 0;
 }
 

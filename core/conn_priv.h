@@ -1,6 +1,6 @@
-/* What conn.c and conn_frames.c share about a connection, and nothing else
- * includes: conn.c owns its life, output and request; conn_frames.c turns
- * its frames into messages. */
+/* What conn.c, conn_frames.c and conn_output.c share about a connection,
+ * and nothing else includes: conn.c owns its life and request, conn_frames.c
+ * turns its frames into messages, conn_output.c queues and writes them. */
 #ifndef NX_CONN_PRIV_H
 #define NX_CONN_PRIV_H
 
@@ -12,6 +12,11 @@ void nx_conn_arm(nx_conn_t *c, uint64_t ms); /* its one timeout, in ms from now 
 void nx_conn_start_reading(nx_conn_t *c);
 void nx_conn_stop_reading(nx_conn_t *c);
 void nx_conn_wake_waiters(nx_conn_t *c);
+void nx_conn_really_close(nx_conn_t *c); /* closes its handles; freed in their callback */
+void nx_conn_start_linger(nx_conn_t *c); /* our last bytes and FIN are out: read to discard */
+
+/* conn_output.c */
+void nx_conn_out_free(nx_conn_t *c); /* the output queue, at the end */
 
 /* conn_frames.c */
 void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len);

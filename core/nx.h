@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "freelist.h"
 #include "lua.h"
+#include "shared_frame.h"
 #include "timerq.h"
 #include "ws_frame.h"
 
@@ -210,8 +211,10 @@ struct nx_conn_s {
   nx_msg_t *cur; /* message being assembled */
   nx_msg_t *inbox, *inbox_tail;
   size_t inbox_bytes;
-  nx_buf_t out;         /* frames waiting to be written */
-  uv_write_t *wreq;     /* the write in flight (owning its bytes: stream.c), or NULL */
+  nx_buf_t out;                      /* frames waiting to be written */
+  uv_write_t *wreq;                  /* the write in flight (owning its bytes: stream.c), or NULL */
+  struct nx_seg_s *segs, *segs_tail; /* shared frames queued before out (conn_output.c) */
+  size_t seg_bytes;                  /* and their bytes not yet written */
   struct nx_tls_s *tls; /* the TLS transport (with its output), or NULL for plain TCP */
   nx_task_t *owner;     /* the handler task */
   nx_task_t *reader;    /* task waiting in recv */
@@ -266,6 +269,15 @@ void nx_conn_accepted(nx_listener_t *l);
 void nx_conn_timeout(nx_tnode_t *n);
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len);
 int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len);
+/* A frame encoded once for many connections (a publish): nx_conn_deflate_bits
+ * says which one a connection gets (0: uncompressed, else the compressor's
+ * window), nx_conn_encode_shared encodes it (NULL when out of memory), and
+ * nx_conn_send_frame queues it as nx_conn_send does, holding a reference
+ * instead of a copy while the connection is behind. */
+int nx_conn_deflate_bits(const nx_conn_t *c, int opcode, size_t len);
+nx_shared_frame_t *nx_conn_encode_shared(nx_rt_t *rt, int bits, int opcode, const void *data,
+                                         size_t len);
+int nx_conn_send_frame(nx_conn_t *c, nx_shared_frame_t *f);
 void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen);
 void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason);
 /* Ends a connection whose end waited for the end of the loop turn (a

@@ -288,7 +288,11 @@ size_t nx_pubsub_publish(nx_rt_t *rt, const char *name, size_t len, int opcode, 
                          size_t dlen, const nx_conn_t *except) {
   nx_topic_t *t = find(rt, name, len);
   struct nx_sub_s *s;
+  /* The frame, encoded once per kind a subscriber may get: [0] plain,
+   * [9..15] compressed with that window. */
+  nx_shared_frame_t *frames[16] = {NULL};
   size_t n = 0;
+  int i;
   if (!t)
     return 0;
   /* Sending never unsubscribes (a connection dropped for its write limit
@@ -296,11 +300,18 @@ size_t nx_pubsub_publish(nx_rt_t *rt, const char *name, size_t len, int opcode, 
    * list stays intact while it is walked. */
   for (s = t->subs; s; s = s->tnext) {
     nx_conn_t *c = s->conn;
+    int bits;
     if (c == except || c->state != NX_CONN_OPEN || c->close_sent)
       continue;
-    if (nx_conn_send(c, opcode, data, dlen) == 0)
+    bits = nx_conn_deflate_bits(c, opcode, dlen);
+    if (!frames[bits])
+      frames[bits] = nx_conn_encode_shared(rt, bits, opcode, data, dlen);
+    if (frames[bits] ? nx_conn_send_frame(c, frames[bits]) == 0
+                     : nx_conn_send(c, opcode, data, dlen) == 0) /* (out of memory) */
       n++;
   }
+  for (i = 0; i < 16; i++)
+    nx_shared_frame_unref(frames[i]);
   return n;
 }
 

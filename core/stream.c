@@ -7,10 +7,13 @@
 #include "stream.h"
 
 /* A write the socket could not take at once: the request, and the bytes it
- * owns until it is done (an owner keeps 8 bytes for it, not a buffer). */
+ * owns until it is done (an owner keeps 8 bytes for it, not a buffer):
+ * either a buffer of its own or the rest of a shared frame it holds. */
 typedef struct {
   uv_write_t req; /* first: the request is the struct */
   nx_buf_t buf;
+  nx_shared_frame_t *frame;
+  size_t frame_off;
 } nx_wreq_t;
 
 int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra,
@@ -50,6 +53,7 @@ int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsign
     return UV_ENOMEM;
   wr->buf = *src;
   memset(src, 0, sizeof(*src));
+  wr->frame = NULL;
   wr->req.data = data;
   b[0] = uv_buf_init((char *)wr->buf.data + wr->buf.off, (unsigned)nx_buf_size(&wr->buf));
   w = uv_write(&wr->req, s, b, 1, cb);
@@ -62,13 +66,35 @@ int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsign
   return 1;
 }
 
+int nx_stream_write_frame(uv_stream_t *s, nx_shared_frame_t *f, size_t off, uv_write_t **reqp,
+                          uv_write_cb cb, void *data) {
+  nx_wreq_t *wr = (nx_wreq_t *)calloc(1, sizeof(*wr));
+  uv_buf_t b;
+  int w;
+  if (!wr)
+    return UV_ENOMEM;
+  wr->frame = f;
+  wr->frame_off = off;
+  wr->req.data = data;
+  b = uv_buf_init((char *)f->data + off, (unsigned)(f->len - off));
+  w = uv_write(&wr->req, s, &b, 1, cb);
+  if (w) {
+    free(wr); /* the reference stays the caller's */
+    return w;
+  }
+  *reqp = &wr->req;
+  return 1;
+}
+
 size_t nx_stream_pending(const uv_write_t *req) {
-  return nx_buf_size(&((const nx_wreq_t *)req)->buf);
+  const nx_wreq_t *wr = (const nx_wreq_t *)req;
+  return nx_buf_size(&wr->buf) + (wr->frame ? wr->frame->len - wr->frame_off : 0);
 }
 
 void nx_stream_done(uv_write_t *req) {
   nx_wreq_t *wr = (nx_wreq_t *)req;
   nx_buf_free(&wr->buf);
+  nx_shared_frame_unref(wr->frame);
   free(wr);
 }
 

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "shared_frame.h"
 
 #define NX_STREAM_MAX_EXTRA 2
 
@@ -22,6 +23,13 @@
  * error (nothing in flight, src as it was left). */
 int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra,
                     uv_write_t **reqp, uv_write_cb cb, void *data);
+
+/* Writes the shared frame f from byte off in a uv_write of its own (the
+ * socket is known to be full: no attempt is made to write it at once). The
+ * request takes over the caller's reference to f. Returns 1 (in flight, as
+ * nx_stream_write), or a libuv error (the reference is still the caller's). */
+int nx_stream_write_frame(uv_stream_t *s, nx_shared_frame_t *f, size_t off, uv_write_t **reqp,
+                          uv_write_cb cb, void *data);
 
 /* For the last bytes before the socket is closed: writes what the socket
  * takes of src now and consumes it; when that is all of it, shuts the

@@ -67,8 +67,9 @@ describe("broadcast with permessage-deflate", function()
       if i > 20 then assert.equal(msg, f.payload) end
     end
     local after = stats()
+    -- framed once per kind of subscriber: the compressor is not even asked again
     assert.equal(1, after.compressions - before.compressions)
-    assert.equal(19, after.compression_cache_hits - before.compression_cache_hits)
+    assert.equal(0, after.compression_cache_hits - before.compression_cache_hits)
     for i = 1, 24 do subs[i]:close(1000) end
     pub:close(1000)
   end)

@@ -1,0 +1,406 @@
+/* A connection's output queue: frames and raw bytes queued during a loop
+ * turn leave in one write per connection at its end (nx_rt_flush), what the
+ * socket does not take waits in one uv_write, large frames go out at once
+ * without a copy, the write limit drops a peer that does not read, and a
+ * published frame is shared between the subscribers that fall behind. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn_priv.h"
+#include "deflate.h"
+#include "log.h"
+#include "nx.h"
+#include "shared_frame.h"
+#include "stream.h"
+#include "tls.h"
+
+/* Output buffers are recycled: a connection's is released once written (an
+ * idle connection keeps none), and its next batch takes one back from this
+ * runtime-wide pool instead of growing a new one from 256 bytes through
+ * realloc. Only mid-sized buffers are kept, at most 512 KiB in all. */
+#define NX_OUT_POOL_MIN 512
+#define NX_OUT_POOL_MAX 4096
+#define NX_OUT_POOL_COUNT 128
+
+/* A pooled block: the pool's link, then the block's capacity. */
+typedef struct {
+  void *link;
+  size_t cap;
+} nx_out_block_t;
+
+static void out_release(nx_rt_t *rt, nx_buf_t *b) {
+  if (b->cap >= NX_OUT_POOL_MIN && b->cap <= NX_OUT_POOL_MAX) {
+    ((nx_out_block_t *)(void *)b->data)->cap = b->cap;
+    if (nx_freelist_push(&rt->out_pool, b->data, NX_OUT_POOL_COUNT)) {
+      b->data = NULL;
+      b->off = b->len = b->cap = 0;
+      return;
+    }
+  }
+  nx_buf_free(b);
+}
+
+static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
+  nx_out_block_t *k = b->data ? NULL : (nx_out_block_t *)nx_freelist_pop(&rt->out_pool);
+  if (k) {
+    b->data = (uint8_t *)(void *)k;
+    b->cap = k->cap;
+    b->off = b->len = 0;
+  } else if (!b->data && n <= NX_OUT_POOL_MIN) {
+    /* Pool-sized from the start, so that it goes back to the pool once
+     * written (a 101 and a close reply are all most connections send). */
+    if (!(b->data = (uint8_t *)malloc(NX_OUT_POOL_MIN)))
+      return -1;
+    b->cap = NX_OUT_POOL_MIN;
+    b->off = b->len = 0;
+  }
+  return nx_buf_reserve(b, n);
+}
+
+size_t nx_conn_buffered(const nx_conn_t *c) {
+  return nx_buf_size(&c->out) + c->seg_bytes + (c->wreq ? nx_stream_pending(c->wreq) : 0) +
+         (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* ---- Shared frames --------------------------------------------------- *
+ * A connection whose socket is full (a write in flight) queues a large
+ * shared frame by reference: its output is then the write in flight, the
+ * segments (own bytes that were queued before a shared frame, and the
+ * shared frames), and c->out after them, in that order. TLS connections
+ * encrypt per connection and always copy. */
+#define NX_SHARE_MIN 512
+#define NX_SEG_IOV 64
+
+typedef struct nx_seg_s {
+  struct nx_seg_s *next;
+  nx_shared_frame_t *frame; /* or NULL: own bytes, in buf */
+  size_t off;               /* bytes of frame written */
+  nx_buf_t buf;
+} nx_seg_t;
+
+static size_t seg_size(const nx_seg_t *s) {
+  return s->frame ? s->frame->len - s->off : nx_buf_size(&s->buf);
+}
+
+static void seg_free(nx_rt_t *rt, nx_seg_t *s) {
+  if (s->frame)
+    nx_shared_frame_unref(s->frame);
+  else
+    out_release(rt, &s->buf);
+  free(s);
+}
+
+/* Takes the first segment off the queue. */
+static nx_seg_t *seg_pop(nx_conn_t *c) {
+  nx_seg_t *s = c->segs;
+  c->segs = s->next;
+  if (!c->segs)
+    c->segs_tail = NULL;
+  c->seg_bytes -= seg_size(s);
+  return s;
+}
+
+static int seg_push(nx_conn_t *c, nx_shared_frame_t *f) {
+  nx_seg_t *own = NULL, *s = (nx_seg_t *)calloc(1, sizeof(*s));
+  if (!s)
+    return -1;
+  if (nx_buf_size(&c->out)) { /* what was queued before the frame goes before it */
+    if (!(own = (nx_seg_t *)calloc(1, sizeof(*own)))) {
+      free(s);
+      return -1;
+    }
+    own->buf = c->out;
+    memset(&c->out, 0, sizeof(c->out));
+    own->next = s;
+    c->seg_bytes += nx_buf_size(&own->buf);
+  }
+  s->frame = nx_shared_frame_ref(f);
+  c->seg_bytes += f->len;
+  if (c->segs_tail)
+    c->segs_tail->next = own ? own : s;
+  else
+    c->segs = own ? own : s;
+  c->segs_tail = s;
+  return 0;
+}
+
+/* Writes the segments (and c->out after them, if they all fit in one
+ * writev) as far as the socket takes them; the first one it does not take
+ * goes out in a write of its own, and the rest waits for it. 0, or a libuv
+ * error. */
+static int flush_segs(nx_conn_t *c) {
+  uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+  while (c->segs && !c->wreq) {
+    uv_buf_t b[NX_SEG_IOV + 1];
+    unsigned n = 0;
+    nx_seg_t *s;
+    size_t w;
+    int r;
+    for (s = c->segs; s && n < NX_SEG_IOV; s = s->next)
+      b[n++] = s->frame ? uv_buf_init((char *)s->frame->data + s->off, (unsigned)seg_size(s))
+                        : uv_buf_init((char *)s->buf.data + s->buf.off, (unsigned)seg_size(s));
+    if (!s && nx_buf_size(&c->out))
+      b[n++] = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)nx_buf_size(&c->out));
+    r = uv_try_write(stream, b, n);
+    if (r == UV_EAGAIN || r == UV_ENOSYS)
+      r = 0;
+    if (r < 0)
+      return r;
+    for (w = (size_t)r; c->segs && w >= seg_size(c->segs);) {
+      w -= seg_size(c->segs);
+      seg_free(c->rt, seg_pop(c));
+    }
+    if (w && c->segs) { /* the one written in part */
+      if (c->segs->frame)
+        c->segs->off += w;
+      else
+        nx_buf_consume(&c->segs->buf, w);
+      c->seg_bytes -= w;
+    } else if (w) {
+      nx_buf_consume(&c->out, w);
+    }
+    if (!c->segs)
+      return 0;
+    s = seg_pop(c);
+    if (s->frame) {
+      r = nx_stream_write_frame(stream, s->frame, s->off, &c->wreq, on_write, c);
+      if (r > 0)
+        s->frame = NULL; /* the write holds the reference now */
+    } else {
+      r = nx_stream_write(stream, &s->buf, NULL, 0, &c->wreq, on_write, c);
+    }
+    seg_free(c->rt, s);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+void nx_conn_out_free(nx_conn_t *c) {
+  while (c->segs)
+    seg_free(c->rt, seg_pop(c));
+  nx_buf_free(&c->out);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  nx_conn_t *c = (nx_conn_t *)req->data;
+  nx_stream_done(req); /* only a write the socket could not take at once has one */
+  c->wreq = NULL;
+  if (c->closing_handles)
+    return;
+  if (status < 0) {
+    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(status));
+    nx_conn_really_close(c);
+    return;
+  }
+  nx_conn_flush(c);
+  nx_rt_run_ready(c->rt);
+}
+
+/* Writes what is queued: first synchronously (most writes complete at once),
+ * the rest through one uv_write whose buffer stays untouched until done. */
+void nx_conn_flush(nx_conn_t *c) {
+  nx_buf_t *src = &c->out;
+  if (c->closing_handles || c->wreq)
+    return;
+  if (c->segs) {
+    int r = flush_segs(c);
+    if (r < 0) {
+      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
+      nx_conn_really_close(c);
+      return;
+    }
+  }
+  if (c->tls) {
+    /* The transport: what the connection queued is encrypted, and the
+     * ciphertext is what goes to the socket. */
+    nx_buf_t *cipher = nx_tls_out(c->tls);
+    if (nx_tls_write(c->tls, &c->out, cipher) < 0) {
+      nx_conn_really_close(c);
+      return;
+    }
+    if (c->end_after_flush && !c->tls_closed && nx_buf_size(&c->out) == 0) {
+      nx_tls_shutdown(c->tls, cipher); /* close_notify after the last record */
+      c->tls_closed = 1;
+    }
+    src = cipher;
+  }
+  if (!c->wreq && nx_buf_size(src)) { /* (a write in flight: a shared frame's, before src) */
+    int r = 0;
+    /* The last bytes (a close frame, an HTTP error) and the FIN go out in
+     * one packet. */
+    if (c->end_after_flush && (!c->tls || nx_buf_size(&c->out) == 0))
+      r = nx_stream_write_last((uv_stream_t *)&c->tcp, src);
+    if (r == 0)
+      r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
+    if (r < 0) {
+      nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
+      nx_conn_really_close(c);
+      return;
+    }
+    if (r == 0) /* all written: an idle connection keeps no output buffer (a busy
+                 * one gets one back from the pool on its next send) */
+      out_release(c->rt, src);
+  }
+  if (c->tls && nx_buf_size(&c->out) == 0)
+    out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
+  if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
+    nx_task_wake(c->writer, 0);
+  if (c->end_after_flush && !c->wreq && !c->segs && nx_buf_size(src) == 0 &&
+      nx_buf_size(&c->out) == 0 && !c->lingering) {
+    if (c->linger && c->listener)
+      nx_conn_start_linger(c);
+    else
+      nx_conn_really_close(c);
+  }
+}
+
+int nx_conn_send_raw(nx_conn_t *c, const void *data, size_t len) {
+  if (c->closing_handles)
+    return -1;
+  if (out_reserve(c->rt, &c->out, len))
+    return -1;
+  nx_buf_append(&c->out, data, len);
+  nx_rt_mark_dirty(c);
+  return 0;
+}
+
+/* A large frame goes to the socket at once, straight from the caller's
+ * bytes (after what is already queued, in one writev): copying 64 KiB into
+ * the output buffer costs more than the syscall batching saves. Only what
+ * the socket does not take is copied and queued. */
+#define NX_DIRECT_SEND 16384
+
+static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void *data,
+                       size_t len) {
+  uv_buf_t extra[2];
+  int r;
+  extra[0] = uv_buf_init((char *)hdr, (unsigned)hlen);
+  extra[1] = uv_buf_init((char *)data, (unsigned)len);
+  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wreq, on_write, c);
+  if (r < 0) {
+    nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
+    nx_conn_really_close(c);
+    return -1;
+  }
+  if (r == 0)
+    out_release(c->rt, &c->out);
+  return 0;
+}
+
+int nx_conn_deflate_bits(const nx_conn_t *c, int opcode, size_t len) {
+  if (!c->deflate || opcode > NX_WS_OP_BINARY || len < c->listener->cfg.compress_threshold)
+    return 0;
+  return c->pmd_bits < 9 ? 9 : c->pmd_bits > 15 ? 15 : c->pmd_bits;
+}
+
+/* The payload compressed with a window of bits, in the runtime's
+ * compressor (valid until its next message), or NULL: send it plain. */
+static const uint8_t *compress(nx_rt_t *rt, int bits, const void *data, size_t len, size_t *clen) {
+  if (!rt->deflate)
+    rt->deflate = nx_deflate_new();
+  return rt->deflate ? nx_deflate_message(rt->deflate, data, len, bits, clen) : NULL;
+}
+
+nx_shared_frame_t *nx_conn_encode_shared(nx_rt_t *rt, int bits, int opcode, const void *data,
+                                         size_t len) {
+  uint8_t hdr[14];
+  size_t hlen, clen;
+  const uint8_t *z = bits ? compress(rt, bits, data, len, &clen) : NULL;
+  nx_shared_frame_t *f;
+  if (z) {
+    data = z;
+    len = clen;
+  }
+  hlen = nx_ws_frame_header(hdr, 1, z != NULL, opcode, len, NULL);
+  if (!(f = nx_shared_frame_new(hlen + len)))
+    return NULL;
+  memcpy(f->data, hdr, hlen);
+  if (len)
+    memcpy(f->data + hlen, data, len);
+  return f;
+}
+
+/* Room for len more bytes under the write limit: 0, or -1 when the
+ * connection is gone or was dropped for buffering more than its limit. */
+static int make_room(nx_conn_t *c, size_t len) {
+  size_t limit = c->listener->cfg.write_limit, queued = nx_conn_buffered(c);
+  if (queued && queued + len > limit) {
+    nx_conn_flush(c); /* what the socket takes now does not count */
+    if (c->closing_handles)
+      return -1;
+    queued = nx_conn_buffered(c);
+    if (queued && queued + len > limit) {
+      /* The peer does not read: it cannot be allowed to grow our memory.
+       * (One message is always accepted into an empty buffer.) */
+      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)", queued);
+      nx_conn_abort(c, 1006);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Queues one unfragmented frame. Returns 0, or -1 when the connection is
+ * gone or was dropped for buffering more than its limit. */
+int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
+  uint8_t hdr[14];
+  size_t hlen;
+  int bits;
+  const uint8_t *z = NULL;
+
+  if (c->closing_handles)
+    return -1;
+  if ((bits = nx_conn_deflate_bits(c, opcode, len)) != 0) {
+    size_t clen;
+    if ((z = compress(c->rt, bits, data, len, &clen)) != NULL) {
+      data = z;
+      len = clen;
+    }
+  }
+  hlen = nx_ws_frame_header(hdr, 1, z != NULL, opcode, len, NULL);
+  if (make_room(c, len))
+    return -1;
+  if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
+    return send_direct(c, hdr, hlen, data, len);
+  if (out_reserve(c->rt, &c->out, hlen + len)) {
+    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
+    nx_conn_abort(c, 1006);
+    return -1;
+  }
+  memcpy(c->out.data + c->out.len, hdr, hlen);
+  if (len)
+    memcpy(c->out.data + c->out.len + hlen, data, len);
+  c->out.len += hlen + len;
+  nx_rt_mark_dirty(c);
+  return 0;
+}
+
+int nx_conn_send_frame(nx_conn_t *c, nx_shared_frame_t *f) {
+  if (c->closing_handles || make_room(c, f->len))
+    return -1;
+  if (c->tls || c->state == NX_CONN_DONE ||
+      (c->wreq ? f->len < NX_SHARE_MIN : f->len < NX_DIRECT_SEND)) {
+    if (out_reserve(c->rt, &c->out, f->len)) {
+      nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", f->len);
+      nx_conn_abort(c, 1006);
+      return -1;
+    }
+    nx_buf_append(&c->out, f->data, f->len);
+    nx_rt_mark_dirty(c);
+    return 0;
+  }
+  /* Behind (a write in flight): a reference. Or a large frame, which goes
+   * out at once as a direct send does, and what the socket does not take
+   * stays a reference. */
+  if (seg_push(c, f)) {
+    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", f->len);
+    nx_conn_abort(c, 1006);
+    return -1;
+  }
+  if (!c->wreq)
+    nx_conn_flush(c);
+  return c->closing_handles ? -1 : 0;
+}

@@ -440,7 +440,10 @@ static int origin_allowed(nx_conn_t *c) {
   const char *vals[2];
   size_t lens[2];
   const char *list = c->listener->cfg.allowed_origins, *p;
-  if (nx_http_header_values(c->http, "origin", vals, lens, 2) == 0)
+  /* Two Origins: a browser sends one (RFC 6454 §7.3), so which would count?
+   * Only "*" lets that through. */
+  size_t norigins = nx_http_header_values(c->http, "origin", vals, lens, 2);
+  if (norigins == 0)
     return 1;
   for (p = list; *p;) {
     const char *end = strchr(p, ',');
@@ -449,7 +452,7 @@ static int origin_allowed(nx_conn_t *c) {
       p++, n--;
     while (n && p[n - 1] == ' ')
       n--;
-    if ((n == 1 && *p == '*') || (n == lens[0] && strncasecmp(p, vals[0], n) == 0))
+    if ((n == 1 && *p == '*') || (norigins == 1 && n == lens[0] && strncasecmp(p, vals[0], n) == 0))
       return 1;
     if (!end)
       break;
@@ -464,6 +467,8 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   size_t tail_len = 0;
   int r = nx_http_feed(c->http, data, len, &tail, &tail_len);
 
+  if ((r == 0 || r == 1) && nx_http_expects_continue(c->http))
+    nx_conn_send_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   if (r == 0)
     return;
   if (r != 1) {
@@ -479,7 +484,10 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why);
     nx_log(NX_LOG_DEBUG, "refused a handshake with %d: %s", r, why);
-    nx_http_respond(c, r, r == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : NULL,
+    nx_http_respond(c, r,
+                    r == 426   ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
+                    : r == 405 ? "Allow: GET\r\n"
+                               : NULL,
                     body, (size_t)n);
     return;
   }

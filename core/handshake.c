@@ -68,6 +68,44 @@ int nx_handshake_key_valid(const char *s, size_t len) {
   return (b64_value(s[21]) & 0x0f) == 0;
 }
 
+static int hex_digit(char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* RFC 3986 §2.2-2.3: unreserved or sub-delims. */
+static int host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+int nx_host_valid(const char *v, size_t n) {
+  size_t i = 0;
+  if (n && v[0] == '[') { /* IP-literal: IPv6address or IPvFuture */
+    for (i = 1; i < n && v[i] != ']'; i++)
+      if (!host_char(v[i]) && v[i] != ':')
+        return 0;
+    if (i == n || i == 1)
+      return 0;
+    i++;
+  } else {
+    for (; i < n && v[i] != ':'; i++) {
+      if (v[i] == '%') {
+        if (i + 2 >= n || !hex_digit(v[i + 1]) || !hex_digit(v[i + 2]))
+          return 0;
+        i += 2;
+      } else if (!host_char(v[i])) {
+        return 0;
+      }
+    }
+  }
+  if (i < n && v[i++] != ':')
+    return 0;
+  for (; i < n; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return 0;
+  return 1;
+}
+
 static int scheme_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
          c == '-' || c == '.';
@@ -76,6 +114,12 @@ static int scheme_char(char c) {
 int nx_target_split(const char *u, size_t n, size_t *origin) {
   size_t i = 0, host;
   *origin = 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)u[i];
+    if (c <= ' ' || c >= 0x7f || c == '#')
+      return -1;
+  }
+  i = 0;
   if (n && u[0] == '/')
     return 0;
   while (i < n && scheme_char(u[i]))
@@ -84,13 +128,10 @@ int nx_target_split(const char *u, size_t n, size_t *origin) {
       memcmp(u + i, "://", 3) != 0)
     return -1;
   host = i += 3;
-  while (i < n && u[i] != '/' && u[i] != '?') {
-    if (u[i] == '@')
-      return -1;
+  while (i < n && u[i] != '/' && u[i] != '?')
     i++;
-  }
-  if (i == host || u[host] == ':')
-    return -1; /* no host */
+  if (i == host || u[host] == ':' || !nx_host_valid(u + host, i - host))
+    return -1; /* no host, userinfo, or not a host */
   *origin = i;
   return 0;
 }
@@ -106,8 +147,43 @@ static int reject(nx_handshake_t *out, int status, const char *why) {
  * length first: most headers of a request are none of these. */
 typedef struct {
   int host, upgrade, upgrade_ws, connection_upgrade, version, key;
-  const nx_header_t *version_h, *key_h;
+  int bad_name, bad_protocol, expect_continue;
+  const nx_header_t *host_h, *version_h, *key_h, *te_h; /* te_h: the last one */
 } seen_t;
+
+/* 1 if every element of a comma-separated list is a token (empty elements
+ * are allowed and skipped, RFC 9110 §5.6.1). */
+static int token_list(const char *v, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t start, end;
+    while (i < len && (nx_is_ows(v[i]) || v[i] == ','))
+      i++;
+    start = i;
+    while (i < len && v[i] != ',')
+      i++;
+    end = i;
+    while (end > start && nx_is_ows(v[end - 1]))
+      end--;
+    for (; start < end; start++)
+      if (!nx_is_tchar((unsigned char)v[start]))
+        return 0;
+  }
+  return 1;
+}
+
+/* 1 if the last non-empty element of a comma-separated list is token. */
+static int last_element_is(const char *v, size_t len, const char *token) {
+  size_t end = len, start;
+  while (end && (nx_is_ows(v[end - 1]) || v[end - 1] == ','))
+    end--;
+  start = end;
+  while (start && v[start - 1] != ',')
+    start--;
+  while (start < end && nx_is_ows(v[start]))
+    start++;
+  return end > start && nx_token_ieq(v + start, end - start, token);
+}
 
 /* 1 if the n bytes at a are lit, a lowercase token, in any case: a letter
  * of lit matches itself or its capital (the two differ only in bit 0x20),
@@ -127,10 +203,17 @@ static void scan_headers(const nx_request_t *req, seen_t *s) {
   memset(s, 0, sizeof(*s));
   for (i = 0; i < req->nheaders; i++) {
     const nx_header_t *h = &req->headers[i];
+    if (!h->name_len || memchr(h->name, ' ', h->name_len) || memchr(h->name, '\t', h->name_len))
+      s->bad_name = 1;
     switch (h->name_len) {
     case 4:
-      if (name_is(h->name, "host", 4))
-        s->host++;
+      if (name_is(h->name, "host", 4) && !s->host++)
+        s->host_h = h;
+      break;
+    case 6:
+      if (name_is(h->name, "expect", 6) &&
+          nx_header_has_token(h->value, h->value_len, "100-continue"))
+        s->expect_continue = 1;
       break;
     case 7:
       if (name_is(h->name, "upgrade", 7)) {
@@ -145,8 +228,16 @@ static void scan_headers(const nx_request_t *req, seen_t *s) {
         s->connection_upgrade = 1;
       break;
     case 17:
-      if (name_is(h->name, "sec-websocket-key", 17) && !s->key++)
-        s->key_h = h;
+      if (name_is(h->name, "sec-websocket-key", 17)) {
+        if (!s->key++)
+          s->key_h = h;
+      } else if (name_is(h->name, "transfer-encoding", 17)) {
+        s->te_h = h;
+      }
+      break;
+    case 22:
+      if (name_is(h->name, "sec-websocket-protocol", 22) && !token_list(h->value, h->value_len))
+        s->bad_protocol = 1;
       break;
     case 21:
       if (name_is(h->name, "sec-websocket-version", 21) && !s->version++)
@@ -169,8 +260,17 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   if (req->http_major < 1 || (req->http_major == 1 && req->http_minor < 1))
     return reject(out, 400, "WebSocket requires HTTP/1.1");
   scan_headers(req, &s);
+  if (s.bad_name)
+    return reject(out, 400, "a header name is empty or holds whitespace");
   if (s.host != 1)
     return reject(out, 400, "missing or repeated Host header");
+  v = s.host_h->value;
+  vlen = s.host_h->value_len;
+  nx_trim_ows(&v, &vlen);
+  if (!nx_host_valid(v, vlen))
+    return reject(out, 400, "the Host header is not a host[:port]");
+  if (s.te_h && !last_element_is(s.te_h->value, s.te_h->value_len, "chunked"))
+    return reject(out, 400, "a Transfer-Encoding must end in chunked");
   if (!s.upgrade)
     return reject(out, 426, "this endpoint speaks WebSocket: send an Upgrade request");
   if (!s.upgrade_ws)
@@ -195,7 +295,10 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   nx_trim_ows(&v, &vlen);
   if (!nx_handshake_key_valid(v, vlen))
     return reject(out, 400, "Sec-WebSocket-Key is not base64 of 16 bytes");
+  if (s.bad_protocol)
+    return reject(out, 400, "a Sec-WebSocket-Protocol element is not a token");
   out->key = v;
   out->key_len = vlen;
+  out->expect_continue = s.expect_continue;
   return 0;
 }

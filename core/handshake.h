@@ -26,17 +26,29 @@ typedef struct {
   const char *error; /* why it is not, for the response body and the log */
   const char *key;   /* the Sec-WebSocket-Key value, when valid */
   size_t key_len;
+  int expect_continue; /* Expect: 100-continue (the 101 must follow a 100) */
 } nx_handshake_t;
 
-/* Checks method, version, Host, Upgrade, Connection, Sec-WebSocket-Key and
- * Sec-WebSocket-Version. Fills out and returns out->status:
+/* Checks method, version, header names, Host, Transfer-Encoding, Upgrade,
+ * Connection, Sec-WebSocket-Version, Sec-WebSocket-Key and
+ * Sec-WebSocket-Protocol, in that order. Fills out and returns out->status:
  *   0   valid;
- *   400 malformed (missing Host, HTTP/1.0, bad Upgrade/Connection, bad key,
- *       missing version, duplicated key or version);
+ *   400 malformed (HTTP/1.0; a header name that is empty or holds
+ *       whitespace, which RFC 9112 §5.1 requires a 400 for; a missing,
+ *       repeated or invalid Host (RFC 9112 §3.2); a Transfer-Encoding whose
+ *       last coding is not chunked (§6.3); bad Upgrade/Connection; bad key;
+ *       missing version; duplicated key or version; a Sec-WebSocket-Protocol
+ *       element that is not a token (RFC 6455 §4.1));
  *   405 method other than GET;
  *   426 no Upgrade header at all (a plain HTTP request), or a version other
  *       than 13 (the answer must then carry Sec-WebSocket-Version: 13). */
 int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out);
+
+/* 1 if v is a valid Host value, RFC 9110 §7.2: uri-host [ ":" port ], where
+ * uri-host is an IP literal in brackets or a reg-name (RFC 3986 §3.2.2:
+ * unreserved, sub-delims and %XX; an IPv4 address is one too), possibly
+ * empty. No whitespace (the caller trims OWS). */
+int nx_host_valid(const char *v, size_t len);
 
 /* 1 if a comma-separated header value contains token (case-insensitive,
  * optional whitespace around elements). */
@@ -53,8 +65,10 @@ int nx_handshake_key_valid(const char *s, size_t len);
  * absolute form "scheme://authority/path?query", which a server must
  * accept. Sets *origin to where the path starts (0 for the origin form, just
  * past the authority for the absolute form) and returns 0; -1 for any other
- * target, or an absolute form with an empty host or with userinfo ("@"),
- * which RFC 9110 §4.2 does not allow in http(s) URIs. */
+ * target, an absolute form whose authority is not a valid host[:port] (an
+ * empty host, or userinfo, which RFC 9110 §4.2 does not allow in http(s)
+ * URIs), or a target with a fragment ('#', RFC 6455 §3), whitespace, a
+ * control byte or a byte past ASCII (a client percent-encodes those). */
 int nx_target_split(const char *target, size_t len, size_t *origin);
 
 #endif

@@ -35,10 +35,14 @@ struct nx_http_s {
   size_t url_off, url_len;
   nx_hdr_t *h; /* hdr_small, or a larger heap array */
   int nheaders, hcap;
-  int last; /* EL_*: which element the previous piece belonged to */
-  int too_big;
+  int last;    /* EL_*: which element the previous piece belonged to */
+  int too_big; /* 431, or 414 when the request target alone is too long */
+  int obs_fold;
   int complete;
   int headers_done;
+  int continue_checked;              /* Expect: 100-continue was looked at */
+  int value_open;                    /* the last value piece ran to the end of its input */
+  const char *exec_start, *exec_end; /* the input of the llhttp_execute running */
   nx_hdr_t hdr_small[16];
 };
 
@@ -47,7 +51,7 @@ static int append(nx_http_t *h, const char *at, size_t n) {
     size_t cap = h->cap * 2;
     char *b;
     if (h->len + n > h->max) {
-      h->too_big = 1;
+      h->too_big = h->last == EL_URL ? 414 : 431;
       return -1;
     }
     while (cap < h->len + n)
@@ -55,7 +59,7 @@ static int append(nx_http_t *h, const char *at, size_t n) {
     if (cap > h->max)
       cap = h->max;
     if (!(b = (char *)realloc(h->buf, cap))) {
-      h->too_big = 1;
+      h->too_big = 431;
       return -1;
     }
     h->buf = b;
@@ -100,7 +104,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
   if (h->last != EL_FIELD) {
     if (grow_headers(h)) {
-      h->too_big = 1;
+      h->too_big = 431;
       return -1;
     }
     h->h[h->nheaders].name_off = (uint32_t)h->len;
@@ -116,6 +120,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
+/* A value comes in pieces only where a read ended. Another piece after one
+ * that ended before its input did (at a line end), or that starts past the
+ * start of its input, is an obs-fold continuation line: refused with 400
+ * (RFC 9112 §5.2 allows that or joining the lines). */
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
   if (h->nheaders == 0)
@@ -123,9 +131,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   if (h->last != EL_VALUE) {
     h->h[h->nheaders - 1].value_off = (uint32_t)h->len;
     h->last = EL_VALUE;
+  } else if (!h->value_open || at != h->exec_start) {
+    h->obs_fold = 1;
+    return -1;
   }
   if (append(h, at, n))
     return -1;
+  h->value_open = at + n == h->exec_end;
   h->h[h->nheaders - 1].value_len += (uint32_t)n;
   return 0;
 }
@@ -205,6 +217,8 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
 
   if (!h->headers_done)
     h->seen += len;
+  h->exec_start = data;
+  h->exec_end = data + len;
   err = llhttp_execute(&h->parser, data, len);
   if (err == HPE_PAUSED && h->headers_done && !h->complete) {
     /* Paused where the head ends (on_headers_complete): the limit is on
@@ -215,10 +229,15 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     llhttp_resume(&h->parser);
     len -= (size_t)(at - data);
     data = at;
+    h->exec_start = data;
     err = llhttp_execute(&h->parser, data, len);
   }
   if (h->too_big)
-    return 431;
+    return h->too_big;
+  if (h->obs_fold) {
+    nx_log(NX_LOG_DEBUG, "bad HTTP request: a header value folded over lines (obs-fold)");
+    return 400;
+  }
   if (err == HPE_OK) {
     if (!h->headers_done && h->seen > h->max)
       return 431;
@@ -279,6 +298,23 @@ int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen) {
   return 0;
 }
 
+int nx_http_expects_continue(nx_http_t *h) {
+  nx_header_t hdrs[NX_MAX_HEADERS];
+  nx_request_t req;
+  nx_handshake_t hs;
+  int i;
+  if (!h->headers_done || h->continue_checked)
+    return 0;
+  h->continue_checked = 1;
+  for (i = 0; i < h->nheaders; i++)
+    if (h->h[i].name_len == 6 && strncasecmp(h->buf + h->h[i].name_off, "expect", 6) == 0)
+      break;
+  if (i == h->nheaders)
+    return 0; /* (most requests: no second pass over the head) */
+  fill_request(h, &req, hdrs);
+  return nx_handshake_check(&req, &hs) == 0 && hs.expect_continue;
+}
+
 /* A header's value without the spaces and tabs around it (RFC 9110 OWS). */
 static const char *header_value(const nx_http_t *h, int i, size_t *len) {
   const char *v = h->buf + h->h[i].value_off;
@@ -337,6 +373,8 @@ static const char *status_text(int status) {
     return "Not Found";
   case 405:
     return "Method Not Allowed";
+  case 414:
+    return "URI Too Long";
   case 408:
     return "Request Timeout";
   case 426:
@@ -372,12 +410,12 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
                "HTTP/1.1 %d %s\r\n"
                "%s"
                "Content-Length: %zu\r\n"
-               "Connection: close\r\n",
+               "Connection: %sclose\r\n",
                status, text,
                headers && strcasestr(headers, "content-type:")
                    ? ""
                    : "Content-Type: text/plain; charset=utf-8\r\n",
-               blen);
+               blen, status == 426 ? "Upgrade, " : ""); /* RFC 9110 §7.8: with Upgrade */
   nx_conn_send_raw(c, head, (size_t)n);
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));

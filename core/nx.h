@@ -297,8 +297,13 @@ void nx_http_free(nx_rt_t *rt, nx_http_t *h);
 /* Frees a parser and its buffer (for a drained pool). */
 void nx_http_destroy(void *h);
 /* Feeds request bytes. Returns 0 while incomplete, 1 when the request is
- * complete (tail and tail_len: the bytes after it), or an HTTP status (400, 431). */
+ * complete (tail and tail_len: the bytes after it), or an HTTP status (400;
+ * 414 for a request target past the head limit, 431 for a head past it). */
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);
+/* 1, once, when the head is complete, is a valid upgrade and carries
+ * Expect: 100-continue: a 100 (Continue) is due now, before any body is
+ * read and before the 101 (RFC 9110 §7.8, §10.1.1). */
+int nx_http_expects_continue(nx_http_t *h);
 /* Validates the complete request as a WebSocket upgrade: 0 or a status. */
 int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen);
 /* The request head in a box's compact form: the size it needs after the

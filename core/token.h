@@ -10,6 +10,13 @@ static inline int nx_is_ows(char c) { return c == ' ' || c == '\t'; }
 
 static inline int nx_ascii_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
+/* RFC 9110 §5.6.2 tchar: a byte of a token. */
+static inline int nx_is_tchar(unsigned char c) {
+  unsigned char l = (unsigned char)(c | 0x20);
+  return (c >= '0' && c <= '9') || (l >= 'a' && l <= 'z') ||
+         (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
 /* 1 if the alen bytes at a equal the string b, ignoring ASCII case. */
 static inline int nx_token_ieq(const char *a, size_t alen, const char *b) {
   size_t i, blen = strlen(b);

@@ -15,7 +15,8 @@
  *
  * Checks: nx_handshake_check() returns out->status, one of 0/400/405/426;
  * status 0 exactly when an independent reference (written from RFC 6455
- * §4.2.1 and the header's comments) accepts the request, and then the key is
+ * §4.2.1, RFC 9110/9112 for header names, Host and Transfer-Encoding, and
+ * the header's comments) accepts the request, and then the key is
  * the trimmed Sec-WebSocket-Key value, 24 chars, nx_handshake_key_valid();
  * each non-zero status is backed by a reason the header gives for it.
  * nx_header_has_token(), nx_header_find() and nx_handshake_key_valid() are
@@ -120,6 +121,83 @@ static int ref_key_valid(const char *s, size_t len) {
   return memcmp(again, s, 24) == 0;
 }
 
+static int ref_in(char c, const char *set) { return c != '\0' && strchr(set, c) != NULL; }
+
+static int ref_alnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int ref_hex(char c) { return (c >= '0' && c <= '9') || ref_in(c, "abcdefABCDEF"); }
+
+/* RFC 9110 §7.2 Host: uri-host [ ":" port ] (RFC 3986 §3.2.2). */
+static int ref_host(const char *v, size_t n) {
+  size_t hostlen, i;
+  if (n > 0 && v[0] == '[') {
+    const char *rb = memchr(v, ']', n);
+    if (!rb || rb == v + 1)
+      return 0;
+    hostlen = (size_t)(rb - v) + 1;
+    for (i = 1; i + 1 < hostlen; i++)
+      if (!ref_alnum(v[i]) && !ref_in(v[i], "-._~!$&'()*+,;=:"))
+        return 0;
+  } else {
+    const char *colon = memchr(v, ':', n);
+    hostlen = colon ? (size_t)(colon - v) : n;
+    for (i = 0; i < hostlen; i++) {
+      if (v[i] == '%') {
+        if (i + 2 >= hostlen || !ref_hex(v[i + 1]) || !ref_hex(v[i + 2]))
+          return 0;
+        i += 2;
+      } else if (!ref_alnum(v[i]) && !ref_in(v[i], "-._~!$&'()*+,;=")) {
+        return 0;
+      }
+    }
+  }
+  if (hostlen == n)
+    return 1;
+  if (v[hostlen] != ':')
+    return 0;
+  for (i = hostlen + 1; i < n; i++)
+    if (v[i] < '0' || v[i] > '9')
+      return 0;
+  return 1;
+}
+
+/* RFC 9110 #rule elements: each non-empty one is a token. */
+static int ref_token_list(const char *v, size_t len) {
+  size_t start = 0, i, j;
+  for (i = 0; i <= len; i++) {
+    if (i == len || v[i] == ',') {
+      const char *e = v + start;
+      size_t elen = i - start;
+      ref_trim(&e, &elen);
+      for (j = 0; j < elen; j++)
+        if (!ref_alnum(e[j]) && !ref_in(e[j], "!#$%&'*+-.^_`|~"))
+          return 0;
+      start = i + 1;
+    }
+  }
+  return 1;
+}
+
+/* The last non-empty element of the list is "chunked". */
+static int ref_ends_chunked(const char *v, size_t len) {
+  size_t start = 0, i;
+  const char *last = NULL;
+  size_t last_len = 0;
+  for (i = 0; i <= len; i++) {
+    if (i == len || v[i] == ',') {
+      const char *e = v + start;
+      size_t elen = i - start;
+      ref_trim(&e, &elen);
+      if (elen > 0)
+        last = e, last_len = elen;
+      start = i + 1;
+    }
+  }
+  return last != NULL && ref_ieq(last, last_len, "chunked", 7);
+}
+
 /* ---- Input splitting ------------------------------------------------------ */
 
 static char *dup_exact(const uint8_t *p, size_t n) {
@@ -166,7 +244,7 @@ static void check_request(const nx_request_t *req, const char *method_z) {
   size_t n = req->nheaders, i, first = 0;
   nx_handshake_t out;
   int status, count, ref_ok, version_ok, host_n, up_n, up_ok = 0, conn_ok = 0, ver_n, key_n;
-  int ver13 = 0, key_ok = 0;
+  int ver13 = 0, key_ok = 0, names_ok = 1, host_ok = 0, te_ok = 1, proto_ok = 1;
   const char *v;
   size_t vlen;
   static const char *const names[] = {"host", "upgrade", "connection", "sec-websocket-key",
@@ -181,9 +259,22 @@ static void check_request(const nx_request_t *req, const char *method_z) {
 
   /* The reference verdict. */
   version_ok = req->http_major > 1 || (req->http_major == 1 && req->http_minor >= 1);
-  host_n = ref_count(h, n, "host", NULL);
+  host_n = ref_count(h, n, "host", &first);
+  if (host_n >= 1) {
+    v = h[first].value, vlen = h[first].value_len;
+    ref_trim(&v, &vlen);
+    host_ok = ref_host(v, vlen);
+  }
   up_n = ref_count(h, n, "upgrade", NULL);
   for (i = 0; i < n; i++) {
+    if (h[i].name_len == 0 || memchr(h[i].name, ' ', h[i].name_len) ||
+        memchr(h[i].name, '\t', h[i].name_len))
+      names_ok = 0;
+    if (ref_ieq(h[i].name, h[i].name_len, "transfer-encoding", 17))
+      te_ok = ref_ends_chunked(h[i].value, h[i].value_len); /* the last one decides */
+    if (ref_ieq(h[i].name, h[i].name_len, "sec-websocket-protocol", 22) &&
+        !ref_token_list(h[i].value, h[i].value_len))
+      proto_ok = 0;
     if (ref_ieq(h[i].name, h[i].name_len, "upgrade", 7) &&
         ref_has_token(h[i].value, h[i].value_len, "websocket"))
       up_ok = 1;
@@ -203,8 +294,9 @@ static void check_request(const nx_request_t *req, const char *method_z) {
     ref_trim(&v, &vlen);
     key_ok = ref_key_valid(v, vlen);
   }
-  ref_ok = ref_ieq(req->method, req->method_len, "GET", 3) && version_ok && host_n == 1 && up_ok &&
-           conn_ok && ver_n == 1 && ver13 && key_n == 1 && key_ok;
+  ref_ok = ref_ieq(req->method, req->method_len, "GET", 3) && version_ok && names_ok &&
+           host_n == 1 && host_ok && te_ok && up_ok && conn_ok && ver_n == 1 && ver13 &&
+           key_n == 1 && key_ok && proto_ok;
 
   FUZZ_CHECK((status == 0) == ref_ok, "status %d (%s) but the reference says %s", status,
              status ? out.error : "-", ref_ok ? "valid" : "invalid");
@@ -226,8 +318,9 @@ static void check_request(const nx_request_t *req, const char *method_z) {
     FUZZ_CHECK(up_n == 0 || (ver_n >= 1 && !ver13),
                "426 (%s) with an Upgrade header and version 13", out.error);
   if (status == 400)
-    FUZZ_CHECK(!version_ok || host_n != 1 || (up_n > 0 && !up_ok) || !conn_ok || ver_n != 1 ||
-                   key_n != 1 || !key_ok,
+    FUZZ_CHECK(!version_ok || !names_ok || host_n != 1 || !host_ok || !te_ok ||
+                   (up_n > 0 && !up_ok) || !conn_ok || ver_n != 1 || key_n != 1 || !key_ok ||
+                   !proto_ok,
                "400 (%s) with none of the reasons for 400", out.error);
 
   /* The helpers, header by header. */

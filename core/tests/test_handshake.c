@@ -1,5 +1,6 @@
 /* Tests of the opening handshake validation (core/handshake.c). */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -187,6 +188,101 @@ TEST(handshake_header_names) {
   HS(400, "GET", 1, 1, "-Host", "+Hos\x14: x");
   HS(400, "GET", 1, 1, "-Connection", "+Connectio\x0e: Upgrade");
   HS(400, "GET", 1, 1, "-Sec-WebSocket-Version", "+Sec\x0dWebSocket-Version: 13");
+}
+
+/* RFC 9112 §5.1: no whitespace between a name and its colon, which a
+ * parser may let through as part of the name ("Host : evil" would be
+ * another header than Host). */
+TEST(handshake_header_name_whitespace) {
+  HS(400, "GET", 1, 1, "+X-Foo : a");
+  HS(400, "GET", 1, 1, "+X-Foo\t: a");
+  HS(400, "GET", 1, 1, "+X Foo: a");
+  HS(400, "GET", 1, 1, "+: a");
+  HS(400, "GET", 1, 1, "+Host : evil.example");
+  HS(0, "GET", 1, 1, "+X-Foo: a b");
+}
+
+/* RFC 9112 §3.2: a Host that is not uri-host [ ":" port ] gets 400. */
+TEST(handshake_host_value) {
+  static const char *const bad[] = {"a b", "a/b",   "a@b", "[::1", "[]",    "http://evil", "a:80x",
+                                    "a?b", "\"a\"", "a%2", "a%zz", "a:8:0", "[::1]x",      "a#b"};
+  static const char *const good[] = {"",
+                                     "example.com",
+                                     "example.com:8080",
+                                     "127.0.0.1:1",
+                                     "[::1]",
+                                     "[::1]:443",
+                                     "a%20b",
+                                     "xn--bcher-kva.example",
+                                     "host:",
+                                     "h_1.x~y",
+                                     "[v1.fe80::a+en1]",
+                                     " example.com "};
+  char hdr[64];
+  size_t i;
+  for (i = 0; i < NX_COUNTOF(bad); i++) {
+    snprintf(hdr, sizeof(hdr), "=Host: %s", bad[i]);
+    HS(400, "GET", 1, 1, hdr);
+  }
+  for (i = 0; i < NX_COUNTOF(good); i++) {
+    snprintf(hdr, sizeof(hdr), "=Host: %s", good[i]);
+    HS(0, "GET", 1, 1, hdr);
+  }
+  CHECK(nx_host_valid("a:80", 4));
+  CHECK(nx_host_valid("a:80", 3)); /* only len bytes are read: "a:8" */
+  CHECK(!nx_host_valid("a b", 3));
+}
+
+/* RFC 9112 §6.3: a Transfer-Encoding whose final coding is not chunked. */
+TEST(handshake_transfer_encoding) {
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: gzip");
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: xchunked");
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: identity");
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: chunked, gzip");
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: chunked", "+Transfer-Encoding: gzip");
+  HS(400, "GET", 1, 1, "+Transfer-Encoding: ");
+  HS(0, "GET", 1, 1, "+Transfer-Encoding: chunked");
+  HS(0, "GET", 1, 1, "+Transfer-Encoding: gzip, Chunked ,");
+}
+
+/* RFC 6455 §4.1: Sec-WebSocket-Protocol is 1#token. */
+TEST(handshake_subprotocol_tokens) {
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: a b");
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: \"chat\"");
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: ch;at");
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: ch/at");
+  HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: chat", "+Sec-WebSocket-Protocol: x y");
+  HS(0, "GET", 1, 1, "=Sec-WebSocket-Protocol: chat, v2.json.example,, ");
+  HS(0, "GET", 1, 1, "=Sec-WebSocket-Protocol: ");
+}
+
+TEST(handshake_expect_continue) {
+  req_t r;
+  nx_handshake_t out;
+  HS(0, "GET", 1, 1, "+Expect: 100-continue");
+  HS(0, "GET", 1, 1, "+Expect: 100-Continue");
+  {
+    static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+    nx_header_t h[6] = {
+        {"Host", 4, "x", 1},
+        {"Upgrade", 7, "websocket", 9},
+        {"Connection", 10, "Upgrade", 7},
+        {"Sec-WebSocket-Key", 17, key, 24},
+        {"Sec-WebSocket-Version", 21, "13", 2},
+        {"Expect", 6, "100-continue", 12},
+    };
+    memset(&r, 0, sizeof(r));
+    r.req.method = "GET";
+    r.req.method_len = 3;
+    r.req.http_major = r.req.http_minor = 1;
+    r.req.headers = h;
+    r.req.nheaders = 6;
+    CHECK_EQ(nx_handshake_check(&r.req, &out), 0);
+    CHECK_EQ(out.expect_continue, 1);
+    r.req.nheaders = 5;
+    CHECK_EQ(nx_handshake_check(&r.req, &out), 0);
+    CHECK_EQ(out.expect_continue, 0);
+  }
 }
 
 TEST(handshake_upgrade_header) {
@@ -423,4 +519,13 @@ TEST(target_split) {
   CHECK_EQ(-1, origin_of("*"));
   CHECK_EQ(-1, origin_of("example.org:443"));
   CHECK_EQ(-1, origin_of(""));
+  CHECK_EQ(-1, origin_of("http://a b/p"));
+  CHECK_EQ(-1, origin_of("http://h:8x/p"));
+  /* a fragment, whitespace, control bytes, bytes past ASCII */
+  CHECK_EQ(-1, origin_of("/ws#frag"));
+  CHECK_EQ(-1, origin_of("/w s"));
+  CHECK_EQ(-1, origin_of("/w\ts"));
+  CHECK_EQ(-1, origin_of("/w\x7fs"));
+  CHECK_EQ(-1, origin_of("/caf\xc3\xa9"));
+  CHECK_EQ(0, origin_of("/caf%C3%A9?q=a|b^c[]{}"));
 }

@@ -335,6 +335,17 @@ describe("limits", function()
       assert.equal(403, with_origin(multi, "https://c.example").status)
     end)
 
+    it("two Origin lines get 403 whichever comes first (a browser sends one); '*' allows them",
+      function()
+      local function two(srv, a, b)
+        return track(rawws.connect(srv.port, "/ws", { headers = { { "Origin", a }, { "Origin", b } } }))
+      end
+      assert.equal(403, two(s, "https://good.example", "https://evil.example").status)
+      assert.equal(403, two(s, "https://evil.example", "https://good.example").status)
+      assert.equal(403, two(s, "https://good.example", "https://good.example").status)
+      assert.equal(101, two(any, "https://good.example", "https://evil.example").status)
+    end)
+
     it("'*' allows any Origin; the default (no flag) allows any Origin", function()
       assert.equal(101, with_origin(any, "https://evil.example").status)
       assert.equal(101, with_origin(default, "https://evil.example").status)

@@ -206,6 +206,84 @@ describe("conformance: opening handshake", function()
       assert.equal(405, (http(request(nil, "/ws", "PUT"))))
     end)
 
+    it("names GET in the Allow header of a 405 (RFC 9110 §15.5.6)", function()
+      local status, headers = http(request(nil, "/ws", "POST"))
+      assert.equal(405, status)
+      assert.equal("GET", headers["allow"])
+    end)
+
+    it("sends Connection: Upgrade with the Upgrade header of a 426 (RFC 9110 §7.8)", function()
+      for _, overrides in ipairs({ { ["Sec-WebSocket-Version"] = "8" }, { Upgrade = false } }) do
+        local status, headers = http(request(overrides))
+        assert.equal(426, status)
+        assert.equal("websocket", headers["upgrade"])
+        assert.is_true(has_token(headers["connection"], "upgrade"), tostring(headers["connection"]))
+      end
+    end)
+
+    -- RFC 9112 §3.2: a Host that is not uri-host [ ":" port ].
+    for _, host in ipairs({ "a b", "a/b", "a@b", "[::1", "http://evil", "a:80x", "a?b", '"a"' }) do
+      it(string.format("answers 400 for Host: %s", host), function()
+        local status, headers = http(request { Host = host })
+        assert.equal(400, status)
+        assert.is_nil(headers["sec-websocket-accept"])
+      end)
+    end
+
+    it("upgrades for valid Host forms: a name, a port, an IPv6 literal, empty", function()
+      for _, host in ipairs({ "example.com", "example.com:8080", "[::1]:443", "127.0.0.1", "" }) do
+        local c = track(rawws.connect(s.port, "/ws", { headers = { Host = host } }))
+        assert.equal(101, c.status, "Host: " .. host)
+      end
+    end)
+
+    -- RFC 9112 §5.1: whitespace between a field name and its colon.
+    for _, line in ipairs({ "X-Foo : a", "X-Foo  : a", "Host : evil.example",
+                            "Origin : http://evil.example", "X Foo: a", ": a" }) do
+      it(string.format("answers 400 for the header line %q", line), function()
+        local text = request():gsub("\r\n\r\n$", "\r\n" .. line .. "\r\n\r\n")
+        assert.equal(400, (http(text)))
+      end)
+    end
+
+    -- RFC 9112 §5.2: obs-fold, refused whether the fold comes in one read or
+    -- the continuation line in the next.
+    it("answers 400 for a header value folded over two lines (obs-fold)", function()
+      local text = request():gsub("\r\n\r\n$", "\r\nX-Foo: a\r\n\tb\r\n\r\n")
+      assert.equal(400, (http(text)))
+      local c = track(rawws.open_tcp(s.port))
+      local at = text:find("\tb", 1, true)
+      c:send_raw(text:sub(1, at - 1))
+      socket.sleep(0.05)
+      c:send_raw(text:sub(at))
+      assert.equal(400, (c:read_http_response()))
+    end)
+
+    -- RFC 9112 §6.3: a Transfer-Encoding whose final coding is not chunked.
+    for _, te in ipairs({ "gzip", "xchunked", "identity", "chunked, gzip" }) do
+      it("answers 400 for Transfer-Encoding: " .. te, function()
+        assert.equal(400, (http(request { ["Transfer-Encoding"] = te })))
+      end)
+    end
+
+    -- RFC 6455 §4.1: Sec-WebSocket-Protocol is 1#token.
+    for _, proto in ipairs({ "a b", '"chat"', "ch;at", "ch/at" }) do
+      it(string.format("answers 400 for Sec-WebSocket-Protocol: %s", proto), function()
+        assert.equal(400, (http(request { ["Sec-WebSocket-Protocol"] = proto })))
+      end)
+    end
+
+    -- RFC 6455 §3 (no fragment), RFC 9112 §3: a malformed request target.
+    for _, target in ipairs({ "/ws#frag", "/ws\xe9" }) do
+      it(string.format("answers 400 for the request target %q", target), function()
+        assert.equal(400, (http(request(nil, target))))
+      end)
+    end
+
+    it("answers 414 for a request target longer than the header limit", function()
+      assert.equal(414, (http(request(nil, "/ws?" .. string.rep("a", DEFAULT_MAX_HEADER + 100)))))
+    end)
+
     it("answers 426 for a plain GET without any Upgrade header", function()
       assert.equal(426, (http(request { Upgrade = false, Connection = false,
         ["Sec-WebSocket-Key"] = false, ["Sec-WebSocket-Version"] = false })))
@@ -288,6 +366,36 @@ describe("conformance: opening handshake", function()
       text = text .. "\r\n"
       assert.is_true(#text > DEFAULT_MAX_HEADER + 4096)
       assert.equal(431, (http(text)))
+    end)
+  end)
+
+  -- RFC 9110 §7.8 and §10.1.1: with Expect: 100-continue, a 100 (Continue)
+  -- comes first, at once (not after the body), and the 101 after it.
+  describe("Expect: 100-continue", function()
+    it("sends 100 Continue before the 101", function()
+      local c = track(rawws.open_tcp(s.port))
+      c:send_raw(request { Expect = "100-continue" })
+      assert.equal(100, (c:read_http_response()))
+      local status, headers = c:read_http_response()
+      assert.equal(101, status)
+      assert.equal(rawws.accept_key(KEY), headers["sec-websocket-accept"])
+      c:send_text("after 100")
+      c:expect_echo("after 100", OP.TEXT)
+    end)
+
+    it("sends 100 Continue before the body arrives, then 101 once it has", function()
+      local c = track(rawws.open_tcp(s.port))
+      c:send_raw(request { Expect = "100-continue", ["Content-Length"] = "5" })
+      assert.equal(100, (c:read_http_response(2)))
+      c:send_raw("hello")
+      assert.equal(101, (c:read_http_response()))
+      c:send_text("x")
+      c:expect_echo("x", OP.TEXT)
+    end)
+
+    it("sends no 100 for a request it refuses", function()
+      local status = http(request { Expect = "100-continue", ["Sec-WebSocket-Key"] = "short" })
+      assert.equal(400, status)
     end)
   end)
 

@@ -10,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/sockios.h> /* SIOCOUTQ */
+#endif
 
 #include "conn_priv.h"
 #include "extensions.h"
@@ -118,6 +122,10 @@ static void conn_free(nx_conn_t *c) {
     c->box->close_code = c->close_code ? c->close_code : 1006;
     c->box->close_reason = c->close_reason; /* the box's now */
     c->close_reason = NULL;
+    /* Messages that came before the end are still the app's to read: a
+     * receive returns them before it reports the disconnect. */
+    c->box->inbox = c->inbox;
+    c->inbox = c->inbox_tail = NULL;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, c->box_ref);
   }
   if (c->reader)
@@ -193,13 +201,38 @@ void nx_conn_really_close(nx_conn_t *c) {
 }
 
 /* Heartbeat of an open connection: ping after ping_interval of silence;
- * no frame at all within ping_timeout of the ping fails the connection.
- * Any bytes from the peer count as a sign of life, not only the pong. */
+ * no sign of life within ping_timeout of the ping fails the connection.
+ * Any bytes from the peer count, not only the pong, and so do our own
+ * bytes leaving: a peer that reads is there, even while our ping waits
+ * behind what it has still to read. */
+/* Our bytes not yet taken by the peer: libuv's queue (a write in flight)
+ * and the kernel's send queue (SIOCOUTQ: sent but not acknowledged, or not
+ * sent yet), where most of a backlog waits on a fast network. */
+static size_t unsent_bytes(nx_conn_t *c) {
+  size_t n = c->tcp.write_queue_size;
+#ifdef SIOCOUTQ
+  uv_os_fd_t fd;
+  int q = 0;
+  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0)
+    n += (size_t)q;
+#endif
+  return n;
+}
+
 static void heartbeat(nx_conn_t *c) {
   uint64_t now = uv_now(c->rt->loop), idle;
-  if (c->paused) {
+  size_t queued = unsent_bytes(c);
+  if (queued < c->wq_mark) {
+    c->last_rx = now;
+    c->ping_outstanding = 0;
+  }
+  c->wq_mark = queued;
+  if (c->paused && !c->writer) {
     /* Reads are stopped because our app is behind, not the peer: its
-     * answers wait unread in the socket. Count it as alive. */
+     * answers wait unread in the socket. Count it as alive. (Not when the
+     * app waits to send to this very peer: if the peer reads, the bytes
+     * leaving say so above; if it neither reads nor is read from, nothing
+     * else would ever end the connection.) */
     c->last_rx = now;
     c->ping_outstanding = 0;
   }
@@ -430,6 +463,24 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
   nx_conn_set_close(c, (uint16_t)code, reason, rlen);
   c->linger = !c->close_received;
   nx_conn_end(c);
+}
+
+const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  char ip[64] = "?";
+  unsigned port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+      uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof(ip));
+      port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    }
+  }
+  snprintf(buf, n, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+  return buf;
 }
 
 /* ---- Input: the request ---------------------------------------------- */

@@ -195,6 +195,10 @@ static void on_write(uv_write_t *req, int status) {
     nx_conn_really_close(c);
     return;
   }
+  /* The peer read what the socket could not take: a sign of life. */
+  c->last_rx = uv_now(c->rt->loop);
+  c->ping_outstanding = 0;
+  c->wq_mark = 0;
   nx_conn_flush(c);
   nx_rt_run_ready(c->rt);
 }
@@ -335,7 +339,9 @@ static int make_room(nx_conn_t *c, size_t len) {
     if (queued && queued + len > limit) {
       /* The peer does not read: it cannot be allowed to grow our memory.
        * (One message is always accepted into an empty buffer.) */
-      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered)", queued);
+      char peer[80];
+      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered): %s",
+             queued, nx_conn_peer_name(c, peer, sizeof(peer)));
       nx_conn_abort(c, 1006);
       return -1;
     }

@@ -19,20 +19,24 @@ int nx_log_level_from_name(const char *name) {
       return i;
   if (strcmp(name, "warning") == 0)
     return NX_LOG_WARN;
+  if (strcmp(name, "notice") == 0)
+    return NX_LOG_NOTICE;
   return -1;
 }
 
 const char *nx_log_level_name(int level) { return level >= 0 && level < 4 ? names[level] : "off"; }
 
 void nx_log(int level, const char *fmt, ...) {
-  char line[4096];
+  char msg[4096], line[6144];
   struct timeval tv;
   struct tm tm;
-  size_t n;
+  size_t n, i, len;
   int k;
   va_list ap;
 
-  if (level < nx_log_level || level < 0 || level > NX_LOG_ERROR)
+  if (level == NX_LOG_NOTICE)
+    level = NX_LOG_INFO; /* at every level */
+  else if (level < nx_log_level || level < 0 || level > NX_LOG_ERROR)
     return;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
@@ -40,13 +44,23 @@ void nx_log(int level, const char *fmt, ...) {
   n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
                         labels[level], nx_log_tag);
   va_start(ap, fmt);
-  k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+  k = vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  if (k < 0)
-    k = 0;
-  n += (size_t)k;
-  if (n > sizeof(line) - 2)
-    n = sizeof(line) - 2;
+  len = k < 0 ? 0 : (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
+  /* Continuation lines indented; a bare CR (which would let a line
+   * overwrite its start on a terminal) written as \r. */
+  for (i = 0; i < len && n < sizeof(line) - 4; i++) {
+    if (msg[i] == '\n') {
+      line[n++] = '\n';
+      line[n++] = ' ';
+      line[n++] = ' ';
+    } else if (msg[i] == '\r') {
+      line[n++] = '\\';
+      line[n++] = 'r';
+    } else {
+      line[n++] = msg[i];
+    }
+  }
   line[n++] = '\n';
   /* One write per line so lines from a crash or another thread never interleave. */
   fwrite(line, 1, n, stderr);

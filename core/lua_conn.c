@@ -194,10 +194,12 @@ static int l_take(lua_State *L) {
   nx_task_t *t;
   double timeout;
 
-  if (c && (m = nx_conn_pop(c)) != NULL) {
+  if (c ? (m = nx_conn_pop(c)) != NULL : (m = b->inbox) != NULL) {
+    if (!c)
+      b->inbox = m->next; /* read after the end: what came before it */
     lua_pushlstring(L, (const char *)m->data, m->len);
     lua_pushvalue(L, lua_upvalueindex(m->opcode == NX_WS_OP_TEXT ? 2 : 3));
-    nx_msg_free(c->rt, m);
+    nx_msg_free(c ? c->rt : nx_rt_get(L), m);
     return 2;
   }
   if (!c || c->state >= NX_CONN_CLOSING) {
@@ -491,11 +493,18 @@ static int l_request(lua_State *L) {
   return 1;
 }
 
-/* The close reason became the box's at the connection's end. */
+/* The close reason and the unread messages became the box's at the
+ * connection's end. (free(), not the runtime's pool: at lua_close the
+ * runtime may be going.) */
 static int box_gc(lua_State *L) {
   nx_box_t *b = (nx_box_t *)lua_touserdata(L, 1);
+  nx_msg_t *m;
   free(b->close_reason);
   b->close_reason = NULL;
+  while ((m = b->inbox) != NULL) {
+    b->inbox = m->next;
+    free(m);
+  }
   return 0;
 }
 

@@ -363,6 +363,18 @@ static nx_task_t *check_task(lua_State *L, int i) {
   return b->t;
 }
 
+/* on_task_abort(fn): fn(task, message) runs when the core ends a task
+ * spawned with spawn() (a bare coroutine.yield), instead of the log line. */
+static int l_on_task_abort(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (rt->abort_ref != LUA_NOREF)
+    luaL_unref(L, LUA_REGISTRYINDEX, rt->abort_ref);
+  lua_settop(L, 1);
+  rt->abort_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
 /* current() -> the calling task's handle, or nil outside a task. */
 static int l_current(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
@@ -577,6 +589,7 @@ int nx_lua_open(lua_State *L) {
                                  {"hrtime", l_hrtime},
                                  {"busy_poll", l_busy_poll},
                                  {"spawn", l_spawn},
+                                 {"on_task_abort", l_on_task_abort},
                                  {"on_signal", l_on_signal},
                                  {"log", l_log},
                                  {"log_level", l_log_level},

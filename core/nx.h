@@ -103,6 +103,7 @@ struct nx_rt_s {
   uint64_t busy_until;  /* uv_hrtime() at which polling stops */
   uv_signal_t sigint, sigterm, sighup;
   int signal_ref; /* Lua function called on SIGINT/SIGTERM, or LUA_NOREF */
+  int abort_ref;  /* Lua function(task, message) for a task ended by the core, or LUA_NOREF */
   int stopping;
   uint32_t nhandlers; /* handler tasks alive (a shutdown waits for them) */
   uint64_t nconns;
@@ -168,6 +169,7 @@ typedef struct {
   uint16_t client_port;
   nx_conn_t *conn;       /* NULL once the connection is freed */
   char *close_reason;    /* taken over from the connection at its end; freed by __gc */
+  nx_msg_t *inbox;       /* messages still unread at its end (taken over too) */
   uint8_t client_family; /* 4 or 6; 0 when the address is unknown */
   uint8_t tls;           /* wss:// */
   uint8_t method;        /* llhttp_method_t */
@@ -202,7 +204,8 @@ struct nx_conn_s {
   uint32_t fragments;     /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   int box_ref;
-  uint64_t last_rx;   /* loop time of the last bytes read */
+  uint64_t last_rx;   /* loop time of the last sign of life: bytes read, or ours written */
+  size_t wq_mark;     /* the write queue's size at the last heartbeat */
   uint64_t ping_sent; /* (while lingering: the loop time it ends at the latest) */
   char *close_reason;
   nx_http_t *http;   /* request parser; freed at the upgrade */

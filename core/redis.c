@@ -37,8 +37,9 @@ typedef struct {
   const char *name;      /* "subscriber" or "publisher", for the log */
   uint8_t up;            /* connected */
   uint8_t sub;           /* the subscriber link */
-  uint8_t outage;        /* down since it was up: logged once */
+  uint8_t outage;        /* down since it was up: logged once per reason */
   uint8_t refused;       /* a refused PUBLISH was logged on this connection */
+  char why[96];          /* the reason of the outage last logged */
 } link_t;
 
 struct nx_redis_s {
@@ -142,6 +143,12 @@ static void link_retry(link_t *l, const char *why) {
            "retrying",
            r->host, r->port, l->name, why);
     l->outage = 1;
+    snprintf(l->why, sizeof(l->why), "%s", why);
+  } else if (strncmp(l->why, why, sizeof(l->why) - 1) != 0) {
+    /* A new reason (it went away, and now refuses our password): once. */
+    nx_log(NX_LOG_WARN, "Redis %s:%d (%s connection): %s; still retrying", r->host, r->port,
+           l->name, why);
+    snprintf(l->why, sizeof(l->why), "%s", why);
   } else {
     nx_log(NX_LOG_DEBUG, "Redis %s:%d (%s connection): %s; next attempt in %llu ms", r->host,
            r->port, l->name, why, (unsigned long long)l->backoff);

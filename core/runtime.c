@@ -95,6 +95,7 @@ nx_rt_t *nx_rt_get(lua_State *L) {
   rt->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   rt->signal_ref = LUA_NOREF;
+  rt->abort_ref = LUA_NOREF;
   nx_timerq_init(&rt->timers, rt->loop, nx_conn_timeout);
   uv_check_init(rt->loop, &rt->check);
   rt->check.data = rt;
@@ -242,6 +243,25 @@ static void task_finished(nx_task_t *t, int status) {
   task_free(t);
 }
 
+/* A task (not a handler) that the core ends, its error on top of its
+ * coroutine: the abort function (tasks.lua) is told, so that the Task fails
+ * and its waiters wake, and it logs. Returns 1 if it was told. */
+static int task_aborted(nx_task_t *t) {
+  nx_rt_t *rt = t->rt;
+  lua_State *L = rt->L;
+  if (t->ws_ref != LUA_NOREF || !t->box || rt->abort_ref == LUA_NOREF)
+    return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->abort_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->box_ref);
+  lua_xmove(t->co, L, 1);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    nx_log(NX_LOG_ERROR, "error while ending a task: %s",
+           lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
 void nx_task_resume(nx_task_t *t, int nargs) {
   nx_rt_t *rt = t->rt;
   nx_task_t *prev = rt->current;
@@ -263,7 +283,7 @@ void nx_task_resume(nx_task_t *t, int nargs) {
        * if it had raised this error. */
       lua_pushliteral(t->co, "coroutine.yield() called directly in a nexlua coroutine; use "
                              "nexlua's waiting APIs (receive, sleep, Queue) instead: ending it");
-      task_finished(t, LUA_ERRRUN);
+      task_finished(t, task_aborted(t) ? 0 : LUA_ERRRUN);
     }
     return;
   }
@@ -333,6 +353,10 @@ void nx_task_cancel_wait(nx_task_t *t) {
  * returns after a wake are those the waker pushed; after a timeout
  * (nil, "timeout"); after a cancel (nil, "cancelled"). */
 int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
+  /* Past what a timer holds (math.huge, 1e300; about 285,000 years): no
+   * timeout, rather than an out-of-range conversion that fires at once. */
+  if (!(timeout < 9.0e12))
+    timeout = -1;
   nx_task_cancel_wait(t);
   if (!lua_isyieldable(L)) {
     /* Inside require(), a __gc metamethod or a C function's callback: the

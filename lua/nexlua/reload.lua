@@ -7,10 +7,12 @@
 --   2. on any error (syntax, runtime error at load, not returning an App, a
 --      failing startup hook) keeps the old app, logs file:line, and waits for
 --      the next good save;
---   3. on success: runs the old app's shutdown hooks, the new app's startup
---      hooks (services such as a streaming task restart on the new code),
---      then the new app's on_reload hooks with the old app, and routes new
---      connections to the new app.
+--   3. on success: runs the old app's shutdown hooks (with why = "reload"),
+--      the new app's startup hooks (services such as a streaming task
+--      restart on the new code), then the new app's on_reload hooks with
+--      the old app, and routes new connections to the new app. A shutdown
+--      (SIGTERM) during the new app's startup hooks abandons the reload: the
+--      new app is shut down, the old one is not shut down a second time.
 -- State that must survive lives in nexlua.keep(name, init).
 local core = require "nexlua.core"
 local log = require "nexlua.log"
@@ -93,8 +95,10 @@ function reload.load(path)
 end
 
 --- The reloader of one served app. holder.app is the app serving new
--- connections; run_hooks(list, what) runs hooks and returns ok.
-function reload.new(path, holder, run_hooks)
+-- connections; lifecycle.start(app, what) runs its startup hooks and
+-- returns ok, lifecycle.stop(app, what, why) its shutdown hooks (once).
+-- While a new app runs its startup hooks, self.incoming is that app.
+function reload.new(path, holder, lifecycle)
   local self = {
     path = path, holder = holder, generation = 1, watches = {}, known = {}, busy = false, again = false,
   }
@@ -112,17 +116,40 @@ function reload.new(path, holder, run_hooks)
     local new, err = reload.load(path)
     local ok = new ~= nil
     if ok then
-      run_hooks(old.shutdown, "shutdown (reload)", true)
-      if not run_hooks(new.startup, "startup (reload)") then
+      lifecycle.stop(old, "shutdown (reload)", "reload")
+      self.incoming = new
+      local started = lifecycle.start(new, "startup (reload)")
+      self.incoming = nil
+      if self.stopping then
+        -- The server began to shut down meanwhile (and, if it got that far,
+        -- shut the new app down): the old app stays, shut down already.
+        err = "the server is shutting down"
+        lifecycle.stop(new, "shutdown (failed reload)", "failed reload")
+        ok = false
+      elseif not started then
         err = "a startup hook of the new app failed"
-        run_hooks(new.shutdown, "shutdown (failed reload)", true)
-        run_hooks(old.startup, "startup (rollback)")
+        lifecycle.stop(new, "shutdown (failed reload)", "failed reload")
+        lifecycle.start(old, "startup (rollback)")
         ok = false
       end
     end
     if ok then
       holder.app = new
       self.generation = self.generation + 1
+      -- The listener (and its options) outlives a reload: say so when the
+      -- App{...} options changed, rather than ignore them quietly.
+      local changed_opts = {}
+      for k in pairs(old.options) do
+        if old.options[k] ~= new.options[k] then changed_opts[#changed_opts + 1] = k end
+      end
+      for k in pairs(new.options) do
+        if old.options[k] == nil then changed_opts[#changed_opts + 1] = k end
+      end
+      if #changed_opts > 0 then
+        table.sort(changed_opts)
+        log.warn("App options changed (%s): they take effect at the next start, not at a reload " ..
+          "(ws_route options do)", table.concat(changed_opts, ", "))
+      end
       -- Traces compiled through the old code would keep it alive (see serve).
       if jit and jit.flush then jit.flush() end
       for i, fn in ipairs(new.reload_hooks or {}) do
@@ -158,7 +185,13 @@ function reload.new(path, holder, run_hooks)
       self.watch()
     end
     deadline = core.hrtime() + DEBOUNCE
-    changed[filename] = true
+    -- named from the app's directory: "lib/util.lua", not "util.lua"
+    local base = realdir(dir_of(path))
+    local shown = filename
+    if dir ~= base then
+      shown = (sub(dir, 1, #base + 1) == base .. "/" and sub(dir, #base + 2) or dir) .. "/" .. filename
+    end
+    changed[shown] = true
     if waiting then return end
     waiting = true
     while core.hrtime() < deadline do core.sleep(DEBOUNCE / 2) end
@@ -170,8 +203,37 @@ function reload.new(path, holder, run_hooks)
     self.reload((#names == 1 and "file changed: " or "files changed: ") .. table.concat(names, ", "))
   end
 
+  -- A module the app requires later (from a handler, say) may come from a
+  -- directory not watched yet: the Lua file loader is wrapped once, and a
+  -- module of the app's directory tree seen for the first time is watched.
+  local function watch_later_requires()
+    local loaders = package.loaders
+    local lua_loader = loaders[2]
+    local app_dir = dir_of(path)
+    local pending = false
+    loaders[2] = function(name, ...)
+      local f, extra = lua_loader(name, ...)
+      if type(f) == "function" and not self.known[name] and #self.watches > 0 and
+        package.searchpath(name, app_dir .. "/?.lua;" .. app_dir .. "/?/init.lua") then
+        self.known[name] = true
+        if not pending then
+          pending = true
+          core.spawn(function()
+            pending = false
+            if #self.watches > 0 then self.watch() end
+          end)
+        end
+      end
+      return f, extra
+    end
+  end
+
   --- Watches the app's directory and those of the modules it loaded from it.
   function self.watch()
+    if not self.loader_wrapped then
+      self.loader_wrapped = true
+      watch_later_requires()
+    end
     for _, w in ipairs(self.watches) do pcall(w.close, w) end
     self.watches = {}
     local app_dir = dir_of(path)

@@ -51,6 +51,18 @@ local function run(task, fn, ...)
   finish(task, xpcall(fn, handler, ...))
 end
 
+-- A task the core ends (a bare coroutine.yield() in it) fails as if it had
+-- raised: its waiters wake, and wait() raises the error.
+local by_handle = setmetatable({}, { __mode = "k" })
+core.on_task_abort(function(handle, message)
+  local task = by_handle[handle]
+  if task and task.status == "pending" then
+    finish(task, false, { error = message, traceback = message })
+  elseif not task then
+    log.error("uncaught error in a nexlua coroutine: %s", tostring(message))
+  end
+end)
+
 --- Runs fn(...) in a new task from the next loop turn; returns the Task.
 function tasks.spawn(fn, ...)
   if type(fn) ~= "function" then error("spawn: expected a function, got " .. type(fn), 2) end
@@ -61,6 +73,7 @@ function tasks.spawn(fn, ...)
     name = info and (info.short_src .. ":" .. (info.linedefined or "?")) or "?",
   }, Task)
   task.handle = core.spawn(run, task, fn, ...)
+  by_handle[task.handle] = task
   return task
 end
 

@@ -178,7 +178,7 @@ function TestClient:start()
   if self.listener then return self end
   local done, failure = false, nil
   core.spawn(function()
-    local ok, err = serve.run_hooks(self.app.startup, "startup")
+    local ok, err = serve.lifecycle.start(self.app, "startup")
     done, failure = true, not ok and err or nil
   end)
   if not wait_until(function() return done end, self.timeout) then
@@ -249,7 +249,7 @@ function TestClient:close()
     self.listener = nil
     local done = false
     core.spawn(function()
-      serve.run_hooks(self.app.shutdown, "shutdown", true)
+      serve.lifecycle.stop(self.app, "shutdown", "shutdown")
       done = true
     end)
     wait_until(function() return done end, self.timeout)

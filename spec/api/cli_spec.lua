@@ -231,6 +231,13 @@ describe("the nexlua command line", function()
       { { "--tls-cert", "cert.pem" }, "option --tls-cert needs --tls-key" },
       { { "--host", "localhost" }, "option --host needs an IPv4 or IPv6 address, got \"localhost\"" },
       { { "--host", "300.1.1.1" }, "option --host needs an IPv4 or IPv6 address" },
+      -- a flag takes no value: --reload=false must not turn reload on
+      { { "--reload=false" }, "option --reload takes no value, got \"false\"" },
+      { { "--no-compression=0" }, "option --no-compression takes no value, got \"0\"" },
+      -- an empty list (an unset variable) is not "any Origin"; an Origin has no path
+      { { "--allowed-origins", "" }, "option --allowed-origins needs * or a comma-separated list of origins" },
+      { { "--allowed-origins", "http://a.example/" }, "(scheme://host[:port], no path), got \"http://a.example/\"" },
+      { { "--allowed-origins", "https://a.example, a.example" }, "option --allowed-origins needs" },
     }) do
       it("exits 2 on " .. table.concat(case[1], " "), function()
         local args = { "examples/echo/app.lua" }
@@ -242,6 +249,15 @@ describe("the nexlua command line", function()
         assert.matches(case[2], err, 1, true)
       end)
     end
+
+    it("the listening line shows the port at every log level, even error", function()
+      local s = server.start("examples/echo/app.lua", { "--log-level", "error" })
+      local ok, err = pcall(function()
+        assert.matches("INFO listening on ws://127%.0%.0%.1:" .. s.port, s:log())
+      end)
+      s:stop()
+      assert(ok, err)
+    end)
 
     it("no app file exits 2", function()
       local code, _, err = run {}

@@ -261,7 +261,10 @@ describe("--redis", function()
     local warns = select(2, log:gsub("AUTH refused", ""))
     local again = select(2, log:gsub("connected again", ""))
     assert.equal(0, again, "a refused AUTH counted as connected:\n" .. log)
-    assert.is_true(warns <= 2, warns .. " AUTH warnings in 2.5 s:\n" .. log)
+    -- the new reason is shown once per connection (subscriber, publisher),
+    -- at the default level: a changed password is not hidden in DEBUG
+    assert.is_true(warns >= 1 and warns <= 2, warns .. " AUTH warnings in 2.5 s:\n" .. log)
+    assert.matches("WARN .-AUTH refused: WRONGPASS", log)
     assert.is_false(redis_stats(a1).connected)
   end)
 

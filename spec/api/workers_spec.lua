@@ -225,7 +225,8 @@ describe("--workers", function()
     local code, _, err = proc.run({ BIN, path, "--port", "0", "--workers", "2" }, 20)
     proc.rmdir(dir)
     assert.equal(1, code)
-    assert.matches("nexlua: cannot load " .. path:gsub("%p", "%%%0"), err)
+    -- a log entry of the worker, with its time and tag
+    assert.matches("%d%dZ ERROR %[w%d%] cannot load " .. path:gsub("%p", "%%%0"), err)
     assert.equal(1, count(err, "cannot load"))
   end)
 

@@ -122,6 +122,7 @@ function cli.parse(argv)
     local o = by_name[name]
     if o then
       if o[3] == "flag" then
+        if inline ~= nil then return nil, format("option %s takes no value, got %q", name, inline) end
         opts[o[2]] = true
       else
         local v = inline
@@ -236,7 +237,11 @@ end
 function cli.serve(opts)
   local app, err = cli.load_app(opts.app_path)
   if not app then
-    stderr:write("nexlua: cannot load ", opts.app_path, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
+    if opts.on_listening then -- a worker of --workers: a log entry, with its time and [wN]
+      require("nexlua.log").error("cannot load %s: %s", opts.app_path, tostring(err))
+    else
+      stderr:write("nexlua: cannot load ", opts.app_path, ": ", gsub(tostring(err), "\n", "\n  "), "\n")
+    end
     return 1
   end
   return require("nexlua.private.serve").run(app, opts)

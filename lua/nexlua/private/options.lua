@@ -28,7 +28,7 @@ local SPEC = {
   max_connections = { "whole", 0, 2 ^ 32 - 1 },
   max_connections_per_ip = { "whole", 0, 2 ^ 32 - 1 },
   max_fragments = { "whole", 0, 2 ^ 32 - 1 },
-  allowed_origins = { "string" },
+  allowed_origins = { "origins" },
   busy_poll = { "number", 0, 1e6 },
   tls_cert = { "string" },
   tls_key = { "string" },
@@ -69,6 +69,23 @@ function options.check(key, value)
   local kind = s[1]
   if kind == "string" then
     if type(value) ~= "string" then return nil, format("%s must be a string, got %s", key, type(value)) end
+    return value
+  end
+  if kind == "origins" then
+    -- "*", or origins as a browser sends them: scheme://host[:port], no path
+    local ok = type(value) == "string" and find(value, "[^%s,]") ~= nil
+    if ok then
+      for entry in string.gmatch(value, "[^,]+") do
+        entry = match(entry, "^%s*(.-)%s*$")
+        if entry ~= "*" and entry ~= "null" and not match(entry, "^%a[%w+.-]*://[^/?#%s@]+$") then
+          ok = false
+        end
+      end
+    end
+    if not ok then
+      return nil, format("%s must be * or a comma-separated list of origins (scheme://host[:port], " ..
+        "no path), got %s", key, type(value) == "string" and format("%q", value) or tostring(value))
+    end
     return value
   end
   if kind == "address" then

@@ -155,10 +155,10 @@ end
 -- Runs hooks in order; returns true, or false and the first error. A
 -- failed hook is logged; the rest are skipped, unless all is true (shutdown
 -- hooks: each releases something of its own).
-local function run_hooks(hooks, what, all)
+local function run_hooks(hooks, what, all, arg)
   local first
   for i, fn in ipairs(hooks) do
-    local ok, err = xpcall(fn, function(e) return traceback(tostring(e), 2) end)
+    local ok, err = xpcall(fn, function(e) return traceback(tostring(e), 2) end, arg)
     if not ok then
       log.error("%s hook #%d failed: %s", what, i, err)
       if not all then return false, err end
@@ -169,6 +169,23 @@ local function run_hooks(hooks, what, all)
   return true
 end
 serve.run_hooks = run_hooks
+
+--- An app's lifecycle: start runs its startup hooks (true, or false and the
+-- first error); stop runs its shutdown hooks with why ("shutdown",
+-- "reload" or "failed reload"), at most once after each start, so an app
+-- whose hooks ran at a reload is not shut down again at the exit.
+serve.lifecycle = {
+  start = function(app, what)
+    app._stopped = false
+    return run_hooks(app.startup, what)
+  end,
+  stop = function(app, what, why)
+    if app._stopped then return end
+    app._stopped = true
+    run_hooks(app.shutdown, what, true, why)
+  end,
+}
+local lifecycle = serve.lifecycle
 
 --- Serves app until SIGINT/SIGTERM. Returns the process exit code.
 -- opts: listen options plus graceful_timeout (seconds, default 10), redis
@@ -187,7 +204,7 @@ function serve.run(app, opts)
   local busy = opts.busy_poll
   if busy == nil then busy = holder.app.options.busy_poll end
   if busy ~= nil then core.busy_poll(busy) end -- (checked with the other options: options.lua)
-  local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, run_hooks)
+  local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, lifecycle)
 
   local function shutdown(signame)
     if signame == "SIGHUP" then
@@ -213,7 +230,12 @@ function serve.run(app, opts)
       log.warn("%d connection(s) still open after the grace period, %d handler(s) running: stopping",
         core.conn_count(), core.handler_count())
     end
-    run_hooks(holder.app.shutdown, "shutdown", true)
+    lifecycle.stop(holder.app, "shutdown", "shutdown")
+    -- A reload whose new app was still in its startup hooks: that app is
+    -- shut down too (the old one was, when the reload began).
+    if reloader and reloader.incoming then
+      lifecycle.stop(reloader.incoming, "shutdown", "shutdown")
+    end
     core.stop()
   end
 
@@ -231,7 +253,7 @@ function serve.run(app, opts)
       end
       log.info("%s", what)
     end
-    if not run_hooks(holder.app.startup, "startup") then
+    if not lifecycle.start(holder.app, "startup") then
       log.error("startup failed: not serving")
       exit_code = 1
       core.stop()
@@ -242,15 +264,16 @@ function serve.run(app, opts)
     if not listener then
       log.error("%s", err)
       exit_code = 1
-      run_hooks(holder.app.shutdown, "shutdown", true)
+      lifecycle.stop(holder.app, "shutdown", "shutdown")
       core.stop()
       return
     end
     if opts.on_listening then
       opts.on_listening(listener, #holder.app.router.routes)
     else
-      log.info("listening on %s://%s:%d (%d routes)", listener:scheme(), listener:host(), listener:port(),
-        #holder.app.router.routes)
+      -- at every log level: it says where the server is (--port 0)
+      core.log("notice", string.format("listening on %s://%s:%d (%d routes)", listener:scheme(),
+        listener:host(), listener:port(), #holder.app.router.routes))
     end
     if reloader and opts.reload then reloader.watch() end
   end)

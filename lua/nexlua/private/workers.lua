@@ -122,8 +122,8 @@ local function master(n, opts)
           for i = 1, n do all = all and by_id[i] ~= nil and by_id[i].ready end
           if all then
             state = "serving"
-            log.info("listening on %s://%s:%d (%d routes)", first.scheme, first.host, first.port,
-              first.routes)
+            core.log("notice", format("listening on %s://%s:%d (%d routes)", first.scheme,
+              first.host, first.port, first.routes)) -- at every log level
           end
         elseif state == "serving" then
           log.info("worker %d (pid %s) is serving again", id, pid)

@@ -1,0 +1,110 @@
+-- Shutdown hooks across reloads: each hook learns why it runs ("reload",
+-- "shutdown", "failed reload"), and an app's shutdown hooks run once per
+-- start. A SIGTERM that comes while a reload's new app is still in its
+-- startup hooks shuts that new app down and does not shut the old one down
+-- a second time. Also: a module first required by a handler, from a
+-- subdirectory, is watched by --reload from then on.
+local R = require "reload.support"
+
+local APP = [[
+local nexlua = require "nexlua"
+local app = nexlua.App()
+app:on_startup(function()
+  nexlua.log.info("hook: startup %s", "$VERSION")
+  if "$SLOW" == "yes" then nexlua.sleep(3) end
+  nexlua.log.info("hook: started %s", "$VERSION")
+end)
+app:on_shutdown(function(why) nexlua.log.info("hook: shutdown %s (%s)", "$VERSION", tostring(why)) end)
+app:ws_route("/ws", function(ws)
+  ws:accept()
+  for text in ws:iter_text() do
+    if text == "lazy" then ws:send_text(require("sub.lazy").value) else ws:send_text("$VERSION") end
+  end
+end)
+return app
+]]
+
+local function app_text(version, slow)
+  return (APP:gsub("%$VERSION", version):gsub("%$SLOW", slow and "yes" or "no"))
+end
+
+describe("reload and the app's lifecycle", function()
+  teardown(R.remove_all)
+  local dir, s
+
+  before_each(function() dir = R.tmpdir() end)
+  after_each(function()
+    if s then s:stop() end
+    R.remove_dir(dir)
+  end)
+
+  it("shutdown hooks get why: 'reload' at a reload, 'shutdown' at the exit, once each", function()
+    R.write(dir .. "/app.lua", app_text("v1"))
+    s = R.start(dir .. "/app.lua")
+    assert(s:wait_log("hook: started v1", 5), s:log())
+    R.write(dir .. "/app.lua", app_text("v2"))
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 1)
+    assert(s:signal("TERM"))
+    assert(s:wait_log("hook: shutdown v2 %(shutdown%)", 5), s:log())
+    local log = s:log()
+    assert.equal(1, R.count(log, "hook: shutdown v1 %(reload%)"), log)
+    assert.equal(0, R.count(log, "hook: shutdown v1 %(shutdown%)"), log)
+    assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
+  end)
+
+  it("SIGTERM during the new app's slow startup: the new app is shut down, the old one not twice",
+    function()
+      R.write(dir .. "/app.lua", app_text("v1"))
+      s = R.start(dir .. "/app.lua")
+      assert(s:wait_log("hook: started v1", 5), s:log())
+      R.write(dir .. "/app.lua", app_text("v2", true))
+      assert(s:signal("HUP"))
+      assert(s:wait_log("hook: startup v2", 5), s:log())
+      assert(s:signal("TERM"))
+      local deadline = R.now() + 8
+      while s:alive() and R.now() < deadline do R.sleep(0.05) end
+      assert.is_false(s:alive(), "the server did not exit")
+      local log = s:log()
+      assert.equal(1, R.count(log, "hook: shutdown v1"), log)
+      assert.equal(1, R.count(log, "hook: shutdown v1 %(reload%)"), log)
+      assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
+      assert.equal(0, R.reload_count(s), log)
+    end)
+
+  it("--reload watches a module first required by a handler, from a subdirectory", function()
+    R.write(dir .. "/app.lua", app_text("v1"))
+    os.execute("mkdir -p " .. dir .. "/sub")
+    R.write(dir .. "/sub/lazy.lua", 'return { value = "lazy 1" }\n')
+    s = R.start(dir .. "/app.lua", { "--reload" })
+    local c = R.connect(s, "/ws")
+    assert.equal("lazy 1", R.ask(c, "lazy"))
+    R.sleep(0.3) -- the watch of sub/ is set up after the require
+    R.save_atomic(dir .. "/sub/lazy.lua", 'return { value = "lazy 2" }\n')
+    R.wait_reloads(s, 1)
+    assert.matches("%(file changed: sub/lazy%.lua%)", R.reloaded_lines(s)[1])
+    local c2 = R.connect(s, "/ws")
+    assert.equal("lazy 2", R.ask(c2, "lazy"))
+    R.close(c)
+    R.close(c2)
+  end)
+
+  it("warns that changed App{...} options wait for the next start", function()
+    local function text(size)
+      return "local nexlua = require 'nexlua'\n" ..
+        "local app = nexlua.App { max_message_size = " .. size .. ", ping_interval = 20 }\n" ..
+        "app:ws_route('/ws', function(ws) ws:accept() end)\nreturn app\n"
+    end
+    R.write(dir .. "/app.lua", text(1000))
+    s = R.start(dir .. "/app.lua")
+    R.write(dir .. "/app.lua", text(2000))
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 1)
+    assert.matches("WARN App options changed %(max_message_size%): they take effect at the next start",
+      s:log())
+    -- the same options again: no warning
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 2)
+    assert.equal(1, R.count(s:log(), "App options changed"))
+  end)
+end)

@@ -240,7 +240,11 @@ static void heartbeat(nx_conn_t *c) {
   if (c->ping_outstanding) {
     uint64_t waited = now - c->ping_sent;
     if (waited >= c->ping_timeout) {
-      nx_log(NX_LOG_DEBUG, "no answer to a ping within %u ms: closing", c->ping_timeout);
+      if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
+        char peer[80];
+        nx_log(NX_LOG_DEBUG, "no answer to a ping within %u ms: closing %s", c->ping_timeout,
+               nx_conn_peer_name(c, peer, sizeof(peer)));
+      }
       nx_conn_fail(c, 1011, "keepalive ping timeout");
       return;
     }
@@ -534,7 +538,11 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   if (r) {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why);
-    nx_log(NX_LOG_DEBUG, "refused a handshake with %d: %s", r, why);
+    if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
+      char peer[80];
+      nx_log(NX_LOG_DEBUG, "refused a handshake from %s with %d: %s",
+             nx_conn_peer_name(c, peer, sizeof(peer)), r, why);
+    }
     nx_http_respond(c, r,
                     r == 426   ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
                     : r == 405 ? "Allow: GET\r\n"
@@ -543,7 +551,15 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     return;
   }
   if (c->listener->cfg.allowed_origins && !origin_allowed(c)) {
-    nx_log(NX_LOG_DEBUG, "refused a handshake from a forbidden Origin: 403");
+    if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
+      char peer[80];
+      const char *origin[1];
+      size_t olen[1];
+      int n = (int)nx_http_header_values(c->http, "origin", origin, olen, 1);
+      nx_log(NX_LOG_DEBUG, "refused a handshake from %s with a forbidden Origin (%.*s): 403",
+             nx_conn_peer_name(c, peer, sizeof(peer)), n ? (int)(olen[0] > 200 ? 200 : olen[0]) : 0,
+             n ? origin[0] : "");
+    }
     nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
   }

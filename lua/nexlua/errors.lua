@@ -145,6 +145,27 @@ function errors.raise(cls, level, ...)
   error(e, 0)
 end
 
+--- The text of any error value, for the log: tostring, except for a plain
+-- table raised as an error (error({code = 1})), shown with its fields
+-- instead of "table: 0x...".
+function errors.text(e)
+  local mt = type(e) == "table" and getmetatable(e)
+  if type(e) ~= "table" or (mt and mt.__tostring) then return tostring(e) end
+  local keys = {}
+  for k in pairs(e) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    if i > 8 then
+      parts[#parts + 1] = "..."
+      break
+    end
+    local v = e[k]
+    parts[#parts + 1] = tostring(k) .. " = " .. (type(v) == "string" and string.format("%q", v) or tostring(v))
+  end
+  return "a table raised as an error: {" .. table.concat(parts, ", ") .. "}"
+end
+
 errors.is_disconnect = errors.WebSocketDisconnect.is
 errors.is_websocket_error = errors.WebSocketError.is
 errors.is_type_error = errors.MessageTypeError.is

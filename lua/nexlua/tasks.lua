@@ -24,7 +24,7 @@ Task.__tostring = function(t) return "nexlua.Task(" .. t.status .. ")" end
 
 local function handler(e)
   if is_cancelled(e) then return { error = e, cancelled = true } end
-  return { error = e, traceback = traceback(tostring(e), 2) }
+  return { error = e, traceback = traceback(errors.text(e), 2) }
 end
 
 local function finish(task, ok, ...)

@@ -149,4 +149,21 @@ describe("nexlua.errors", function()
       assert.has_error(function() nexlua.error_class("X", {}) end)
     end)
   end)
+
+  describe("errors.text (the log's view of an error value)", function()
+    it("shows a plain table's fields, sorted, at most 8, instead of table: 0x...", function()
+      assert.equal('a table raised as an error: {code = 503, msg = "db down"}',
+        errors.text({ msg = "db down", code = 503 }))
+      local many = {}
+      for i = 1, 12 do many["k" .. string.format("%02d", i)] = i end
+      assert.matches("^a table raised as an error: {k01 = 1, .-k08 = 8, %.%.%.}$", errors.text(many))
+    end)
+
+    it("is tostring for strings, numbers and errors with __tostring", function()
+      assert.equal("boom", errors.text("boom"))
+      assert.equal("42", errors.text(42))
+      assert.equal("nil", errors.text(nil))
+      assert.equal(tostring(errors.TimeoutError(5)), errors.text(errors.TimeoutError(5)))
+    end)
+  end)
 end)

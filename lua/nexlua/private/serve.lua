@@ -25,7 +25,7 @@ local function failure(ws, err, co)
     if w == nil or w == ws then return err end
   end
   if errors.is_cancelled(err) then return err end
-  local msg = tostring(err)
+  local msg = errors.text(err)
   if is_disconnect(err) and err.websocket ~= nil then
     -- (another connection's: this handler sent to it after it was gone)
     msg = "a send to another connection (" .. tostring(err.websocket.path) .. ") that is gone: " .. msg
@@ -158,7 +158,7 @@ end
 local function run_hooks(hooks, what, all, arg)
   local first
   for i, fn in ipairs(hooks) do
-    local ok, err = xpcall(fn, function(e) return traceback(tostring(e), 2) end, arg)
+    local ok, err = xpcall(fn, function(e) return traceback(errors.text(e), 2) end, arg)
     if not ok then
       log.error("%s hook #%d failed: %s", what, i, err)
       if not all then return false, err end

@@ -221,7 +221,8 @@ static size_t unsent_bytes(nx_conn_t *c) {
 
 static void heartbeat(nx_conn_t *c) {
   uint64_t now = uv_now(c->rt->loop), idle;
-  size_t queued = unsent_bytes(c);
+  size_t unsent = unsent_bytes(c);
+  uint32_t queued = unsent > UINT32_MAX ? UINT32_MAX : (uint32_t)unsent;
   if (queued < c->wq_mark) {
     c->last_rx = now;
     c->ping_outstanding = 0;

@@ -57,11 +57,6 @@ static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
   return nx_buf_reserve(b, n);
 }
 
-size_t nx_conn_buffered(const nx_conn_t *c) {
-  return nx_buf_size(&c->out) + c->seg_bytes + (c->wreq ? nx_stream_pending(c->wreq) : 0) +
-         (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
-}
-
 static void on_write(uv_write_t *req, int status);
 
 /* ---- Shared frames --------------------------------------------------- *
@@ -80,6 +75,13 @@ typedef struct nx_seg_s {
   nx_buf_t buf;
 } nx_seg_t;
 
+/* A connection's segments: allocated with the first, freed with the last
+ * (a connection that is not behind keeps one pointer for them). */
+struct nx_segq_s {
+  nx_seg_t *head, *tail;
+  size_t bytes; /* not yet written */
+};
+
 static size_t seg_size(const nx_seg_t *s) {
   return s->frame ? s->frame->len - s->off : nx_buf_size(&s->buf);
 }
@@ -92,37 +94,45 @@ static void seg_free(nx_rt_t *rt, nx_seg_t *s) {
   free(s);
 }
 
-/* Takes the first segment off the queue. */
+/* Takes the first segment off the queue (freed with its last). */
 static nx_seg_t *seg_pop(nx_conn_t *c) {
-  nx_seg_t *s = c->segs;
-  c->segs = s->next;
-  if (!c->segs)
-    c->segs_tail = NULL;
-  c->seg_bytes -= seg_size(s);
+  struct nx_segq_s *q = c->segq;
+  nx_seg_t *s = q->head;
+  q->head = s->next;
+  q->bytes -= seg_size(s);
+  if (!q->head) {
+    free(q);
+    c->segq = NULL;
+  }
   return s;
+}
+
+static void seg_append(struct nx_segq_s *q, nx_seg_t *s) {
+  if (q->tail)
+    q->tail->next = s;
+  else
+    q->head = s;
+  q->tail = s;
+  q->bytes += seg_size(s);
 }
 
 static int seg_push(nx_conn_t *c, nx_shared_frame_t *f) {
   nx_seg_t *own = NULL, *s = (nx_seg_t *)calloc(1, sizeof(*s));
-  if (!s)
+  struct nx_segq_s *q = c->segq ? c->segq : (struct nx_segq_s *)calloc(1, sizeof(*q));
+  if (!s || !q || (nx_buf_size(&c->out) && !(own = (nx_seg_t *)calloc(1, sizeof(*own))))) {
+    free(s);
+    if (q != c->segq)
+      free(q);
     return -1;
-  if (nx_buf_size(&c->out)) { /* what was queued before the frame goes before it */
-    if (!(own = (nx_seg_t *)calloc(1, sizeof(*own)))) {
-      free(s);
-      return -1;
-    }
+  }
+  c->segq = q;
+  if (own) { /* what was queued before the frame goes before it */
     own->buf = c->out;
     memset(&c->out, 0, sizeof(c->out));
-    own->next = s;
-    c->seg_bytes += nx_buf_size(&own->buf);
+    seg_append(q, own);
   }
   s->frame = nx_shared_frame_ref(f);
-  c->seg_bytes += f->len;
-  if (c->segs_tail)
-    c->segs_tail->next = own ? own : s;
-  else
-    c->segs = own ? own : s;
-  c->segs_tail = s;
+  seg_append(q, s);
   return 0;
 }
 
@@ -132,13 +142,13 @@ static int seg_push(nx_conn_t *c, nx_shared_frame_t *f) {
  * error. */
 static int flush_segs(nx_conn_t *c) {
   uv_stream_t *stream = (uv_stream_t *)&c->tcp;
-  while (c->segs && !c->wreq) {
+  while (c->segq && !c->wreq) {
     uv_buf_t b[NX_SEG_IOV + 1];
     unsigned n = 0;
     nx_seg_t *s;
     size_t w;
     int r;
-    for (s = c->segs; s && n < NX_SEG_IOV; s = s->next)
+    for (s = c->segq->head; s && n < NX_SEG_IOV; s = s->next)
       b[n++] = s->frame ? uv_buf_init((char *)s->frame->data + s->off, (unsigned)seg_size(s))
                         : uv_buf_init((char *)s->buf.data + s->buf.off, (unsigned)seg_size(s));
     if (!s && nx_buf_size(&c->out))
@@ -148,20 +158,21 @@ static int flush_segs(nx_conn_t *c) {
       r = 0;
     if (r < 0)
       return r;
-    for (w = (size_t)r; c->segs && w >= seg_size(c->segs);) {
-      w -= seg_size(c->segs);
+    for (w = (size_t)r; c->segq && w >= seg_size(c->segq->head);) {
+      w -= seg_size(c->segq->head);
       seg_free(c->rt, seg_pop(c));
     }
-    if (w && c->segs) { /* the one written in part */
-      if (c->segs->frame)
-        c->segs->off += w;
+    if (w && c->segq) { /* the one written in part */
+      nx_seg_t *h = c->segq->head;
+      if (h->frame)
+        h->off += w;
       else
-        nx_buf_consume(&c->segs->buf, w);
-      c->seg_bytes -= w;
+        nx_buf_consume(&h->buf, w);
+      c->segq->bytes -= w;
     } else if (w) {
       nx_buf_consume(&c->out, w);
     }
-    if (!c->segs)
+    if (!c->segq)
       return 0;
     s = seg_pop(c);
     if (s->frame) {
@@ -179,9 +190,15 @@ static int flush_segs(nx_conn_t *c) {
 }
 
 void nx_conn_out_free(nx_conn_t *c) {
-  while (c->segs)
+  while (c->segq)
     seg_free(c->rt, seg_pop(c));
   nx_buf_free(&c->out);
+}
+
+size_t nx_conn_buffered(const nx_conn_t *c) {
+  return nx_buf_size(&c->out) + (c->segq ? c->segq->bytes : 0) +
+         (c->wreq ? nx_stream_pending(c->wreq) : 0) +
+         (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -209,7 +226,7 @@ void nx_conn_flush(nx_conn_t *c) {
   nx_buf_t *src = &c->out;
   if (c->closing_handles || c->wreq)
     return;
-  if (c->segs) {
+  if (c->segq) {
     int r = flush_segs(c);
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
@@ -252,7 +269,7 @@ void nx_conn_flush(nx_conn_t *c) {
     out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
     nx_task_wake(c->writer, 0);
-  if (c->end_after_flush && !c->wreq && !c->segs && nx_buf_size(src) == 0 &&
+  if (c->end_after_flush && !c->wreq && !c->segq && nx_buf_size(src) == 0 &&
       nx_buf_size(&c->out) == 0 && !c->lingering) {
     if (c->linger && c->listener)
       nx_conn_start_linger(c);

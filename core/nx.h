@@ -204,8 +204,8 @@ struct nx_conn_s {
   uint32_t fragments;     /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   int box_ref;
+  uint32_t wq_mark;   /* our unsent bytes at the last heartbeat (at most 4 GiB counted) */
   uint64_t last_rx;   /* loop time of the last sign of life: bytes read, or ours written */
-  size_t wq_mark;     /* the write queue's size at the last heartbeat */
   uint64_t ping_sent; /* (while lingering: the loop time it ends at the latest) */
   char *close_reason;
   nx_http_t *http;   /* request parser; freed at the upgrade */
@@ -214,14 +214,13 @@ struct nx_conn_s {
   nx_msg_t *cur; /* message being assembled */
   nx_msg_t *inbox, *inbox_tail;
   size_t inbox_bytes;
-  nx_buf_t out;                      /* frames waiting to be written */
-  uv_write_t *wreq;                  /* the write in flight (owning its bytes: stream.c), or NULL */
-  struct nx_seg_s *segs, *segs_tail; /* shared frames queued before out (conn_output.c) */
-  size_t seg_bytes;                  /* and their bytes not yet written */
-  struct nx_tls_s *tls; /* the TLS transport (with its output), or NULL for plain TCP */
-  nx_task_t *owner;     /* the handler task */
-  nx_task_t *reader;    /* task waiting in recv */
-  nx_task_t *writer;    /* task waiting for the buffer to drain */
+  nx_buf_t out;           /* frames waiting to be written */
+  uv_write_t *wreq;       /* the write in flight (owning its bytes: stream.c), or NULL */
+  struct nx_segq_s *segq; /* shared frames queued before out, or NULL (conn_output.c) */
+  struct nx_tls_s *tls;   /* the TLS transport (with its output), or NULL for plain TCP */
+  nx_task_t *owner;       /* the handler task */
+  nx_task_t *reader;      /* task waiting in recv */
+  nx_task_t *writer;      /* task waiting for the buffer to drain */
   nx_box_t *box;
   nx_conn_t *dirty_next;
   nx_conn_t *prev, *next; /* in listener->conns */

@@ -122,10 +122,14 @@ static void conn_free(nx_conn_t *c) {
     c->box->close_code = c->close_code ? c->close_code : 1006;
     c->box->close_reason = c->close_reason; /* the box's now */
     c->close_reason = NULL;
-    /* Messages that came before the end are still the app's to read: a
-     * receive returns them before it reports the disconnect. */
-    c->box->inbox = c->inbox;
-    c->inbox = c->inbox_tail = NULL;
+    /* Messages that came before the end are still the handler's to read:
+     * a receive returns them before it reports the disconnect. They are
+     * kept while the handler runs, and freed when it ends (runtime.c). */
+    if (c->owner && c->inbox) {
+      c->box->inbox = c->inbox;
+      c->inbox = c->inbox_tail = NULL;
+      c->owner->inbox_kept = 1;
+    }
     luaL_unref(rt->L, LUA_REGISTRYINDEX, c->box_ref);
   }
   if (c->reader)
@@ -473,6 +477,7 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
 const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
   char ip[64] = "?";
   unsigned port = 0;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {

@@ -392,6 +392,20 @@ static const char *status_text(int status) {
   }
 }
 
+/* 1 if the extra header lines hold an Upgrade header, whose sender must
+ * name "upgrade" in Connection too (RFC 9110 §7.8). */
+static int has_upgrade(const char *headers) {
+  const char *p = headers;
+  while (p && *p) {
+    if (strncasecmp(p, "upgrade:", 8) == 0)
+      return 1;
+    p = strstr(p, "\r\n");
+    if (p)
+      p += 2;
+  }
+  return 0;
+}
+
 /* Answers the request with an HTTP response and ends the connection.
  * headers: extra header lines, each ending in CRLF, or NULL. */
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen) {
@@ -415,7 +429,7 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
                headers && strcasestr(headers, "content-type:")
                    ? ""
                    : "Content-Type: text/plain; charset=utf-8\r\n",
-               blen, status == 426 ? "Upgrade, " : ""); /* RFC 9110 §7.8: with Upgrade */
+               blen, has_upgrade(headers) ? "Upgrade, " : ""); /* RFC 9110 §7.8 */
   nx_conn_send_raw(c, head, (size_t)n);
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));

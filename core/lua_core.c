@@ -555,7 +555,7 @@ static int l_log(lua_State *L) {
 static int l_log_level(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) {
     int level = nx_log_level_from_name(luaL_checkstring(L, 1));
-    if (level < 0)
+    if (level < 0 || level > NX_LOG_ERROR) /* ("notice" is a level to write at, not to set) */
       return luaL_error(L, "unknown log level '%s' (debug, info, warn, error)", lua_tostring(L, 1));
     nx_log_level = level;
   }

@@ -71,9 +71,10 @@ struct nx_task_s {
   uint8_t wait;  /* NX_WAIT_* while suspended in a nexlua API */
   uint8_t ready; /* queued to be resumed */
   uint8_t running;
-  uint8_t timed_out; /* the wait ended by its timeout */
-  uint8_t cancelled; /* cancel() came while it was not waiting */
-  nx_tbox_t *box;    /* its Lua handle, if one was asked for */
+  uint8_t timed_out;  /* the wait ended by its timeout */
+  uint8_t cancelled;  /* cancel() came while it was not waiting */
+  uint8_t inbox_kept; /* its connection ended with messages unread: its box holds them */
+  nx_tbox_t *box;     /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;               /* values pushed on co for the next resume */
   nx_conn_t *wait_conn;    /* the connection a RECV/DRAIN wait is on */

@@ -223,6 +223,24 @@ static int run_finisher(nx_task_t *t, int status) {
 /* A task ended (status 0, or its error is on top of its coroutine). A
  * handler's finisher ends its connection as the handler left it; the core
  * then makes sure the connection ends in any case. */
+/* The messages its ended connection left unread, which the handler could
+ * still have read: freed with the handler (its WebSocket's box, ws[1]). */
+static void drop_kept_inbox(nx_task_t *t) {
+  lua_State *L = t->rt->L;
+  nx_box_t *b;
+  nx_msg_t *m;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ws_ref);
+  lua_rawgeti(L, -1, 1);
+  b = (nx_box_t *)lua_touserdata(L, -1);
+  if (b && lua_objlen(L, -1) >= sizeof(*b) && b->mark == NX_BOX_MARK) {
+    while ((m = b->inbox) != NULL) {
+      b->inbox = m->next;
+      nx_msg_free(t->rt, m);
+    }
+  }
+  lua_pop(L, 2);
+}
+
 static void task_finished(nx_task_t *t, int status) {
   nx_conn_t *c;
   if (run_finisher(t, status) != 0 && status != 0) {
@@ -240,6 +258,8 @@ static void task_finished(nx_task_t *t, int status) {
       nx_conn_close_frame(c, 1011, "handler ended abnormally", 24);
     }
   }
+  if (t->inbox_kept && t->ws_ref != LUA_NOREF)
+    drop_kept_inbox(t);
   task_free(t);
 }
 

@@ -26,6 +26,10 @@ local reload = {}
 
 local kept = {}
 
+-- The Lua file loader, as it was before any app ran: an app may insert a
+-- searcher of its own before it.
+local lua_file_loader = package.loaders[2]
+
 --- Returns the value kept under name, creating it with init() the first
 -- time. The same value is returned in every generation of the app.
 function reload.keep(name, init)
@@ -97,7 +101,8 @@ end
 --- The reloader of one served app. holder.app is the app serving new
 -- connections; lifecycle.start(app, what) runs its startup hooks and
 -- returns ok, lifecycle.stop(app, what, why) its shutdown hooks (once).
--- While a new app runs its startup hooks, self.incoming is that app.
+-- While a new app runs its startup hooks, self.incoming is that app; while
+-- an app's shutdown hooks run in a reload, self.stopping_app is that app.
 function reload.new(path, holder, lifecycle)
   local self = {
     path = path, holder = holder, generation = 1, watches = {}, known = {}, busy = false, again = false,
@@ -115,8 +120,18 @@ function reload.new(path, holder, lifecycle)
     local old = holder.app
     local new, err = reload.load(path)
     local ok = new ~= nil
-    if ok then
-      lifecycle.stop(old, "shutdown (reload)", "reload")
+    -- (an app whose shutdown hooks run here: a shutdown waits for them)
+    local function stop_app(app, what, reason)
+      self.stopping_app = app
+      lifecycle.stop(app, what, reason)
+      self.stopping_app = nil
+    end
+    if ok then stop_app(old, "shutdown (reload)", "reload") end
+    if ok and self.stopping then
+      -- SIGTERM while the old app's hooks ran: the new app never starts.
+      err = "the server is shutting down"
+      ok = false
+    elseif ok then
       self.incoming = new
       local started = lifecycle.start(new, "startup (reload)")
       self.incoming = nil
@@ -124,12 +139,13 @@ function reload.new(path, holder, lifecycle)
         -- The server began to shut down meanwhile (and, if it got that far,
         -- shut the new app down): the old app stays, shut down already.
         err = "the server is shutting down"
-        lifecycle.stop(new, "shutdown (failed reload)", "failed reload")
+        stop_app(new, "shutdown (failed reload)", "failed reload")
         ok = false
       elseif not started then
         err = "a startup hook of the new app failed"
-        lifecycle.stop(new, "shutdown (failed reload)", "failed reload")
-        lifecycle.start(old, "startup (rollback)")
+        stop_app(new, "shutdown (failed reload)", "failed reload")
+        -- (not while the server shuts down: the old app stays shut down)
+        if not self.stopping then lifecycle.start(old, "startup (rollback)") end
         ok = false
       end
     end
@@ -186,7 +202,8 @@ function reload.new(path, holder, lifecycle)
     end
     deadline = core.hrtime() + DEBOUNCE
     -- named from the app's directory: "lib/util.lua", not "util.lua"
-    local base = realdir(dir_of(path))
+    local base = self.app_realdir or realdir(dir_of(path))
+    self.app_realdir = base
     local shown = filename
     if dir ~= base then
       shown = (sub(dir, 1, #base + 1) == base .. "/" and sub(dir, #base + 2) or dir) .. "/" .. filename
@@ -208,10 +225,19 @@ function reload.new(path, holder, lifecycle)
   -- module of the app's directory tree seen for the first time is watched.
   local function watch_later_requires()
     local loaders = package.loaders
-    local lua_loader = loaders[2]
+    local at
+    for i, f in ipairs(loaders) do
+      if f == lua_file_loader then at = i end
+    end
+    if not at then
+      log.warn("--reload: package.loaders no longer holds Lua's file loader: modules required " ..
+        "after the start are not watched")
+      return
+    end
+    local lua_loader = lua_file_loader
     local app_dir = dir_of(path)
     local pending = false
-    loaders[2] = function(name, ...)
+    loaders[at] = function(name, ...)
       local f, extra = lua_loader(name, ...)
       if type(f) == "function" and not self.known[name] and #self.watches > 0 and
         package.searchpath(name, app_dir .. "/?.lua;" .. app_dir .. "/?/init.lua") then

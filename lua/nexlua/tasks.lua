@@ -27,7 +27,10 @@ local function handler(e)
   return { error = e, traceback = traceback(errors.text(e), 2) }
 end
 
+local by_handle = setmetatable({}, { __mode = "k" }) -- a pending task by its handle
+
 local function finish(task, ok, ...)
+  by_handle[task.handle] = nil -- (its value refers to its key: never collected while there)
   if ok then
     task.status = "done"
     task.results = { n = select("#", ...), ... }
@@ -53,7 +56,6 @@ end
 
 -- A task the core ends (a bare coroutine.yield() in it) fails as if it had
 -- raised: its waiters wake, and wait() raises the error.
-local by_handle = setmetatable({}, { __mode = "k" })
 core.on_task_abort(function(handle, message)
   local task = by_handle[handle]
   if task and task.status == "pending" then

@@ -132,6 +132,12 @@ describe("handshake: accept and close", function()
       assert.equal("token required\n", c.body)
     end)
 
+    it("deny(426) without an Upgrade header keeps Connection: close (no upgrade option)", function()
+      local c = expect_refused("/deny426", 426)
+      assert.equal("close", c.headers["connection"])
+      assert.is_nil(c.headers["upgrade"])
+    end)
+
     it("an error before accept() answers HTTP 500", function()
       expect_refused("/error-before-accept", 500)
       assert.truthy(s:wait_log("failure before accept", 3))

@@ -106,3 +106,34 @@ describe("the heartbeat of busy connections", function()
       c:close_socket()
     end)
 end)
+
+describe("messages nobody will read", function()
+  local proc = require "helpers.proc"
+
+  it("are freed when the handler ends, not kept until the Lua collector runs", function()
+    local s = server.start("spec/apps/inbox_app.lua")
+    local ok, err = pcall(function()
+      local big = rawws.build_frame { opcode = OP.BINARY, payload = string.rep("b", 200000) }
+      local close = rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) }
+      local before = proc.status_kb(s.pid, "VmRSS")
+      -- one connection at a time, each handler over (0.3 s) before the next:
+      -- memory freed when a handler ends is used again by the next one
+      for _ = 1, 12 do
+        local c = rawws.connect(s.port, "/noread")
+        c:send_raw(string.rep(big, 10) .. close) -- 2 MB each, under the read pause
+        c:expect_close(3)
+        c:close_socket()
+        socket.sleep(0.4)
+      end
+      local after = proc.status_kb(s.pid, "VmRSS")
+      io.stderr:write(string.format("\n[unread messages] 12 x 2 MB: RSS %d -> %d kB\n", before, after))
+      if not proc.sanitized() then
+        -- kept until the Lua collector ran (it did not: the Lua heap is
+        -- small), they were 24 MB
+        assert.is_true(after - before < 10 * 1024, string.format("RSS grew by %d kB", after - before))
+      end
+    end)
+    s:stop()
+    assert(ok, err)
+  end)
+end)

@@ -45,3 +45,12 @@ describe("debug log entries", function()
     assert(ok, err)
   end)
 end)
+
+describe("log levels", function()
+  it("'notice' (the listening line's) cannot be set: it would silence every entry", function()
+    local log = require "nexlua.log"
+    local before = log.level()
+    assert.has_error(function() log.level("notice") end)
+    assert.equal(before, log.level())
+  end)
+end)

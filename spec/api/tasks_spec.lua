@@ -194,4 +194,21 @@ describe("tasks the core ends, and timeouts past what a timer holds", function()
     assert.equal("b", in_task(function() return huge:wait(2) end))
     slept:cancel()
   end)
+
+  it("a finished task leaves nothing behind: 5,000 spawned and waited for keep no memory", function()
+    local function heap_kb()
+      collectgarbage()
+      collectgarbage()
+      return collectgarbage("count")
+    end
+    in_task(function()
+      for _ = 1, 100 do nexlua.spawn(function() return 1 end):wait() end
+    end)
+    local before = heap_kb()
+    in_task(function()
+      for _ = 1, 5000 do nexlua.spawn(function() return string.rep("r", 100) end):wait() end
+    end, 10)
+    local grown = heap_kb() - before
+    assert.is_true(grown < 300, string.format("the Lua heap grew by %.0f KB", grown))
+  end)
 end)

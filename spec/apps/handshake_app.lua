@@ -78,6 +78,10 @@ app:ws_route("/deny", function(ws)
   ws:deny(401, "token required\n", { ["WWW-Authenticate"] = "Bearer" })
 end)
 
+app:ws_route("/deny426", function(ws)
+  ws:deny(426, "use the other endpoint\n")
+end)
+
 app:ws_route("/error-before-accept", function(ws)
   local _ = ws
   error("handshake_app: failure before accept")

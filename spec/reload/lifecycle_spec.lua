@@ -107,4 +107,57 @@ describe("reload and the app's lifecycle", function()
     R.wait_reloads(s, 2)
     assert.equal(1, R.count(s:log(), "App options changed"))
   end)
+
+  it("SIGTERM while a reload runs the old app's shutdown hooks: they finish before the exit", function()
+    local text = [[
+local nexlua = require "nexlua"
+local app = nexlua.App()
+app:on_shutdown(function(why)
+  nexlua.log.info("hook: flushing (%s)", why)
+  nexlua.sleep(1)
+  nexlua.log.info("hook: flushed (%s)", why)
+end)
+app:ws_route("/ws", function(ws) ws:accept() end)
+return app
+]]
+    R.write(dir .. "/app.lua", text)
+    s = R.start(dir .. "/app.lua")
+    assert(s:signal("HUP"))
+    assert(s:wait_log("hook: flushing %(reload%)", 5), s:log())
+    assert(s:signal("TERM"))
+    local deadline = R.now() + 8
+    while s:alive() and R.now() < deadline do R.sleep(0.05) end
+    assert.is_false(s:alive(), "the server did not exit")
+    local log = s:log()
+    assert.equal(1, R.count(log, "hook: flushing"), log)
+    assert.equal(1, R.count(log, "hook: flushed %(reload%)"), log)
+    assert.equal(0, R.reload_count(s), log) -- the new app never started
+  end)
+
+  it("--reload watches a module required later even when the app put its own searcher first",
+    function()
+      local text = [[
+local nexlua = require "nexlua"
+table.insert(package.loaders, 2, function(name) return nil end) -- a searcher of the app's
+local app = nexlua.App()
+app:ws_route("/ws", function(ws)
+  ws:accept()
+  for _ in ws:iter_text() do ws:send_text(require("sub.lazy").value) end
+end)
+return app
+]]
+      R.write(dir .. "/app.lua", text)
+      os.execute("mkdir -p " .. dir .. "/sub")
+      R.write(dir .. "/sub/lazy.lua", 'return { value = "lazy 1" }\n')
+      s = R.start(dir .. "/app.lua", { "--reload" })
+      local c = R.connect(s, "/ws")
+      assert.equal("lazy 1", R.ask(c, "?"))
+      R.sleep(0.3)
+      R.save_atomic(dir .. "/sub/lazy.lua", 'return { value = "lazy 2" }\n')
+      R.wait_reloads(s, 1)
+      local c2 = R.connect(s, "/ws")
+      assert.equal("lazy 2", R.ask(c2, "?"))
+      R.close(c)
+      R.close(c2)
+    end)
 end)

@@ -173,16 +173,22 @@ serve.run_hooks = run_hooks
 --- An app's lifecycle: start runs its startup hooks (true, or false and the
 -- first error); stop runs its shutdown hooks with why ("shutdown",
 -- "reload" or "failed reload"), at most once after each start, so an app
--- whose hooks ran at a reload is not shut down again at the exit.
+-- whose hooks ran at a reload is not shut down again at the exit. A stop
+-- that finds the hooks running in another task (a reload's) waits for
+-- them to end: the exit must not cut them short.
 serve.lifecycle = {
   start = function(app, what)
     app._stopped = false
     return run_hooks(app.startup, what)
   end,
   stop = function(app, what, why)
-    if app._stopped then return end
-    app._stopped = true
+    if app._stopped then
+      while app._stopping do core.sleep(0.02) end
+      return
+    end
+    app._stopped, app._stopping = true, true
     run_hooks(app.shutdown, what, true, why)
+    app._stopping = false
   end,
 }
 local lifecycle = serve.lifecycle
@@ -231,10 +237,12 @@ function serve.run(app, opts)
         core.conn_count(), core.handler_count())
     end
     lifecycle.stop(holder.app, "shutdown", "shutdown")
-    -- A reload whose new app was still in its startup hooks: that app is
-    -- shut down too (the old one was, when the reload began).
-    if reloader and reloader.incoming then
-      lifecycle.stop(reloader.incoming, "shutdown", "shutdown")
+    if reloader then
+      -- A reload whose new app was still in its startup hooks: that app is
+      -- shut down too (the old one was, when the reload began).
+      if reloader.incoming then lifecycle.stop(reloader.incoming, "shutdown", "shutdown") end
+      -- Shutdown hooks a reload is running: they finish before the exit.
+      if reloader.stopping_app then lifecycle.stop(reloader.stopping_app, "shutdown", "shutdown") end
     end
     core.stop()
   end

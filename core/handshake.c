@@ -5,21 +5,27 @@
 
 #include "token.h"
 
+/* The next non-empty element of a comma-separated list (RFC 9110 §5.6.1),
+ * from *i: its bounds without the whitespace around it. 0 at the end. */
+static int next_element(const char *v, size_t len, size_t *i, size_t *start, size_t *end) {
+  while (*i < len && (nx_is_ows(v[*i]) || v[*i] == ','))
+    (*i)++;
+  if (*i >= len)
+    return 0;
+  *start = *i;
+  while (*i < len && v[*i] != ',')
+    (*i)++;
+  *end = *i;
+  while (*end > *start && nx_is_ows(v[*end - 1]))
+    (*end)--;
+  return 1;
+}
+
 int nx_header_has_token(const char *v, size_t len, const char *token) {
-  size_t i = 0;
-  while (i < len) {
-    size_t start, end;
-    while (i < len && (nx_is_ows(v[i]) || v[i] == ','))
-      i++;
-    start = i;
-    while (i < len && v[i] != ',')
-      i++;
-    end = i;
-    while (end > start && nx_is_ows(v[end - 1]))
-      end--;
-    if (end > start && nx_token_ieq(v + start, end - start, token))
+  size_t i = 0, start, end;
+  while (next_element(v, len, &i, &start, &end))
+    if (nx_token_ieq(v + start, end - start, token))
       return 1;
-  }
   return 0;
 }
 
@@ -154,35 +160,20 @@ typedef struct {
 /* 1 if every element of a comma-separated list is a token (empty elements
  * are allowed and skipped, RFC 9110 §5.6.1). */
 static int token_list(const char *v, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    size_t start, end;
-    while (i < len && (nx_is_ows(v[i]) || v[i] == ','))
-      i++;
-    start = i;
-    while (i < len && v[i] != ',')
-      i++;
-    end = i;
-    while (end > start && nx_is_ows(v[end - 1]))
-      end--;
+  size_t i = 0, start, end;
+  while (next_element(v, len, &i, &start, &end))
     for (; start < end; start++)
       if (!nx_is_tchar((unsigned char)v[start]))
         return 0;
-  }
   return 1;
 }
 
 /* 1 if the last non-empty element of a comma-separated list is token. */
 static int last_element_is(const char *v, size_t len, const char *token) {
-  size_t end = len, start;
-  while (end && (nx_is_ows(v[end - 1]) || v[end - 1] == ','))
-    end--;
-  start = end;
-  while (start && v[start - 1] != ',')
-    start--;
-  while (start < end && nx_is_ows(v[start]))
-    start++;
-  return end > start && nx_token_ieq(v + start, end - start, token);
+  size_t i = 0, start, end, last = 0, last_end = 0;
+  while (next_element(v, len, &i, &start, &end))
+    last = start, last_end = end;
+  return last_end > last && nx_token_ieq(v + last, last_end - last, token);
 }
 
 /* 1 if the n bytes at a are lit, a lowercase token, in any case: a letter

@@ -363,15 +363,19 @@ static nx_task_t *check_task(lua_State *L, int i) {
   return b->t;
 }
 
+/* *ref becomes a registry reference to the value at idx (the old one dropped). */
+static void set_ref(lua_State *L, int idx, int *ref) {
+  if (*ref != LUA_NOREF)
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  lua_pushvalue(L, idx);
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* on_task_abort(fn): fn(task, message) runs when the core ends a task
  * spawned with spawn() (a bare coroutine.yield), instead of the log line. */
 static int l_on_task_abort(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (rt->abort_ref != LUA_NOREF)
-    luaL_unref(L, LUA_REGISTRYINDEX, rt->abort_ref);
-  lua_settop(L, 1);
-  rt->abort_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  set_ref(L, 1, &nx_rt_get(L)->abort_ref);
   return 0;
 }
 
@@ -445,10 +449,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static int l_on_signal(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (rt->signal_ref != LUA_NOREF)
-    luaL_unref(L, LUA_REGISTRYINDEX, rt->signal_ref);
-  lua_pushvalue(L, 1);
-  rt->signal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  set_ref(L, 1, &rt->signal_ref);
   if (!rt->sigint.data) {
     uv_signal_t *hs[3] = {&rt->sigint, &rt->sigterm, &rt->sighup};
     int sigs[3] = {SIGINT, SIGTERM, SIGHUP}, i;

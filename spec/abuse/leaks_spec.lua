@@ -316,8 +316,16 @@ describe("leaks (ASan/LSan build)", function()
     local redis = require "helpers.redis"
     local r = redis.start()
     local args = { "--redis", r.url, "--close-timeout", "1", "--graceful-timeout", "5" }
-    local a = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
-    local b = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
+    local a, b
+    local started, serr = pcall(function()
+      a = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
+      b = proc.start("spec/apps/topics_app.lua", args, { bin = BIN, env = ASAN_ENV })
+    end)
+    if not started then -- (the Redis server is this spec's to stop, whatever failed)
+      if a then a:stop() end
+      r:stop()
+      error(serr, 0)
+    end
     local held = {}
     local ok, err = pcall(function()
       local function join(s, topic)

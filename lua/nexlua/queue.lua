@@ -6,9 +6,11 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local waiting = require "nexlua.private.waiting"
+local waitlist = require "nexlua.private.waitlist"
 
 local setmetatable, error, type, pairs, tostring = setmetatable, error, type, pairs, tostring
-local park, unpark, current = core.park, core.unpark, core.current
+local park, current = core.park, core.current
+local wake_one = waitlist.wake_one
 
 local Queue = {}
 Queue.__index = Queue
@@ -24,29 +26,21 @@ local function new(opts)
   if type(maxsize) ~= "number" or maxsize ~= maxsize or maxsize < 0 or maxsize % 1 ~= 0 then
     error("Queue: maxsize must be a whole number, 0 or more, got " .. tostring(maxsize), 2)
   end
-  return setmetatable({ items = {}, head = 1, tail = 0, maxsize = maxsize, getters = {}, putters = {} }, Queue)
+  return setmetatable({
+    items = {}, head = 1, tail = 0, maxsize = maxsize, getters = waitlist.new(), putters = waitlist.new(),
+  }, Queue)
 end
 
 function Queue:qsize() return self.tail - self.head + 1 end
 function Queue:empty() return self.tail < self.head end
 function Queue:full() return self.maxsize > 0 and self:qsize() >= self.maxsize end
 
--- Wakes the first waiter of list that is still parked.
-local function wake_one(list)
-  while #list > 0 do
-    local t = table.remove(list, 1)
-    if unpark(t) then return end
-  end
-end
-
 local function wait_in(list, timeout, what)
   local me = current()
   if not me then error("Queue:" .. what .. "() must be called from a nexlua coroutine", 3) end
-  list[#list + 1] = me
+  local at = waitlist.add(list, me)
   local why = waiting.call(park, "Queue:" .. what, timeout)
-  for i = #list, 1, -1 do
-    if list[i] == me then table.remove(list, i) end
-  end
+  if why ~= nil then waitlist.leave(list, at, me) end -- (woken: it was taken off already)
   if why == "timeout" then error(errors.TimeoutError(timeout), 0) end
   if why == "cancelled" then error(errors.CancelledError(), 0) end
 end

@@ -8,11 +8,12 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local waiting = require "nexlua.private.waiting"
+local waitlist = require "nexlua.private.waitlist"
 
 local setmetatable, select, unpack, xpcall, tostring, error, type =
   setmetatable, select, unpack, xpcall, tostring, error, type
 local traceback = debug.traceback
-local park, unpark, current = core.park, core.unpark, core.current
+local park, current = core.park, core.current
 local TimeoutError, CancelledError = errors.TimeoutError, errors.CancelledError
 local is_cancelled = errors.is_cancelled
 
@@ -42,12 +43,10 @@ local function finish(task, ok, ...)
     else
       task.status = "failed"
       task.traceback = err.traceback
-      if #task.waiters == 0 then log.error("task %s failed: %s", task.name, err.traceback) end
+      if waitlist.count(task.waiters) == 0 then log.error("task %s failed: %s", task.name, err.traceback) end
     end
   end
-  local waiters = task.waiters
-  task.waiters = {}
-  for i = 1, #waiters do unpark(waiters[i]) end
+  waitlist.wake_all(task.waiters)
 end
 
 local function run(task, fn, ...)
@@ -71,7 +70,7 @@ function tasks.spawn(fn, ...)
   local info = debug.getinfo(fn, "S")
   local task = setmetatable({
     status = "pending",
-    waiters = {},
+    waiters = waitlist.new(),
     name = info and (info.short_src .. ":" .. (info.linedefined or "?")) or "?",
   }, Task)
   task.handle = core.spawn(run, task, fn, ...)
@@ -87,12 +86,9 @@ function Task:wait(timeout)
   while self.status == "pending" do
     local me = current()
     if not me then error("Task:wait() must be called from a nexlua coroutine", 2) end
-    local waiters = self.waiters
-    waiters[#waiters + 1] = me
+    local at = waitlist.add(self.waiters, me)
     local why = waiting.call(park, "Task:wait", timeout)
-    for i = #waiters, 1, -1 do
-      if waiters[i] == me then table.remove(waiters, i) end
-    end
+    if why ~= nil then waitlist.leave(self.waiters, at, me) end -- (woken: the list was emptied)
     if why == "timeout" then error(TimeoutError(timeout), 0) end
     if why == "cancelled" then error(CancelledError(), 0) end
   end

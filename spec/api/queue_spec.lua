@@ -177,3 +177,40 @@ describe("nexlua.Queue", function()
       "Queue: maxsize must be a whole number, 0 or more, got 1.5")
   end)
 end)
+
+describe("waiters in order (private/waitlist: O(1) add, leave and wake)", function()
+
+  it("getters are served first come, first served; one that timed out is skipped", function()
+    local q = nexlua.Queue()
+    local got = {}
+    for i = 1, 5 do
+      nexlua.spawn(function()
+        local ok, v = pcall(q.get, q, i == 2 and 0.05 or nil)
+        got[#got + 1] = ok and (i .. "=" .. v) or (i .. " timed out")
+      end)
+    end
+    testing.wait_until(function() return #got == 1 end, 2) -- getter 2 timed out
+    assert.same({ "2 timed out" }, got)
+    for v = 1, 4 do q:put_nowait("v" .. v) end
+    testing.wait_until(function() return #got == 5 end, 2)
+    assert.same({ "2 timed out", "1=v1", "3=v2", "4=v3", "5=v4" }, got)
+  end)
+
+  it("a task's waiters all wake; one that left early is not woken twice", function()
+    local gate = nexlua.Queue()
+    local t = nexlua.spawn(function() return gate:get() end)
+    local results = {}
+    for i = 1, 4 do
+      nexlua.spawn(function()
+        local ok, v = pcall(t.wait, t, i == 3 and 0.05 or nil)
+        results[#results + 1] = ok and (i .. "=" .. v) or (i .. " timed out")
+      end)
+    end
+    testing.wait_until(function() return #results == 1 end, 2)
+    gate:put_nowait("done")
+    testing.wait_until(function() return #results == 4 end, 2)
+    assert.same({ "3 timed out", "1=done", "2=done", "4=done" }, results)
+    testing.wait_until(function() return false end, 0.1)
+    assert.equal(4, #results)
+  end)
+end)

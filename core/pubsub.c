@@ -3,7 +3,10 @@
  * A topic is a hash-table entry holding a doubly linked list of
  * subscriptions; a subscription is one node linked both into its topic and
  * into its connection's list, so leaving one topic and leaving them all (a
- * connection's end) are both cheap. A topic without subscribers is freed. */
+ * connection's end) are both cheap, and into a second hash table keyed by
+ * (connection, topic), so that finding one (subscribe, is_subscribed,
+ * unsubscribe) costs the same with a thousand connections in a thousand
+ * shared topics as with one. A topic without subscribers is freed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@ struct nx_sub_s {
   nx_conn_t *conn;
   struct nx_sub_s *tprev, *tnext; /* in the topic */
   struct nx_sub_s *cprev, *cnext; /* in the connection */
+  struct nx_sub_s *hnext;         /* in the (connection, topic) hash chain */
 };
 
 struct nx_topic_s {
@@ -36,6 +40,9 @@ struct nx_pubsub_s {
   nx_topic_t **buckets;
   size_t nbuckets; /* a power of two */
   size_t ntopics;
+  struct nx_sub_s **sbuckets; /* subscriptions by (connection, topic) */
+  size_t nsbuckets;           /* a power of two */
+  size_t nsubs;
 };
 
 /* Topic names may come from clients: the hash is keyed with a random
@@ -107,9 +114,12 @@ static nx_pubsub_t *get(nx_rt_t *rt, int create) {
     return NULL;
   if (!hash_key[0] && !hash_key[1])
     init_key();
-  ps->nbuckets = 64;
+  ps->nbuckets = ps->nsbuckets = 64;
   ps->buckets = (nx_topic_t **)calloc(ps->nbuckets, sizeof(*ps->buckets));
-  if (!ps->buckets) {
+  ps->sbuckets = (struct nx_sub_s **)calloc(ps->nsbuckets, sizeof(*ps->sbuckets));
+  if (!ps->buckets || !ps->sbuckets) {
+    free(ps->buckets);
+    free(ps->sbuckets);
     free(ps);
     return NULL;
   }
@@ -160,20 +170,39 @@ static void topic_release(nx_rt_t *rt, nx_topic_t *t) {
   free(t);
 }
 
-/* c's subscription to t, or NULL: the two lists are walked side by side,
- * so the cost is that of the shorter one (a connection in many topics, or a
- * topic with many subscribers, stays cheap). */
-static struct nx_sub_s *conn_sub(const nx_conn_t *c, const nx_topic_t *t) {
-  struct nx_sub_s *a = c->subs, *b = t->subs;
-  while (a && b) {
-    if (a->topic == t)
-      return a;
-    if (b->conn == c)
-      return b;
-    a = a->cnext;
-    b = b->tnext;
+/* The chain of the subscription of c to t. The keys are our own pointers,
+ * which no client chooses: a multiplicative mix spreads them. */
+static struct nx_sub_s **sub_chain(nx_pubsub_t *ps, const nx_conn_t *c, const nx_topic_t *t) {
+  uint64_t x = (uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ULL ^
+               (uint64_t)(uintptr_t)t * 0xC2B2AE3D27D4EB4FULL;
+  return &ps->sbuckets[(size_t)(x ^ (x >> 31)) & (ps->nsbuckets - 1)];
+}
+
+/* c's subscription to t, or NULL. */
+static struct nx_sub_s *conn_sub(nx_pubsub_t *ps, const nx_conn_t *c, const nx_topic_t *t) {
+  struct nx_sub_s *s = *sub_chain(ps, c, t);
+  while (s && !(s->conn == c && s->topic == t))
+    s = s->hnext;
+  return s;
+}
+
+static void grow_subs(nx_pubsub_t *ps) {
+  size_t n = ps->nsbuckets * 2, i, old = ps->nsbuckets;
+  struct nx_sub_s **ob = ps->sbuckets, *s, *next;
+  struct nx_sub_s **b = (struct nx_sub_s **)calloc(n, sizeof(*b));
+  if (!b)
+    return; /* longer chains, still correct */
+  ps->sbuckets = b;
+  ps->nsbuckets = n;
+  for (i = 0; i < old; i++) {
+    for (s = ob[i]; s; s = next) {
+      struct nx_sub_s **pp = sub_chain(ps, s->conn, s->topic);
+      next = s->hnext;
+      s->hnext = *pp;
+      *pp = s;
+    }
   }
-  return NULL;
+  free(ob);
 }
 
 int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len) {
@@ -185,7 +214,7 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
     return -1;
   pp = slot(ps, name, len, h);
   t = *pp;
-  if (t && conn_sub(c, t))
+  if (t && conn_sub(ps, c, t))
     return 0;
   s = (struct nx_sub_s *)malloc(sizeof(*s));
   if (!s)
@@ -222,11 +251,23 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
   if (c->subs)
     c->subs->cprev = s;
   c->subs = s;
+  {
+    struct nx_sub_s **chain = sub_chain(ps, c, t);
+    s->hnext = *chain;
+    *chain = s;
+  }
+  if (++ps->nsubs > ps->nsbuckets)
+    grow_subs(ps);
   return 1;
 }
 
 static void unlink_sub(nx_rt_t *rt, struct nx_sub_s *s) {
   nx_topic_t *t = s->topic;
+  struct nx_sub_s **pp = sub_chain(rt->pubsub, s->conn, t);
+  while (*pp != s)
+    pp = &(*pp)->hnext;
+  *pp = s->hnext;
+  rt->pubsub->nsubs--;
   if (s->tprev)
     s->tprev->tnext = s->tnext;
   else
@@ -240,7 +281,7 @@ static void unlink_sub(nx_rt_t *rt, struct nx_sub_s *s) {
 
 int nx_pubsub_unsubscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len) {
   nx_topic_t *t = find(rt, name, len);
-  struct nx_sub_s *s = t ? conn_sub(c, t) : NULL;
+  struct nx_sub_s *s = t ? conn_sub(rt->pubsub, c, t) : NULL;
   if (!s)
     return 0;
   if (s->cprev)
@@ -255,7 +296,7 @@ int nx_pubsub_unsubscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t le
 
 int nx_pubsub_is_subscribed(nx_rt_t *rt, const nx_conn_t *c, const char *name, size_t len) {
   nx_topic_t *t = find(rt, name, len);
-  return t && conn_sub(c, t) != NULL;
+  return t && conn_sub(rt->pubsub, c, t) != NULL;
 }
 
 void nx_pubsub_each_topic(const nx_conn_t *c, void (*fn)(const char *, size_t, void *), void *ud) {
@@ -351,5 +392,6 @@ void nx_pubsub_free(nx_pubsub_t *ps) {
     }
   }
   free(ps->buckets);
+  free(ps->sbuckets);
   free(ps);
 }

@@ -148,3 +148,55 @@ describe("topics", function()
     assert.matches("cannot encode", tostring(err))
   end)
 end)
+
+-- Many connections in many shared topics: the (connection, topic) index
+-- that subscribe, is_subscribed and unsubscribe use stays right as it grows
+-- and shrinks.
+describe("topics shared by many connections", function()
+
+  it("60 connections x 60 topics: subscribe, leave half, ask, count", function()
+    local app = nexlua.App()
+    app:ws_route("/many/{id:int}", function(ws)
+      ws:accept()
+      local id = ws.path_params.id
+      for i = 1, 60 do ws:subscribe("m" .. i) end
+      for cmd in ws:iter_text() do
+        if cmd == "leave" then -- odd connections leave the even topics
+          local n = 0
+          for i = 2, 60, 2 do
+            if id % 2 == 1 and ws:unsubscribe("m" .. i) then n = n + 1 end
+          end
+          ws:send_text(tostring(n))
+        elseif cmd == "ask" then
+          local wrong = 0
+          for i = 1, 60 do
+            local want = not (id % 2 == 1 and i % 2 == 0)
+            if ws:is_subscribed("m" .. i) ~= want then wrong = wrong + 1 end
+            if ws:subscribe("m" .. i) ~= not want then wrong = wrong + 1 end -- (and back)
+            if not want then ws:unsubscribe("m" .. i) end
+          end
+          ws:send_text(tostring(wrong) .. " " .. #ws:topics())
+        elseif cmd == "count" then
+          ws:send_text(nexlua.subscribers("m1") .. " " .. nexlua.subscribers("m2"))
+        end
+      end
+    end)
+    local client = TestClient(app)
+    finally(function() client:close() end)
+    local conns = {}
+    for id = 1, 60 do conns[id] = client:websocket_connect("/many/" .. id) end
+    for id = 1, 60 do
+      conns[id]:send_text("leave")
+      assert.equal(id % 2 == 1 and "30" or "0", conns[id]:receive_text())
+    end
+    for id = 1, 60 do
+      conns[id]:send_text("ask")
+      assert.equal("0 " .. (id % 2 == 1 and 30 or 60), conns[id]:receive_text())
+    end
+    conns[1]:send_text("count")
+    assert.equal("60 30", conns[1]:receive_text())
+    for id = 1, 60, 3 do conns[id]:close() end -- leaving drops every subscription
+    conns[2]:send_text("count")
+    assert.equal("40 20", conns[2]:receive_text())
+  end)
+end)

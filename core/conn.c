@@ -204,11 +204,6 @@ void nx_conn_really_close(nx_conn_t *c) {
   nx_conn_wake_waiters(c);
 }
 
-/* Heartbeat of an open connection: ping after ping_interval of silence;
- * no sign of life within ping_timeout of the ping fails the connection.
- * Any bytes from the peer count, not only the pong, and so do our own
- * bytes leaving: a peer that reads is there, even while our ping waits
- * behind what it has still to read. */
 /* Our bytes not yet taken by the peer: libuv's queue (a write in flight)
  * and the kernel's send queue (SIOCOUTQ: sent but not acknowledged, or not
  * sent yet), where most of a backlog waits on a fast network. */
@@ -223,6 +218,11 @@ static size_t unsent_bytes(nx_conn_t *c) {
   return n;
 }
 
+/* Heartbeat of an open connection: ping after ping_interval of silence;
+ * no sign of life within ping_timeout of the ping fails the connection.
+ * Any bytes from the peer count, not only the pong, and so do our own
+ * bytes leaving: a peer that reads is there, even while our ping waits
+ * behind what it has still to read. */
 static void heartbeat(nx_conn_t *c) {
   uint64_t now = uv_now(c->rt->loop), idle;
   size_t unsent = unsent_bytes(c);

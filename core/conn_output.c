@@ -357,7 +357,8 @@ static int make_room(nx_conn_t *c, size_t len) {
       /* The peer does not read: it cannot be allowed to grow our memory.
        * (One message is always accepted into an empty buffer.) */
       char peer[80];
-      nx_log(NX_LOG_WARN, "dropping a connection that does not read (%zu bytes buffered): %s",
+      nx_log(NX_LOG_WARN,
+             "dropping a connection that does not read fast enough (%zu bytes buffered): %s",
              queued, nx_conn_peer_name(c, peer, sizeof(peer)));
       nx_conn_abort(c, 1006);
       return -1;

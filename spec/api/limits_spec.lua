@@ -465,11 +465,11 @@ describe("limits", function()
         local other = track(rawws.connect(s.port, "/ws"))
         local c = track(rawws.connect(s.port, "/blast?mb=8&task=1"))
         c:send_text("go")
-        assert(s:wait_log("dropping a connection that does not read %((%d+) bytes buffered%)", 10),
+        assert(s:wait_log("dropping a connection that does not read fast enough %((%d+) bytes buffered%)", 10),
           "no warning in the log:\n" .. s:log())
         assert(s:wait_log("blast ended: sent=%d+ code=1006", 5),
           "the app did not see 1006:\n" .. s:log())
-        local buffered = tonumber(s:log():match("dropping a connection that does not read %((%d+)"))
+        local buffered = tonumber(s:log():match("dropping a connection that does not read fast enough %((%d+)"))
         assert.is_true(buffered <= MiB, buffered .. " bytes buffered over the 1 MiB limit")
         echo_ok(other, "still served while the blast is dropped")
         local bytes, frames, close, tcp_closed = drain(c, 10)
@@ -494,10 +494,10 @@ describe("limits", function()
         local before = proc.status_kb(s.pid, "VmRSS")
         local c = track(rawws.connect(s.port, "/blast?mb=100&task=1"))
         c:send_text("go")
-        assert(s:wait_log("dropping a connection that does not read %((%d+) bytes buffered%)", 15),
+        assert(s:wait_log("dropping a connection that does not read fast enough %((%d+) bytes buffered%)", 15),
           "no warning in the log:\n" .. s:log())
         local peak = proc.status_kb(s.pid, "VmHWM")
-        local buffered = tonumber(s:log():match("dropping a connection that does not read %((%d+)"))
+        local buffered = tonumber(s:log():match("dropping a connection that does not read fast enough %((%d+)"))
         assert.is_true(buffered <= 16 * MiB and buffered > 8 * MiB, tostring(buffered))
         assert(s:wait_log("blast ended: sent=%d+ code=1006", 5), s:log())
         echo_ok(other)

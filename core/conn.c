@@ -413,16 +413,17 @@ void nx_conn_accepted(nx_listener_t *l) {
 
 /* The peer's address as 16 bytes (IPv4 as ::ffff:a.b.c.d). */
 static int peer_ip(nx_conn_t *c, uint8_t ip[16]) {
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
+  uint8_t raw[16];
+  uint16_t port;
+  int family = nx_peer_address(&c->tcp, raw, &port);
+  if (family == 0)
     return -1;
-  memset(ip, 0, 16);
-  if (ss.ss_family == AF_INET6) {
-    memcpy(ip, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-  } else {
+  if (family == 6) {
+    memcpy(ip, raw, 16);
+  } else { /* as an IPv4-mapped IPv6 address */
+    memset(ip, 0, 10);
     ip[10] = ip[11] = 0xff;
-    memcpy(ip + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    memcpy(ip + 12, raw, 4);
   }
   return 0;
 }
@@ -475,21 +476,13 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
 }
 
 const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  memset(&ss, 0, sizeof(ss));
+  uint8_t raw[16];
+  uint16_t port = 0;
   char ip[64] = "?";
-  unsigned port = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-      port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-      uv_ip4_name((const struct sockaddr_in *)&ss, ip, sizeof(ip));
-      port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
-    }
-  }
-  snprintf(buf, n, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+  int family = nx_peer_address(&c->tcp, raw, &port);
+  if (family)
+    uv_inet_ntop(family == 6 ? AF_INET6 : AF_INET, raw, ip, sizeof(ip));
+  snprintf(buf, n, family == 6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);
   return buf;
 }
 

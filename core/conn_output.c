@@ -344,6 +344,13 @@ nx_shared_frame_t *nx_conn_encode_shared(nx_rt_t *rt, int bits, int opcode, cons
   return f;
 }
 
+/* No memory to queue len more bytes: the connection is dropped. -1. */
+static int drop_no_memory(nx_conn_t *c, size_t len) {
+  nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
+  nx_conn_abort(c, 1006);
+  return -1;
+}
+
 /* Room for len more bytes under the write limit: 0, or -1 when the
  * connection is gone or was dropped for buffering more than its limit. */
 static int make_room(nx_conn_t *c, size_t len) {
@@ -389,11 +396,8 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
     return -1;
   if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
     return send_direct(c, hdr, hlen, data, len);
-  if (out_reserve(c->rt, &c->out, hlen + len)) {
-    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", len);
-    nx_conn_abort(c, 1006);
-    return -1;
-  }
+  if (out_reserve(c->rt, &c->out, hlen + len))
+    return drop_no_memory(c, len);
   memcpy(c->out.data + c->out.len, hdr, hlen);
   if (len)
     memcpy(c->out.data + c->out.len + hlen, data, len);
@@ -406,24 +410,13 @@ int nx_conn_send_frame(nx_conn_t *c, nx_shared_frame_t *f) {
   if (c->closing_handles || make_room(c, f->len))
     return -1;
   if (c->tls || c->state == NX_CONN_DONE ||
-      (c->wreq ? f->len < NX_SHARE_MIN : f->len < NX_DIRECT_SEND)) {
-    if (out_reserve(c->rt, &c->out, f->len)) {
-      nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", f->len);
-      nx_conn_abort(c, 1006);
-      return -1;
-    }
-    nx_buf_append(&c->out, f->data, f->len);
-    nx_rt_mark_dirty(c);
-    return 0;
-  }
+      (c->wreq ? f->len < NX_SHARE_MIN : f->len < NX_DIRECT_SEND))
+    return nx_conn_send_raw(c, f->data, f->len) ? drop_no_memory(c, f->len) : 0;
   /* Behind (a write in flight): a reference. Or a large frame, which goes
    * out at once as a direct send does, and what the socket does not take
    * stays a reference. */
-  if (seg_push(c, f)) {
-    nx_log(NX_LOG_ERROR, "out of memory queueing %zu bytes: dropping the connection", f->len);
-    nx_conn_abort(c, 1006);
-    return -1;
-  }
+  if (seg_push(c, f))
+    return drop_no_memory(c, f->len);
   if (!c->wreq)
     nx_conn_flush(c);
   return c->closing_handles ? -1 : 0;

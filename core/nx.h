@@ -320,6 +320,9 @@ size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values
                              size_t max);
 
 /* request.c */
+/* The peer's address: returns its family, 4 or 6 (0 when it is unknown),
+ * with ip (its first 4 or 16 bytes) and port set. */
+int nx_peer_address(const uv_tcp_t *tcp, uint8_t ip[16], uint16_t *port);
 void nx_request_store_peer(nx_box_t *b, nx_conn_t *c);
 /* Pushes the box's request as {method=, target=, path=, query=, scheme=,
  * client_host=, client_port=, headers={name, value, ...}}. */

@@ -10,23 +10,28 @@
 #include "llhttp.h"
 #include "nx.h"
 
-void nx_request_store_peer(nx_box_t *b, nx_conn_t *c) {
+int nx_peer_address(const uv_tcp_t *tcp, uint8_t ip[16], uint16_t *port) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
-  b->client_family = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
-    return;
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len))
+    return 0;
   if (ss.ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-    memcpy(b->client_ip, &a->sin6_addr, 16);
-    b->client_port = ntohs(a->sin6_port);
-    b->client_family = 6;
-  } else if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-    memcpy(b->client_ip, &a->sin_addr, 4);
-    b->client_port = ntohs(a->sin_port);
-    b->client_family = 4;
+    memcpy(ip, &a->sin6_addr, 16);
+    *port = ntohs(a->sin6_port);
+    return 6;
   }
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    memcpy(ip, &a->sin_addr, 4);
+    *port = ntohs(a->sin_port);
+    return 4;
+  }
+  return 0;
+}
+
+void nx_request_store_peer(nx_box_t *b, nx_conn_t *c) {
+  b->client_family = (uint8_t)nx_peer_address(&c->tcp, b->client_ip, &b->client_port);
 }
 
 /* The request target split: where its origin form (path and query) starts

@@ -195,6 +195,45 @@ describe("--workers", function()
     assert.equal(0, s:stop(15))
   end)
 
+  it("a replacement that cannot start is tried again while the others keep serving", function()
+    local dir = proc.tmpdir()
+    local path = dir .. "/app.lua"
+    local good = proc.read_file(APP)
+    proc.write_file(path, good)
+    s = proc.start(path, { "--workers", "2" })
+    -- One connection held on each worker: one to keep, one whose worker dies.
+    local held = {}
+    assert.truthy(poll(function()
+      local c, info = who(s.port)
+      if held[info.id] then c:close_socket() else held[info.id] = { c = c, info = info } end
+      return held[1] and held[2]
+    end, 30), "connections never reached both workers")
+    local keep, victim = held[1], held[2]
+    -- The file is broken on disk (no --reload: the running workers keep
+    -- their app), then worker 2 dies: its replacement cannot load the file.
+    proc.write_file(path, "local x = \n")
+    assert(proc.exec_ok("kill -KILL " .. victim.info.pid))
+    local first = "worker 2 %(pid %d+%) did not start %(exit status 1%): trying again in 1 s; " ..
+      "the other workers keep serving"
+    assert.truthy(s:wait_log(first, 20), s:log())
+    -- Tried again, later, with a longer delay: the master and worker 1 serve on.
+    assert.truthy(s:wait_log("did not start %(exit status 1%): trying again in 2 s", 20), s:log())
+    assert.is_true(s:alive())
+    local c, info = who(s.port)
+    assert.equal(1, info.id)
+    c:close()
+    -- The file is fixed: the next try starts worker 2 again.
+    proc.write_file(path, good)
+    assert.truthy(s:wait_log("worker 2 %(pid %d+%) is serving again", 20), s:log())
+    -- The connection held on worker 1 was open all along: it closes cleanly.
+    keep.c:close(1000, "bye")
+    local f = keep.c:recv_frame(10)
+    assert.equal(8, f and f.opcode, "worker 1's connection did not close cleanly")
+    victim.c:close_socket()
+    assert.equal(0, s:stop(15))
+    proc.rmdir(dir)
+  end)
+
   it("SIGHUP reloads every worker", function()
     s = proc.start(APP, { "--workers", "2" })
     s:signal("HUP")

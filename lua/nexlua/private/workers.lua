@@ -9,15 +9,23 @@
 -- Start-up: worker 1 starts alone, so that a port of 0 is chosen once (by
 -- its bind) and an app that cannot start fails once; the others then bind
 -- the port worker 1 got. When all are listening the master logs the
--- "listening on" line. A worker that exits before it is listening (at
--- start-up or as a replacement) stops everything with status 1: the master
--- never loops on an app that cannot start.
+-- "listening on" line. A worker that exits before it is listening at
+-- start-up stops everything with status 1: the master never loops on an app
+-- that cannot start. A replacement that cannot start (the file on disk was
+-- broken since) is tried again later, with a growing delay, while another
+-- worker serves: those keep their clients, and a fixed file (or a SIGHUP)
+-- brings the replacement back. When no worker serves, it stops everything.
 local core = require "nexlua.core"
 local log = require "nexlua.log"
 
-local pairs, tonumber, format, match = pairs, tonumber, string.format, string.match
+local pairs, tonumber, format, match, min, max, time =
+  pairs, tonumber, string.format, string.match, math.min, math.max, os.time
 
 local workers = {}
+
+-- A replacement that cannot start is tried again after RETRY_FIRST seconds,
+-- then twice as long each time, up to RETRY_MAX.
+local RETRY_FIRST, RETRY_MAX = 1, 30
 
 local function describe(status, signame)
   if signame then return "killed by " .. signame end
@@ -80,17 +88,60 @@ local function master(n, opts)
     forward("SIGTERM")
   end
 
+  -- Replacements waiting to be tried again: id -> {at = os.time(), delay = s}.
+  local retry = {}
+
+  local function serving()
+    for _, w in pairs(by_id) do
+      if w.ready then return true end
+    end
+    return false
+  end
+
+  -- Seconds until the next retry is due (0: one is), or nil with none.
+  local function next_retry()
+    local soonest
+    for _, r in pairs(retry) do
+      if not soonest or r.at < soonest then soonest = r.at end
+    end
+    return soonest and max(0, soonest - time())
+  end
+
+  -- Starts the replacements that are due (all of them when now is true).
+  -- Returns "child", id in a freshly forked worker.
+  local function retry_due(now)
+    for id, r in pairs(retry) do
+      if now or r.at <= time() then
+        retry[id] = nil
+        local started = start(id)
+        if started == "child" then return "child", id end
+        if started then
+          by_id[id].delay = r.delay
+        else
+          r.at = time() + r.delay
+          retry[id] = r
+        end
+      end
+    end
+  end
+
   local r = start(1)
   if r == "child" then return nil, 1 end
   if not r then return 1 end
 
   while alive() > 0 do
-    local ev, a, b, c = core.wait_event()
-    if ev == "signal" then
+    local ev, a, b, c = core.wait_event(state == "serving" and next_retry() or nil)
+    if ev == nil then
+      local child, id = retry_due(false)
+      if child then return nil, id end
+    elseif ev == "signal" then
       if a == "SIGHUP" then
         if state ~= "stopping" then
           log.info("SIGHUP received: reloading %d worker(s)", alive())
           forward(a)
+          -- (and a replacement that could not start tries the file again now)
+          local child, id = retry_due(true)
+          if child then return nil, id end
         end
       elseif state == "stopping" then
         log.warn("second %s: exiting now", a)
@@ -106,6 +157,7 @@ local function master(n, opts)
       local id = by_pid[tonumber(pid)]
       if id then
         by_id[id].ready = true
+        by_id[id].delay = nil -- (a later failure starts from the first delay)
         if not first then
           first = { port = tonumber(port), scheme = scheme, host = host, routes = tonumber(routes) }
           -- The others bind what the first one got (a port of 0 is chosen once).
@@ -140,6 +192,13 @@ local function master(n, opts)
             log.warn("worker %d (pid %d) ended with %s", id, a, how)
             code = 1
           end
+        elseif not w.ready and state == "serving" and serving() then
+          -- A replacement: the file on disk cannot start now. The others
+          -- keep serving; it is tried again later.
+          local delay = w.delay and min(w.delay * 2, RETRY_MAX) or RETRY_FIRST
+          log.error("worker %d (pid %d) did not start (%s): trying again in %d s; " ..
+            "the other workers keep serving", id, a, how, delay)
+          retry[id] = { at = time() + delay, delay = delay }
         elseif not w.ready then
           log.error("worker %d (pid %d) did not start (%s): stopping", id, a, how)
           stop(1)

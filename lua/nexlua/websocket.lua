@@ -116,21 +116,40 @@ local function valid_token(s)
   return type(s) == "string" and s ~= "" and not find(s, "[%c%s\"(),/:;<=>?@%[\\%]{}]")
 end
 
-local function header_lines(headers, level)
+-- Headers the server writes itself, so an app may not add them: to the 101
+-- of accept() (the handshake's own, the negotiated extensions, and none of
+-- a body's: RFC 9110 §8.6, RFC 9112 §6.1 forbid those in a 1xx), and to the
+-- response of deny() (its framing; Upgrade is the app's to add there, to a
+-- 426 for one: RFC 9110 §15.5.22).
+local RESERVED = {
+  accept = {
+    ["sec-websocket-accept"] = true, upgrade = true, connection = true,
+    ["sec-websocket-protocol"] = true, ["sec-websocket-extensions"] = true,
+    ["content-length"] = true, ["transfer-encoding"] = true,
+  },
+  deny = {
+    ["sec-websocket-accept"] = true, connection = true, ["content-length"] = true,
+    ["transfer-encoding"] = true,
+  },
+}
+
+-- The header lines of headers (a table name -> value, or a list of
+-- {name, value} pairs) for caller ("accept" or "deny"), checked.
+local function header_lines(headers, level, caller)
   if headers == nil then return nil end
-  if type(headers) ~= "table" then raise(WebSocketError, level, "accept: headers must be a table") end
+  if type(headers) ~= "table" then raise(WebSocketError, level, caller .. ": headers must be a table") end
+  local reserved = RESERVED[caller]
   local out = {}
   local function add(name, value)
     name, value = tostring(name), tostring(value)
     if not valid_token(name) then
-      raise(WebSocketError, level + 1, "accept: invalid header name " .. format("%q", name))
+      raise(WebSocketError, level + 1, caller .. ": invalid header name " .. format("%q", name))
     end
     if find(value, "[\r\n%z]") then
-      raise(WebSocketError, level + 1, "accept: header value for " .. name .. " contains a line break")
+      raise(WebSocketError, level + 1, caller .. ": header value for " .. name .. " contains a line break")
     end
-    local l = lower(name)
-    if l == "sec-websocket-accept" or l == "upgrade" or l == "connection" or l == "sec-websocket-protocol" then
-      raise(WebSocketError, level + 1, "accept: header " .. name .. " is set by the server")
+    if reserved[lower(name)] then
+      raise(WebSocketError, level + 1, caller .. ": header " .. name .. " is set by the server")
     end
     out[#out + 1] = name .. ": " .. value .. "\r\n"
   end
@@ -182,7 +201,7 @@ local function accept_args(self, opts)
     end
   end
   local ropts = self[ROUTE] and self[ROUTE].options
-  return subprotocol, header_lines(headers, 4),
+  return subprotocol, header_lines(headers, 4, "accept"),
     ropts and ropts.ping_interval, ropts and ropts.ping_timeout, not (ropts and ropts.compression == false)
 end
 
@@ -236,7 +255,7 @@ function WebSocket:deny(status, body, headers)
   if type(status) ~= "number" or status < 400 or status > 599 then
     raise(WebSocketError, 2, "deny: status must be 4xx or 5xx")
   end
-  local lines = header_lines(headers, 3)
+  local lines = header_lines(headers, 3, "deny")
   self[STATE] = CLOSED
   reject(self[BOX], status, lines, body and tostring(body) or nil)
 end

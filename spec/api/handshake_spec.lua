@@ -32,11 +32,11 @@ describe("handshake: accept and close", function()
   end
 
   -- A refused handshake: an HTTP status, no upgrade, then the server closes TCP.
-  local function expect_refused(path, status, opts)
+  local function expect_refused(path, status, opts, upgrade_offered)
     local c = connect(path, opts)
     assert.equal(status, c.status,
       "expected HTTP " .. status .. " for " .. path .. ", got " .. tostring(c.status))
-    assert.is_nil(c.headers["upgrade"])
+    if not upgrade_offered then assert.is_nil(c.headers["upgrade"]) end
     assert.is_nil(c.headers["sec-websocket-accept"])
     assert.is_true((c:wait_tcp_close(3)), "the server must close the connection after refusing")
     return c
@@ -101,13 +101,17 @@ describe("handshake: accept and close", function()
       local c = open("/accept/misuse")
       assert.is_nil(c.headers["injected"], "a header value with CRLF must never reach the wire")
       local r = cjson.decode((c:recv_message()))
-      for _, k in ipairs { "bad_header_name", "crlf_value", "reserved_header", "twice" } do
+      for _, k in ipairs { "bad_header_name", "crlf_value", "reserved_header", "reserved_extensions",
+        "reserved_length", "twice" } do
         assert.is_false(r[k].ok, k .. " should have raised")
         assert.is_true(r[k].is_ws_error, k .. ": " .. r[k].err)
       end
       assert.matches("invalid header name", r.bad_header_name.err)
       assert.matches("line break", r.crlf_value.err)
       assert.matches("set by the server", r.reserved_header.err)
+      -- (the client would believe in compression the server never turned on)
+      assert.matches("accept: header Sec%-WebSocket%-Extensions is set by the server", r.reserved_extensions.err)
+      assert.matches("accept: header Content%-Length is set by the server", r.reserved_length.err)
       assert.matches("accept%(%) called twice", r.twice.err)
       -- the error names the app's line
       assert.matches("handshake_app%.lua:%d+:", r.twice.err)
@@ -136,6 +140,18 @@ describe("handshake: accept and close", function()
       local c = expect_refused("/deny426", 426)
       assert.equal("close", c.headers["connection"])
       assert.is_nil(c.headers["upgrade"])
+    end)
+
+    it("deny(426, body, {Upgrade = ...}) sends the Upgrade header with Connection: Upgrade, close", function()
+      local c = expect_refused("/deny426-upgrade", 426, nil, true)
+      assert.equal("websocket", c.headers["upgrade"])
+      assert.equal("Upgrade, close", c.headers["connection"])
+      assert.equal("upgrade to the v2 protocol\n", c.body)
+    end)
+
+    it("deny() refuses the headers that frame its response, naming deny", function()
+      local c = expect_refused("/deny/reserved", 400)
+      assert.matches("^false .*deny: header Content%-Length is set by the server$", c.body)
     end)
 
     it("an error before accept() answers HTTP 500", function()

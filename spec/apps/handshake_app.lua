@@ -53,6 +53,10 @@ app:ws_route("/accept/misuse", function(ws)
   results.crlf_value = result(ok, err)
   ok, err = pcall(ws.accept, ws, { headers = { ["Sec-WebSocket-Accept"] = "x" } })
   results.reserved_header = result(ok, err)
+  ok, err = pcall(ws.accept, ws, { headers = { ["Sec-WebSocket-Extensions"] = "permessage-deflate" } })
+  results.reserved_extensions = result(ok, err)
+  ok, err = pcall(ws.accept, ws, { headers = { { "Content-Length", "0" } } })
+  results.reserved_length = result(ok, err)
   ws:accept()
   ok, err = pcall(function() ws:accept() end)
   results.twice = result(ok, err)
@@ -80,6 +84,16 @@ end)
 
 app:ws_route("/deny426", function(ws)
   ws:deny(426, "use the other endpoint\n")
+end)
+
+app:ws_route("/deny426-upgrade", function(ws)
+  ws:deny(426, "upgrade to the v2 protocol\n", { Upgrade = "websocket" })
+end)
+
+-- The framing headers are the server's: the error is the body of a 400.
+app:ws_route("/deny/reserved", function(ws)
+  local ok, err = pcall(ws.deny, ws, 401, "no", { ["Content-Length"] = "2" })
+  ws:deny(400, tostring(ok) .. " " .. tostring(err))
 end)
 
 app:ws_route("/error-before-accept", function(ws)

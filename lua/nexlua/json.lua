@@ -17,6 +17,10 @@ local json = {}
 
 local codec = cjson.new()
 codec.encode_sparse_array(true)
+-- Only JSON's own numbers: NaN, Infinity, hexadecimal, a leading "+" or
+-- leading zeros are refused (lua-cjson takes them by default, and Python's
+-- json.dumps sends NaN and Infinity unless told not to).
+codec.decode_invalid_numbers(false)
 
 json.null = codec.null
 
@@ -78,10 +82,27 @@ function json.encode(v)
   return s
 end
 
+-- Whether v holds a number that overflowed to an infinity (1e400).
+local function has_infinity(v, depth)
+  if v == huge or v == -huge then return true end
+  if type(v) ~= "table" or depth > 1000 then return false end
+  for k, x in pairs(v) do
+    if has_infinity(x, depth + 1) or k == huge or k == -huge then return true end
+  end
+  return false
+end
+
 --- Decodes s; returns the value, or nil and a message.
 function json.decode(s)
   local ok, v = pcall(codec.decode, s)
   if not ok then return nil, tostring(v) end
+  -- A number too large for a double (an exponent of three digits, or a
+  -- long run of digits) would become an infinity, which no JSON text can
+  -- hold: refused, as it could not be sent back. Only such texts are walked.
+  if type(s) == "string" and (find(s, "[eE]%+?%d%d%d") or find(s, "%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d"))
+    and has_infinity(v, 0) then
+    return nil, "a number is out of range (beyond what a double holds)"
+  end
   return v
 end
 

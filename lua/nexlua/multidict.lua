@@ -4,6 +4,9 @@ local setmetatable, type, tostring, tonumber = setmetatable, type, tostring, ton
 local lower, gsub, char, find, sub, gmatch =
   string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch
 
+-- Lists handed to the app encode as JSON arrays, even when empty.
+local list_of = require("nexlua.json").array
+
 local multidict = {}
 
 local function unescape(s)
@@ -41,9 +44,9 @@ function Multi:get(name, default)
   return default
 end
 
---- Every value for name, in order (an empty table if none).
+--- Every value for name, in order (an empty list if none).
 function Multi:get_all(name)
-  local k, list, out = key(self, name), self._list, {}
+  local k, list, out = key(self, name), self._list, list_of()
   for i = 1, #list, 2 do
     local n = list[i]
     if (self._fold and lower(n) or n) == k then out[#out + 1] = list[i + 1] end
@@ -64,7 +67,7 @@ end
 
 --- Distinct names, in order of first appearance (lowercased for headers).
 function Multi:keys()
-  local out, seen, list = {}, {}, self._list
+  local out, seen, list = list_of(), {}, self._list
   for i = 1, #list, 2 do
     local k = key(self, list[i])
     if not seen[k] then

@@ -68,7 +68,7 @@ local lazy = {
     return (self._req.scheme or "ws") .. "://" .. host .. self._req.target
   end,
   subprotocols = function(self)
-    local out = {}
+    local out = json.array()
     for _, v in ipairs(self.headers:get_all("sec-websocket-protocol")) do
       for p in gmatch(v, "[^,%s]+") do out[#out + 1] = p end
     end
@@ -280,7 +280,7 @@ end
 local function timeout_of(opts)
   local timeout = opts
   if type(opts) == "table" then timeout = opts.timeout end
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then -- (NaN too)
     raise(WebSocketError, 3, "receive: timeout must be a non-negative number of seconds")
   end
   return timeout

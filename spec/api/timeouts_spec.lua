@@ -47,6 +47,17 @@ describe("receive timeouts", function()
     end
   end
 
+  it("a timeout that is not a number of seconds, 0 or more (NaN too), raises a WebSocketError at once", function()
+    local ws = client:websocket_connect("/recv-bad")
+    local report = ws:receive_json(2)
+    assert.equal(4, #report)
+    for i, r in ipairs(report) do
+      assert.is_false(r.ok, "case " .. i .. " did not raise")
+      assert.is_true(r.is_websocket_error, "case " .. i .. ": " .. r.message)
+      assert.matches("receive: timeout must be a non%-negative number of seconds", r.message)
+    end
+  end)
+
   it("a receive whose message comes in time returns it (timeout = 30)", function()
     local ws = client:websocket_connect("/recv", { query = { method = "receive_text" } })
     assert.is_true(ws:receive_json(2).is_timeout)
@@ -88,6 +99,14 @@ describe("nexlua.wait_for", function()
     run_for(0.4) -- past the point fn would have finished
     assert.is_true(saw_cancel, "fn's task was not cancelled")
     assert.is_false(reached_end)
+  end)
+
+  it("refuses a timeout that is not a number of seconds, 0 or more (NaN too), naming wait_for", function()
+    for _, bad in ipairs { -1, 0 / 0, "1" } do
+      local ok, err = in_task(function() return pcall(nexlua.wait_for, function() end, bad) end)
+      assert.is_false(ok)
+      assert.matches("^wait_for: seconds must be a non%-negative number", tostring(err))
+    end
   end)
 
   it("re-raises fn's own error", function()

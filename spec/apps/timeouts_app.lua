@@ -32,4 +32,17 @@ app:ws_route("/recv", function(ws)
   ws:receive() -- until the client leaves
 end)
 
+-- /recv-bad: receive with timeouts that are not non-negative numbers (NaN
+-- too: it compares false with everything) raises at once; reported.
+app:ws_route("/recv-bad", function(ws)
+  ws:accept()
+  local report = {}
+  for i, timeout in ipairs { -1, 0 / 0, { timeout = 0 / 0 }, "1" } do
+    local ok, err = pcall(ws.receive, ws, timeout)
+    report[i] = { ok = ok, is_websocket_error = nexlua.is_websocket_error(err), message = tostring(err) }
+  end
+  ws:send_json(report)
+  ws:receive() -- until the client leaves
+end)
+
 return app

@@ -94,6 +94,29 @@ describe("nexlua.json", function()
       end
     end)
 
+    it("refuses numbers that are not JSON's: NaN, Infinity, hexadecimal, a leading + or zeros", function()
+      for _, bad in ipairs { "NaN", "-NaN", "Infinity", "-Infinity", "inf", "nan", "0x10", "[0X1f]", "+1",
+        "01", "[-007]", '{"a":NaN}' } do
+        local v, err = json.decode(bad)
+        assert.is_nil(v, bad)
+        assert.is_string(err, bad)
+      end
+      assert.equal(0, json.decode("0"))
+      assert.equal(-0.5, json.decode("-0.5"))
+      assert.equal(1e5, json.decode("1E+5"))
+    end)
+
+    it("refuses a number beyond a double's range (it would be an infinity), anywhere", function()
+      for _, bad in ipairs { "1e400", "[1,-1e999]", '{"a":{"b":[2E+309]}}', ("9"):rep(400) } do
+        local v, err = json.decode(bad)
+        assert.is_nil(v, bad:sub(1, 20))
+        assert.matches("out of range", err)
+      end
+      assert.equal(1e308, json.decode("1e308"))
+      assert.equal("1e400", json.decode('"1e400"')) -- (a string)
+      assert.equal(123456789012345678901234567890, json.decode("123456789012345678901234567890"))
+    end)
+
     it("round-trips through encode", function()
       local v = { s = "héllo ✓ /\n\"", n = -1.25, t = { true, false }, o = { k = "v" } }
       assert.same(v, json.decode(json.encode(v)))

@@ -32,6 +32,13 @@ describe("nexlua.multidict", function()
       assert.same({}, h:get_all("missing"))
     end)
 
+    it("get_all() and keys() are lists that encode as JSON arrays, even when empty", function()
+      local json = require "nexlua.json"
+      assert.equal("[]", json.encode(h:get_all("missing")))
+      assert.equal('["one","two","three"]', json.encode(h:get_all("X-Multi")))
+      assert.equal("[]", json.encode(multidict.Headers({}):keys()))
+    end)
+
     it("has(), items() and keys()", function()
       assert.is_true(h:has("HOST"))
       assert.is_false(h:has("missing"))

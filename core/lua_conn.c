@@ -216,7 +216,7 @@ static int l_take(lua_State *L) {
   timeout = luaL_optnumber(L, 2, -1);
   t = nx_rt_current(L, "receive");
   if (c->reader && c->reader != t)
-    return luaL_error(L, "another coroutine is already receiving on this WebSocket");
+    return nx_error_at_app(L, "another coroutine is already receiving on this WebSocket");
   return nx_task_suspend(L, t, NX_WAIT_RECV, c, timeout);
 }
 

@@ -247,6 +247,7 @@ void nx_task_push_box(lua_State *L, nx_task_t *t);
 int nx_task_cancel(nx_task_t *t);
 void nx_task_cancel_wait(nx_task_t *t);
 nx_task_t *nx_rt_current(lua_State *L, const char *what);
+int nx_error_at_app(lua_State *L, const char *fmt, ...);
 /* Its address is the value a wait returns, after nil, where the coroutine
  * cannot be suspended (core.CANNOT_WAIT in Lua). */
 extern const char nx_cannot_wait;

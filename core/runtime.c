@@ -9,6 +9,7 @@
  * every loop turn, so resumes never nest inside running Lua code. When a
  * connection's handler task ends, its listener's Lua finisher runs (see
  * task_finished). */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -446,16 +447,54 @@ void nx_task_push_box(lua_State *L, nx_task_t *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->box_ref);
 }
 
+/* Whether a chunk name is one of nexlua's own Lua modules
+ * (".../nexlua/NAME.lua" or ".../nexlua/private/NAME.lua"). */
+static int is_framework_source(const char *src) {
+  const char *end = src + strlen(src), *p;
+  if (end - src < 4 || strcmp(end - 4, ".lua") != 0)
+    return 0;
+  for (p = end - 4; p > src && p[-1] != '/'; p--)
+    ;
+  if (p - src >= 8 && strncmp(p - 8, "private/", 8) == 0)
+    p -= 8;
+  return p - src >= 7 && strncmp(p - 7, "nexlua/", 7) == 0;
+}
+
+/* Raises a Lua error with the message prefixed by the position of the
+ * app's code that led to it: the first Lua frame outside nexlua's own
+ * modules (the frame that called the C function when there is none). */
+int nx_error_at_app(lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  va_list ap;
+  int level, first = 0;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0)
+      continue;
+    if (!first)
+      first = level;
+    if (!is_framework_source(ar.source)) {
+      first = level;
+      break;
+    }
+  }
+  luaL_where(L, first ? first : 1);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 /* The task running L, or a Lua error naming `what` when L is not a task
  * (the main chunk, a coroutine.wrap of the user's, a metamethod called from C). */
 nx_task_t *nx_rt_current(lua_State *L, const char *what) {
   nx_rt_t *rt = nx_rt_get(L);
   nx_task_t *t = rt->current;
   if (!t || t->co != L) {
-    luaL_error(L,
-               "%s must be called from a nexlua coroutine (a handler, middleware, hook or "
-               "task), not from the main chunk or a coroutine of your own",
-               what);
+    nx_error_at_app(L,
+                    "%s must be called from a nexlua coroutine (a handler, middleware, hook or "
+                    "task), not from the main chunk or a coroutine of your own",
+                    what);
     return NULL;
   }
   return t;

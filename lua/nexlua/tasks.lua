@@ -110,7 +110,7 @@ function Task:cancelled() return self.status == "cancelled" end
 --- Runs fn(...) and returns its results, or raises TimeoutError (after
 -- cancelling fn's task) when it takes longer than seconds.
 function tasks.wait_for(fn, seconds, ...)
-  if type(seconds) ~= "number" or not (seconds >= 0) then -- (NaN too)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then -- (NaN too)
     error("wait_for: seconds must be a non-negative number", 2)
   end
   local t = tasks.spawn(fn, ...)

@@ -280,7 +280,7 @@ end
 local function timeout_of(opts)
   local timeout = opts
   if type(opts) == "table" then timeout = opts.timeout end
-  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then -- (NaN too)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then -- (NaN too)
     raise(WebSocketError, 3, "receive: timeout must be a non-negative number of seconds")
   end
   return timeout

@@ -52,6 +52,8 @@ describe("nexlua.sleep and nexlua.now", function()
     local ok, err = pcall(nexlua.sleep, 0.01)
     assert.is_false(ok)
     assert.matches("must be called from a nexlua coroutine", tostring(err), 1, true)
+    -- at the caller's line, not inside nexlua's own modules
+    assert.matches("^[^\n]*tasks_spec%.lua:%d+: ", tostring(err))
   end)
 end)
 

@@ -58,6 +58,13 @@ describe("receive timeouts", function()
     end
   end)
 
+  it("a second coroutine receiving on one WebSocket raises, naming the app's line", function()
+    local ws = client:websocket_connect("/recv-twice")
+    local r = ws:receive_json(2)
+    assert.is_false(r.ok)
+    assert.matches("timeouts_app%.lua:%d+: another coroutine is already receiving on this WebSocket$", r.message)
+  end)
+
   it("a receive whose message comes in time returns it (timeout = 30)", function()
     local ws = client:websocket_connect("/recv", { query = { method = "receive_text" } })
     assert.is_true(ws:receive_json(2).is_timeout)

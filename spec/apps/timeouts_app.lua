@@ -45,4 +45,15 @@ app:ws_route("/recv-bad", function(ws)
   ws:receive() -- until the client leaves
 end)
 
+-- /recv-twice: a second coroutine receiving on the same WebSocket raises,
+-- naming this file's line; reported.
+app:ws_route("/recv-twice", function(ws)
+  ws:accept()
+  nexlua.spawn(function() pcall(ws.receive, ws) end)
+  nexlua.sleep(0.01)
+  local ok, err = pcall(function() return ws:receive_text() end)
+  ws:send_json({ ok = ok, message = tostring(err) })
+  ws:receive() -- until the client leaves
+end)
+
 return app

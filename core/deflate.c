@@ -149,6 +149,7 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
   z_stream *z;
   int pass, r, whole = 0;
+  size_t before_tail = 0;
 
   /* No data at all: not the single byte 00 an empty message compresses to,
    * but taken as the empty message it plainly means (as zlib streams do). */
@@ -158,6 +159,8 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
     return -1;
   /* The message, then the 00 00 ff ff the sender removed. */
   for (pass = 0; pass < 2; pass++) {
+    if (pass == 1)
+      before_tail = out->len;
     r = pass == 0 ? inflate_input(z, in, len, max, out) : inflate_input(z, tail, 4, max, out);
     if (r < 0)
       return r;
@@ -165,10 +168,11 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
       return pass == 0 && z->avail_in && !empty_block_rest(z->next_in, z->avail_in) ? -1 : 0;
     /* The tail only ever closes an empty stored block (RFC 7692 §7.2.2): the
      * message is whole if the stream stands between blocks (zlib's
-     * data_type bit 128) after the payload (a sender that kept the tail) or
-     * after the tail. Otherwise the payload stopped inside a block, and the
-     * tail's four bytes would have been taken as its data. */
-    if (z->data_type & 128)
+     * data_type bit 128) after the payload (a sender that kept the tail), or
+     * after the tail with nothing inflated from it. Otherwise the payload
+     * stopped inside a block: the tail's four bytes were taken as its data
+     * (a stored block short of its bytes), or as codes of a Huffman one. */
+    if ((z->data_type & 128) && (pass == 0 || out->len == before_tail))
       whole = 1;
   }
   return whole ? 0 : -1;

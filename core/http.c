@@ -1,4 +1,3 @@
-#define _GNU_SOURCE /* strcasestr */
 /* The HTTP side of a connection: the request head parsed by llhttp, the
  * upgrade checked by handshake.c, and the few responses we write ourselves
  * (101, and errors before the upgrade). */
@@ -394,10 +393,13 @@ static const char *status_text(int status) {
 
 /* 1 if the extra header lines hold an Upgrade header, whose sender must
  * name "upgrade" in Connection too (RFC 9110 §7.8). */
-static int has_upgrade(const char *headers) {
+/* Whether the header lines (each ending in CRLF) have one named name
+ * (given with its colon, lower-case). */
+static int has_header(const char *headers, const char *name) {
   const char *p = headers;
+  size_t n = strlen(name);
   while (p && *p) {
-    if (strncasecmp(p, "upgrade:", 8) == 0)
+    if (strncasecmp(p, name, n) == 0)
       return 1;
     p = strstr(p, "\r\n");
     if (p)
@@ -426,10 +428,9 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
                "Content-Length: %zu\r\n"
                "Connection: %sclose\r\n",
                status, text,
-               headers && strcasestr(headers, "content-type:")
-                   ? ""
-                   : "Content-Type: text/plain; charset=utf-8\r\n",
-               blen, has_upgrade(headers) ? "Upgrade, " : ""); /* RFC 9110 §7.8 */
+               has_header(headers, "content-type:") ? ""
+                                                    : "Content-Type: text/plain; charset=utf-8\r\n",
+               blen, has_header(headers, "upgrade:") ? "Upgrade, " : ""); /* RFC 9110 §7.8 */
   nx_conn_send_raw(c, head, (size_t)n);
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));

@@ -167,8 +167,12 @@ static int check_first_bytes(nx_ws_parser_t *p) {
     return fail(p, 1002, "reserved bits set", 0), -1;
   if (rsv1) {
     /* RFC 7692: RSV1 only on the first frame of a data message. */
-    if (!p->allow_rsv1 || opcode == NX_WS_OP_CONT || is_control(opcode))
+    if (!p->allow_rsv1)
       return fail(p, 1002, "RSV1 set without an extension", 0), -1;
+    if (opcode == NX_WS_OP_CONT)
+      return fail(p, 1002, "RSV1 set on a continuation frame", 0), -1;
+    if (is_control(opcode))
+      return fail(p, 1002, "RSV1 set on a control frame", 0), -1;
   }
   switch (opcode) {
   case NX_WS_OP_CONT:
@@ -185,9 +189,7 @@ static int check_first_bytes(nx_ws_parser_t *p) {
   case NX_WS_OP_PONG:
     if (!(b0 & 0x80))
       return fail(p, 1002, "fragmented control frame", 0), -1;
-    if ((b1 & 0x7f) > 125)
-      return fail(p, 1002, "control frame payload over 125 bytes", 0), -1;
-    break;
+    break; /* (its length is checked once decoded: a longer form may say 125 or less) */
   default:
     return fail(p, 1002, "reserved opcode", 0), -1;
   }
@@ -227,8 +229,13 @@ static int begin_frame(nx_ws_parser_t *p) {
   p->ctrl_at = NO_PAYLOAD;
   p->state = ST_PAYLOAD;
 
-  if (is_control(opcode))
+  if (is_control(opcode)) {
+    /* RFC 6455 §5.5; a length in a longer form than needed is accepted, as
+     * it is for data frames (§5.2 asks senders for the minimal form). */
+    if (len > 125)
+      return fail(p, 1002, "control frame payload over 125 bytes", 0), -1;
     return 0;
+  }
 
   /* Refuse an oversized message from its header, before any allocation.
    * Only a continuation adds to the bytes of the message so far. */

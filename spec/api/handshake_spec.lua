@@ -149,6 +149,13 @@ describe("handshake: accept and close", function()
       assert.equal("upgrade to the v2 protocol\n", c.body)
     end)
 
+    it("deny() looks for Content-Type and Upgrade among header names only, not in values", function()
+      local c = expect_refused("/deny/note", 403)
+      assert.equal("text/plain; charset=utf-8", c.headers["content-type"])
+      assert.equal("close", c.headers["connection"])
+      assert.equal("content-type: upgrade: neither is a header here", c.headers["x-note"])
+    end)
+
     it("deny() refuses the headers that frame its response, naming deny", function()
       local c = expect_refused("/deny/reserved", 400)
       assert.matches("^false .*deny: header Content%-Length is set by the server$", c.body)

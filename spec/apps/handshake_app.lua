@@ -90,6 +90,11 @@ app:ws_route("/deny426-upgrade", function(ws)
   ws:deny(426, "upgrade to the v2 protocol\n", { Upgrade = "websocket" })
 end)
 
+-- A header whose value merely mentions content-type: the Content-Type is ours.
+app:ws_route("/deny/note", function(ws)
+  ws:deny(403, "no\n", { ["X-Note"] = "content-type: upgrade: neither is a header here" })
+end)
+
 -- The framing headers are the server's: the error is the body of a 400.
 app:ws_route("/deny/reserved", function(ws)
   local ok, err = pcall(ws.deny, ws, 401, "no", { ["Content-Length"] = "2" })

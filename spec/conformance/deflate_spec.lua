@@ -647,6 +647,8 @@ describe("conformance: permessage-deflate", function()
       -- The payload stops inside a block: the 00 00 ff ff the receiver
       -- appends must not be taken as the block's missing data.
       { "a stored block of 1024 bytes cut after 500", "\0\0\4\255\251" .. random_bytes(500, 7), true },
+      -- (the four bytes appended would be exactly its data)
+      { "a stored block of 4 bytes with none of them", "\0\4\0\251\255", true },
       { "a Huffman block cut in the middle",
         zlib.deflate(string.rep("The quick brown fox jumps over the lazy dog. ", 40)):sub(1, 40), true },
     }

@@ -70,6 +70,21 @@ describe("conformance 2.x ping/pong", function()
     c:expect_failure(1002)
   end)
 
+  -- Lengths need not be minimal (as for data frames): what counts for a
+  -- control frame is the payload's 125 bytes at most.
+  it("2.5c answers a 5-byte ping sent with a non-minimal 16-bit length", function()
+    local c = open()
+    c:ping("ppppp", { length_form = "16" })
+    c:expect_pong("ppppp")
+  end)
+
+  it("2.5d answers a 125-byte ping sent with a non-minimal 64-bit length", function()
+    local c = open()
+    local p = bytes_upto(125)
+    c:ping(p, { length_form = "64" })
+    c:expect_pong(p)
+  end)
+
   it("2.6 answers a 125-byte ping written one byte per send()", function()
     local c = open()
     local p = bytes_upto(125)

@@ -67,6 +67,7 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     m->opcode = p->msg_opcode;
     m->compressed = p->msg_rsv1;
     m->check_kb = 0;
+    m->inflate_max = 0;
     c->cur = m;
   }
   return 0;
@@ -156,26 +157,27 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
   return 0;
 }
 
-/* Replaces a compressed message by its inflated bytes; NULL when the
- * connection was failed (bomb, bad data, bad UTF-8). */
 /* An inflated message this large takes the inflate buffer over as it is
  * (the buffer was filled after room for the message header): no second
  * allocation and no copy. A smaller one is copied into a pooled message,
  * and the buffer is kept for the next. */
 #define NX_INFLATE_OWN_MIN (64u * 1024)
 
-static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
-  nx_rt_t *rt = c->rt;
+/* A whole compressed message m, inflated (within m->inflate_max bytes, and
+ * checked as UTF-8 if it is text), in place of m, which is freed. NULL with
+ * *err: -1 bad deflate data, -2 over the limit, -3 not UTF-8, -4 out of
+ * memory. Uses the runtime's one inflate stream: no connection is needed. */
+nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err) {
   nx_buf_t *buf = &rt->scratch;
   const size_t hdr = offsetof(nx_msg_t, data);
-  uint64_t max = c->listener->cfg.max_message_size;
+  uint64_t max = m->inflate_max;
   nx_msg_t *out;
   size_t n;
   int r;
   buf->off = buf->len = 0;
   if ((!rt->deflate && !(rt->deflate = nx_deflate_new())) || nx_buf_reserve(buf, hdr + 16384)) {
     nx_msg_free(rt, m);
-    nx_conn_fail(c, 1011, "out of memory");
+    *err = -4;
     return NULL;
   }
   buf->len = hdr; /* the header's room: counted in the buffer, so max too */
@@ -187,7 +189,7 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
     nx_msg_free(rt, m);
     buf->off = buf->len = 0;
     nx_buf_shrink_idle(buf);
-    inflate_failed(c, r);
+    *err = r == -2 || r == -3 ? r : -1;
     return NULL;
   }
   if (n >= NX_INFLATE_OWN_MIN) {
@@ -198,7 +200,7 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   } else {
     if (!(out = nx_msg_new(rt, n))) {
       nx_msg_free(rt, m);
-      nx_conn_fail(c, 1011, "out of memory");
+      *err = -4;
       return NULL;
     }
     if (n)
@@ -210,8 +212,23 @@ static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   out->opcode = m->opcode;
   out->compressed = 0;
   out->check_kb = 0;
+  out->inflate_max = 0;
   nx_msg_free(rt, m);
   return out;
+}
+
+/* Replaces a whole compressed message of c by its inflated bytes; NULL
+ * when the connection was failed (bomb, bad data, bad UTF-8). */
+static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
+  int err = 0;
+  m->inflate_max = c->listener->cfg.max_message_size;
+  if ((m = nx_msg_inflate(c->rt, m, &err)) != NULL)
+    return m;
+  if (err == -4)
+    nx_conn_fail(c, 1011, "out of memory");
+  else
+    inflate_failed(c, err);
+  return NULL;
 }
 
 static int ws_message_end(nx_ws_parser_t *p) {
@@ -224,8 +241,19 @@ static int ws_message_end(nx_ws_parser_t *p) {
   }
   if (!m)
     return 0;
-  if (m->compressed && (m = inflate_message(c, m)) == NULL)
-    return 1;
+  if (m->compressed) {
+    /* Inflated now when the app is waiting for it. Otherwise it waits as
+     * it came, and is inflated when the app takes it (nx_conn_pop): an app
+     * that is busy, or never receives, holds the compressed bytes, which
+     * read_pause_bytes bounds, not up to max_message_size inflated for
+     * every connection (16 KB of zeros inflate to 16 MiB). */
+    if (c->reader && !c->inbox) {
+      if ((m = inflate_message(c, m)) == NULL)
+        return 1;
+    } else {
+      m->inflate_max = c->listener->cfg.max_message_size;
+    }
+  }
   m->next = NULL;
   if (c->inbox_tail)
     c->inbox_tail->next = m;
@@ -360,6 +388,25 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
   if (!c->inbox)
     c->inbox_tail = NULL;
   c->inbox_bytes -= m->cap + sizeof(*m);
+  if (m->compressed) {
+    /* (see ws_message_end) A message that fails to inflate fails the
+     * connection at once: what came after it is not the app's. */
+    int err = 0;
+    if ((m = nx_msg_inflate(c->rt, m, &err)) == NULL) {
+      nx_msg_t *rest;
+      while ((rest = c->inbox) != NULL) {
+        c->inbox = rest->next;
+        nx_msg_free(c->rt, rest);
+      }
+      c->inbox_tail = NULL;
+      c->inbox_bytes = 0;
+      if (err == -4)
+        nx_conn_fail(c, 1011, "out of memory");
+      else
+        inflate_failed(c, err);
+      return NULL;
+    }
+  }
   if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
       (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING))
     nx_conn_resume_reading(c);

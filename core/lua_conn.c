@@ -182,6 +182,31 @@ static int l_reject(lua_State *L) {
   return 1;
 }
 
+/* The next message a box kept from its ended connection: what came before
+ * the end. One kept compressed (see ws_message_end) is inflated now; if it
+ * cannot be, it and what came after it are dropped (the connection is gone
+ * already: the app sees its end). */
+static nx_msg_t *box_pop(lua_State *L, nx_box_t *b) {
+  nx_rt_t *rt = nx_rt_get(L);
+  nx_msg_t *m = b->inbox;
+  int err = 0;
+  if (!m)
+    return NULL;
+  b->inbox = m->next;
+  if (m->compressed && (m = nx_msg_inflate(rt, m, &err)) == NULL) {
+    nx_log(NX_LOG_DEBUG,
+           "dropping a message kept after the connection's end: it does not "
+           "inflate (%d)",
+           err);
+    while ((m = b->inbox) != NULL) {
+      b->inbox = m->next;
+      nx_msg_free(rt, m);
+    }
+    return NULL;
+  }
+  return m;
+}
+
 /* take(box, timeout|nil) -> data, "text"|"binary" | nil, "closed" (see
  * close_info) | nil, "connecting" (not accepted yet) | nil, CANNOT_WAIT; else it
  * suspends the calling task until a message or the end of the connection
@@ -194,9 +219,7 @@ static int l_take(lua_State *L) {
   nx_task_t *t;
   double timeout;
 
-  if (c ? (m = nx_conn_pop(c)) != NULL : (m = b->inbox) != NULL) {
-    if (!c)
-      b->inbox = m->next; /* read after the end: what came before it */
+  if (c ? (m = nx_conn_pop(c)) != NULL : (m = box_pop(L, b)) != NULL) {
     lua_pushlstring(L, (const char *)m->data, m->len);
     lua_pushvalue(L, lua_upvalueindex(m->opcode == NX_WS_OP_TEXT ? 2 : 3));
     nx_msg_free(c ? c->rt : nx_rt_get(L), m);

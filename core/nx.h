@@ -148,6 +148,7 @@ struct nx_msg_s {
   uint8_t opcode;
   uint8_t compressed; /* permessage-deflate: RSV1 was set on its first frame */
   uint32_t check_kb;  /* compressed and still coming: KiB at which to check it next */
+  uint64_t inflate_max; /* compressed and whole, waiting: its inflated size limit (0: none) */
   uint8_t data[];
 };
 
@@ -294,6 +295,7 @@ void nx_conn_flush(nx_conn_t *c);
 void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
 size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
+nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err);
 
 /* http.c */
 nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size);

@@ -8,6 +8,9 @@
 --                 published to name (so it comes back to every subscriber)
 --   /sleepy       accepts and never reads (its inbox fills up) while connected
 --   /bye          echo, but "bye" is answered with close(4000, "bye")
+--   /late?wait=S  accepts, receives nothing for S seconds (default 1), then
+--                 answers each message with "LENGTH KIND FIRST-BYTE" (and logs
+--                 "late got LENGTH KIND FIRST-BYTE", also after the client left)
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -81,6 +84,16 @@ end)
 app:ws_route("/sleepy", function(ws)
   ws:accept()
   while ws:is_connected() do nexlua.sleep(0.05) end
+end)
+
+app:ws_route("/late", function(ws)
+  ws:accept()
+  nexlua.sleep(tonumber(ws.query_params:get("wait", "1")))
+  for data, kind in ws:iter() do
+    local line = string.format("%d %s %d", #data, kind, data:byte(1) or 0)
+    nexlua.log.info("late got %s", line) -- (also once the client has gone)
+    if ws:is_connected() then ws:send_text(line) end
+  end
 end)
 
 return app

@@ -828,6 +828,79 @@ describe("conformance: permessage-deflate", function()
       expect_same(msg, recv_message(c).data)
     end)
 
+    -- A compressed message the app is not waiting for is kept as it came
+    -- and inflated when the app takes it: 16 KB of zeros on the wire must
+    -- not hold 16 MiB on the server for every connection.
+    it("keeps compressed messages compressed until a busy app takes them (RSS), then " ..
+      "delivers them whole", function()
+      local N, EACH = 8, 3
+      local zeros = zlib.deflate(string.rep("\0", 15 * MiB), { level = 9 })
+      assert.is_true(#zeros < 64 * KiB)
+      local conns = {}
+      for i = 1, N do
+        local c = rawws.connect(s.port, "/late?wait=3",
+          { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } }, timeout = 20 })
+        clients[#clients + 1] = c
+        assert(accepted(c))
+        conns[i] = c
+      end
+      local before = proc.status_kb(s.pid, "VmRSS")
+      for _, c in ipairs(conns) do
+        for _ = 1, EACH do c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = zeros } end
+      end
+      -- the frames are in; the app sleeps on
+      require("socket").sleep(1)
+      local held = proc.status_kb(s.pid, "VmRSS") - before
+      io.stderr:write(string.format("\n[busy app] %d connections x %d compressed messages of %d B " ..
+        "(15 MiB inflated each): RSS +%d kB while the app has not taken them\n", N, EACH, #zeros, held))
+      if not SANITIZED then
+        assert.is_true(held < 32 * 1024, "RSS grew by " .. held .. " kB: messages were inflated ahead")
+      end
+      -- Taken one at a time, each is whole.
+      for _, c in ipairs(conns) do
+        for _ = 1, EACH do
+          assert.equal(string.format("%d binary 0", 15 * MiB), (c:recv_message(20)))
+        end
+      end
+    end)
+
+    it("a compressed message the app was not waiting for that does not inflate fails the " ..
+      "connection with 1007 when the app takes it; the messages before it are delivered", function()
+      local c = rawws.connect(s.port, "/late?wait=0.5",
+        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
+      clients[#clients + 1] = c
+      assert(accepted(c))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after the bad one") }
+      assert.equal("5 text 102", (c:recv_message(5)))
+      c:expect_failure(1007, 5)
+    end)
+
+    it("compressed messages still unread when the client leaves are inflated when the app " ..
+      "takes them after the end", function()
+      local c = rawws.connect(s.port, "/late?wait=0.5",
+        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
+      clients[#clients + 1] = c
+      assert(accepted(c))
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = zlib.deflate(string.rep("\7", 300001)) }
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate(string.rep("z", 4097)) }
+      c:close(1000, "bye")
+      c:close_socket()
+      assert.truthy(s:wait_log("late got 300001 binary 7", 10), s:log())
+      assert.truthy(s:wait_log("late got 4097 text 122", 5), s:log())
+    end)
+
+    it("a compressed text the app was not waiting for that is not UTF-8 fails with 1007 when " ..
+      "taken", function()
+      local c = rawws.connect(s.port, "/late?wait=0.3",
+        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
+      clients[#clients + 1] = c
+      assert(accepted(c))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("ok \255 not utf-8") }
+      c:expect_failure(1007, 5)
+    end)
+
     it("a 64 MiB bomb against the default 16 MiB maximum: 1009", function()
       local bomb = zlib.deflate(string.rep("a", 64 * MiB), { level = 9 })
       local c = open("permessage-deflate")

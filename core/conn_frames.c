@@ -16,8 +16,9 @@
  * still the app's: while there are any, the failure waits for the end of
  * the loop turn (nx_conn_end_deferred), after the handler has run, so that
  * its answers to them go out before the close frame, as they would from a
- * server reading one frame at a time. reason: static text. */
-static void violation(nx_conn_t *c, unsigned code, const char *reason) {
+ * server reading one frame at a time. reason: static text. The messages
+ * queued have been checked (violation below). */
+static void violation_checked(nx_conn_t *c, unsigned code, const char *reason) {
   if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
     c->ws.error_code = (uint16_t)code;
     c->ws.error_reason = reason;
@@ -26,6 +27,15 @@ static void violation(nx_conn_t *c, unsigned code, const char *reason) {
     return;
   }
   nx_conn_fail(c, code, reason);
+}
+
+static int check_queued(nx_conn_t *c, unsigned *code, const char **reason);
+
+/* A violation, after the compressed messages queued before it: one that
+ * does not inflate came first, and is the failure (see check_queued). */
+static void violation(nx_conn_t *c, unsigned code, const char *reason) {
+  check_queued(c, &code, &reason);
+  violation_checked(c, code, reason);
 }
 
 void nx_conn_end_deferred(nx_conn_t *c) {
@@ -73,13 +83,74 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   return 0;
 }
 
-/* Fails c for what inflating a message found: -2 over the size limit
- * (1009), -3 text that is not UTF-8, else bad deflate data (1007). */
-static void inflate_failed(nx_conn_t *c, int r) {
-  violation(c, r == -2 ? 1009 : 1007,
-            r == -2   ? "message too big"
+/* The close code and reason for what inflating a message found: -2 over
+ * the size limit (1009), -3 text that is not UTF-8, else bad deflate data
+ * (1007). */
+static unsigned inflate_code(int r, const char **reason) {
+  *reason = r == -2   ? "message too big"
             : r == -3 ? "text message is not UTF-8"
-                      : "invalid compressed data");
+                      : "invalid compressed data";
+  return r == -2 ? 1009 : 1007;
+}
+
+/* Fails c for what inflating a message found (see inflate_code). */
+static void inflate_failed(nx_conn_t *c, int r) {
+  const char *reason;
+  unsigned code = inflate_code(r, &reason);
+  violation(c, code, reason);
+}
+
+/* Drops c's inbox from m on (m and what came after it). */
+static void drop_inbox_from(nx_conn_t *c, nx_msg_t *m) {
+  nx_msg_t *prev = NULL, *x;
+  for (x = c->inbox; x && x != m; x = x->next)
+    prev = x;
+  if (!x)
+    return;
+  if (prev)
+    prev->next = NULL;
+  else
+    c->inbox = NULL;
+  c->inbox_tail = prev;
+  while (m) {
+    x = m->next;
+    c->inbox_bytes -= m->cap + sizeof(*m);
+    nx_msg_free(c->rt, m);
+    m = x;
+  }
+}
+
+/* Before the connection's end is decided (the peer's close, a violation):
+ * the compressed messages still queued (see ws_message_end) are inflated
+ * as a test, their output dropped, so that one that would have failed the
+ * connection, had it been inflated when it came, fails it now, with its
+ * own code, instead of the close or violation that came after it. Drops it
+ * and what came after it, sets *code and *reason, and returns 1; 0 when
+ * they all inflate. */
+static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
+  nx_rt_t *rt = c->rt;
+  nx_msg_t *m;
+  for (m = c->inbox; m; m = m->next) {
+    int r;
+    if (!m->compressed)
+      continue;
+    rt->scratch.off = rt->scratch.len = 0;
+    if (!rt->deflate && !(rt->deflate = nx_deflate_new()))
+      return 0; /* (then it fails when taken) */
+    r = nx_inflate_message(rt->deflate, m->data, m->len, m->inflate_max, &rt->scratch);
+    if (r == 0 && m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
+        !nx_utf8_valid(rt->scratch.data, rt->scratch.len))
+      r = -3;
+    rt->scratch.off = rt->scratch.len = 0;
+    if (r) {
+      nx_buf_shrink_idle(&rt->scratch);
+      drop_inbox_from(c, m);
+      *code = inflate_code(r, reason);
+      return 1;
+    }
+  }
+  nx_buf_shrink_idle(&rt->scratch);
+  return 0;
 }
 
 /* A compressed message whose last fragment has not come yet fails as soon
@@ -288,6 +359,16 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
    * yet are still its own: while there are any, the answer waits for the end
    * of the loop turn (nx_conn_end_deferred), so that the app's replies to
    * them go out first (RFC 6455 §5.5.1 lets an endpoint finish sending). */
+  {
+    unsigned code;
+    const char *reason;
+    if (c->state == NX_CONN_OPEN && check_queued(c, &code, &reason)) {
+      /* A message before the close does not inflate: the connection fails
+       * for it, as it would have when it came. */
+      violation_checked(c, code, reason);
+      return 1;
+    }
+  }
   c->close_received = 1;
   if (len >= 2)
     nx_conn_set_close(c, (uint16_t)((payload[0] << 8) | payload[1]), (const char *)payload + 2,
@@ -400,6 +481,9 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
       }
       c->inbox_tail = NULL;
       c->inbox_bytes = 0;
+      /* (A connection that has ended already, lingering, is left to end.) */
+      if (c->state != NX_CONN_OPEN && c->state != NX_CONN_CLOSING)
+        return NULL;
       if (err == -4)
         nx_conn_fail(c, 1011, "out of memory");
       else

@@ -572,6 +572,14 @@ static int l_utf8_valid(lua_State *L) {
   return 1;
 }
 
+/* framework_source(prefix): the chunk name prefix of nexlua's own Lua
+ * modules, so that errors the core raises name the app's line, not one
+ * inside them (nx_error_at_app). */
+static int l_framework_source(lua_State *L) {
+  nx_set_framework_prefix(luaL_checkstring(L, 1));
+  return 0;
+}
+
 /* in_task() -> true when called from a nexlua task's coroutine. */
 static int l_in_task(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
@@ -595,6 +603,7 @@ int nx_lua_open(lua_State *L) {
                                  {"log", l_log},
                                  {"log_level", l_log_level},
                                  {"in_task", l_in_task},
+                                 {"framework_source", l_framework_source},
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},

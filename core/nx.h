@@ -146,8 +146,8 @@ struct nx_msg_s {
   nx_msg_t *next;
   size_t len, cap;
   uint8_t opcode;
-  uint8_t compressed; /* permessage-deflate: RSV1 was set on its first frame */
-  uint32_t check_kb;  /* compressed and still coming: KiB at which to check it next */
+  uint8_t compressed;   /* permessage-deflate: RSV1 was set on its first frame */
+  uint32_t check_kb;    /* compressed and still coming: KiB at which to check it next */
   uint64_t inflate_max; /* compressed and whole, waiting: its inflated size limit (0: none) */
   uint8_t data[];
 };
@@ -249,6 +249,7 @@ int nx_task_cancel(nx_task_t *t);
 void nx_task_cancel_wait(nx_task_t *t);
 nx_task_t *nx_rt_current(lua_State *L, const char *what);
 int nx_error_at_app(lua_State *L, const char *fmt, ...);
+void nx_set_framework_prefix(const char *prefix);
 /* Its address is the value a wait returns, after nil, where the coroutine
  * cannot be suspended (core.CANNOT_WAIT in Lua). */
 extern const char nx_cannot_wait;
@@ -265,7 +266,7 @@ void nx_listener_close(nx_listener_t *l);
 void nx_listener_free(nx_listener_t *l);
 
 /* conn.c */
-enum { NX_MSG_SMALL = 232 }; /* data bytes of a reusable message (256 with the header) */
+enum { NX_MSG_SMALL = 216 }; /* data bytes of a reusable message (256 with the header) */
 /* A message able to hold cap bytes (len 0); NULL when out of memory. Small
  * ones come from the runtime's free list, so a small message costs no malloc. */
 nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap);

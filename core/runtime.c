@@ -447,17 +447,34 @@ void nx_task_push_box(lua_State *L, nx_task_t *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->box_ref);
 }
 
-/* Whether a chunk name is one of nexlua's own Lua modules
- * (".../nexlua/NAME.lua" or ".../nexlua/private/NAME.lua"). */
+/* The chunk name prefix of nexlua's own Lua modules ("@/path/lua/nexlua/"),
+ * as the framework registered it (core.framework_source), or "". */
+static char framework_prefix[1024];
+
+void nx_set_framework_prefix(const char *prefix) {
+  size_t n = strlen(prefix);
+  if (n >= sizeof(framework_prefix))
+    n = 0; /* (too long to keep: the name test below is used) */
+  memcpy(framework_prefix, prefix, n);
+  framework_prefix[n] = '\0';
+}
+
+/* Whether a chunk name is one of nexlua's own Lua modules: under the
+ * registered prefix, or else named ".../nexlua/NAME.lua" or
+ * ".../nexlua/private/NAME.lua". */
 static int is_framework_source(const char *src) {
   const char *end = src + strlen(src), *p;
+  if (framework_prefix[0])
+    return strncmp(src, framework_prefix, strlen(framework_prefix)) == 0;
   if (end - src < 4 || strcmp(end - 4, ".lua") != 0)
     return 0;
   for (p = end - 4; p > src && p[-1] != '/'; p--)
     ;
   if (p - src >= 8 && strncmp(p - 8, "private/", 8) == 0)
     p -= 8;
-  return p - src >= 7 && strncmp(p - 7, "nexlua/", 7) == 0;
+  /* ".../nexlua/" itself: not ".../chat-nexlua/" */
+  return p - src >= 7 && strncmp(p - 7, "nexlua/", 7) == 0 &&
+         (p - src == 7 || p[-8] == '/' || p[-8] == '@');
 }
 
 /* Raises a Lua error with the message prefixed by the position of the

@@ -4,6 +4,8 @@
 --   app:ws_route("/ws", function(ws) ws:accept() ... end)
 --   return app
 local core = require "nexlua.core"
+-- Errors the core raises name the app's line, not one in these modules.
+core.framework_source(debug.getinfo(1, "S").source:match("^(@.*/)init%.lua$") or "")
 local app = require "nexlua.app"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"

@@ -142,6 +142,27 @@ describe("the nexlua command line", function()
       assert.matches(path .. ":3: the database is not configured", err, 1, true)
     end)
 
+    -- (raised by the core in C: the position is the app's, not that of
+    -- nexlua's own module in between; an app directory whose name ends in
+    -- "nexlua" is still the app's)
+    for _, sub in ipairs { "", "chat-nexlua/", "nexlua/" } do
+      it("a wait in the main chunk names the app's file:line (app in " .. (sub == "" and "." or sub) .. ")",
+        function()
+        if sub ~= "" then os.execute("mkdir -p " .. q(dir .. "/" .. sub)) end
+        local path = app_file(sub .. "waits.lua", table.concat({
+          'local nexlua = require "nexlua"',
+          "local app = nexlua.App()",
+          "nexlua.sleep(0.1)",
+          "return app",
+          "",
+        }, "\n"))
+        local code, _, err = run { path, "--port", "0" }
+        assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+        assert_one_clear_line(err)
+        assert.matches(path .. ":3: nexlua.sleep must be called from a nexlua coroutine", err, 1, true)
+      end)
+    end
+
     it("a bad handler given to ws_route: names the app's file:line", function()
       local path = app_file("bad_handler.lua", table.concat({
         'local nexlua = require "nexlua"',

@@ -1,6 +1,7 @@
 /* permessage-deflate on zlib. See deflate.h. */
 #include "deflate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -13,8 +14,96 @@ struct nx_deflate_s {
   nx_buf_t out;   /* the last compressed message */
   nx_buf_t input; /* ... and the bytes it was made from */
   int out_bits;
+  int out_plain; /* ... which did not shrink: send it plain */
   uint64_t compressions, cache_hits;
 };
+
+/* Messages from this size on are compressed only when they look like they
+ * would shrink: a sample of their bytes must not look random (compressed,
+ * encrypted or media data: zlib spends about 30 ns a byte on such data for
+ * nothing, 1.7 ms for 64 KiB on the development VM), and the compressed
+ * form must be smaller. Below it, the threshold alone decides. */
+#define NX_SHRINK_CHECK_MIN 256
+#define NX_SAMPLE_CHUNKS 16
+#define NX_SAMPLE_CHUNK 128
+/* Bits of entropy per byte above which a sample counts as random. */
+#define NX_RANDOM_BITS 7.5
+
+/* c * log2(c) for the counts a sample can have, computed once. */
+static float clog2_table[NX_SAMPLE_CHUNKS * NX_SAMPLE_CHUNK + 1];
+
+static float clog2(unsigned c) {
+  if (clog2_table[2] == 0.0f) {
+    unsigned i;
+    for (i = 2; i < sizeof(clog2_table) / sizeof(clog2_table[0]); i++)
+      clog2_table[i] = (float)(i * log2((double)i));
+  }
+  return clog2_table[c];
+}
+
+/* The sample looks_random takes: 16 chunks of 128 bytes spread over in
+ * (its first and last bytes included), or all of in when shorter. Returns
+ * how many bytes it copied into out. */
+static size_t take_sample(const uint8_t *in, size_t len, uint8_t *out) {
+  size_t k, step;
+  if (len <= NX_SAMPLE_CHUNKS * NX_SAMPLE_CHUNK) {
+    memcpy(out, in, len);
+    return len;
+  }
+  step = (len - NX_SAMPLE_CHUNK) / (NX_SAMPLE_CHUNKS - 1);
+  for (k = 0; k < NX_SAMPLE_CHUNKS; k++)
+    memcpy(out + k * NX_SAMPLE_CHUNK, in + k * step, NX_SAMPLE_CHUNK);
+  return NX_SAMPLE_CHUNKS * NX_SAMPLE_CHUNK;
+}
+
+/* Bits of entropy per byte of p (Miller-Madow corrected for a small n). */
+static double byte_entropy(const uint8_t *p, size_t n) {
+  uint16_t count[256] = {0};
+  unsigned distinct = 0;
+  double sum = 0;
+  size_t i;
+  for (i = 0; i < n; i++)
+    count[p[i]]++;
+  for (i = 0; i < 256; i++) {
+    if (count[i]) {
+      distinct++;
+      sum += clog2(count[i]);
+    }
+  }
+  return log2((double)n) - sum / (double)n +
+         (distinct - 1) / (2.0 * (double)n * 0.6931471805599453);
+}
+
+/* Whether the first bytes of in (up to NX_REPEAT_SPAN) repeat themselves:
+ * how many of their 4-byte strings occur earlier too (a direct-mapped table
+ * of where each was last seen: a lower bound), at least one in 64. Data
+ * with every byte value about as often as random data can still repeat
+ * (a block sent twice, a ramp, a table of counters), which deflate finds. */
+#define NX_REPEAT_SPAN 8192
+static int repeats_itself(const uint8_t *in, size_t len) {
+  uint16_t seen[4096]; /* position + 1 of the last 4 bytes with this hash */
+  size_t n = len < NX_REPEAT_SPAN ? len : NX_REPEAT_SPAN, i, found = 0;
+  memset(seen, 0, sizeof(seen));
+  for (i = 0; i + 4 <= n; i++) {
+    uint32_t v;
+    unsigned slot;
+    memcpy(&v, in + i, 4);
+    slot = (v * 2654435761u) >> 20;
+    if (seen[slot] && memcmp(in + seen[slot] - 1, in + i, 4) == 0)
+      found++;
+    seen[slot] = (uint16_t)(i + 1);
+  }
+  return found * 64 >= n;
+}
+
+/* Whether in looks random: a sample's byte entropy is above NX_RANDOM_BITS
+ * (text and most binary formats are well below), and its first bytes do
+ * not repeat themselves. */
+static int looks_random(const uint8_t *in, size_t len) {
+  uint8_t sample[NX_SAMPLE_CHUNKS * NX_SAMPLE_CHUNK];
+  size_t n = take_sample(in, len, sample);
+  return byte_entropy(sample, n) > NX_RANDOM_BITS && !repeats_itself(in, len);
+}
 
 void nx_deflate_stats(const nx_deflate_t *d, uint64_t *compressions, uint64_t *cache_hits) {
   *compressions = d ? d->compressions : 0;
@@ -48,9 +137,13 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   if (d->out_bits == bits && nx_buf_size(&d->input) == len && len &&
       memcmp(d->input.data + d->input.off, in, len) == 0) {
     d->cache_hits++;
+    if (d->out_plain)
+      return NULL;
     *outlen = nx_buf_size(&d->out);
     return d->out.data + d->out.off;
   }
+  if (len >= NX_SHRINK_CHECK_MIN && looks_random(in, len))
+    return NULL;
   z = &d->def[bits];
   if (!d->def_ready[bits]) {
     /* Level 1: most of the saving for a fraction of the CPU. memLevel 8. */
@@ -63,6 +156,7 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   d->out.off = d->out.len = 0;
   d->input.off = d->input.len = 0;
   d->out_bits = 0;
+  d->out_plain = 0;
   if (nx_buf_reserve(&d->out, deflateBound(z, (uLong)len) + 16))
     return NULL;
   d->compressions++;
@@ -80,8 +174,11 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
     d->out.data[0] = 0;
     d->out.len = 1;
   }
+  d->out_plain = len >= NX_SHRINK_CHECK_MIN && d->out.len >= len;
   if (nx_buf_append(&d->input, in, len) == 0)
     d->out_bits = bits;
+  if (d->out_plain)
+    return NULL;
   *outlen = d->out.len;
   return d->out.data;
 }
@@ -164,8 +261,12 @@ int nx_inflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t 
     r = pass == 0 ? inflate_input(z, in, len, max, out) : inflate_input(z, tail, 4, max, out);
     if (r < 0)
       return r;
-    if (r == 1)
-      return pass == 0 && z->avail_in && !empty_block_rest(z->next_in, z->avail_in) ? -1 : 0;
+    if (r == 1) /* the final block ended: in the payload (what follows it must be the
+                   empty block's start), or in the tail, which must have added nothing */
+      return (pass == 0 ? z->avail_in && !empty_block_rest(z->next_in, z->avail_in)
+                        : out->len != before_tail)
+                 ? -1
+                 : 0;
     /* The tail only ever closes an empty stored block (RFC 7692 §7.2.2): the
      * message is whole if the stream stands between blocks (zlib's
      * data_type bit 128) after the payload (a sender that kept the tail), or

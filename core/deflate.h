@@ -17,8 +17,10 @@ void nx_deflate_free(nx_deflate_t *d);
 
 /* Compresses one message with a window of window_bits (9..15). Returns a
  * pointer to the compressed payload (the trailing 00 00 ff ff removed) and
- * its length in *outlen, or NULL on failure. The result stays valid until
- * the next call. Compressing the same bytes with the same window again (a
+ * its length in *outlen, or NULL: on failure, and for a message of 256
+ * bytes or more that would not shrink (it looks random, or its compressed
+ * form is not smaller): send it plain. The result stays valid until the
+ * next call. Compressing the same bytes with the same window again (a
  * broadcast) returns the cached result without compressing. */
 const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int window_bits,
                                   size_t *outlen);

@@ -28,7 +28,7 @@ void nx_config_defaults(nx_config_t *cfg) {
   cfg->max_per_ip = 0;
   cfg->max_fragments = 100000;
   cfg->allowed_origins = NULL;
-  cfg->compress_threshold = 128;
+  cfg->compress_threshold = 1024;
 }
 
 static void on_connection(uv_stream_t *server, int status) {

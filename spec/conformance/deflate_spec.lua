@@ -14,8 +14,9 @@
 --     plus "; server_max_window_bits=N" when the offer named N (9..15);
 --   * it declines an offer with an unknown, repeated or malformed parameter,
 --     or server_max_window_bits=8, and tries the next offer;
---   * its messages of --compress-threshold bytes (default 128) or more go out
---     compressed (RSV1), smaller ones plain; it never fragments its replies;
+--   * its messages of --compress-threshold bytes (default 1024) or more go out
+--     compressed (RSV1), smaller ones plain, and so do ones of 256 bytes or
+--     more that would not shrink (random data); it never fragments its replies;
 --   * inflating stops at --max-message-size (1009), bad data is 1007, and a
 --     compressed text message must be UTF-8 once inflated (1007).
 local server = require "helpers.server"
@@ -28,7 +29,7 @@ local OP = rawws.OP
 
 local APP = "spec/apps/hardening_app.lua"
 local KiB, MiB = 1024, 1024 * 1024
-local THRESHOLD = 128 -- the default --compress-threshold
+local THRESHOLD = 1024 -- the default --compress-threshold
 -- Under an AddressSanitizer build RSS is not the server's own memory
 -- (shadow, quarantine): the figures are printed, the bounds not checked.
 local SANITIZED = proc.sanitized()
@@ -38,19 +39,29 @@ local SNCT, CNCT = "server_no_context_takeover", "client_no_context_takeover"
 -- Payloads (deterministic)
 ---------------------------------------------------------------------------
 
--- Pseudo-random bytes from a 32-bit LCG, seeded: incompressible.
+-- Pseudo-random bytes from a 32-bit LCG, seeded: incompressible. (The
+-- state is a uint64_t: in doubles, x * 1103515245 loses its low bits past
+-- 2^53, and the sequence falls into short cycles, which compress.)
 local function random_bytes(n, seed)
   local buf = ffi.new("uint8_t[?]", n)
-  local x = seed or 12345
+  local x = ffi.new("uint64_t", seed or 12345)
   for i = 0, n - 1 do
-    x = (x * 1103515245 + 12345) % 4294967296
-    buf[i] = math.floor(x / 16777216)
+    x = (x * 1103515245ULL + 12345ULL) % 4294967296ULL
+    buf[i] = tonumber(x / 16777216ULL)
   end
   return ffi.string(buf, n)
 end
 
 -- Compressible UTF-8 text: words with numbers and multi-byte characters, so
 -- repeats are frequent but not exact.
+-- n random bytes from 64 values (6 bits each): the server compresses them
+-- (random bytes from all 256 values it sends plain: they would not shrink),
+-- and a block of them repeated shrinks only by reference to the copy before.
+local function random_sixbit(n, seed)
+  local s = random_bytes(n, seed)
+  return (s:gsub(".", function(ch) return string.char(48 + ch:byte() % 64) end))
+end
+
 local WORDS = { "permessage", "deflate", "κόσμε", "nexlua", "échange", "😀", "data", "frame" }
 local function compressible_text(n)
   local parts, len, i = {}, 0, 0
@@ -265,13 +276,13 @@ describe("conformance: permessage-deflate", function()
     -- 4 KiB random block repeated: with a window smaller than 4 KiB a
     -- compressor cannot refer back to the previous copy, so inflating with
     -- exactly `window_bits` proves the server kept to its window.
-    local msg = random_bytes(4 * KiB, 7):rep(8)
+    local msg = random_sixbit(4 * KiB, 7):rep(8)
     c:send_raw((compressed_wire(OP.BINARY, msg)))
     local r = recv_message(c, { window_bits = window_bits })
     assert.is_true(r.compressed, "the reply to a compressed message is not compressed")
     assert.equal(OP.BINARY, r.opcode)
     expect_same(msg, r.data)
-    local text = payload("text", 1000)
+    local text = payload("text", 2 * THRESHOLD)
     c:send_raw((compressed_wire(OP.TEXT, text)))
     r = recv_message(c, { window_bits = window_bits })
     assert.is_true(r.compressed)
@@ -435,7 +446,8 @@ describe("conformance: permessage-deflate", function()
           local r = recv_message(c)
           assert.equal(opcode, r.opcode, human(n))
           expect_same(msg, r.data)
-          assert.equal(n >= THRESHOLD, r.compressed,
+          -- (random data does not shrink: it goes out plain)
+          assert.equal(n >= THRESHOLD and kind ~= "random", r.compressed,
             string.format("%s: reply RSV1=%s (threshold %d)", human(n), tostring(r.compressed),
               THRESHOLD))
           assert.equal(1, r.frames, "the server fragmented its reply")
@@ -457,7 +469,7 @@ describe("conformance: permessage-deflate", function()
             c:send_raw((compressed_wire(opcode, msg, { frag = frag })))
             local r = recv_message(c)
             expect_same(msg, r.data)
-            assert.is_true(r.compressed)
+            assert.equal(kind ~= "random", r.compressed)
             assert.equal(opcode, r.opcode)
           end
         end)
@@ -581,8 +593,8 @@ describe("conformance: permessage-deflate", function()
       -- windows and messages so a stale cache entry would show
       local a = open("permessage-deflate; server_max_window_bits=9")
       local b = open("permessage-deflate")
-      local msg1 = random_bytes(2 * KiB, 11):rep(6)
-      local msg2 = random_bytes(2 * KiB, 12):rep(6)
+      local msg1 = random_sixbit(2 * KiB, 11):rep(6)
+      local msg2 = random_sixbit(2 * KiB, 12):rep(6)
       for _, step in ipairs({ { a, msg1, 9 }, { b, msg1, 15 }, { a, msg1, 9 }, { b, msg2, 15 },
         { a, msg2, 9 }, { b, msg1, 15 } }) do
         step[1]:send_binary(step[2])
@@ -649,6 +661,8 @@ describe("conformance: permessage-deflate", function()
       { "a stored block of 1024 bytes cut after 500", "\0\0\4\255\251" .. random_bytes(500, 7), true },
       -- (the four bytes appended would be exactly its data)
       { "a stored block of 4 bytes with none of them", "\0\4\0\251\255", true },
+      { "a final stored block of 4 bytes with none of them", "\1\4\0\251\255", true },
+      { "a final stored block of 2 bytes with none of them", "\1\2\0\253\255", true },
       { "a Huffman block cut in the middle",
         zlib.deflate(string.rep("The quick brown fox jumps over the lazy dog. ", 40)):sub(1, 40), true },
     }
@@ -889,6 +903,34 @@ describe("conformance: permessage-deflate", function()
       c:close_socket()
       assert.truthy(s:wait_log("late got 300001 binary 7", 10), s:log())
       assert.truthy(s:wait_log("late got 4097 text 122", 5), s:log())
+    end)
+
+    it("a compressed message the app was not waiting for that does not inflate, then the " ..
+      "client's close: 1007 (not the client's 1000); the messages before it are the app's", function()
+      local c = rawws.connect(s.port, "/late?wait=0.5",
+        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
+      clients[#clients + 1] = c
+      assert(accepted(c))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after") }
+      c:close(1000, "bye")
+      c:expect_failure(1007, 5)
+      assert.truthy(s:wait_log("late got 5 text 102", 5), s:log())
+      require("socket").sleep(0.2)
+      assert.is_nil(s:log():find("late got 5 text 97", 1, true), "a message after the bad one was delivered")
+    end)
+
+    it("a compressed message the app was not waiting for that does not inflate, then a " ..
+      "protocol violation: 1007, the first failure", function()
+      local c = rawws.connect(s.port, "/late?wait=0.3",
+        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
+      clients[#clients + 1] = c
+      assert(accepted(c))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
+      c:send_frame { opcode = 3, payload = "reserved opcode" }
+      c:expect_failure(1007, 5)
     end)
 
     it("a compressed text the app was not waiting for that is not UTF-8 fails with 1007 when " ..

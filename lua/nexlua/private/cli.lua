@@ -57,7 +57,7 @@ local OPTIONS = {
   },
   {
     "--compress-threshold", "compress_threshold", "number",
-    "messages smaller than this many bytes are sent uncompressed (default 128)",
+    "messages smaller than this many bytes are sent uncompressed (default 1024)",
   },
   {
     "--max-connections", "max_connections", "number",

@@ -24,7 +24,7 @@ struct nx_deflate_s {
  * nothing, 1.7 ms for 64 KiB on the development VM), and the compressed
  * form must be smaller. Below it, the threshold alone decides. */
 #define NX_SHRINK_CHECK_MIN 256
-#define NX_SAMPLE_CHUNKS 16
+#define NX_SAMPLE_CHUNKS 4
 #define NX_SAMPLE_CHUNK 128
 /* Bits of entropy per byte above which a sample counts as random. */
 #define NX_RANDOM_BITS 7.5
@@ -41,7 +41,7 @@ static float clog2(unsigned c) {
   return clog2_table[c];
 }
 
-/* The sample looks_random takes: 16 chunks of 128 bytes spread over in
+/* The sample looks_random takes: 4 chunks of 128 bytes spread over in
  * (its first and last bytes included), or all of in when shorter. Returns
  * how many bytes it copied into out. */
 static size_t take_sample(const uint8_t *in, size_t len, uint8_t *out) {

@@ -50,9 +50,10 @@ void lg_hs_accept(const char *key, size_t len, char accept[29]);
  * header), trimmed; NULL if there is none. */
 const char *lg_hs_header(const char *head, size_t len, const char *name, size_t *vlen);
 
-/* Writes the upgrade request; returns its length (0 if cap is too small). */
+/* Writes the upgrade request (offering permessage-deflate, as a browser
+ * does, when deflate is set); returns its length (0 if cap is too small). */
 size_t lg_hs_request(char *out, size_t cap, const char *host, int port, const char *path,
-                     const char *key);
+                     const char *key, int deflate);
 
 /* Looks at the bytes received so far. Returns 0 while the head is
  * incomplete, 1 when it is a valid 101 with the right accept key (*head_len

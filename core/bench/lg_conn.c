@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <zlib.h>
+
 #include "lg_run.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -39,6 +41,32 @@ static int verify_chunk(uint64_t seq, uint64_t pos, const uint8_t *d, size_t n) 
   }
   if (n && memcmp(d, lg.tmpl + (seq & 63) + pos, n) != 0)
     return -1;
+  return 0;
+}
+
+/* A compressed message's bytes (RFC 7692): inflated, then checked as
+ * verify_chunk checks plain ones. tail: the 00 00 ff ff the server removed,
+ * at the message's end. Returns 0, or -1 (bad data or a mismatch). */
+static int inflate_verify(conn_t *c, uint64_t seq, const uint8_t *d, size_t n) {
+  static uint8_t out[65536];
+  z_stream *z = (z_stream *)c->rx_z;
+  z->next_in = (Bytef *)d;
+  z->avail_in = (uInt)n;
+  do {
+    int r;
+    size_t got;
+    z->next_out = out;
+    z->avail_out = sizeof(out);
+    r = inflate(z, Z_SYNC_FLUSH);
+    if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END)
+      return -1;
+    got = sizeof(out) - z->avail_out;
+    if (got && verify_chunk(seq, c->rx_pos, out, got))
+      return -1;
+    c->rx_pos += got;
+    if (r == Z_BUF_ERROR || r == Z_STREAM_END)
+      break;
+  } while (z->avail_in || z->avail_out == 0);
   return 0;
 }
 
@@ -255,6 +283,10 @@ static void conn_gone(conn_t *c) {
   wbuf_free(&c->infl);
   free(c->hs);
   free(c->ts);
+  if (c->rx_z) {
+    inflateEnd((z_stream *)c->rx_z);
+    free(c->rx_z);
+  }
   free(c);
   if (lg.phase == PH_CLOSE && lg.nconns == 0)
     end_run();
@@ -301,8 +333,11 @@ static int bad(conn_t *c, long *counter, const char *what) {
 
 static int on_message_begin(nx_ws_parser_t *p, int opcode, int rsv1) {
   conn_t *c = (conn_t *)p->data;
-  if (rsv1)
+  if (rsv1 && !c->pmd)
     return bad(c, &lg.err_protocol, "RSV1 set without an extension");
+  c->rx_compressed = (uint8_t)rsv1;
+  if (rsv1 && c->pmd_reset)
+    inflateReset((z_stream *)c->rx_z);
   if (c->role != ROLE_ECHO && c->role != ROLE_SUB)
     return bad(c, &lg.err_protocol, "unexpected data message from the server");
   if (opcode != expected_opcode())
@@ -320,6 +355,11 @@ static int on_message_begin(nx_ws_parser_t *p, int opcode, int rsv1) {
 static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
   conn_t *c = (conn_t *)p->data;
   uint64_t seq = c->role == ROLE_ECHO ? echo_seq(c, c->rx_seq) : c->rx_seq;
+  if (c->rx_compressed) {
+    if (inflate_verify(c, seq, d, n))
+      return bad(c, &lg.err_verify, "compressed payload differs from what was sent");
+    return 0;
+  }
   if (verify_chunk(seq, c->rx_pos, d, n))
     return bad(c, &lg.err_verify, "payload differs from what was sent (wrong content or order)");
   c->rx_pos += n;
@@ -329,6 +369,13 @@ static int on_data(nx_ws_parser_t *p, const uint8_t *d, size_t n) {
 static int on_message_end(nx_ws_parser_t *p) {
   conn_t *c = (conn_t *)p->data;
   int measuring = lg.phase == PH_MEASURE;
+  if (c->rx_compressed) {
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    uint64_t seq = c->role == ROLE_ECHO ? echo_seq(c, c->rx_seq) : c->rx_seq;
+    if (inflate_verify(c, seq, tail, 4))
+      return bad(c, &lg.err_verify, "compressed payload differs from what was sent");
+    lg.compressed_msgs++;
+  }
   if (c->rx_pos != lg.size)
     return bad(c, &lg.err_verify, "message shorter than what was sent");
   if (c->role == ROLE_ECHO) {
@@ -486,6 +533,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       fail_run();
       return;
     }
+    if (lg.deflate) {
+      /* The server took the offer (with or without context takeover)? */
+      size_t vlen = 0;
+      const char *v = lg_hs_header(c->hs, head - 2, "Sec-WebSocket-Extensions", &vlen);
+      if (v && vlen >= 18 && strncmp(v, "permessage-deflate", 18) == 0) {
+        z_stream *z = calloc(1, sizeof(*z));
+        if (!z || inflateInit2(z, -15) != Z_OK)
+          exit(4);
+        c->rx_z = z;
+        c->pmd = 1;
+        lg.pmd_conns++;
+        static const char snct[] = "server_no_context_takeover";
+        size_t i;
+        for (i = 0; i + sizeof(snct) - 1 <= vlen; i++)
+          if (memcmp(v + i, snct, sizeof(snct) - 1) == 0)
+            c->pmd_reset = 1;
+        c->parser.allow_rsv1 = 1;
+      }
+    }
     {
       /* Frames that came with the head go through the parser (from the
        * shared buffer, since the head buffer is freed). */
@@ -523,7 +589,7 @@ static void on_connect(uv_connect_t *req, int status) {
   {
     char key[LG_WS_KEY_LEN + 1];
     lg_hs_key(&lg.rng, key, c->accept);
-    n = lg_hs_request(reqbuf, sizeof(reqbuf), lg.host, lg.port, path, key);
+    n = lg_hs_request(reqbuf, sizeof(reqbuf), lg.host, lg.port, path, key, lg.deflate);
   }
   memcpy(wbuf_reserve(&c->pend, n), reqbuf, n);
   c->pend.len += n;

@@ -31,7 +31,7 @@ void lg_hs_key(uint64_t *rng, char key[LG_WS_KEY_LEN + 1], char accept[29]) {
 }
 
 size_t lg_hs_request(char *out, size_t cap, const char *host, int port, const char *path,
-                     const char *key) {
+                     const char *key, int deflate) {
   int n = snprintf(out, cap,
                    "GET %s HTTP/1.1\r\n"
                    "Host: %s:%d\r\n"
@@ -39,8 +39,12 @@ size_t lg_hs_request(char *out, size_t cap, const char *host, int port, const ch
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
+                   "%s"
                    "\r\n",
-                   path, host, port, key);
+                   path, host, port, key,
+                   deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                             "client_max_window_bits\r\n"
+                           : "");
   if (n < 0 || (size_t)n >= cap)
     return 0;
   return (size_t)n;

@@ -47,8 +47,12 @@ void report(void) {
   getrusage(RUSAGE_SELF, &me);
 
   if (!lg.json) {
-    printf("%s %s:%d%s conns=%d inflight=%d size=%zu%s\n", MODE_NAMES[lg.mode], lg.host, lg.port,
-           lg.path, lg.conns, lg.inflight, lg.size, lg.binary ? " binary" : "");
+    printf("%s %s:%d%s conns=%d inflight=%d size=%zu%s%s%s\n", MODE_NAMES[lg.mode], lg.host,
+           lg.port, lg.path, lg.conns, lg.inflight, lg.size, lg.binary ? " binary" : "",
+           lg.random ? " random" : "",
+           !lg.deflate    ? ""
+           : lg.pmd_conns ? " deflate (negotiated)"
+                          : " deflate (declined)");
     printf("  ok=%s ops=%" PRIu64 " in %.2f s = %.0f/s, %.1f MB/s\n", ok ? "yes" : "NO", lg.ops,
            dur, dur > 0 ? ops / dur : 0, dur > 0 ? (double)lg.bytes / dur / 1e6 : 0);
     printf("  latency us: p50 %.1f p90 %.1f p99 %.1f max %.1f\n",
@@ -71,9 +75,12 @@ void report(void) {
     fprintf(f, "  \"publish_path\": \"%s\",\n", lg.pub_path);
   fprintf(f,
           "  \"conns\": %d,\n  \"inflight\": %d,\n  \"size\": %zu,\n  \"binary\": %s,\n"
+          "  \"random\": %s,\n  \"deflate_offered\": %s,\n  \"deflate_conns\": %ld,\n"
+          "  \"compressed_msgs\": %" PRIu64 ",\n"
           "  \"source_addrs\": %d,\n  \"warmup_s\": %.3f,\n  \"duration_s\": %.4f,\n",
-          lg.conns, lg.inflight, lg.size, lg.binary ? "true" : "false", lg.nsrc ? lg.nsrc : 1,
-          lg.warmup, dur);
+          lg.conns, lg.inflight, lg.size, lg.binary ? "true" : "false",
+          lg.random ? "true" : "false", lg.deflate ? "true" : "false", lg.pmd_conns,
+          lg.compressed_msgs, lg.nsrc ? lg.nsrc : 1, lg.warmup, dur);
   fprintf(f, "  \"connected\": %d,\n  \"connect_failed\": %d,\n  \"connect_s\": %.4f,\n",
           lg.connected, lg.failed,
           lg.t_connected > lg.t_begin ? (double)(lg.t_connected - lg.t_begin) / 1e9 : 0.0);

@@ -44,6 +44,10 @@ struct conn_s {
   size_t hs_len, hs_cap;
   char accept[29];
   nx_ws_parser_t parser;
+  uint8_t pmd;           /* permessage-deflate negotiated (--deflate) */
+  uint8_t pmd_reset;     /* ... with server_no_context_takeover: a fresh stream each message */
+  uint8_t rx_compressed; /* the message being received has RSV1 */
+  void *rx_z;            /* its inflate stream (a z_stream), once negotiated */
   int rx_op;
   uint64_t rx_pos, rx_seq, tx_seq;
   uint64_t *ts; /* echo: send time of each message in flight (ring of K) */
@@ -65,6 +69,7 @@ typedef struct {
   struct sockaddr_in src[MAX_SRC];
   int nsrc;
   int conns, inflight, binary, json, quiet, spin, server_pid, concurrency;
+  int deflate, random; /* offer permessage-deflate; random payload bytes */
   size_t size;
   double duration, warmup, settle, setup_timeout, close_wait, hs_timeout, drain_timeout;
 
@@ -90,6 +95,8 @@ typedef struct {
 
   /* results */
   uint64_t ops, bytes, handshakes;
+  long pmd_conns;           /* connections whose server took the permessage-deflate offer */
+  uint64_t compressed_msgs; /* messages received compressed (RSV1) */
   lg_hist_t lat, hs_lat;
   uint64_t t_begin, t_connected, t_m0, t_m1;
   lg_proc_t s_base, s_connected, s_m0, s_m1;

@@ -315,7 +315,8 @@ static int loopback_addr(const char *s, struct sockaddr_in *out, int port) {
 static void usage(FILE *f) {
   fprintf(
       f, "usage: nx_loadgen --url ws://127.0.0.1:PORT/path --mode echo|connect|idle|broadcast\n"
-         "                  [--conns N] [--inflight K] [--size BYTES] [--binary]\n"
+         "                  [--conns N] [--inflight K] [--size BYTES] [--binary [--random]]\n"
+         "                  [--deflate]\n"
          "                  [--duration S] [--warmup S] [--server-pid PID]\n"
          "                  [--source-addrs 127.0.0.1,127.0.0.2,...] [--publish-path /pub]\n"
          "                  [--connect-concurrency N] [--settle S] [--setup-timeout S]\n"
@@ -327,6 +328,9 @@ static void usage(FILE *f) {
          "             keeping K messages in flight; deliveries/s and server CPU per delivery\n"
          "  --spin     poll the loop without sleeping (burns the client's core): latency\n"
          "             without the client's own wake-up from epoll_wait\n"
+         "  --deflate  offer permessage-deflate as a browser does (messages are sent\n"
+         "             uncompressed; compressed replies are inflated and verified)\n"
+         "  --random   binary payloads of random bytes (which do not compress)\n"
          "Loopback only (127.0.0.0/8). Output: a summary, or JSON with --json.\n");
 }
 
@@ -389,6 +393,8 @@ int main(int argc, char **argv) {
                                        {"inflight", required_argument, 0, 'k'},
                                        {"size", required_argument, 0, 's'},
                                        {"binary", no_argument, 0, 'b'},
+                                       {"deflate", no_argument, 0, 'Z'},
+                                       {"random", no_argument, 0, 'R'},
                                        {"duration", required_argument, 0, 'd'},
                                        {"warmup", required_argument, 0, 'w'},
                                        {"server-pid", required_argument, 0, 'p'},
@@ -444,6 +450,12 @@ int main(int argc, char **argv) {
       break;
     case 's':
       lg.size = (size_t)num(optarg, "--size", 1, MAX_SIZE);
+      break;
+    case 'Z':
+      lg.deflate = 1;
+      break;
+    case 'R':
+      lg.random = 1;
       break;
     case 'b':
       lg.binary = 1;
@@ -522,8 +534,16 @@ int main(int argc, char **argv) {
   lg.tmpl = malloc(lg.size + 64);
   if (!lg.tmpl)
     return 4;
-  for (i = 0; i < (int)(lg.size + 64); i++)
-    lg.tmpl[i] = (uint8_t)('a' + (i * 7 + (i >> 6)) % 26);
+  if (lg.random && !lg.binary) {
+    fprintf(stderr, "nx_loadgen: --random needs --binary (random bytes are not UTF-8)\n");
+    return 2;
+  }
+  {
+    uint64_t r = 0x243f6a8885a308d3ULL; /* the same bytes in every run */
+    for (i = 0; i < (int)(lg.size + 64); i++)
+      lg.tmpl[i] =
+          lg.random ? (uint8_t)(lg_rand(&r) >> 56) : (uint8_t)('a' + (i * 7 + (i >> 6)) % 26);
+  }
   lg.rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
   if (!lg.rng)
     lg.rng = 1;

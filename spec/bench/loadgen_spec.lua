@@ -103,6 +103,37 @@ describe("nx_loadgen against nexlua's broadcast app", function()
   end)
 end)
 
+describe("nx_loadgen --deflate against nexlua", function()
+  local s
+  before_each(function() s = proc.start("spec/bench_apps/echo.lua") end)
+  after_each(function() s:stop() end)
+
+  it("inflates and verifies compressed replies (2 KiB text)", function()
+    local res = loadgen(s.port, s.pid, { "--mode", "echo", "--conns", "4", "--inflight", "4",
+      "--size", "2048", "--deflate" })
+    check(res)
+    assert.is_true(res.deflate_offered)
+    assert.equal(4, res.deflate_conns)
+    assert.is_true(res.compressed_msgs >= res.ops, "replies were not compressed")
+  end)
+
+  it("verifies random binary replies, which nexlua sends plain", function()
+    local res = loadgen(s.port, s.pid, { "--mode", "echo", "--conns", "2", "--inflight", "4",
+      "--size", "65536", "--binary", "--random", "--deflate" })
+    check(res)
+    assert.is_true(res.random)
+    assert.equal(2, res.deflate_conns)
+    assert.equal(0, res.compressed_msgs, "random data was compressed")
+  end)
+
+  it("--random needs --binary", function()
+    local code, _, err = proc.run({ LOADGEN, "--url", "ws://127.0.0.1:" .. s.port .. "/ws",
+      "--mode", "echo", "--random" }, 10)
+    assert.equal(2, code)
+    assert.matches("--random needs --binary", err, 1, true)
+  end)
+end)
+
 describe("nx_loadgen", function()
   it("fails a run whose echoes are not what was sent", function()
     -- spec/apps/testclient_app.lua answers "Echo: " .. data on /ws

@@ -288,18 +288,22 @@ nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err) {
   return out;
 }
 
+/* Fails c for nx_msg_inflate's err (-4: out of memory). */
+static void msg_inflate_failed(nx_conn_t *c, int err) {
+  if (err == -4)
+    nx_conn_fail(c, 1011, "out of memory");
+  else
+    inflate_failed(c, err);
+}
+
 /* Replaces a whole compressed message of c by its inflated bytes; NULL
  * when the connection was failed (bomb, bad data, bad UTF-8). */
 static nx_msg_t *inflate_message(nx_conn_t *c, nx_msg_t *m) {
   int err = 0;
   m->inflate_max = c->listener->cfg.max_message_size;
-  if ((m = nx_msg_inflate(c->rt, m, &err)) != NULL)
-    return m;
-  if (err == -4)
-    nx_conn_fail(c, 1011, "out of memory");
-  else
-    inflate_failed(c, err);
-  return NULL;
+  if ((m = nx_msg_inflate(c->rt, m, &err)) == NULL)
+    msg_inflate_failed(c, err);
+  return m;
 }
 
 static int ws_message_end(nx_ws_parser_t *p) {
@@ -474,20 +478,10 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
      * connection at once: what came after it is not the app's. */
     int err = 0;
     if ((m = nx_msg_inflate(c->rt, m, &err)) == NULL) {
-      nx_msg_t *rest;
-      while ((rest = c->inbox) != NULL) {
-        c->inbox = rest->next;
-        nx_msg_free(c->rt, rest);
-      }
-      c->inbox_tail = NULL;
-      c->inbox_bytes = 0;
+      drop_inbox_from(c, c->inbox);
       /* (A connection that has ended already, lingering, is left to end.) */
-      if (c->state != NX_CONN_OPEN && c->state != NX_CONN_CLOSING)
-        return NULL;
-      if (err == -4)
-        nx_conn_fail(c, 1011, "out of memory");
-      else
-        inflate_failed(c, err);
+      if (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)
+        msg_inflate_failed(c, err);
       return NULL;
     }
   }

@@ -271,6 +271,16 @@ describe("conformance: permessage-deflate", function()
     return e
   end
 
+  -- /late (spec/apps/hardening_app.lua) offering permessage-deflate: the
+  -- app accepts, then receives nothing for `wait` seconds.
+  local function late(wait, timeout)
+    local c = rawws.connect(s.port, "/late?wait=" .. wait,
+      { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } }, timeout = timeout })
+    clients[#clients + 1] = c
+    assert(accepted(c))
+    return c
+  end
+
   -- A compressed round trip on c: text and binary, checked both ways.
   local function compressed_round_trip(c, window_bits)
     -- 4 KiB random block repeated: with a window smaller than 4 KiB a
@@ -852,11 +862,7 @@ describe("conformance: permessage-deflate", function()
       assert.is_true(#zeros < 64 * KiB)
       local conns = {}
       for i = 1, N do
-        local c = rawws.connect(s.port, "/late?wait=3",
-          { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } }, timeout = 20 })
-        clients[#clients + 1] = c
-        assert(accepted(c))
-        conns[i] = c
+        conns[i] = late(3, 20)
       end
       local before = proc.status_kb(s.pid, "VmRSS")
       for _, c in ipairs(conns) do
@@ -880,10 +886,7 @@ describe("conformance: permessage-deflate", function()
 
     it("a compressed message the app was not waiting for that does not inflate fails the " ..
       "connection with 1007 when the app takes it; the messages before it are delivered", function()
-      local c = rawws.connect(s.port, "/late?wait=0.5",
-        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
-      clients[#clients + 1] = c
-      assert(accepted(c))
+      local c = late(0.5)
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after the bad one") }
@@ -893,10 +896,7 @@ describe("conformance: permessage-deflate", function()
 
     it("compressed messages still unread when the client leaves are inflated when the app " ..
       "takes them after the end", function()
-      local c = rawws.connect(s.port, "/late?wait=0.5",
-        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
-      clients[#clients + 1] = c
-      assert(accepted(c))
+      local c = late(0.5)
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = zlib.deflate(string.rep("\7", 300001)) }
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate(string.rep("z", 4097)) }
       c:close(1000, "bye")
@@ -907,10 +907,7 @@ describe("conformance: permessage-deflate", function()
 
     it("a compressed message the app was not waiting for that does not inflate, then the " ..
       "client's close: 1007 (not the client's 1000); the messages before it are the app's", function()
-      local c = rawws.connect(s.port, "/late?wait=0.5",
-        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
-      clients[#clients + 1] = c
-      assert(accepted(c))
+      local c = late(0.5)
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after") }
@@ -923,10 +920,7 @@ describe("conformance: permessage-deflate", function()
 
     it("a compressed message the app was not waiting for that does not inflate, then a " ..
       "protocol violation: 1007, the first failure", function()
-      local c = rawws.connect(s.port, "/late?wait=0.3",
-        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
-      clients[#clients + 1] = c
-      assert(accepted(c))
+      local c = late(0.3)
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = 3, payload = "reserved opcode" }
@@ -935,10 +929,7 @@ describe("conformance: permessage-deflate", function()
 
     it("a compressed text the app was not waiting for that is not UTF-8 fails with 1007 when " ..
       "taken", function()
-      local c = rawws.connect(s.port, "/late?wait=0.3",
-        { headers = { { "Sec-WebSocket-Extensions", "permessage-deflate" } } })
-      clients[#clients + 1] = c
-      assert(accepted(c))
+      local c = late(0.3)
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("ok \255 not utf-8") }
       c:expect_failure(1007, 5)
     end)

@@ -86,7 +86,7 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
 /* The close code and reason for what inflating a message found: -2 over
  * the size limit (1009), -3 text that is not UTF-8, else bad deflate data
  * (1007). */
-static unsigned inflate_code(int r, const char **reason) {
+unsigned nx_inflate_code(int r, const char **reason) {
   *reason = r == -2   ? "message too big"
             : r == -3 ? "text message is not UTF-8"
                       : "invalid compressed data";
@@ -96,7 +96,7 @@ static unsigned inflate_code(int r, const char **reason) {
 /* Fails c for what inflating a message found (see inflate_code). */
 static void inflate_failed(nx_conn_t *c, int r) {
   const char *reason;
-  unsigned code = inflate_code(r, &reason);
+  unsigned code = nx_inflate_code(r, &reason);
   violation(c, code, reason);
 }
 
@@ -126,11 +126,17 @@ static void drop_inbox_from(nx_conn_t *c, nx_msg_t *m) {
  * connection, had it been inflated when it came, fails it now, with its
  * own code, instead of the close or violation that came after it. Drops it
  * and what came after it, sets *code and *reason, and returns 1; 0 when
- * they all inflate. */
+ * they all inflate. Bounded: once NX_CHECK_QUEUED_MAX bytes have been
+ * inflated, the rest is left to be checked when the app takes it (a box
+ * then reports the failure as the connection's end: see box_pop), so that
+ * one client's close cannot hold the loop for seconds. */
+#define NX_CHECK_QUEUED_MAX (4u << 20)
+
 static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
   nx_rt_t *rt = c->rt;
   nx_msg_t *m;
-  for (m = c->inbox; m; m = m->next) {
+  size_t done = 0;
+  for (m = c->inbox; m && done < NX_CHECK_QUEUED_MAX; m = m->next) {
     int r;
     if (!m->compressed)
       continue;
@@ -141,11 +147,12 @@ static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
     if (r == 0 && m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
         !nx_utf8_valid(rt->scratch.data, rt->scratch.len))
       r = -3;
+    done += rt->scratch.len;
     rt->scratch.off = rt->scratch.len = 0;
     if (r) {
       nx_buf_shrink_idle(&rt->scratch);
       drop_inbox_from(c, m);
-      *code = inflate_code(r, reason);
+      *code = nx_inflate_code(r, reason);
       return 1;
     }
   }
@@ -430,7 +437,10 @@ void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
     data += n;
     len -= n;
     if (c->ws.error_code) {
-      violation(c, c->ws.error_code, c->ws.error_reason);
+      /* The parser's own finding; a callback's (a deferred violation, set
+       * by violation_checked) has been dealt with already. */
+      if (nx_ws_parser_failed(&c->ws))
+        violation(c, c->ws.error_code, c->ws.error_reason);
       return;
     }
     if (c->paused && len) {
@@ -479,8 +489,9 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
     int err = 0;
     if ((m = nx_msg_inflate(c->rt, m, &err)) == NULL) {
       drop_inbox_from(c, c->inbox);
-      /* (A connection that has ended already, lingering, is left to end.) */
-      if (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)
+      /* (A connection whose end has begun, our close sent or the peer's
+       * answered, is left to end as it was going to.) */
+      if (c->state == NX_CONN_OPEN)
         msg_inflate_failed(c, err);
       return NULL;
     }

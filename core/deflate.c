@@ -142,8 +142,16 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
     *outlen = nx_buf_size(&d->out);
     return d->out.data + d->out.off;
   }
-  if (len >= NX_SHRINK_CHECK_MIN && looks_random(in, len))
+  if (len >= NX_SHRINK_CHECK_MIN && looks_random(in, len)) {
+    /* Plain, and remembered as such (sent to many, it is sampled once). */
+    d->out.off = d->out.len = 0;
+    d->input.off = d->input.len = 0;
+    d->out_bits = 0;
+    d->out_plain = 1;
+    if (nx_buf_append(&d->input, in, len) == 0)
+      d->out_bits = bits;
     return NULL;
+  }
   z = &d->def[bits];
   if (!d->def_ready[bits]) {
     /* Level 1: most of the saving for a fraction of the CPU. memLevel 8. */

@@ -184,8 +184,9 @@ static int l_reject(lua_State *L) {
 
 /* The next message a box kept from its ended connection: what came before
  * the end. One kept compressed (see ws_message_end) is inflated now; if it
- * cannot be, it and what came after it are dropped (the connection is gone
- * already: the app sees its end). */
+ * cannot be, it and what came after it are dropped, and the app is told the
+ * connection ended with the code that message would have failed it with
+ * (1007, 1009), not the close that came after it. */
 static nx_msg_t *box_pop(lua_State *L, nx_box_t *b) {
   nx_rt_t *rt = nx_rt_get(L);
   nx_msg_t *m = b->inbox;
@@ -194,14 +195,16 @@ static nx_msg_t *box_pop(lua_State *L, nx_box_t *b) {
     return NULL;
   b->inbox = m->next;
   if (m->compressed && (m = nx_msg_inflate(rt, m, &err)) == NULL) {
-    nx_log(NX_LOG_DEBUG,
-           "dropping a message kept after the connection's end: it does not "
-           "inflate (%d)",
-           err);
+    const char *reason = "out of memory";
+    unsigned code = err == -4 ? 1011 : nx_inflate_code(err, &reason);
+    nx_log(NX_LOG_DEBUG, "a message kept after the connection's end does not inflate: %s", reason);
     while ((m = b->inbox) != NULL) {
       b->inbox = m->next;
       nx_msg_free(rt, m);
     }
+    free(b->close_reason);
+    b->close_reason = strdup(reason);
+    b->close_code = (uint16_t)code;
     return NULL;
   }
   return m;

@@ -297,6 +297,7 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
 size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
 nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err);
+unsigned nx_inflate_code(int err, const char **reason);
 
 /* http.c */
 nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size);

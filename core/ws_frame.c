@@ -36,6 +36,8 @@ void nx_ws_parser_free(nx_ws_parser_t *p) {
 
 int nx_ws_parser_closed(const nx_ws_parser_t *p) { return p->state == ST_CLOSED; }
 
+int nx_ws_parser_failed(const nx_ws_parser_t *p) { return p->state == ST_ERROR; }
+
 int nx_ws_close_code_valid(unsigned code) {
   if (code >= 1000 && code <= 1003)
     return 1;

@@ -125,6 +125,8 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len);
 
 /* True once a close frame has been parsed. */
 int nx_ws_parser_closed(const nx_ws_parser_t *p);
+/* Whether the parser itself failed (error_code is then its finding). */
+int nx_ws_parser_failed(const nx_ws_parser_t *p);
 
 /* Writes a frame header to out (at most 14 bytes) and returns its length.
  * mask_key NULL writes an unmasked (server) frame. */

@@ -64,7 +64,14 @@ static int inflate_verify(conn_t *c, uint64_t seq, const uint8_t *d, size_t n) {
     if (got && verify_chunk(seq, c->rx_pos, out, got))
       return -1;
     c->rx_pos += got;
-    if (r == Z_BUF_ERROR || r == Z_STREAM_END)
+    if (r == Z_STREAM_END) {
+      /* A final block (BFINAL): the stream ends; the next message starts a
+       * new one, and what follows it in this one (the empty block the
+       * sender adds) inflates to nothing. */
+      inflateReset(z);
+      break;
+    }
+    if (r == Z_BUF_ERROR)
       break;
   } while (z->avail_in || z->avail_out == 0);
   return 0;

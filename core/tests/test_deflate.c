@@ -136,5 +136,15 @@ TEST(deflate_cache_remembers_plain) {
     CHECK_EQ(compressions, 2);
     CHECK_EQ(hits, 2);
   }
+  /* Random bytes: sampled once, plain, then a cache hit. */
+  {
+    static uint8_t rnd[65536];
+    random_bytes(rnd, sizeof(rnd), 13);
+    CHECK(nx_deflate_message(d, rnd, sizeof(rnd), 15, &clen) == NULL);
+    CHECK(nx_deflate_message(d, rnd, sizeof(rnd), 15, &clen) == NULL);
+    nx_deflate_stats(d, &compressions, &hits);
+    CHECK_EQ(compressions, 2);
+    CHECK_EQ(hits, 3);
+  }
   nx_deflate_free(d);
 }

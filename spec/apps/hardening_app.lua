@@ -10,7 +10,8 @@
 --   /bye          echo, but "bye" is answered with close(4000, "bye")
 --   /late?wait=S  accepts, receives nothing for S seconds (default 1), then
 --                 answers each message with "LENGTH KIND FIRST-BYTE" (and logs
---                 "late got LENGTH KIND FIRST-BYTE", also after the client left)
+--                 "late got LENGTH KIND FIRST-BYTE", also after the client left,
+--                 and "late ended with CODE" at the disconnect)
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -89,7 +90,12 @@ end)
 app:ws_route("/late", function(ws)
   ws:accept()
   nexlua.sleep(tonumber(ws.query_params:get("wait", "1")))
-  for data, kind in ws:iter() do
+  while true do
+    local ok, data, kind = pcall(ws.receive, ws)
+    if not ok then
+      nexlua.log.info("late ended with %s", nexlua.is_disconnect(data) and data.code or tostring(data))
+      return
+    end
     local line = string.format("%d %s %d", #data, kind, data:byte(1) or 0)
     nexlua.log.info("late got %s", line) -- (also once the client has gone)
     if ws:is_connected() then ws:send_text(line) end

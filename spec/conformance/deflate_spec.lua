@@ -918,6 +918,38 @@ describe("conformance: permessage-deflate", function()
       assert.is_nil(s:log():find("late got 5 text 97", 1, true), "a message after the bad one was delivered")
     end)
 
+    -- The check at the close is bounded (4 MiB inflated): past that, a bad
+    -- message is found when the app takes it, and the app is told the
+    -- connection ended with its code.
+    it("a bad compressed message behind more than 4 MiB of good ones, then the client's close: " ..
+      "answered 1000, and the app, reaching the bad one, sees 1007", function()
+      local c = late(0.5)
+      local three = zlib.deflate(string.rep("t", 3 * MiB))
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = three }
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = three }
+      c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
+      c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after") }
+      c:close(1000, "bye")
+      local f = c:recv_frame(5)
+      assert.equal(OP.CLOSE, f and f.opcode)
+      assert.equal(1000, f.payload:byte(1) * 256 + f.payload:byte(2))
+      -- (the log is the whole file's: look after this test's first line)
+      local function ours()
+        local log = s:log()
+        local at = log:find("late got 3145728 text 116", 1, true)
+        return at and log:sub(at)
+      end
+      assert.truthy(proc.poll(function()
+        local log = ours()
+        return log and log:find("late ended with", 1, true)
+      end, 10), s:log())
+      local log = ours()
+      local _, got = log:gsub("late got 3145728 text 116", "")
+      assert.equal(2, got, log)
+      assert.matches("late ended with 1007", log)
+      assert.is_nil(log:find("late got 5 text 97", 1, true), "a message after the bad one was delivered")
+    end)
+
     it("a compressed message the app was not waiting for that does not inflate, then a " ..
       "protocol violation: 1007, the first failure", function()
       local c = late(0.3)

@@ -93,7 +93,7 @@ unsigned nx_inflate_code(int r, const char **reason) {
   return r == -2 ? 1009 : 1007;
 }
 
-/* Fails c for what inflating a message found (see inflate_code). */
+/* Fails c for what inflating a message found (see nx_inflate_code). */
 static void inflate_failed(nx_conn_t *c, int r) {
   const char *reason;
   unsigned code = nx_inflate_code(r, &reason);

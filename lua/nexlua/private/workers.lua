@@ -13,13 +13,14 @@
 -- start-up stops everything with status 1: the master never loops on an app
 -- that cannot start. A replacement that cannot start (the file on disk was
 -- broken since) is tried again later, with a growing delay, while another
--- worker serves: those keep their clients, and a fixed file (or a SIGHUP)
--- brings the replacement back. When no worker serves, it stops everything.
+-- worker serves: those keep their clients, and once the file is fixed the
+-- next try (or a SIGHUP, at once) brings the replacement back. When no
+-- worker serves, it stops everything.
 local core = require "nexlua.core"
 local log = require "nexlua.log"
 
-local pairs, tonumber, format, match, min, max, time =
-  pairs, tonumber, string.format, string.match, math.min, math.max, os.time
+local pairs, ipairs, tonumber, format, match, min, max, time =
+  pairs, ipairs, tonumber, string.format, string.match, math.min, math.max, os.time
 
 local workers = {}
 
@@ -110,17 +111,19 @@ local function master(n, opts)
   -- Starts the replacements that are due (all of them when now is true).
   -- Returns "child", id in a freshly forked worker.
   local function retry_due(now)
+    local due = {}
     for id, r in pairs(retry) do
-      if now or r.at <= time() then
+      if now or r.at <= time() then due[#due + 1] = id end
+    end
+    for _, id in ipairs(due) do
+      local r = retry[id]
+      local started = start(id)
+      if started == "child" then return "child", id end
+      if started then
         retry[id] = nil
-        local started = start(id)
-        if started == "child" then return "child", id end
-        if started then
-          by_id[id].delay = r.delay
-        else
-          r.at = time() + r.delay
-          retry[id] = r
-        end
+        by_id[id].delay = r.delay
+      else
+        r.at = time() + r.delay
       end
     end
   end

@@ -132,6 +132,18 @@ static void drop_inbox_from(nx_conn_t *c, nx_msg_t *m) {
  * one client's close cannot hold the loop for seconds. */
 #define NX_CHECK_QUEUED_MAX (4u << 20)
 
+/* Inflates the whole compressed message m into buf after its first `from`
+ * bytes (within m->inflate_max bytes), and checks text as UTF-8: 0, or as
+ * nx_inflate_message, -3 for text that is not UTF-8. */
+static int inflate_checked(nx_rt_t *rt, const nx_msg_t *m, nx_buf_t *buf, size_t from) {
+  uint64_t max = m->inflate_max;
+  int r = nx_inflate_message(rt->deflate, m->data, m->len, max ? max + from : 0, buf);
+  if (r == 0 && m->opcode == NX_WS_OP_TEXT && buf->len > from &&
+      !nx_utf8_valid(buf->data + from, buf->len - from))
+    r = -3;
+  return r;
+}
+
 static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
   nx_rt_t *rt = c->rt;
   nx_msg_t *m;
@@ -143,10 +155,7 @@ static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
     rt->scratch.off = rt->scratch.len = 0;
     if (!rt->deflate && !(rt->deflate = nx_deflate_new()))
       return 0; /* (then it fails when taken) */
-    r = nx_inflate_message(rt->deflate, m->data, m->len, m->inflate_max, &rt->scratch);
-    if (r == 0 && m->opcode == NX_WS_OP_TEXT && rt->scratch.len &&
-        !nx_utf8_valid(rt->scratch.data, rt->scratch.len))
-      r = -3;
+    r = inflate_checked(rt, m, &rt->scratch, 0);
     done += rt->scratch.len;
     rt->scratch.off = rt->scratch.len = 0;
     if (r) {
@@ -248,7 +257,6 @@ static int ws_data(nx_ws_parser_t *p, const uint8_t *data, size_t n) {
 nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err) {
   nx_buf_t *buf = &rt->scratch;
   const size_t hdr = offsetof(nx_msg_t, data);
-  uint64_t max = m->inflate_max;
   nx_msg_t *out;
   size_t n;
   int r;
@@ -259,10 +267,8 @@ nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err) {
     return NULL;
   }
   buf->len = hdr; /* the header's room: counted in the buffer, so max too */
-  r = nx_inflate_message(rt->deflate, m->data, m->len, max ? max + hdr : 0, buf);
+  r = inflate_checked(rt, m, buf, hdr);
   n = buf->len - hdr;
-  if (r == 0 && m->opcode == NX_WS_OP_TEXT && n && !nx_utf8_valid(buf->data + hdr, n))
-    r = -3;
   if (r) {
     nx_msg_free(rt, m);
     buf->off = buf->len = 0;

@@ -126,6 +126,26 @@ void nx_deflate_free(nx_deflate_t *d) {
   free(d);
 }
 
+/* The cache of the last message (see nx_deflate_message): emptied before
+ * a new one is made, then filled with its input and whether it goes plain.
+ * Returns what nx_deflate_message returns for it. */
+static void forget(nx_deflate_t *d) {
+  d->out.off = d->out.len = 0;
+  d->input.off = d->input.len = 0;
+  d->out_bits = 0;
+}
+
+static const uint8_t *remember(nx_deflate_t *d, const uint8_t *in, size_t len, int bits, int plain,
+                               size_t *outlen) {
+  d->out_plain = plain;
+  if (nx_buf_append(&d->input, in, len) == 0)
+    d->out_bits = bits;
+  if (plain)
+    return NULL;
+  *outlen = d->out.len;
+  return d->out.data;
+}
+
 const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len, int bits,
                                   size_t *outlen) {
   z_stream *z;
@@ -144,13 +164,8 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   }
   if (len >= NX_SHRINK_CHECK_MIN && looks_random(in, len)) {
     /* Plain, and remembered as such (sent to many, it is sampled once). */
-    d->out.off = d->out.len = 0;
-    d->input.off = d->input.len = 0;
-    d->out_bits = 0;
-    d->out_plain = 1;
-    if (nx_buf_append(&d->input, in, len) == 0)
-      d->out_bits = bits;
-    return NULL;
+    forget(d);
+    return remember(d, in, len, bits, 1, outlen);
   }
   z = &d->def[bits];
   if (!d->def_ready[bits]) {
@@ -161,10 +176,7 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
   } else {
     deflateReset(z);
   }
-  d->out.off = d->out.len = 0;
-  d->input.off = d->input.len = 0;
-  d->out_bits = 0;
-  d->out_plain = 0;
+  forget(d);
   if (nx_buf_reserve(&d->out, deflateBound(z, (uLong)len) + 16))
     return NULL;
   d->compressions++;
@@ -182,13 +194,7 @@ const uint8_t *nx_deflate_message(nx_deflate_t *d, const uint8_t *in, size_t len
     d->out.data[0] = 0;
     d->out.len = 1;
   }
-  d->out_plain = len >= NX_SHRINK_CHECK_MIN && d->out.len >= len;
-  if (nx_buf_append(&d->input, in, len) == 0)
-    d->out_bits = bits;
-  if (d->out_plain)
-    return NULL;
-  *outlen = d->out.len;
-  return d->out.data;
+  return remember(d, in, len, bits, len >= NX_SHRINK_CHECK_MIN && d->out.len >= len, outlen);
 }
 
 void nx_deflate_trim(nx_deflate_t *d) {

@@ -183,11 +183,19 @@ static void on_handle_closed(uv_handle_t *h) {
     conn_free(c);
 }
 
+/* Every change of state away from open goes through here: the topics keep
+ * a count of the subscribers a publish reaches. */
+static void leave_open(nx_conn_t *c, int state) {
+  if (c->state == NX_CONN_OPEN)
+    nx_pubsub_conn_leaving_open(c);
+  c->state = state;
+}
+
 void nx_conn_really_close(nx_conn_t *c) {
   nx_listener_t *l = c->listener;
   if (c->closing_handles)
     return;
-  c->state = NX_CONN_DONE;
+  leave_open(c, NX_CONN_DONE);
   nx_conn_set_close(c, 1006, NULL, 0);
   if (l) {
     if (c->prev)
@@ -283,7 +291,7 @@ void nx_conn_timeout(nx_tnode_t *n) {
 void nx_conn_end(nx_conn_t *c) {
   if (c->closing_handles)
     return;
-  c->state = NX_CONN_DONE;
+  leave_open(c, NX_CONN_DONE);
   c->end_after_flush = 1;
   nx_conn_stop_reading(c);
   nx_conn_arm(c, c->listener->cfg.close_timeout);
@@ -451,7 +459,7 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
     nx_conn_end(c);
     return;
   }
-  c->state = NX_CONN_CLOSING;
+  leave_open(c, NX_CONN_CLOSING);
   nx_conn_arm(c, c->listener->cfg.close_timeout);
   /* Paused because the app was behind: from now on data messages are
    * dropped (the app has closed), so read on, to see the peer's close. */

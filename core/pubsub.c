@@ -31,6 +31,7 @@ struct nx_topic_s {
   nx_topic_t *hnext; /* hash chain */
   struct nx_sub_s *subs;
   uint32_t nsubs;
+  uint32_t live; /* of nsubs, the ones a publish reaches (connection open) */
   uint32_t hash;
   size_t len;
   char name[];
@@ -227,6 +228,7 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
     }
     t->subs = NULL;
     t->nsubs = 0;
+    t->live = 0;
     t->hash = h;
     t->len = len;
     memcpy(t->name, name, len);
@@ -246,6 +248,8 @@ int nx_pubsub_subscribe(nx_rt_t *rt, nx_conn_t *c, const char *name, size_t len)
     t->subs->tprev = s;
   t->subs = s;
   t->nsubs++;
+  if (c->state == NX_CONN_OPEN)
+    t->live++;
   s->cprev = NULL;
   s->cnext = c->subs;
   if (c->subs)
@@ -275,6 +279,8 @@ static void unlink_sub(nx_rt_t *rt, struct nx_sub_s *s) {
   if (s->tnext)
     s->tnext->tprev = s->tprev;
   t->nsubs--;
+  if (s->conn->state == NX_CONN_OPEN)
+    t->live--;
   free(s);
   topic_release(rt, t);
 }
@@ -314,6 +320,12 @@ void nx_pubsub_each(nx_rt_t *rt, void (*fn)(const char *, size_t, void *), void 
   for (i = 0; i < ps->nbuckets; i++)
     for (t = ps->buckets[i]; t; t = t->hnext)
       fn(t->name, t->len, ud);
+}
+
+void nx_pubsub_conn_leaving_open(const nx_conn_t *c) {
+  const struct nx_sub_s *s;
+  for (s = c->subs; s; s = s->cnext)
+    s->topic->live--;
 }
 
 void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c) {
@@ -358,16 +370,7 @@ size_t nx_pubsub_publish(nx_rt_t *rt, const char *name, size_t len, int opcode, 
 
 uint32_t nx_pubsub_count(nx_rt_t *rt, const char *name, size_t len) {
   nx_topic_t *t = find(rt, name, len);
-  struct nx_sub_s *s;
-  uint32_t n = 0;
-  if (!t)
-    return 0;
-  /* The ones a publish reaches: a connection that is closing (our close
-   * frame is out) stays subscribed until it is freed, but is skipped. */
-  for (s = t->subs; s; s = s->tnext)
-    if (s->conn->state == NX_CONN_OPEN && !s->conn->close_sent)
-      n++;
-  return n;
+  return t ? t->live : 0;
 }
 
 size_t nx_pubsub_topics(nx_rt_t *rt) { return rt->pubsub ? rt->pubsub->ntopics : 0; }

@@ -24,6 +24,9 @@ int nx_pubsub_is_subscribed(nx_rt_t *rt, const nx_conn_t *c, const char *topic, 
 void nx_pubsub_each_topic(const nx_conn_t *c, void (*fn)(const char *, size_t, void *), void *ud);
 /* Calls fn(topic, len, ud) for every topic with a subscriber in this process. */
 void nx_pubsub_each(nx_rt_t *rt, void (*fn)(const char *, size_t, void *), void *ud);
+/* c's state is about to leave NX_CONN_OPEN (its close frame is going out,
+ * or it is ending): publish no longer reaches it, nor counts it. */
+void nx_pubsub_conn_leaving_open(const nx_conn_t *c);
 /* Leaves every topic (the connection is ending). */
 void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c);
 
@@ -32,7 +35,7 @@ void nx_pubsub_drop_conn(nx_rt_t *rt, nx_conn_t *c);
 size_t nx_pubsub_publish(nx_rt_t *rt, const char *topic, size_t len, int opcode, const void *data,
                          size_t dlen, const nx_conn_t *except);
 /* Subscribers of topic that a publish reaches: open, not closing (0 for an
- * unknown topic). */
+ * unknown topic). Kept as a count: O(1). */
 uint32_t nx_pubsub_count(nx_rt_t *rt, const char *topic, size_t len);
 /* Topics with at least one subscriber. */
 size_t nx_pubsub_topics(nx_rt_t *rt);

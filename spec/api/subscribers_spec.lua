@@ -29,3 +29,77 @@ describe("nexlua.subscribers", function()
     assert.equal("after the close", b:receive_text())
   end)
 end)
+
+-- The count is kept as connections come and go (not counted one by one at
+-- each call): every way a subscriber leaves must take it off, once, and
+-- it must always equal what a publish reaches.
+describe("nexlua.subscribers, kept as a count", function()
+  local server = require "helpers.server"
+  local rawws = require "helpers.rawws"
+  local clock = require "helpers.clock"
+  local socket = require "socket"
+  local s
+
+  before_each(function() s = server.start("spec/apps/topics_app.lua") end)
+  after_each(function() s:stop() end)
+
+  local function join(topic)
+    local c = rawws.connect(s.port, "/t/" .. topic)
+    assert.equal(101, c.status)
+    assert.equal("subscribed", (c:recv_message()))
+    return c
+  end
+
+  -- The watcher's count and a publish's reach, which must agree.
+  local function count(watcher)
+    watcher:send_text("state")
+    local n
+    repeat
+      n = watcher:recv_message():match(" n=(%d+) ")
+    until n
+    watcher:send_text("all:probe")
+    local sent
+    repeat
+      sent = watcher:recv_message():match("^sent (%d+)$")
+    until sent
+    assert.equal(tonumber(n), tonumber(sent), "subscribers() and publish disagree")
+    return tonumber(n)
+  end
+
+  local function settles_at(watcher, want)
+    local deadline = clock() + 5
+    local n
+    repeat
+      n = count(watcher)
+      if n == want then return end
+      socket.sleep(0.02)
+    until clock() > deadline
+    assert.equal(want, n)
+  end
+
+  it("follows unsubscribe, a client's close, a dropped TCP connection, a violation and resubscribing", function()
+    local w = join("k")
+    local a, b, c, d = join("k"), join("k"), join("k"), join("k")
+    join("other") -- a subscriber of another topic never counts here
+    assert.equal(5, count(w))
+
+    a:send_text("unsub")
+    settles_at(w, 4)
+    a:send_text("unsub") -- a second time changes nothing
+    settles_at(w, 4)
+
+    b:close(1000) -- the client's close: answered, then the connection ends
+    settles_at(w, 3)
+
+    c.sock:close() -- TCP gone without a close frame
+    settles_at(w, 2)
+
+    d:send_frame { opcode = 1, payload = "x", rsv2 = true } -- a violation: failed with 1002
+    settles_at(w, 1)
+
+    a:send_text("resub")
+    settles_at(w, 2)
+    a:send_text("also:k") -- subscribing again to the same topic counts once
+    settles_at(w, 2)
+  end)
+end)

@@ -68,6 +68,12 @@ void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t r
   }
 }
 
+void nx_conn_forget_close(nx_conn_t *c) {
+  free(c->close_reason);
+  c->close_reason = NULL;
+  c->close_code = 0;
+}
+
 nx_msg_t *nx_msg_new(nx_rt_t *rt, size_t cap) {
   nx_msg_t *m;
   if (cap <= NX_MSG_SMALL) {
@@ -276,6 +282,12 @@ static void heartbeat(nx_conn_t *c) {
  * an open connection, else the end of the handshake or close wait. */
 void nx_conn_timeout(nx_tnode_t *n) {
   nx_conn_t *c = (nx_conn_t *)((char *)n - offsetof(nx_conn_t, tnode));
+  if (nx_conn_end_waits(c)) {
+    nx_log(NX_LOG_DEBUG, "close timeout: the app has not taken the messages before the peer's "
+                         "close or violation; closing");
+    nx_conn_end_deferred(c);
+    return;
+  }
   if (c->state == NX_CONN_OPEN) {
     heartbeat(c);
     return;

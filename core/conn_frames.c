@@ -10,20 +10,31 @@
 #include "deflate.h"
 #include "utf8.h"
 
+/* The peer's close or a violation came after messages the app has not
+ * taken yet, or while it handles one (nx_conn_app_has_messages): they are
+ * still the app's, and its answers to them go out
+ * before our close frame, as they would from a server reading one frame at
+ * a time (RFC 6455 §5.5.1 lets an endpoint finish sending first). Nothing
+ * more is read; the close waits until the app has taken the last of them
+ * (nx_conn_pop), then goes out at the end of that loop turn, after the
+ * replies (nx_conn_end_deferred). An app that does not take them within
+ * the close timeout is not waited for (nx_conn_timeout). */
+static void defer_end(nx_conn_t *c) {
+  nx_conn_stop_reading(c);
+  nx_conn_arm(c, c->listener->cfg.close_timeout);
+  nx_rt_mark_dirty(c);
+}
+
 /* A violation of the protocol by the peer (RFC 6455 §7.1.7): the
- * connection fails with code, and nothing after the violation is read.
- * Messages that were whole before it and that the app has not taken are
- * still the app's: while there are any, the failure waits for the end of
- * the loop turn (nx_conn_end_deferred), after the handler has run, so that
- * its answers to them go out before the close frame, as they would from a
- * server reading one frame at a time. reason: static text. The messages
- * queued have been checked (violation below). */
+ * connection fails with code, and nothing after the violation is read;
+ * after the messages before it, if the app has some to take (defer_end).
+ * reason: static text. The messages queued have been checked (violation
+ * below). */
 static void violation_checked(nx_conn_t *c, unsigned code, const char *reason) {
-  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
+  if (c->state == NX_CONN_OPEN && nx_conn_app_has_messages(c)) {
     c->ws.error_code = (uint16_t)code;
     c->ws.error_reason = reason;
-    nx_conn_stop_reading(c);
-    nx_rt_mark_dirty(c);
+    defer_end(c);
     return;
   }
   nx_conn_fail(c, code, reason);
@@ -372,10 +383,8 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
 
   /* Close: answer with the peer's code (unless we already sent ours), then
    * end the TCP connection from our side, as a server should. Nothing after
-   * it is read. Messages that came before it and that the app has not taken
-   * yet are still its own: while there are any, the answer waits for the end
-   * of the loop turn (nx_conn_end_deferred), so that the app's replies to
-   * them go out first (RFC 6455 §5.5.1 lets an endpoint finish sending). */
+   * it is read; the answer follows the app's replies to the messages before
+   * it, if it has some to take (defer_end). */
   {
     unsigned code;
     const char *reason;
@@ -392,9 +401,8 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
                       len - 2);
   else
     nx_conn_set_close(c, 1005, NULL, 0);
-  if (c->state == NX_CONN_OPEN && c->inbox && c->owner) {
-    nx_conn_stop_reading(c);
-    nx_rt_mark_dirty(c);
+  if (c->state == NX_CONN_OPEN && nx_conn_app_has_messages(c)) {
+    defer_end(c);
     return 1;
   }
   if (c->state == NX_CONN_OPEN) {
@@ -496,14 +504,25 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c) {
     if ((m = nx_msg_inflate(c->rt, m, &err)) == NULL) {
       drop_inbox_from(c, c->inbox);
       /* (A connection whose end has begun, our close sent or the peer's
-       * answered, is left to end as it was going to.) */
-      if (c->state == NX_CONN_OPEN)
+       * answered, is left to end as it was going to.) A peer's close whose
+       * answer waits for the app (defer_end) came after this message: the
+       * failure is the connection's end, for the app as on the wire. */
+      if (c->state == NX_CONN_OPEN) {
+        if (c->close_received)
+          nx_conn_forget_close(c);
         msg_inflate_failed(c, err);
+      }
       return NULL;
     }
   }
-  if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
-      (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING))
+  if (nx_conn_end_waits(c)) {
+    /* The peer's close or a violation is waiting for the app to take the
+     * messages before it (defer_end): this was the last one. */
+    if (!c->inbox)
+      nx_rt_mark_dirty(c);
+  } else if (c->paused && c->inbox_bytes <= c->listener->cfg.read_pause_bytes / 2 &&
+             (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)) {
     nx_conn_resume_reading(c);
+  }
   return m;
 }

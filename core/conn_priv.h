@@ -7,7 +7,9 @@
 #include "nx.h"
 
 /* conn.c */
+/* The code and reason the app is told (the first cause only: see conn.c). */
 void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rlen);
+void nx_conn_forget_close(nx_conn_t *c);     /* a cause that turned out not to be the first */
 void nx_conn_arm(nx_conn_t *c, uint64_t ms); /* its one timeout, in ms from now */
 void nx_conn_start_reading(nx_conn_t *c);
 void nx_conn_stop_reading(nx_conn_t *c);

@@ -286,9 +286,22 @@ nx_shared_frame_t *nx_conn_encode_shared(nx_rt_t *rt, int bits, int opcode, cons
 int nx_conn_send_frame(nx_conn_t *c, nx_shared_frame_t *f);
 void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t rlen);
 void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason);
-/* Ends a connection whose end waited for the end of the loop turn (a
- * violation, or the peer's close, after messages the app had not taken
- * yet: see conn.c); else nothing. */
+/* Whether the connection's end (a violation, or the peer's close) is
+ * waiting for the app to take the messages that came before it (see
+ * defer_end in conn_frames.c). */
+static inline int nx_conn_end_waits(const nx_conn_t *c) {
+  return c->state == NX_CONN_OPEN && (c->close_received || c->ws.error_code);
+}
+/* Whether the app has messages to answer before the connection's end:
+ * some it has not taken, or one it is handling now (its handler is
+ * running: a receive resumed reading, and the rest of the input was
+ * parsed inside it). */
+static inline int nx_conn_app_has_messages(const nx_conn_t *c) {
+  return c->owner && (c->inbox || c->owner == c->rt->current);
+}
+/* Ends a connection whose end waited (nx_conn_end_waits), now: at the end
+ * of the loop turn in which the app took the last of those messages or
+ * ended, or at the close timeout. Else nothing. */
 void nx_conn_end_deferred(nx_conn_t *c);
 void nx_conn_end(nx_conn_t *c);
 void nx_conn_abort(nx_conn_t *c, uint16_t app_code);

@@ -161,8 +161,11 @@ static void task_free(nx_task_t *t) {
   nx_rt_t *rt = t->rt;
   nx_task_cancel_wait(t);
   /* A connection may outlive its handler task (at exit): forget the task. */
-  if (t->conn && t->conn->owner == t)
+  if (t->conn && t->conn->owner == t) {
     t->conn->owner = NULL;
+    if (nx_conn_end_waits(t->conn)) /* for messages this task will not take now */
+      nx_rt_mark_dirty(t->conn);
+  }
   if (t->ready) {
     /* Unlink from the ready queue. */
     nx_task_t **pp = &rt->ready_head, *prev = NULL;
@@ -530,8 +533,10 @@ void nx_rt_flush(nx_rt_t *rt) {
   nx_conn_t *c;
   while ((c = rt->dirty) != NULL) {
     rt->dirty = c->dirty_next;
-    if (c->ws.error_code || c->close_received) /* (rare: no call on the message path) */
-      nx_conn_end_deferred(c); /* (while still marked dirty: it stays off the list) */
+    /* (rare: no call on the message path; while still marked dirty, so
+     * that it stays off the list) */
+    if ((c->ws.error_code || c->close_received) && !nx_conn_app_has_messages(c))
+      nx_conn_end_deferred(c);
     c->dirty = 0;
     nx_conn_flush(c);
   }

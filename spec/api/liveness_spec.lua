@@ -110,6 +110,20 @@ end)
 describe("messages nobody will read", function()
   local proc = require "helpers.proc"
 
+  -- The answer to a client's close waits for the app to take the messages
+  -- before it, but not past --close-timeout.
+  it("do not hold the answer to the client's close past the close timeout", function()
+    local s = server.start("spec/apps/inbox_app.lua", { "--close-timeout", "0.5" })
+    finally(function() s:stop() end)
+    local c = rawws.connect(s.port, "/sleeper")
+    c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "m1" } ..
+      rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) })
+    local t0 = socket.gettime()
+    c:expect_failure(1000, 5) -- (the handler sleeps 30 s)
+    assert.is_true(socket.gettime() - t0 >= 0.4, "answered before the close timeout")
+    c:close_socket()
+  end)
+
   it("are freed when the handler ends, not kept until the Lua collector runs", function()
     local s = server.start("spec/apps/inbox_app.lua")
     local ok, err = pcall(function()

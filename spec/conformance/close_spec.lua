@@ -120,6 +120,48 @@ describe("conformance 7.x close handling", function()
       assert.is_true((c:wait_tcp_close(3)), "the server must close TCP after the close handshake")
     end)
 
+    -- All of them: the close waits until the app has taken the last message
+    -- before it, however many loop turns that takes (here the handler
+    -- answers each with 64 KiB, and its sends wait for the client to read:
+    -- a 64 KiB high-water mark, 13 MB of replies).
+    for _, case in ipairs({
+      { "the client's close", rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) }, 1000 },
+      { "a violation", rawws.build_frame { opcode = 3, payload = "reserved" }, 1002 },
+    }) do
+      it("answers 200 messages sent with " .. case[1] .. " in one segment, every one, then " ..
+        "closes with " .. case[3], function()
+        local hs = server.start("spec/apps/liveness_app.lua")
+        finally(function() hs:stop() end)
+        local c = rawws.connect(hs.port, "/flood-reply")
+        clients[#clients + 1] = c
+        assert.equal(101, c.status)
+        local frames = {}
+        for i = 1, 200 do frames[i] = rawws.build_frame { opcode = OP.TEXT, payload = tostring(i) } end
+        c:send_raw(table.concat(frames) .. case[2])
+        for i = 1, 200 do
+          local f = assert(c:recv_frame(5))
+          assert.equal(OP.BINARY, f.opcode, "reply " .. i .. ": " .. rawws.describe_frame(f))
+          assert.equal(65536, #f.payload)
+        end
+        c:expect_failure(case[3]) -- (and TCP closed after it)
+      end)
+    end
+
+    -- A message past the read pause (4 MiB) and the close in one segment:
+    -- reading resumes inside the handler's receive, and the close found
+    -- there still waits for its reply.
+    it("answers a close that follows a 5 MiB message in the same segment: the echo, then the close",
+      function()
+      local c = open()
+      local big = string.rep("0123456789abcdef", 5 * 65536)
+      c:send_raw(rawws.build_frame { opcode = OP.BINARY, payload = big } ..
+        rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) })
+      local f = assert(c:recv_frame(10))
+      assert.equal(OP.BINARY, f.opcode, rawws.describe_frame(f))
+      assert.is_true(f.payload == big, "the echo differs from the message")
+      c:expect_failure(1000)
+    end)
+
     -- The app may close while the answer to the peer's close (or to its
     -- violation) waits for the end of the turn: after a close, its close is
     -- the answer; after a violation, the connection fails with the

@@ -906,12 +906,14 @@ describe("conformance: permessage-deflate", function()
     end)
 
     it("a compressed message the app was not waiting for that does not inflate, then the " ..
-      "client's close: 1007 (not the client's 1000); the messages before it are the app's", function()
+      "client's close: 1007 (not the client's 1000); the messages before it are the app's, " ..
+      "and its reply comes first", function()
       local c = late(0.5)
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after") }
       c:close(1000, "bye")
+      assert.equal("5 text 102", (c:recv_message(5)))
       c:expect_failure(1007, 5)
       assert.truthy(s:wait_log("late got 5 text 102", 5), s:log())
       require("socket").sleep(0.2)
@@ -919,10 +921,11 @@ describe("conformance: permessage-deflate", function()
     end)
 
     -- The check at the close is bounded (4 MiB inflated): past that, a bad
-    -- message is found when the app takes it, and the app is told the
-    -- connection ended with its code.
+    -- message is found when the app takes it (the answer to the close waits
+    -- for the app to take the messages before it), and fails the
+    -- connection then, with its code.
     it("a bad compressed message behind more than 4 MiB of good ones, then the client's close: " ..
-      "answered 1000, and the app, reaching the bad one, sees 1007", function()
+      "the replies to the good ones, then 1007 when the app reaches the bad one", function()
       local c = late(0.5)
       local three = zlib.deflate(string.rep("t", 3 * MiB))
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = three }
@@ -930,9 +933,9 @@ describe("conformance: permessage-deflate", function()
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("after") }
       c:close(1000, "bye")
-      local f = c:recv_frame(5)
-      assert.equal(OP.CLOSE, f and f.opcode)
-      assert.equal(1000, f.payload:byte(1) * 256 + f.payload:byte(2))
+      assert.equal("3145728 text 116", (c:recv_message(10)))
+      assert.equal("3145728 text 116", (c:recv_message(10)))
+      c:expect_failure(1007, 5)
       -- (the log is the whole file's: look after this test's first line)
       local function ours()
         local log = s:log()
@@ -956,6 +959,7 @@ describe("conformance: permessage-deflate", function()
       c:send_frame { opcode = OP.TEXT, rsv1 = true, payload = zlib.deflate("first") }
       c:send_frame { opcode = OP.BINARY, rsv1 = true, payload = "\255\255\255\255" }
       c:send_frame { opcode = 3, payload = "reserved opcode" }
+      assert.equal("5 text 102", (c:recv_message(5)))
       c:expect_failure(1007, 5)
     end)
 

@@ -593,8 +593,12 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     char reply[128];
     if (n && nx_pmd_negotiate(vals, lens, n, &pmd, reply, sizeof(reply))) {
       c->pmd_offered = 1;
-      c->pmd_bits = (uint8_t)pmd.server_max_window_bits;
-      c->pmd_bits_reply = (uint8_t)pmd.server_window_in_reply;
+      /* zlib's raw deflate has no 8-bit window, but with a 9-bit one it never
+       * refers back more than 250 bytes (its window less the 262 it keeps
+       * ahead), so what it makes inflates with an 8-bit window: the answer
+       * can name 8. */
+      c->pmd_bits = (uint8_t)(pmd.server_max_window_bits < 9 ? 9 : pmd.server_max_window_bits);
+      c->pmd_bits_reply = (uint8_t)(pmd.server_window_in_reply ? pmd.server_max_window_bits : 0);
     }
   }
   nx_timerq_stop(&c->rt->timers, &c->tnode);

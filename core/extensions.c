@@ -63,8 +63,6 @@ static int accept_offer(const char *s, size_t len, nx_pmd_params_t *p) {
       int b = val ? window_bits(val, vlen) : -1;
       if (seen_smwb++ || b < 0)
         return 0;
-      if (b == 8)
-        return 0; /* zlib's raw deflate has no 8-bit window */
       p->server_max_window_bits = b;
       p->server_window_in_reply = 1;
     } else if (nx_token_ieq(param, plen, "client_max_window_bits")) {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct {
-  int server_max_window_bits; /* 9..15: our compressor's window */
+  int server_max_window_bits; /* 8..15: our compressor's window (see conn.c for 8) */
   int client_max_window_bits; /* 8..15: the client's (we inflate with 15) */
   int client_window_in_reply; /* the offer named client_max_window_bits */
   int server_window_in_reply; /* the offer named server_max_window_bits */
@@ -14,8 +14,7 @@ typedef struct {
 
 /* Picks the first acceptable permessage-deflate offer among the n header
  * values (each a comma-separated list of offers). An offer with an unknown,
- * repeated or malformed parameter, or asking for a server window of 8 bits
- * (raw deflate cannot make those), is declined and the next one tried.
+ * repeated or malformed parameter is declined and the next one tried.
  * We always answer with server_no_context_takeover and
  * client_no_context_takeover, so no connection keeps a zlib context.
  * Returns 1 and fills out and reply (the response header value, NUL-ended)

@@ -148,7 +148,7 @@ static int l_accept(lua_State *L) {
                      "client_no_context_takeover");
     if (c->pmd_bits_reply)
       k += snprintf(reply + k, sizeof(reply) - (size_t)k, "; server_max_window_bits=%d",
-                    c->pmd_bits);
+                    c->pmd_bits_reply);
     nx_conn_send_raw(c, reply, (size_t)k);
     nx_conn_send_raw(c, "\r\n", 2);
     c->deflate = 1;

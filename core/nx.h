@@ -198,7 +198,7 @@ struct nx_conn_s {
   uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
   uint8_t deflate;        /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */
-  uint8_t pmd_bits_reply; /* the offer named server_max_window_bits: answer it */
+  uint8_t pmd_bits_reply; /* server_max_window_bits to answer (0: the offer did not name it) */
   uint8_t linger;         /* ends while the peer may still send: lingering close */
   uint8_t lingering;      /* our last bytes and FIN are out: reading to discard */
   uint16_t close_code;    /* for the app: peer's code, 1005, 1006 or ours */

@@ -1,6 +1,7 @@
 /* Tests of the permessage-deflate codec (core/deflate.c): what it declines
  * to compress (send plain), and that what it compresses inflates back. */
 #include <string.h>
+#include <zlib.h>
 
 #include "deflate.h"
 #include "test.h"
@@ -106,6 +107,77 @@ TEST(deflate_compresses_data_with_every_byte_value_that_repeats) {
   for (i = 0; i < 256; i++)
     in[i] = (uint8_t)((i * 7 + 3) & 0xff);
   CHECK(nx_deflate_message(d, in, 256, 15, &clen) == NULL);
+  nx_deflate_free(d);
+}
+
+/* Inflates in with a raw window of bits (zlib directly, as a client would):
+ * 1 when it gives want back. The output is taken 16 bytes at a time, so
+ * that what a match refers to comes from zlib's window (within one output
+ * buffer, zlib reads back from the buffer, whatever the window). */
+static int inflates_with_window(const uint8_t *in, size_t len, int bits, const uint8_t *want,
+                                size_t wlen) {
+  static uint8_t out[65536 + 64];
+  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+  z_stream z;
+  size_t got = 0;
+  int pass, r = Z_OK;
+  memset(&z, 0, sizeof(z));
+  if (inflateInit2(&z, -bits) != Z_OK)
+    return 0;
+  for (pass = 0; pass < 2 && r != Z_DATA_ERROR; pass++) {
+    z.next_in = (uint8_t *)(uintptr_t)(pass ? tail : in);
+    z.avail_in = (uInt)(pass ? sizeof(tail) : len);
+    do {
+      uint8_t chunk[16];
+      z.next_out = chunk;
+      z.avail_out = sizeof(chunk);
+      r = inflate(&z, Z_SYNC_FLUSH);
+      if (r == Z_DATA_ERROR || got + (sizeof(chunk) - z.avail_out) > sizeof(out))
+        r = Z_DATA_ERROR;
+      else
+        memcpy(out + got, chunk, sizeof(chunk) - z.avail_out), got += sizeof(chunk) - z.avail_out;
+    } while (r == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+  }
+  inflateEnd(&z);
+  return r != Z_DATA_ERROR && got == wlen && memcmp(out, want, wlen) == 0;
+}
+
+TEST(deflate_window_8_output_inflates_with_an_8_bit_window) {
+  /* A client may ask for server_max_window_bits=8 (Autobahn 13.3, 13.5):
+   * the compressor runs with 9 bits, whose matches reach back 250 bytes at
+   * most, so a 256-byte window reads them. Data that repeats at every
+   * distance around that edge, and text. */
+  static uint8_t in[65536];
+  size_t clen, n, dist;
+  nx_deflate_t *d = nx_deflate_new();
+  const uint8_t *z;
+  for (dist = 180; dist <= 320; dist += 7) {
+    random_bytes(in, dist, (uint32_t)dist);
+    for (n = 0; n < dist; n++)
+      in[n] = (uint8_t)('a' + (in[n] & 15));
+    for (n = dist; n < 20000; n++)
+      in[n] = (n % 97) < 60 ? in[n - dist] : (uint8_t)('a' + ((n * 31) & 15));
+    z = nx_deflate_message(d, in, 20000, 8, &clen);
+    if (!CHECK(z != NULL))
+      break;
+    if (!CHECK(inflates_with_window(z, clen, 8, in, 20000))) {
+      nx_test_diag("repeats at distance %zu: the output needs more than an 8-bit window", dist);
+      break;
+    }
+  }
+  text_bytes(in, sizeof(in));
+  z = nx_deflate_message(d, in, sizeof(in), 8, &clen);
+  CHECK(z != NULL && inflates_with_window(z, clen, 8, in, sizeof(in)));
+  /* (and the check can fail: a 15-bit window's output of 300 random
+   * letters said over and over does not read with 8) */
+  random_bytes(in, 300, 99);
+  for (n = 0; n < 300; n++)
+    in[n] = (uint8_t)('a' + (in[n] & 15));
+  for (n = 300; n < 20000; n++)
+    in[n] = in[n - 300];
+  z = nx_deflate_message(d, in, 20000, 15, &clen);
+  CHECK(z != NULL && !inflates_with_window(z, clen, 8, in, 20000) &&
+        inflates_with_window(z, clen, 15, in, 20000));
   nx_deflate_free(d);
 }
 

@@ -90,7 +90,11 @@ function M.inflate(data, opts)
   local r = z.inflateInit2_(s, -(opts.window_bits or 15), M.version, stream_size())
   assert(r == Z_OK, "inflateInit2 failed: " .. r)
   local input = data .. (opts.no_tail and "" or TAIL)
-  local CH = 65536
+  -- Under a 15-bit window, output a byte per call: what a match refers to
+  -- then comes from zlib's window alone, which holds 2^bits bytes, so data
+  -- that needs a larger window fails (within one output buffer, zlib reads
+  -- back from the buffer, whatever the window).
+  local CH = (opts.window_bits or 15) < 15 and 1 or 65536
   local buf = ffi.new("unsigned char[?]", CH)
   local parts, total = {}, 0
   s.next_in = input

@@ -251,7 +251,9 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     return 1;
   }
   nx_log(NX_LOG_DEBUG, "bad HTTP request: %s", llhttp_get_error_reason(&h->parser));
-  return 400;
+  /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another version is one we do
+   * not speak (RFC 9110 §15.6.6), not a malformed request. */
+  return err == HPE_INVALID_VERSION ? 505 : 400;
 }
 
 static void fill_request(nx_http_t *h, nx_request_t *req, nx_header_t *hdrs) {
@@ -359,36 +361,56 @@ void nx_http_store(const nx_http_t *h, nx_box_t *b) {
 }
 
 static const char *status_text(int status) {
-  switch (status) {
-  case 101:
+  /* RFC 9110 §15, and 429, 431 (RFC 6585) and 451 (RFC 7725). */
+  static const char *const c4[] = {"Bad Request",
+                                   "Unauthorized",
+                                   "Payment Required",
+                                   "Forbidden",
+                                   "Not Found",
+                                   "Method Not Allowed",
+                                   "Not Acceptable",
+                                   "Proxy Authentication Required",
+                                   "Request Timeout",
+                                   "Conflict",
+                                   "Gone",
+                                   "Length Required",
+                                   "Precondition Failed",
+                                   "Content Too Large",
+                                   "URI Too Long",
+                                   "Unsupported Media Type",
+                                   "Range Not Satisfiable",
+                                   "Expectation Failed",
+                                   NULL,
+                                   NULL,
+                                   NULL,
+                                   "Misdirected Request",
+                                   "Unprocessable Content",
+                                   NULL,
+                                   NULL,
+                                   NULL,
+                                   "Upgrade Required",
+                                   NULL,
+                                   "Precondition Required",
+                                   "Too Many Requests",
+                                   NULL,
+                                   "Request Header Fields Too Large"};
+  static const char *const c5[] = {"Internal Server Error", "Not Implemented",
+                                   "Bad Gateway",           "Service Unavailable",
+                                   "Gateway Timeout",       "HTTP Version Not Supported"};
+  const char *t = NULL;
+  if (status == 101)
     return "Switching Protocols";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 414:
-    return "URI Too Long";
-  case 408:
-    return "Request Timeout";
-  case 426:
-    return "Upgrade Required";
-  case 429:
-    return "Too Many Requests";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 503:
-    return "Service Unavailable";
-  default:
-    return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-  }
+  if (status >= 400 && status < 400 + (int)(sizeof(c4) / sizeof(c4[0])))
+    t = c4[status - 400];
+  else if (status >= 500 && status < 500 + (int)(sizeof(c5) / sizeof(c5[0])))
+    t = c5[status - 500];
+  else if (status == 451)
+    t = "Unavailable For Legal Reasons";
+  else if (status == 511)
+    t = "Network Authentication Required";
+  if (t)
+    return t;
+  return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 }
 
 /* 1 if the extra header lines hold an Upgrade header, whose sender must

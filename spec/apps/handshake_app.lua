@@ -82,6 +82,10 @@ app:ws_route("/deny", function(ws)
   ws:deny(401, "token required\n", { ["WWW-Authenticate"] = "Bearer" })
 end)
 
+app:ws_route("/deny-status", function(ws)
+  ws:deny(tonumber(ws.query_params:get("status")), "no\n")
+end)
+
 app:ws_route("/deny426", function(ws)
   ws:deny(426, "use the other endpoint\n")
 end)

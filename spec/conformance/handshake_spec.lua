@@ -198,6 +198,28 @@ describe("conformance: opening handshake", function()
       assert.equal(400, (http(request(nil, "/ws", "GET", "HTTP/1.0"))))
     end)
 
+    -- HTTP/1.1's syntax under another version: one the server does not
+    -- speak (RFC 9110 §15.6.6). (A later HTTP/1.x would be read as 1.1, but
+    -- the request parser, llhttp 8, knows only 1.0 and 1.1.)
+    for _, version in ipairs { "HTTP/2.0", "HTTP/3.0", "HTTP/1.2", "HTTP/0.9" } do
+      it("answers 505 HTTP Version Not Supported for " .. version, function()
+        local status, _, _, c = http(request(nil, "/ws", "GET", version))
+        assert.equal(505, status)
+        assert.equal("HTTP Version Not Supported", c.reason)
+      end)
+    end
+
+    it("names the status of an app's refusal in its reason phrase", function()
+      local hs = server.start("spec/apps/handshake_app.lua")
+      finally(function() hs:stop() end)
+      for status, phrase in pairs { [451] = "Unavailable For Legal Reasons", [418] = "Client Error",
+        [413] = "Content Too Large", [503] = "Service Unavailable" } do
+        local got, _, _, c = rawws.http(hs.port, (rawws.build_request(hs.port, "/deny-status?status=" .. status)))
+        assert.equal(status, got)
+        assert.equal(phrase, c.reason)
+      end
+    end)
+
     it("answers 405 for POST", function()
       assert.equal(405, (http(request(nil, "/ws", "POST"))))
     end)

@@ -6,6 +6,7 @@
  * Memory is freed only in the close callback of the last of its two libuv
  * handles, never inside a callback that may still use it; Lua reaches the
  * connection through a box whose pointer is cleared first. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,11 +260,7 @@ static void heartbeat(nx_conn_t *c) {
   if (c->ping_outstanding) {
     uint64_t waited = now - c->ping_sent;
     if (waited >= c->ping_timeout) {
-      if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
-        char peer[80];
-        nx_log(NX_LOG_DEBUG, "no answer to a ping within %u ms: closing %s", c->ping_timeout,
-               nx_conn_peer_name(c, peer, sizeof(peer)));
-      }
+      nx_conn_debug(c, "no answer to a ping within %u ms: closing", c->ping_timeout);
       nx_conn_fail(c, 1011, "keepalive ping timeout");
       return;
     }
@@ -293,9 +290,9 @@ void nx_conn_timeout(nx_tnode_t *n) {
     return;
   }
   if (c->state == NX_CONN_HTTP)
-    nx_log(NX_LOG_DEBUG, "handshake timeout: closing the connection");
+    nx_conn_debug(c, "handshake timeout: closing the connection");
   else if (!c->lingering) /* (a lingering peer went quiet: the normal end) */
-    nx_log(NX_LOG_DEBUG, "close timeout: dropping the connection");
+    nx_conn_debug(c, "close timeout: dropping the connection");
   nx_conn_really_close(c);
 }
 
@@ -351,10 +348,26 @@ void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
 }
 
 /* A connection past --max-connections: HTTP 503, and the end (lingering:
- * its request, if it is still coming, is read and dropped). */
+ * its request, if it is still coming, is read and dropped). Logged once a
+ * second at most, with how many there were meanwhile: a flood of them must
+ * not flood the log. */
 static void over_capacity(nx_conn_t *c) {
-  nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503",
-         c->listener->cfg.max_connections);
+  nx_listener_t *l = c->listener;
+  uint64_t now = uv_now(c->rt->loop);
+  if (!l->over_logged_at || now - l->over_logged_at >= 1000) {
+    if (l->over_unlogged)
+      nx_log(NX_LOG_WARN,
+             "at the connection limit (%u): answering 503 (to %u more since the last entry; "
+             "logged once a second at most)",
+             l->cfg.max_connections, l->over_unlogged);
+    else
+      nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503", l->cfg.max_connections);
+    l->over_logged_at = now;
+    l->over_unlogged = 0;
+  } else {
+    l->over_unlogged++;
+  }
+  nx_conn_debug(c, "at the connection limit: answering 503");
   nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
 }
 
@@ -409,8 +422,7 @@ void nx_conn_accepted(nx_listener_t *l) {
       uint32_t n = nx_ipcount_add(l->per_ip, c->ip);
       c->ip_counted = n > 0;
       if (n > l->cfg.max_per_ip) {
-        nx_log(NX_LOG_DEBUG, "closing a connection over the per-address cap (%u)",
-               l->cfg.max_per_ip);
+        nx_conn_debug(c, "closing a connection over the per-address cap (%u)", l->cfg.max_per_ip);
         c->next = l->conns;
         if (l->conns)
           l->conns->prev = c;
@@ -483,7 +495,7 @@ void nx_conn_close_frame(nx_conn_t *c, unsigned code, const char *reason, size_t
 /* Fails the connection (RFC 6455 §7.1.7): close frame with code, then TCP. */
 void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
   size_t rlen = reason ? strlen(reason) : 0;
-  nx_log(NX_LOG_DEBUG, "failing the connection with %u: %s", code, reason ? reason : "");
+  nx_conn_debug(c, "failing the connection with %u: %s", code, reason ? reason : "");
   if (c->state == NX_CONN_OPEN) {
     uint8_t payload[125];
     size_t n = nx_ws_close_payload(payload, code, reason, rlen);
@@ -493,6 +505,17 @@ void nx_conn_fail(nx_conn_t *c, unsigned code, const char *reason) {
   nx_conn_set_close(c, (uint16_t)code, reason, rlen);
   c->linger = !c->close_received;
   nx_conn_end(c);
+}
+
+void nx_conn_debug(nx_conn_t *c, const char *fmt, ...) {
+  char peer[80], msg[512];
+  va_list ap;
+  if (!NX_LOG_ENABLED(NX_LOG_DEBUG))
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  nx_log(NX_LOG_DEBUG, "client %s: %s", nx_conn_peer_name(c, peer, sizeof(peer)), msg);
 }
 
 const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
@@ -557,11 +580,7 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   if (r) {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why);
-    if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
-      char peer[80];
-      nx_log(NX_LOG_DEBUG, "refused a handshake from %s with %d: %s",
-             nx_conn_peer_name(c, peer, sizeof(peer)), r, why);
-    }
+    nx_conn_debug(c, "refused the handshake with %d: %s", r, why);
     nx_http_respond(c, r,
                     r == 426   ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n"
                     : r == 405 ? "Allow: GET\r\n"
@@ -571,13 +590,11 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   }
   if (c->listener->cfg.allowed_origins && !origin_allowed(c)) {
     if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
-      char peer[80];
       const char *origin[1];
       size_t olen[1];
       int n = (int)nx_http_header_values(c->http, "origin", origin, olen, 1);
-      nx_log(NX_LOG_DEBUG, "refused a handshake from %s with a forbidden Origin (%.*s): 403",
-             nx_conn_peer_name(c, peer, sizeof(peer)), n ? (int)(olen[0] > 200 ? 200 : olen[0]) : 0,
-             n ? origin[0] : "");
+      nx_conn_debug(c, "refused the handshake with a forbidden Origin (%.*s): 403",
+                    n ? (int)(olen[0] > 200 ? 200 : olen[0]) : 0, n ? origin[0] : "");
     }
     nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
@@ -656,7 +673,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     plain->off = plain->len = 0;
     int r = nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, nx_tls_out(c->tls));
     if (r < 0) {
-      nx_log(NX_LOG_DEBUG, "TLS failed: dropping the connection");
+      nx_conn_debug(c, "TLS failed: dropping the connection");
       c->tls_closed = 1; /* no close_notify after a fatal alert */
       nx_conn_end(c);    /* the alert, if any, goes out first */
       nx_rt_run_ready(c->rt);

@@ -17,7 +17,6 @@ void nx_conn_wake_waiters(nx_conn_t *c);
 void nx_conn_really_close(nx_conn_t *c); /* closes its handles; freed in their callback */
 void nx_conn_start_linger(nx_conn_t *c); /* our last bytes and FIN are out: read to discard */
 /* "ip:port" (or "[ip6]:port") of the peer, for the log. */
-const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n);
 
 /* conn_output.c */
 void nx_conn_out_free(nx_conn_t *c); /* the output queue, at the end */

@@ -458,7 +458,7 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
     nx_conn_send_raw(c, headers, strlen(headers));
   nx_conn_send_raw(c, "\r\n", 2);
   nx_conn_send_raw(c, body, blen);
-  nx_log(NX_LOG_DEBUG, "answered HTTP %d %s", status, text);
+  nx_conn_debug(c, "answered HTTP %d %s", status, text);
   c->linger = 1; /* the client may still be sending its request */
   nx_conn_end(c);
 }

@@ -80,11 +80,21 @@ static int l_listen(lua_State *L) {
   cfg.max_fragments = (uint32_t)opt_field_number(L, 1, "max_fragments", cfg.max_fragments);
   lua_getfield(L, 1, "allowed_origins");
   origins = lua_isstring(L, -1) && lua_objlen(L, -1) > 0 ? lua_tostring(L, -1) : NULL;
-  if (cfg.max_connections == 0) {
-    /* Default: what the descriptor limit allows, keeping some for files. */
+  {
+    /* Default: what the descriptor limit allows, keeping some for files
+     * (64, or half of a small limit). A connection past the descriptors
+     * cannot be answered: libuv accepts and closes it at once. */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
-      cfg.max_connections = (uint32_t)(rl.rlim_cur - 64);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+      uint32_t fit = (uint32_t)(rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2);
+      if (cfg.max_connections == 0)
+        cfg.max_connections = fit;
+      else if (cfg.max_connections > fit)
+        nx_log(NX_LOG_WARN,
+               "--max-connections %u is more than the open-file limit (%llu) allows: past about "
+               "%u connections, new ones are closed without an answer (raise `ulimit -n`)",
+               cfg.max_connections, (unsigned long long)rl.rlim_cur, fit);
+    }
   }
   cfg.compress_threshold =
       (size_t)opt_field_number(L, 1, "compress_threshold", (double)cfg.compress_threshold);

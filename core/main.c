@@ -3,6 +3,7 @@
  * any error at start-up is one clear message and a non-zero exit. */
 #include <malloc.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,10 +64,22 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* Every connection takes a descriptor, and the soft limit (often 1024) is
+ * only a default: take what the hard limit allows, as Go's runtime does.
+ * (The loop is epoll's, so descriptors past 1024 are fine.) */
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int main(int argc, char **argv) {
   lua_State *L;
   int status, code = 1;
 
+  raise_nofile();
   /* Message and output buffers of 64 KiB..1 MiB come and go with every
    * large message. glibc would hand buffers over 128 KiB to mmap and trim
    * the heap top as soon as 128 KiB are free: each message would then

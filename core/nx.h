@@ -138,6 +138,8 @@ struct nx_listener_s {
   int port;
   nx_conn_t *conns; /* open connections, for shutdown */
   uint32_t nconns;  /* connections alive (accepted and not yet freed) */
+  uint64_t over_logged_at; /* when "at the connection limit" was last logged (loop ms) */
+  uint32_t over_unlogged;  /* connections answered 503 since then */
   struct nx_ipcount_s *per_ip;
   nx_listener_t *next;
 };
@@ -306,6 +308,14 @@ void nx_conn_end_deferred(nx_conn_t *c);
 void nx_conn_end(nx_conn_t *c);
 void nx_conn_abort(nx_conn_t *c, uint16_t app_code);
 void nx_conn_flush(nx_conn_t *c);
+/* "ADDRESS:PORT" of the connection's client ("?:0" once it is gone). */
+const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n);
+/* A debug entry about the connection: "client ADDRESS:PORT: message". */
+void nx_conn_debug(nx_conn_t *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
 size_t nx_conn_buffered(const nx_conn_t *c);
 nx_msg_t *nx_conn_pop(nx_conn_t *c);

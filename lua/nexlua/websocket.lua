@@ -3,6 +3,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"
 local multidict = require "nexlua.multidict"
+local log = require "nexlua.log"
 local topics = require "nexlua.topics"
 
 local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
@@ -47,6 +48,18 @@ if not ok_new then new_table = function() return {} end end
 -- Connection states, as the app sees them.
 local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "closed", "disconnected"
 
+-- A client's address: {host = , port = }, written "host:port" ("[host]:port"
+-- for IPv6) by tostring.
+local Address = {
+  __tostring = function(a)
+    return (find(a.host, ":", 1, true) and "[" .. a.host .. "]" or a.host) .. ":" .. a.port
+  end,
+}
+local function address(host, port)
+  if not host or host == "" then return nil end
+  return setmetatable({ host = host, port = port }, Address)
+end
+
 -- Fields computed on first access, so a connection that never looks at its
 -- headers never pays for parsing them.
 local lazy = {
@@ -59,8 +72,7 @@ local lazy = {
   query_params = function(self) return multidict.QueryParams(self._req.query) end,
   client = function(self)
     local r = self._req
-    if not r.client_host or r.client_host == "" then return nil end
-    return { host = r.client_host, port = r.client_port }
+    return address(r.client_host, r.client_port)
   end,
   url = function(self)
     -- An absolute-form request target names the host instead of Host.
@@ -240,6 +252,10 @@ function WebSocket:close(code, reason)
   if st == CONNECTING then
     self[STATE] = CLOSED
     self.close_code, self.close_reason = code, reason
+    if log.debugging() then
+      log.debug("client %s: %s closed before accept() with %d %q: HTTP 403", tostring(self.client or "?"),
+        self.path, code, reason or "")
+    end
     reject(self[BOX], 403, nil, "Forbidden\n")
   elseif st == CONNECTED then
     self[STATE] = CLOSED
@@ -502,5 +518,9 @@ function WebSocket:connection_state() return conn_state(self[BOX]) end
 function WebSocket:buffered_amount() return core.buffered(self[BOX]) end
 
 WebSocket.STATES = { CONNECTING = CONNECTING, CONNECTED = CONNECTED, CLOSED = CLOSED, DISCONNECTED = DISCONNECTED }
+
+--- The address of a request's client (core.request's client_host and
+-- client_port) as ws.client has it, or nil.
+WebSocket.address = address
 
 return WebSocket

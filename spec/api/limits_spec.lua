@@ -163,6 +163,9 @@ describe("limits", function()
       end
       for i = 1, 5 do echo_ok(five[i], "still served " .. i) end
       assert.matches("at the connection limit %(5%)", s:log())
+      -- logged once a second at most, not once per refused connection
+      local _, entries = s:log():gsub("WARN at the connection limit", "")
+      assert.is_true(entries <= 2, entries .. " entries for 3 refused connections")
       -- free one slot with a clean close; the next handshake is accepted
       five[1]:close(1000)
       five[1]:expect_close()

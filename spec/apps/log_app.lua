@@ -1,5 +1,6 @@
 -- Logs what clients send (spec/api/log_spec.lua): /log logs each text
--- message at info and replies "ok".
+-- message at info and replies "ok"; /shut closes before accept with 1008
+-- "no token"; /badfmt logs with a format its argument does not fit.
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -10,6 +11,16 @@ app:ws_route("/log", function(ws)
     nexlua.log.info("client said: %s", text)
     ws:send_text("ok")
   end
+end)
+
+app:ws_route("/shut", function(ws)
+  ws:close(1008, "no token")
+end)
+
+app:ws_route("/badfmt", function(ws)
+  ws:accept()
+  local ok, err = pcall(function() nexlua.log.info("%d apples", "abc") end)
+  ws:send_text(ok and "logged" or tostring(err))
 end)
 
 return app

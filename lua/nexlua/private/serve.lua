@@ -70,9 +70,8 @@ end
 local function ended(ws, route, ok, err)
   local st = state_of(ws)
   if not ok and err.traceback then
-    local client = ws.client
     log.error("error in WebSocket handler or middleware for %s (path %s, client %s): %s", route.template, ws.path,
-      client and (client.host .. ":" .. client.port) or "?", err.traceback)
+      tostring(ws.client or "?"), err.traceback)
     if st == STATES.CONNECTING then
       core.reject(box_of(ws), 500, nil, "Internal Server Error\n")
     elseif st == STATES.CONNECTED then
@@ -112,7 +111,11 @@ function serve.entry(target)
     path = unescape_path(path)
     local route, params = app.router:match(path)
     if not route then
-      log.debug("no WebSocket route for %s: 404", path)
+      if log.debugging() then
+        local r = core.request(box)
+        log.debug("client %s: no WebSocket route for %s: 404",
+          tostring(WebSocket.address(r.client_host, r.client_port) or "?"), path)
+      end
       core.reject(box, 404, nil, "Not Found\n")
       generation_done(app, holder)
       return

@@ -239,6 +239,29 @@ describe("limits", function()
   end)
 
   -------------------------------------------------------------------------
+  describe("--max-connections and the open-file limit", function()
+    local proc = require "helpers.proc"
+    -- (ulimit -n sets the hard limit too, so nexlua cannot raise it)
+    local function start_under(limit, args)
+      local cmd = string.format("ulimit -n %d && exec %s examples/echo/app.lua --host 127.0.0.1 --port 0 %s " ..
+        "& pid=$!; sleep 1; kill $pid; wait $pid", limit, BIN, args)
+      local _, out, err = proc.run({ "sh", "-c", cmd }, 20)
+      return out .. err
+    end
+
+    it("warns at start when the limit cannot hold the value given", function()
+      local log = start_under(100, "--max-connections 500")
+      assert.matches("%-%-max%-connections 500 is more than the open%-file limit %(100%) allows: " ..
+        "past about 50 connections", log)
+    end)
+
+    it("does not warn about the default, which fits a small limit", function()
+      local log = start_under(100, "")
+      assert.matches("listening on", log)
+      assert.is_nil(log:find("open-file limit", 1, true), log)
+    end)
+  end)
+
   describe("--max-connections-per-ip", function()
     local s, open
     setup(function()

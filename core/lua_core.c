@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "deflate.h"
 #include "lauxlib.h"
@@ -443,9 +444,47 @@ static int l_task_status(lua_State *L) {
   return 1;
 }
 
+/* A loop held by a handler (a busy loop, a blocking call) runs no signal
+ * callback: a second SIGINT or SIGTERM that comes while the first one is
+ * still waiting for the loop ends the process from the signal handler
+ * itself, which then passes the signal on to libuv's. */
+static volatile sig_atomic_t unseen_stops;
+static struct sigaction uv_stop_handler[2]; /* libuv's, for SIGINT and SIGTERM */
+
+static void on_stop_signal(int signum) {
+  static const char msg[] = "second stop signal while the event loop is held (a handler that "
+                            "does not yield?): exiting now\n";
+  if (unseen_stops++ > 0) {
+    ssize_t w = write(2, nx_log_tag, strlen(nx_log_tag));
+    w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(1);
+  }
+  uv_stop_handler[signum == SIGINT ? 0 : 1].sa_handler(signum);
+}
+
+/* Puts on_stop_signal in front of libuv's handlers (installed by
+ * uv_signal_start, which does not install them again while its watchers
+ * live). */
+static void wrap_stop_signals(void) {
+  int sigs[2] = {SIGINT, SIGTERM}, i;
+  for (i = 0; i < 2; i++) {
+    struct sigaction sa;
+    if (sigaction(sigs[i], NULL, &uv_stop_handler[i]) != 0 ||
+        (uv_stop_handler[i].sa_flags & SA_SIGINFO) || uv_stop_handler[i].sa_handler == SIG_DFL ||
+        uv_stop_handler[i].sa_handler == SIG_IGN)
+      continue;
+    sa = uv_stop_handler[i];
+    sa.sa_handler = on_stop_signal;
+    sigaction(sigs[i], &sa, NULL);
+  }
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   const char *name = signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
+  if (signum != SIGHUP)
+    unseen_stops = 0; /* the loop has it */
   if (rt->signal_ref == LUA_NOREF) {
     if (signum != SIGHUP)
       uv_stop(rt->loop);
@@ -469,6 +508,7 @@ static int l_on_signal(lua_State *L) {
       uv_signal_start(hs[i], on_signal, sigs[i]);
       uv_unref((uv_handle_t *)hs[i]);
     }
+    wrap_stop_signals();
     /* A worker of --workers starts with these three blocked, so that a
      * signal its master forwards early waits for the handlers instead of
      * killing it (process.c). Now they are there. */

@@ -2,10 +2,11 @@
  * the command line in Lua (lua/nexlua/private/cli.lua), protected, so that
  * any error at start-up is one clear message and a non-zero exit. */
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lauxlib.h"
 #include "lua.h"
@@ -80,6 +81,15 @@ int main(int argc, char **argv) {
   int status, code = 1;
 
   raise_nofile();
+  {
+    /* A SIGHUP (a reload) while the app is loading would end the process
+     * (its default action): it waits, blocked, for the handler, which
+     * core.on_signal installs and then unblocks it. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, NULL);
+  }
   /* Message and output buffers of 64 KiB..1 MiB come and go with every
    * large message. glibc would hand buffers over 128 KiB to mmap and trim
    * the heap top as soon as 128 KiB are free: each message would then

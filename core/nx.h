@@ -136,8 +136,8 @@ struct nx_listener_s {
   int nodelay_inherited; /* accepted sockets get TCP_NODELAY from the listener (Linux) */
   char host[64];
   int port;
-  nx_conn_t *conns; /* open connections, for shutdown */
-  uint32_t nconns;  /* connections alive (accepted and not yet freed) */
+  nx_conn_t *conns;        /* open connections, for shutdown */
+  uint32_t nconns;         /* connections alive (accepted and not yet freed) */
   uint64_t over_logged_at; /* when "at the connection limit" was last logged (loop ms) */
   uint32_t over_unlogged;  /* connections answered 503 since then */
   struct nx_ipcount_s *per_ip;

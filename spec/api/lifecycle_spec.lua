@@ -285,3 +285,69 @@ describe("lifecycle of a real process", function()
     a:close_socket()
   end)
 end)
+
+describe("signals while the event loop is held or the app is still starting", function()
+  local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0 or
+    os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+  it("a second SIGTERM ends a process whose handler never yields", function()
+    local p = spawn("spec/apps/spin_app.lua")
+    finally(function() p:cleanup() end)
+    local c = rawws.connect(p.port, "/spin")
+    assert.equal(101, c.status)
+    socket.sleep(0.3)
+    p:signal("TERM")
+    socket.sleep(0.3)
+    assert.is_nil(p:status(), "exited on the first SIGTERM; log:\n" .. p:log())
+    p:signal("TERM")
+    assert.equal("1", p:wait_exit(3), "exit status; log:\n" .. p:log())
+    pos(p:log(), "second stop signal while the event loop is held")
+    c:close_socket()
+  end)
+
+  it("a second SIGTERM to the master of --workers ends workers whose handlers never yield", function()
+    local p = spawn("spec/apps/spin_app.lua", { "--workers", "2" })
+    local pids = {}
+    finally(function()
+      p:cleanup()
+      for _, pid in ipairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    end)
+    assert(poll(function()
+      pids = {}
+      for pid in p:log():gmatch("serving %(pid (%d+)%)") do pids[#pids + 1] = pid end
+      return #pids == 2
+    end, 5), p:log())
+    local conns = {}
+    for i = 1, 6 do conns[i] = rawws.connect(p.port, "/spin") end -- (the kernel spreads them)
+    socket.sleep(0.3)
+    p:signal("TERM")
+    socket.sleep(0.3)
+    p:signal("TERM")
+    assert.equal("1", p:wait_exit(5), "exit status; log:\n" .. p:log())
+    for _, pid in ipairs(pids) do
+      assert.is_truthy(poll(function() return not alive(pid) end, 3),
+        "worker " .. pid .. " still running; log:\n" .. p:log())
+    end
+    for _, c in ipairs(conns) do c:close_socket() end
+  end)
+
+  it("a SIGHUP while the app loads or starts waits until it listens, then reloads", function()
+    local p = spawn("spec/apps/slow_start_app.lua", {}, false)
+    finally(function() p:cleanup() end)
+    socket.sleep(0.2) -- loading (0.4 s)
+    p:signal("HUP")
+    assert(poll(function() return p:log():find("startup begins", 1, true) end, 5), p:log())
+    p:signal("HUP") -- in the startup hook (0.6 s)
+    assert(poll(function()
+      local _, n = p:log():gsub("startup done", "")
+      return n >= 2
+    end, 10), "no reload after the start; log:\n" .. p:log())
+    local log = p:log()
+    assert.is_nil(p:status(), "the process ended; log:\n" .. log)
+    local done, stop = pos(log, "startup done"), pos(log, "shutdown (reload)")
+    assert.is_true(done < stop, "the app was shut down before its startup finished; log:\n" .. log)
+    assert.is_true(pos(log, "listening on") < stop, log)
+    p:signal("TERM")
+    assert.equal("0", p:wait_exit(5), "exit status; log:\n" .. p:log())
+  end)
+end)

@@ -240,7 +240,6 @@ describe("limits", function()
 
   -------------------------------------------------------------------------
   describe("--max-connections and the open-file limit", function()
-    local proc = require "helpers.proc"
     -- (ulimit -n sets the hard limit too, so nexlua cannot raise it)
     local function start_under(limit, args)
       local cmd = string.format("ulimit -n %d && exec %s examples/echo/app.lua --host 127.0.0.1 --port 0 %s " ..

@@ -214,10 +214,17 @@ function serve.run(app, opts)
   if busy == nil then busy = holder.app.options.busy_poll end
   if busy ~= nil then core.busy_poll(busy) end -- (checked with the other options: options.lua)
   local reloader = opts.app_path and require("nexlua.reload").new(opts.app_path, holder, lifecycle)
+  -- A SIGHUP before the server listens (its startup hooks still running)
+  -- waits for it: a reload then would stop an app that has not started.
+  local listening, hup_waiting = false, false
 
   local function shutdown(signame)
     if signame == "SIGHUP" then
-      if reloader and not stopping then reloader.reload("SIGHUP") end
+      if not listening then
+        hup_waiting = true
+      elseif reloader and not stopping then
+        reloader.reload("SIGHUP")
+      end
       return
     end
     if stopping then
@@ -287,6 +294,8 @@ function serve.run(app, opts)
         listener:host(), listener:port(), #holder.app.router.routes))
     end
     if reloader and opts.reload then reloader.watch() end
+    listening = true
+    if hup_waiting and reloader and not stopping then reloader.reload("SIGHUP") end
   end)
   core.run()
   if reloader then reloader.stop() end

@@ -149,6 +149,17 @@ local function master(n, opts)
       elseif state == "stopping" then
         log.warn("second %s: exiting now", a)
         forward(a)
+        -- A worker that does not go (stuck outside its loop, or in a
+        -- system call) would keep the port: killed after a second.
+        local deadline = core.hrtime() + 1
+        while alive() > 0 and core.hrtime() < deadline do
+          local e, pid = core.wait_event(max(0, deadline - core.hrtime()))
+          if e == "exit" and by_pid[pid] then by_id[by_pid[pid]], by_pid[pid] = nil, nil end
+        end
+        for id, wk in pairs(by_id) do
+          log.warn("worker %d (pid %d) still running: killing it", id, wk.pid)
+          core.kill(wk.pid, "SIGKILL")
+        end
         return 1
       else
         log.info("%s received: shutting down %d worker(s)", a, alive())

@@ -1,0 +1,22 @@
+-- Slow to load and to start (spec/api/lifecycle_spec.lua): loading blocks
+-- for 0.4 s, the startup hook waits 0.6 s; the hooks log what they do.
+local nexlua = require "nexlua"
+
+os.execute("sleep 0.4") -- (a load that blocks: a SIGHUP now must wait)
+
+local app = nexlua.App()
+
+app:on_startup(function()
+  nexlua.log.info("startup begins")
+  nexlua.sleep(0.6)
+  nexlua.log.info("startup done")
+end)
+
+app:on_shutdown(function(why) nexlua.log.info("shutdown (%s)", tostring(why)) end)
+
+app:ws_route("/ws", function(ws)
+  ws:accept()
+  for msg in ws:iter_text() do ws:send_text(msg) end
+end)
+
+return app

@@ -287,6 +287,22 @@ describe("the nexlua command line", function()
     end)
   end)
 
+  describe("an IPv6 address", function()
+    it("is written in brackets in the listening line (a URL)", function()
+      local proc = require "helpers.proc"
+      local cmd = string.format("%s examples/echo/app.lua --host ::1 --port 0 & pid=$!; sleep 1; kill $pid; wait $pid",
+        q(BIN))
+      local _, out, err = proc.run({ "sh", "-c", cmd }, 10)
+      local log = out .. err
+      if not log:find("listening on", 1, true) then
+        -- (a machine without IPv6 loopback: the error names the address)
+        assert.matches("::1", log)
+        return
+      end
+      assert.matches("listening on ws://%[::1%]:%d+ ", log)
+    end)
+  end)
+
   describe("a port already in use", function()
     local s
     setup(function() s = server.start("examples/echo/app.lua") end)

@@ -290,8 +290,8 @@ function serve.run(app, opts)
       opts.on_listening(listener, #holder.app.router.routes)
     else
       -- at every log level: it says where the server is (--port 0)
-      core.log("notice", string.format("listening on %s://%s:%d (%d routes)", listener:scheme(),
-        listener:host(), listener:port(), #holder.app.router.routes))
+      core.log("notice", string.format("listening on %s://%s (%d routes)", listener:scheme(),
+        tostring(WebSocket.address(listener:host(), listener:port())), #holder.app.router.routes))
     end
     if reloader and opts.reload then reloader.watch() end
     listening = true

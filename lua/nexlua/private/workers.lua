@@ -18,6 +18,7 @@
 -- worker serves, it stops everything.
 local core = require "nexlua.core"
 local log = require "nexlua.log"
+local WebSocket = require "nexlua.websocket"
 
 local pairs, ipairs, tonumber, format, match, min, max, time =
   pairs, ipairs, tonumber, string.format, string.match, math.min, math.max, os.time
@@ -188,8 +189,8 @@ local function master(n, opts)
           for i = 1, n do all = all and by_id[i] ~= nil and by_id[i].ready end
           if all then
             state = "serving"
-            core.log("notice", format("listening on %s://%s:%d (%d routes)", first.scheme,
-              first.host, first.port, first.routes)) -- at every log level
+            core.log("notice", format("listening on %s://%s (%d routes)", first.scheme,
+              tostring(WebSocket.address(first.host, first.port)), first.routes)) -- at every log level
           end
         elseif state == "serving" then
           log.info("worker %d (pid %s) is serving again", id, pid)

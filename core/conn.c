@@ -533,6 +533,17 @@ const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
 
 /* A request without Origin (not a browser) passes; one with an Origin must
  * match an entry of the list exactly (case-insensitive), or the list has "*". */
+/* The length of origin s without its scheme's default port (":443" after
+ * https://, ":80" after http://): a browser never writes that port (RFC
+ * 6454 §6.2), and an entry that names it means the same origin. */
+static size_t origin_len(const char *s, size_t n) {
+  if (n > 12 && strncasecmp(s, "https://", 8) == 0 && memcmp(s + n - 4, ":443", 4) == 0)
+    return n - 4;
+  if (n > 10 && strncasecmp(s, "http://", 7) == 0 && memcmp(s + n - 3, ":80", 3) == 0)
+    return n - 3;
+  return n;
+}
+
 static int origin_allowed(nx_conn_t *c) {
   const char *vals[2];
   size_t lens[2];
@@ -542,6 +553,7 @@ static int origin_allowed(nx_conn_t *c) {
   size_t norigins = nx_http_header_values(c->http, "origin", vals, lens, 2);
   if (norigins == 0)
     return 1;
+  lens[0] = origin_len(vals[0], lens[0]);
   for (p = list; *p;) {
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
@@ -549,6 +561,7 @@ static int origin_allowed(nx_conn_t *c) {
       p++, n--;
     while (n && p[n - 1] == ' ')
       n--;
+    n = origin_len(p, n);
     if ((n == 1 && *p == '*') || (norigins == 1 && n == lens[0] && strncasecmp(p, vals[0], n) == 0))
       return 1;
     if (!end)

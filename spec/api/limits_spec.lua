@@ -322,7 +322,8 @@ describe("limits", function()
     local s, multi, any, default
     setup(function()
       s = server.start(APP, { "--allowed-origins", "https://good.example" })
-      multi = server.start(APP, { "--allowed-origins", "https://a.example, https://b.example" })
+      multi = server.start(APP, { "--allowed-origins",
+        "https://a.example, https://b.example, https://ported.example:443, http://plain.example:80" })
       any = server.start(APP, { "--allowed-origins", "*" })
       default = server.start(APP)
     end)
@@ -352,6 +353,17 @@ describe("limits", function()
         "https://good.example:8443", "https://sub.good.example", "null", "" }) do
         assert.equal(403, with_origin(s, bad).status, "Origin " .. bad)
       end
+    end)
+
+    it("a scheme's default port, in the entry or the Origin, is the same origin", function()
+      assert.equal(101, with_origin(s, "https://good.example:443").status)
+      assert.equal(101, with_origin(multi, "https://ported.example").status)
+      assert.equal(101, with_origin(multi, "https://ported.example:443").status)
+      assert.equal(101, with_origin(multi, "http://plain.example").status)
+      assert.equal(403, with_origin(multi, "http://ported.example").status)
+      assert.equal(403, with_origin(multi, "https://plain.example").status)
+      assert.equal(403, with_origin(multi, "https://ported.example:4430").status)
+      assert.equal(403, with_origin(s, "http://good.example:443").status)
     end)
 
     it("a comma list allows each entry", function()

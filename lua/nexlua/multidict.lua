@@ -21,7 +21,15 @@ function multidict.unescape_path(s)
 end
 
 local Multi = {}
-Multi.__index = Multi
+-- h.name and h["name"] are h:get("name") (first value, nil if absent), as
+-- in Starlette, except for the method names below (get, get_all, has,
+-- items, keys, len), which are the methods.
+Multi.__index = function(self, name)
+  local m = Multi[name]
+  if m ~= nil then return m end
+  if type(name) == "string" then return self:get(name) end
+  return nil
+end
 
 local function new(list, fold)
   -- list: flat array name1, value1, name2, value2, ...

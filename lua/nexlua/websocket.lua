@@ -6,8 +6,8 @@ local multidict = require "nexlua.multidict"
 local log = require "nexlua.log"
 local topics = require "nexlua.topics"
 
-local type, tostring, pairs, ipairs, rawset, setmetatable, floor =
-  type, tostring, pairs, ipairs, rawset, setmetatable, math.floor
+local type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, floor =
+  type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, math.floor
 local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
 local concat = table.concat
 local waiting = require "nexlua.private.waiting"
@@ -405,10 +405,21 @@ local function send_message(self, data, binary)
   if kind ~= nil then sent(self, kind, code, reason, 2) end
 end
 
+-- A number as text: an integer in full (tostring stops at 14 digits), any
+-- other in the fewest digits that read back as the same number.
+local function number_text(n)
+  if n == floor(n) and n > -2 ^ 63 and n < 2 ^ 63 then return format("%d", n) end
+  for digits = 14, 17 do
+    local s = format("%." .. digits .. "g", n)
+    if tonumber(s) == n then return s end
+  end
+  return tostring(n) -- (nan, inf)
+end
+
 function WebSocket:send_text(s)
   if type(s) ~= "string" then
     if type(s) ~= "number" then raise(WebSocketError, 2, "send_text: expected a string, got " .. type(s)) end
-    s = tostring(s)
+    s = number_text(s)
   end
   return send_message(self, s, false)
 end

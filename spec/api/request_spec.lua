@@ -55,6 +55,8 @@ describe("request data on the WebSocket", function()
     assert.same({ "first", "second" }, r.header.all)
     assert.same({}, r.header.all_missing)
     assert.equal("127.0.0.1:" .. s.port, r.header.host)
+    assert.equal("v1", r.header.indexed) -- h["X-CUSTOM"]
+    assert.equal("127.0.0.1:" .. s.port, r.header.dotted) -- h.host
     assert.equal("Bearer t0k3n", r.auth_before_accept)
   end)
 
@@ -68,6 +70,11 @@ describe("request data on the WebSocket", function()
     assert.equal("", r.query.flag)
     assert.equal(cjson.null, r.query.missing)
     assert.equal(cjson.null, r.query.case)
+    -- q["q"] and q.plus are q:get(...); a method name is the method
+    assert.equal("hello wörld/&", r.query.indexed)
+    assert.equal("a b", r.query.dotted)
+    assert.equal(cjson.null, r.query.indexed_missing)
+    assert.equal("function", r.query.method)
   end)
 
   -- ws.url is the request target as sent (path and query, still encoded).

@@ -80,6 +80,9 @@ end)
 app:ws_route("/send-variety", function(ws)
   ws:accept()
   ws:send_text(42)
+  ws:send_text(2 ^ 53)
+  ws:send_text(0.1)
+  ws:send_text(-1.5e-7)
   local all = {}
   for i = 0, 255 do all[#all + 1] = string.char(i) end
   ws:send_bytes(table.concat(all))

@@ -16,6 +16,8 @@ local errors = require "nexlua.errors"
 local json = require "nexlua.json"
 local serve = require "nexlua.private.serve"
 local options = require "nexlua.private.options"
+local multidict = require "nexlua.multidict"
+local log = require "nexlua.log"
 
 local setmetatable, type, tostring, pairs, ipairs, error, concat =
   setmetatable, type, tostring, pairs, ipairs, error, table.concat
@@ -211,8 +213,8 @@ function TestClient:websocket_connect(path, opts)
     return st ~= "connecting" and st ~= "handshake"
   end, timeout)
   if not settled then error(format("TestClient: no handshake answer for %s within %g s", path, timeout), 2) end
-  local headers = {}
-  for i = 1, #flat, 2 do headers[flat[i]:lower()] = flat[i + 1] end
+  -- (every value of a repeated header is kept: headers:get_all(name))
+  local headers = multidict.Headers(flat)
   if st == "rejected" or (st == "closed" and status ~= 101) then
     error(setmetatable({ status = status, body = body, headers = headers }, HandshakeRejected), 2)
   elseif st ~= "open" and st ~= "closed" then
@@ -244,7 +246,11 @@ function TestClient:close()
   self.sockets = {}
   if self.listener then
     local app = self.app
-    wait_until(function() return (app._live or 0) == 0 end, self.timeout)
+    if not wait_until(function() return (app._live or 0) == 0 end, self.timeout) then
+      log.warn("TestClient:close(): %d handler(s) still running after %g s (not returning when " ..
+        "their connection closes?): they go on, and may reach the next test's connections",
+        app._live, self.timeout)
+    end
     self.listener:close()
     self.listener = nil
     local done = false

@@ -38,3 +38,27 @@ describe("TestClient:close()", function()
     assert.has_error(function() TestClient(nexlua.App(), { max_message_size = "big" }) end)
   end)
 end)
+
+describe("TestClient:close() with a handler that does not return", function()
+  it("warns, naming how many are still running", function()
+    local proc = require "helpers.proc"
+    local script = [[
+      local nexlua = require "nexlua"
+      local TestClient = require "nexlua.testing"
+      local app = nexlua.App()
+      app:ws_route("/stuck", function(ws)
+        ws:accept()
+        while true do pcall(ws.receive, ws); nexlua.sleep(0.05) end
+      end)
+      local client = TestClient(app, { timeout = 0.3 })
+      client:websocket_connect("/stuck")
+      client:close()
+      print("closed")
+    ]]
+    local code, out, err = proc.run({ "luajit", "-e", script }, 20,
+      { env = { LUA_PATH = package.path, LUA_CPATH = package.cpath } })
+    assert.equal(0, code, err)
+    assert.matches("closed", out)
+    assert.matches("TestClient:close%(%): 1 handler%(s%) still running after 0%.3 s", err)
+  end)
+end)

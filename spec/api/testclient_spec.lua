@@ -63,6 +63,21 @@ describe("TestClient", function()
       ws:receive_json(2))
   end)
 
+  it("keeps every value of a repeated response header", function()
+    local nexlua = require "nexlua"
+    local app = nexlua.App()
+    app:ws_route("/cookies", function(ws)
+      ws:accept { headers = { { "Set-Cookie", "a=1" }, { "Set-Cookie", "b=2" }, { "X-One", "x" } } }
+      for _ in ws:iter() do end
+    end)
+    local c2 = TestClient(app, { timeout = 3 })
+    finally(function() c2:close() end)
+    local ws = c2:websocket_connect("/cookies")
+    assert.same({ "a=1", "b=2" }, ws.headers:get_all("set-cookie"))
+    assert.equal("a=1", ws.headers["set-cookie"])
+    assert.equal("x", ws.headers["X-One"])
+  end)
+
   it("has no accepted_subprotocol when none was chosen", function()
     local ws = client:websocket_connect("/inspect", { subprotocols = { "other" } })
     assert.is_nil(ws.accepted_subprotocol)

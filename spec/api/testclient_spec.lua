@@ -64,7 +64,6 @@ describe("TestClient", function()
   end)
 
   it("keeps every value of a repeated response header", function()
-    local nexlua = require "nexlua"
     local app = nexlua.App()
     app:ws_route("/cookies", function(ws)
       ws:accept { headers = { { "Set-Cookie", "a=1" }, { "Set-Cookie", "b=2" }, { "X-One", "x" } } }

@@ -33,7 +33,7 @@ local lua_file_loader = package.loaders[2]
 --- Returns the value kept under name, creating it with init() the first
 -- time. The same value is returned in every generation of the app.
 function reload.keep(name, init)
-  if type(name) ~= "string" then error("keep: name must be a string", 2) end
+  if type(name) ~= "string" then error("keep: name must be a string, got " .. type(name), 2) end
   local v = kept[name]
   if v == nil then
     if type(init) == "function" then v = init() else v = init end

@@ -110,6 +110,7 @@ function Task:cancelled() return self.status == "cancelled" end
 --- Runs fn(...) and returns its results, or raises TimeoutError (after
 -- cancelling fn's task) when it takes longer than seconds.
 function tasks.wait_for(fn, seconds, ...)
+  if type(fn) ~= "function" then error("wait_for: expected a function, got " .. type(fn), 2) end
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then -- (NaN too)
     error("wait_for: seconds must be a non-negative number", 2)
   end
@@ -126,7 +127,8 @@ end
 --- Suspends the calling coroutine for seconds; other coroutines keep running.
 function tasks.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-    error("nexlua.sleep: seconds must be a number, 0 or more, got " .. tostring(seconds), 2)
+    error("nexlua.sleep: seconds must be a number, 0 or more, got " ..
+      (type(seconds) == "string" and string.format("the string %q", seconds) or tostring(seconds)), 2)
   end
   local why = waiting.call(core.sleep, "nexlua.sleep", seconds)
   if why == "cancelled" then error(CancelledError(), 0) end

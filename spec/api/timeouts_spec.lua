@@ -116,6 +116,17 @@ describe("nexlua.wait_for", function()
     end
   end)
 
+  it("refuses what is not a function, naming wait_for (not the task it would start)", function()
+    local ok, err = in_task(function()
+      return pcall(function()
+        local r = nexlua.wait_for(42, 1) -- (not a tail call: its line is the error's)
+        return r
+      end)
+    end)
+    assert.is_false(ok)
+    assert.matches("timeouts_spec%.lua:%d+: wait_for: expected a function, got number", tostring(err))
+  end)
+
   it("re-raises fn's own error", function()
     local ok, err = in_task(function()
       return pcall(nexlua.wait_for, function() error("inner failure") end, 1)

@@ -172,6 +172,7 @@ describe("nexlua.Queue", function()
         assert.matches("nexlua.sleep: seconds must be a number, 0 or more", err)
       end
       ok, err = pcall(nexlua.sleep, "0.01")
+      assert.is_false(ok)
       assert.matches('got the string "0.01"', err, 1, true)
     end)
     assert.has_error(function() nexlua.Queue { bogus = 1 } end, "Queue: unknown option bogus (it takes maxsize)")

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #ifdef __linux__
 #include <linux/sockios.h> /* SIOCOUTQ */
@@ -371,6 +372,29 @@ static void over_capacity(nx_conn_t *c) {
   nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);
 }
 
+/* Past the open-file limit libuv accepts a connection and closes it at
+ * once: its client sees a reset, and nothing would say why. So a warning
+ * (once a minute at most) when the connections come close to the limit. */
+static void check_fd_headroom(nx_rt_t *rt) {
+  static uint64_t limit, warned_at;
+  uint64_t now;
+  if (!limit) {
+    struct rlimit rl;
+    limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur
+                                                                               : UINT64_MAX;
+  }
+  if (rt->nconns + 32 < limit)
+    return;
+  now = uv_now(rt->loop);
+  if (warned_at && now - warned_at < 60000)
+    return;
+  warned_at = now;
+  nx_log(NX_LOG_WARN,
+         "%llu connections open, close to the open-file limit (%llu): past it, new connections "
+         "are closed without an answer (raise `ulimit -n`, or lower --max-connections)",
+         (unsigned long long)rt->nconns, (unsigned long long)limit);
+}
+
 void nx_conn_accepted(nx_listener_t *l) {
   nx_rt_t *rt = l->rt;
   nx_conn_t *c = conn_alloc(rt);
@@ -387,6 +411,7 @@ void nx_conn_accepted(nx_listener_t *l) {
   uv_tcp_init(rt->loop, &c->tcp);
   c->tcp.data = c;
   rt->nconns++;
+  check_fd_headroom(rt);
   r = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
   if (r == 0)
     nx_conn_arm(c, l->cfg.handshake_timeout);

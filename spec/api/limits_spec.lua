@@ -254,6 +254,34 @@ describe("limits", function()
         "past about 50 connections", log)
     end)
 
+    it("warns when the open connections come close to the limit", function()
+      local log_path, pid_path = os.tmpname(), os.tmpname()
+      os.execute(string.format("sh -c 'ulimit -n 100 && exec %s examples/echo/app.lua --host 127.0.0.1 " ..
+        "--port 0 --max-connections 90' >%s 2>&1 </dev/null & echo $! >%s", BIN, log_path, pid_path))
+      local function read(path)
+        local f = io.open(path)
+        local s = f and f:read("*a") or ""
+        if f then f:close() end
+        return s
+      end
+      local pid = proc.poll(function() return read(pid_path):match("%d+") end, 5)
+      local conns = {}
+      finally(function()
+        for _, c in ipairs(conns) do c:close_socket() end
+        if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+        os.remove(log_path)
+        os.remove(pid_path)
+      end)
+      local port = tonumber(proc.poll(function() return read(log_path):match("listening on ws://[%d.]+:(%d+)") end, 10))
+      assert(port, read(log_path))
+      for i = 1, 75 do
+        conns[i] = rawws.connect(port, "/ws")
+        assert.equal(101, conns[i].status, "connection " .. i)
+      end
+      assert(proc.poll(function() return read(log_path):find("close to the open-file limit (100)", 1, true) end, 5),
+        read(log_path))
+    end)
+
     it("does not warn about the default, which fits a small limit", function()
       local log = start_under(100, "")
       assert.matches("listening on", log)

@@ -53,6 +53,15 @@ local function is_dir(path)
   return true
 end
 
+-- True if a Lua file is in dir or below it (a directory that has just
+-- appeared: rare, so a short blocking look is fine).
+local function has_lua(dir)
+  local p = io.popen("find " .. format("%q", dir) .. " -name '*.lua' -print -quit 2>/dev/null")
+  local out = p and p:read("*l")
+  if p then p:close() end
+  return out ~= nil and out ~= ""
+end
+
 local function dir_of(path) return match(path, "^(.*)/[^/]*$") or "." end
 
 local function realdir(dir)
@@ -194,11 +203,12 @@ function reload.new(path, holder, lifecycle)
   local function on_change(dir, filename)
     if sub(filename, -4) ~= ".lua" then
       -- Not a Lua file. A directory created or replaced (a git checkout):
-      -- watch it afresh, and reload, since its modules may have changed
-      -- before the watch was in place. Anything else (logs, data files)
-      -- is none of our business.
+      -- watch it afresh, and reload if it holds Lua files, since its
+      -- modules may have changed before the watch was in place. Anything
+      -- else (logs, data files, an empty directory) is none of our business.
       if filename == "" or #self.watches == 0 or not is_dir(dir .. "/" .. filename) then return end
       self.watch()
+      if not has_lua(dir .. "/" .. filename) then return end
     end
     deadline = core.hrtime() + DEBOUNCE
     -- named from the app's directory: "lib/util.lua", not "util.lua"

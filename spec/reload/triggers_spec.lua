@@ -180,6 +180,17 @@ describe("hot reload triggers", function()
     end)
   end)
 
+  describe("--reload, a new directory without Lua files", function()
+    it("does not reload (a log or data directory the app makes, say)", function()
+      s = R.start(R.write_versioned(dir, { VERSION = "v1" }), { "--reload" })
+      local before = R.reload_count(s) + R.failure_count(s)
+      os.execute("mkdir " .. require("helpers.server").shquote(dir .. "/uploads"))
+      R.write(dir .. "/uploads/note.txt", "not Lua\n")
+      R.sleep(0.6)
+      assert.equal(before, R.reload_count(s) + R.failure_count(s), s:log())
+    end)
+  end)
+
   describe("--reload, a subdirectory of modules replaced (as by a git checkout)", function()
     -- The watch on lib/ dies with the directory; the new one must be watched.
     it("still picks up saves of the modules in the new directory", function()

@@ -184,9 +184,11 @@ static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
  * as it cannot become valid, as an uncompressed one does: what has come is
  * inflated from its start (with the runtime's one stream: no connection
  * keeps zlib state between reads), and must be valid deflate data, within
- * the size limit and, for text, the start of UTF-8. The check runs after a
- * fragment once the compressed bytes have doubled since the last one (a
- * KiB at least), and only until what has come inflates to a MiB: a message
+ * the size limit and, for text, the start of UTF-8. The check runs after
+ * every fragment while what has come is small (under a KiB, inflating to
+ * under 4 KiB: at most 4 MiB inflated in all, in a thousand one-byte
+ * fragments), then once the compressed bytes have doubled since the last
+ * one, and only until what has come inflates to a MiB: a message
  * can grow in compressed bytes without growing inflated (empty blocks), and
  * every check inflates from the start. Past that, the end of the message
  * tells (its inflated size is bounded as it goes, then as ever). Returns 1
@@ -198,7 +200,7 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   nx_buf_t *out = &rt->scratch;
   nx_utf8_t u;
   int r;
-  m->check_kb = (uint32_t)((m->len >> 10) * 2 + 1);
+  m->check_kb = (uint32_t)((m->len >> 10) * 2 + 1); /* (if it cannot be checked now) */
   if (!rt->deflate && !(rt->deflate = nx_deflate_new()))
     return 0; /* (the end of the message tells) */
   out->off = out->len = 0;
@@ -210,6 +212,8 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   }
   if (out->len >= NX_PREFIX_CHECK_MAX)
     m->check_kb = UINT32_MAX; /* no more checks for this message */
+  else if (m->len < 1024 && out->len < 4096)
+    m->check_kb = 0; /* small yet: the next fragment is checked too */
   out->off = out->len = 0;
   nx_buf_shrink_idle(out);
   if (r == 0)

@@ -835,6 +835,18 @@ describe("conformance: permessage-deflate", function()
       c:expect_failure(1007, 3)
     end)
 
+    -- Each fragment deflated on its own (sync-flushed): the first is valid,
+    -- the second, a few bytes, carries a UTF-16 surrogate.
+    it("fails fast: a small later fragment of a compressed text that inflates to invalid " ..
+      "UTF-8 gets 1007 before the last fragment", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      local first, second = zlib.deflate_fragments({ string.rep("hello ", 300), "\237\160\128" })
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = first, fin = false, rsv1 = true } ..
+        rawws.build_frame { opcode = OP.CONTINUATION, payload = second, fin = false })
+      c:expect_failure(1007, 3)
+    end)
+
     it("fails fast: invalid deflate data in a first fragment gets 1007 before the last one",
       function()
       local c = open("permessage-deflate")

@@ -81,6 +81,30 @@ function M.deflate(data, opts)
   return res
 end
 
+--- One message compressed in parts on one stream, each sync-flushed (so
+-- each inflates on its own after the ones before it): the payloads of its
+-- fragments, in order, the message's final 00 00 ff ff removed.
+function M.deflate_fragments(parts)
+  local s = ffi.new("nx_spec_z_stream")
+  local r = z.deflateInit2_(s, 6, Z_DEFLATED, -15, 8, 0, M.version, stream_size())
+  assert(r == Z_OK, "deflateInit2 failed: " .. r)
+  local out = {}
+  for i, data in ipairs(parts) do
+    local cap = tonumber(z.deflateBound(s, #data)) + 64
+    local buf = ffi.new("unsigned char[?]", cap)
+    s.next_in = data
+    s.avail_in = #data
+    s.next_out = buf
+    s.avail_out = cap
+    r = z.deflate(s, Z_SYNC_FLUSH)
+    assert(r == Z_OK, "deflate failed: " .. r)
+    out[i] = ffi.string(buf, cap - s.avail_out)
+  end
+  z.deflateEnd(s)
+  if out[#out]:sub(-4) == TAIL then out[#out] = out[#out]:sub(1, -5) end
+  return unpack(out)
+end
+
 --- Inflates one permessage-deflate message (the 00 00 ff ff is appended).
 -- Returns the bytes, or nil and "invalid" / "too big" (opts.max bytes).
 function M.inflate(data, opts)

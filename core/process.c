@@ -57,6 +57,7 @@ static volatile sig_atomic_t got_int, got_term, got_hup;
 #define MAX_PEERS 1024
 typedef struct {
   pid_t pid;
+  int id; /* the worker's number, as the log names it ([wID]) */
   int fd; /* -1 once the worker closed its end */
   nx_buf_t in, out;
   int dropping; /* a warning about records dropped for it was logged */
@@ -100,7 +101,8 @@ static void relay_record(int from, const uint8_t *rec, size_t size) {
       continue;
     if (nx_buf_size(&p->out) + size > NX_RELAY_MAX_QUEUED) {
       if (!p->dropping)
-        nx_log(NX_LOG_WARN, "topic relay: worker pid %d does not keep up; dropping messages for it",
+        nx_log(NX_LOG_WARN,
+               "topic relay: worker %d (pid %d) does not keep up; dropping messages for it", p->id,
                (int)p->pid);
       p->dropping = 1;
       continue;
@@ -140,7 +142,8 @@ static void relay_read(int i, int max_reads) {
       nx_buf_consume(&p->in, size);
     }
     if (k < 0) {
-      nx_log(NX_LOG_ERROR, "topic relay: a malformed record from worker pid %d", (int)p->pid);
+      nx_log(NX_LOG_ERROR, "topic relay: a malformed record from worker %d (pid %d)", p->id,
+             (int)p->pid);
       peer_close(p);
     }
   }
@@ -278,6 +281,7 @@ static int l_fork(lua_State *L) {
       fcntl(sv[0], F_SETFL, O_NONBLOCK);
       memset(&peers[npeers], 0, sizeof(peers[npeers]));
       peers[npeers].pid = pid;
+      peers[npeers].id = id;
       peers[npeers].fd = sv[0];
       npeers++;
     }

@@ -445,21 +445,43 @@ static int l_task_status(lua_State *L) {
 }
 
 /* A loop held by a handler (a busy loop, a blocking call) runs no signal
- * callback: a second SIGINT or SIGTERM that comes while the first one is
- * still waiting for the loop ends the process from the signal handler
- * itself, which then passes the signal on to libuv's. */
-static volatile sig_atomic_t unseen_stops;
+ * callback, so a second SIGINT or SIGTERM is also watched for outside the
+ * loop, in front of libuv's signal handler: one that comes while the first
+ * is still waiting for the loop ends the process at once; one that comes
+ * after the loop took the first (a shutdown under way) ends it if the loop
+ * has not taken it within a second (a hook or a handler's cleanup that
+ * holds the loop). Otherwise the loop takes it, and the app logs it. */
+static volatile sig_atomic_t unseen_stops;  /* stop signals the loop has not taken */
+static volatile sig_atomic_t stop_taken;    /* the loop took one: a shutdown is under way */
+static volatile sig_atomic_t last_stop;     /* its signal number */
 static struct sigaction uv_stop_handler[2]; /* libuv's, for SIGINT and SIGTERM */
 
+static void stop_now(void) {
+  static const char term[] = "second SIGTERM while the event loop is held (a handler or hook that "
+                             "does not yield?): exiting now\n";
+  static const char intr[] = "second SIGINT while the event loop is held (a handler or hook that "
+                             "does not yield?): exiting now\n";
+  ssize_t w = write(2, nx_log_tag, strlen(nx_log_tag));
+  if (last_stop == SIGINT)
+    w = write(2, intr, sizeof(intr) - 1);
+  else
+    w = write(2, term, sizeof(term) - 1);
+  (void)w;
+  _exit(1);
+}
+
+static void on_stop_alarm(int signum) {
+  (void)signum;
+  if (unseen_stops > 0)
+    stop_now();
+}
+
 static void on_stop_signal(int signum) {
-  static const char msg[] = "second stop signal while the event loop is held (a handler that "
-                            "does not yield?): exiting now\n";
-  if (unseen_stops++ > 0) {
-    ssize_t w = write(2, nx_log_tag, strlen(nx_log_tag));
-    w = write(2, msg, sizeof(msg) - 1);
-    (void)w;
-    _exit(1);
-  }
+  last_stop = signum;
+  if (unseen_stops++ > 0)
+    stop_now();
+  if (stop_taken)
+    alarm(1);
   uv_stop_handler[signum == SIGINT ? 0 : 1].sa_handler(signum);
 }
 
@@ -468,23 +490,55 @@ static void on_stop_signal(int signum) {
  * live). */
 static void wrap_stop_signals(void) {
   int sigs[2] = {SIGINT, SIGTERM}, i;
+  struct sigaction sa;
   for (i = 0; i < 2; i++) {
-    struct sigaction sa;
     if (sigaction(sigs[i], NULL, &uv_stop_handler[i]) != 0 ||
         (uv_stop_handler[i].sa_flags & SA_SIGINFO) || uv_stop_handler[i].sa_handler == SIG_DFL ||
-        uv_stop_handler[i].sa_handler == SIG_IGN)
+        uv_stop_handler[i].sa_handler == SIG_IGN || uv_stop_handler[i].sa_handler == on_stop_signal)
       continue;
     sa = uv_stop_handler[i];
     sa.sa_handler = on_stop_signal;
     sigaction(sigs[i], &sa, NULL);
   }
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_stop_alarm;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+}
+
+/* A SIGHUP before core.on_signal (the app still loading): noted, and raised
+ * again once libuv's handler is there. Not blocked instead: a blocked
+ * signal stays blocked in the processes the app starts (os.execute), for
+ * their whole life; a caught one goes back to its default in them. */
+static volatile sig_atomic_t early_hup;
+
+static void on_early_hup(int signum) {
+  (void)signum;
+  early_hup = 1;
+}
+
+int nx_take_early_hup(void) {
+  int got = early_hup;
+  early_hup = 0;
+  return got;
+}
+
+void nx_catch_early_hup(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_early_hup;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   const char *name = signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
-  if (signum != SIGHUP)
+  if (signum != SIGHUP) {
     unseen_stops = 0; /* the loop has it */
+    stop_taken = 1;
+    alarm(0);
+  }
   if (rt->signal_ref == LUA_NOREF) {
     if (signum != SIGHUP)
       uv_stop(rt->loop);
@@ -513,6 +567,8 @@ static int l_on_signal(lua_State *L) {
      * signal its master forwards early waits for the handlers instead of
      * killing it (process.c). Now they are there. */
     nx__unblock_signals();
+    if (nx_take_early_hup())
+      raise(SIGHUP);
   }
   return 0;
 }

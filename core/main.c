@@ -14,6 +14,7 @@
 
 int nx_lua_open(lua_State *L);
 void nx_rt_close(lua_State *L);
+void nx_catch_early_hup(void); /* (nx.h) */
 
 #ifndef NEXLUA_LUA_DIR
 #define NEXLUA_LUA_DIR "lua"
@@ -81,15 +82,9 @@ int main(int argc, char **argv) {
   int status, code = 1;
 
   raise_nofile();
-  {
-    /* A SIGHUP (a reload) while the app is loading would end the process
-     * (its default action): it waits, blocked, for the handler, which
-     * core.on_signal installs and then unblocks it. */
-    sigset_t hup;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    sigprocmask(SIG_BLOCK, &hup, NULL);
-  }
+  /* A SIGHUP (a reload) while the app is loading would end the process (its
+   * default action): it is noted, and raised again once the handlers exist. */
+  nx_catch_early_hup();
   /* Message and output buffers of 64 KiB..1 MiB come and go with every
    * large message. glibc would hand buffers over 128 KiB to mmap and trim
    * the heap top as soon as 128 KiB are free: each message would then

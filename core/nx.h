@@ -374,5 +374,12 @@ void nx_lua_redis_open(lua_State *L);
 void nx_lua_redis_stats(lua_State *L);
 /* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
 void nx__unblock_signals(void);
+/* lua_core.c: from the start of the process until core.on_signal, a SIGHUP
+ * is noted (not the default action: the end of the process) and raised
+ * again then. */
+void nx_catch_early_hup(void);
+/* 1 if one came (and forgets it): the master of --workers, which handles
+ * signals itself, takes it when its own handlers are in place. */
+int nx_take_early_hup(void);
 
 #endif

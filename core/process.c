@@ -239,6 +239,8 @@ static int l_supervise(lua_State *L) {
     sa.sa_flags = sigs[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
     sigaction(sigs[i], &sa, NULL);
   }
+  if (nx_take_early_hup())
+    got_hup = 1; /* (one before these handlers) */
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -3,6 +3,11 @@
 local nexlua = require "nexlua"
 
 os.execute("sleep 0.4") -- (a load that blocks: a SIGHUP now must wait)
+do -- the signal mask of a process the app starts while it loads
+  local p = io.popen("grep SigBlk /proc/self/status")
+  nexlua.log.info("child %s", p and p:read("*l") or "?")
+  if p then p:close() end
+end
 
 local app = nexlua.App()
 

@@ -251,9 +251,13 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     return 1;
   }
   nx_log(NX_LOG_DEBUG, "bad HTTP request: %s", llhttp_get_error_reason(&h->parser));
-  /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another version is one we do
-   * not speak (RFC 9110 §15.6.6), not a malformed request. */
-  return err == HPE_INVALID_VERSION ? 505 : 400;
+  /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another well-formed version
+   * (HTTP/DIGIT.DIGIT) is one we do not speak (RFC 9110 §15.6.6), not a
+   * malformed request; a version that is not well formed is (RFC 9112 §3). */
+  return err == HPE_INVALID_VERSION &&
+                 strcmp(llhttp_get_error_reason(&h->parser), "Invalid HTTP version") == 0
+             ? 505
+             : 400;
 }
 
 static void fill_request(nx_http_t *h, nx_request_t *req, nx_header_t *hdrs) {

@@ -209,6 +209,14 @@ describe("conformance: opening handshake", function()
       end)
     end
 
+    -- A version that is not one (RFC 9112 §2.3: HTTP/DIGIT.DIGIT) is a
+    -- malformed request line.
+    for _, version in ipairs { "HTTP/1.x", "HTTP/x.1", "HTTP/11.1", "HTTP/1", "HTTP/1.1x", "HTTPS/1.1" } do
+      it("answers 400 for a malformed version " .. version, function()
+        assert.equal(400, (http(request(nil, "/ws", "GET", version))))
+      end)
+    end
+
     it("names the status of an app's refusal in its reason phrase", function()
       local hs = server.start("spec/apps/handshake_app.lua")
       finally(function() hs:stop() end)

@@ -281,8 +281,8 @@ static void heartbeat(nx_conn_t *c) {
 void nx_conn_timeout(nx_tnode_t *n) {
   nx_conn_t *c = (nx_conn_t *)((char *)n - offsetof(nx_conn_t, tnode));
   if (nx_conn_end_waits(c)) {
-    nx_log(NX_LOG_DEBUG, "close timeout: the app has not taken the messages before the peer's "
-                         "close or violation; closing");
+    nx_conn_debug(c, "close timeout: the app has not taken the messages before the peer's "
+                     "close or violation; closing");
     nx_conn_end_deferred(c);
     return;
   }

@@ -20,44 +20,37 @@ function multidict.unescape_path(s)
   return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
-local Multi = {}
--- h.name and h["name"] are h:get("name") (first value, nil if absent), as
--- in Starlette, except for the method names below (get, get_all, has,
--- items, keys, len), which are the methods.
-Multi.__index = function(self, name)
-  local m = Multi[name]
-  if m ~= nil then return m end
-  if type(name) == "string" then return self:get(name) end
-  return nil
-end
+-- The methods, and the metatable (its __index is below the methods).
+local Multi, mt = {}, {}
+-- Its own fields, under keys no name can be (a query names any string).
+local LIST, FOLD = {}, {}
 
 local function new(list, fold)
   -- list: flat array name1, value1, name2, value2, ...
-  local self = setmetatable({ _list = list, _fold = fold }, Multi)
-  return self
+  return setmetatable({ [LIST] = list, [FOLD] = fold }, mt)
 end
 
 local function key(self, name)
   name = tostring(name)
-  return self._fold and lower(name) or name
+  return self[FOLD] and lower(name) or name
 end
 
 --- The first value for name, or default (nil if not given).
 function Multi:get(name, default)
-  local k, list = key(self, name), self._list
+  local k, list = key(self, name), self[LIST]
   for i = 1, #list, 2 do
     local n = list[i]
-    if (self._fold and lower(n) or n) == k then return list[i + 1] end
+    if (self[FOLD] and lower(n) or n) == k then return list[i + 1] end
   end
   return default
 end
 
 --- Every value for name, in order (an empty list if none).
 function Multi:get_all(name)
-  local k, list, out = key(self, name), self._list, list_of()
+  local k, list, out = key(self, name), self[LIST], list_of()
   for i = 1, #list, 2 do
     local n = list[i]
-    if (self._fold and lower(n) or n) == k then out[#out + 1] = list[i + 1] end
+    if (self[FOLD] and lower(n) or n) == k then out[#out + 1] = list[i + 1] end
   end
   return out
 end
@@ -66,7 +59,7 @@ function Multi:has(name) return self:get(name) ~= nil end
 
 --- Iterates name, value pairs in order: for name, value in h:items() do ... end
 function Multi:items()
-  local list, i = self._list, -1
+  local list, i = self[LIST], -1
   return function()
     i = i + 2
     if list[i] ~= nil then return list[i], list[i + 1] end
@@ -75,7 +68,7 @@ end
 
 --- Distinct names, in order of first appearance (lowercased for headers).
 function Multi:keys()
-  local out, seen, list = list_of(), {}, self._list
+  local out, seen, list = list_of(), {}, self[LIST]
   for i = 1, #list, 2 do
     local k = key(self, list[i])
     if not seen[k] then
@@ -88,7 +81,17 @@ end
 
 --- How many name, value pairs there are (repeated names count each time).
 -- A method: LuaJIT's # does not call __len on a table.
-function Multi:len() return #self._list / 2 end
+function Multi:len() return #self[LIST] / 2 end
+
+-- h.name and h["name"] are h:get("name") (first value, nil if absent), as
+-- in Starlette, except for the method names above (get, get_all, has,
+-- items, keys, len), which are the methods.
+mt.__index = function(self, name)
+  local m = Multi[name]
+  if m ~= nil then return m end
+  if type(name) == "string" then return self:get(name) end
+  return nil
+end
 
 --- Headers from a flat list of names and values (as received).
 function multidict.Headers(list) return new(list or {}, true) end

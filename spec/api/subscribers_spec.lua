@@ -40,28 +40,30 @@ describe("nexlua.subscribers, kept as a count", function()
   local socket = require "socket"
   local s
 
+  local clients = {}
   before_each(function() s = server.start("spec/apps/topics_app.lua") end)
-  after_each(function() s:stop() end)
+  after_each(function()
+    for _, c in ipairs(clients) do c:close_socket() end
+    clients = {}
+    s:stop()
+  end)
 
   local function join(topic)
     local c = rawws.connect(s.port, "/t/" .. topic)
+    clients[#clients + 1] = c
     assert.equal(101, c.status)
     assert.equal("subscribed", (c:recv_message()))
     return c
   end
 
-  -- The watcher's count and a publish's reach, which must agree.
+  -- The watcher's count and a publish's reach, taken in one step of the
+  -- app (other clients' actions may be in flight), which must agree.
   local function count(watcher)
-    watcher:send_text("state")
-    local n
+    watcher:send_text("census")
+    local n, sent
     repeat
-      n = watcher:recv_message():match(" n=(%d+) ")
+      n, sent = watcher:recv_message():match("^census (%d+) (%d+)$")
     until n
-    watcher:send_text("all:probe")
-    local sent
-    repeat
-      sent = watcher:recv_message():match("^sent (%d+)$")
-    until sent
     assert.equal(tonumber(n), tonumber(sent), "subscribers() and publish disagree")
     return tonumber(n)
   end

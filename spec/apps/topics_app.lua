@@ -7,6 +7,8 @@
 --   unsub         ws:unsubscribe(topic)          -> "unsub true|false"
 --   resub         ws:subscribe(topic)            -> "resub true|false"
 --   state         "topics a,b n=COUNT sub=true|false"
+--   census        nexlua.subscribers(topic), then a publish to it, in one
+--                 step: "census COUNT SENT"
 --   bad           publish invalid UTF-8 as text  -> the error message
 --   excl:TEXT     nexlua.publish(topic, TEXT, {exclude = ws}) -> "sent N"
 --   badexcl       nexlua.publish with exclude = {} and {newproxy()} -> both errors
@@ -49,6 +51,9 @@ app:ws_route("/t/{topic}", function(ws)
       table.sort(list)
       ws:send_text(string.format("topics %s n=%d sub=%s", table.concat(list, ","),
         nexlua.subscribers(topic), tostring(ws:is_subscribed(topic))))
+    elseif verb == "census" then
+      local n = nexlua.subscribers(topic)
+      ws:send_text(string.format("census %d %d", n, nexlua.publish(topic, "probe")))
     elseif verb == "redis" then
       local st = nexlua.stats()
       ws:send_text(string.format("redis connected=%s published=%d received=%d dropped=%d",

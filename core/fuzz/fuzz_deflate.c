@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
                          "client_no_context_takeover",
                          74) == 0,
                  "bad reply: %s", reply);
-      FUZZ_CHECK(p.server_max_window_bits >= 9 && p.server_max_window_bits <= 15,
+      FUZZ_CHECK(p.server_max_window_bits >= 8 && p.server_max_window_bits <= 15,
                  "server window %d", p.server_max_window_bits);
       FUZZ_CHECK(p.client_max_window_bits >= 8 && p.client_max_window_bits <= 15,
                  "client window %d", p.client_max_window_bits);

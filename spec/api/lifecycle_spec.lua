@@ -306,8 +306,11 @@ describe("signals while the event loop is held or the app is still starting", fu
   end)
 
   it("a second SIGTERM ends a process whose shutdown hook holds the loop (taken the first)", function()
-    local p = spawn("spec/apps/spin_hook_app.lua", { "--graceful-timeout", "0" })
+    local p = spawn("spec/apps/spin_app.lua", { "--graceful-timeout", "0" })
     finally(function() p:cleanup() end)
+    local c = rawws.connect(p.port, "/arm-shutdown")
+    assert.equal("armed", (c:recv_message()))
+    c:close_socket()
     p:signal("TERM")
     assert(poll(function() return p:log():find("SIGTERM received", 1, true) end, 3), p:log())
     socket.sleep(0.3)

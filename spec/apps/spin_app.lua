@@ -1,14 +1,30 @@
--- A handler that holds the event loop (spec/api/lifecycle_spec.lua): /spin
--- accepts, then computes forever without yielding; /ws echoes.
+-- Code that holds the event loop (spec/api/lifecycle_spec.lua): /spin
+-- accepts, then computes forever without yielding; after a connection to
+-- /arm-shutdown, the shutdown hook does the same; /ws echoes.
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
+local spin_at_shutdown = false
+
+local function spin()
+  local n = 0
+  while true do n = n + 1 end
+end
 
 app:ws_route("/spin", function(ws)
   ws:accept()
   nexlua.sleep(0.05) -- (the 101 goes out at the end of the loop turn)
-  local n = 0
-  while true do n = n + 1 end
+  spin()
+end)
+
+app:ws_route("/arm-shutdown", function(ws)
+  spin_at_shutdown = true
+  ws:accept()
+  ws:send_text("armed")
+end)
+
+app:on_shutdown(function()
+  if spin_at_shutdown then spin() end
 end)
 
 app:ws_route("/ws", function(ws)

@@ -54,6 +54,27 @@ M.version = ffi.string(z.zlibVersion())
 
 local function stream_size() return ffi.sizeof("nx_spec_z_stream") end
 
+-- A raw deflate stream (window bits, level, memLevel).
+local function deflater(bits, level, mem_level)
+  local s = ffi.new("nx_spec_z_stream")
+  local r = z.deflateInit2_(s, level, Z_DEFLATED, -bits, mem_level, 0, M.version, stream_size())
+  assert(r == Z_OK, "deflateInit2 failed: " .. r)
+  return s
+end
+
+-- Runs data through stream s with flush: the bytes it gives, and the result.
+local function run(s, data, flush)
+  local cap = tonumber(z.deflateBound(s, #data)) + 64
+  local out = ffi.new("unsigned char[?]", cap)
+  s.next_in = data
+  s.avail_in = #data
+  s.next_out = out
+  s.avail_out = cap
+  local r = z.deflate(s, flush)
+  assert(r == Z_OK or r == Z_STREAM_END, "deflate failed: " .. r)
+  return ffi.string(out, cap - s.avail_out)
+end
+
 --- Compresses one message as permessage-deflate does: raw deflate, a sync
 -- flush, and the final 00 00 ff ff removed (opts.keep_tail keeps it).
 -- opts: window_bits (8..15, default 15), level (0..9, default 6),
@@ -62,21 +83,9 @@ function M.deflate(data, opts)
   opts = opts or {}
   local bits = opts.window_bits or 15
   if bits == 8 then bits = 9 end -- zlib's raw deflate has no 8-bit window
-  local s = ffi.new("nx_spec_z_stream")
-  local r = z.deflateInit2_(s, opts.level or 6, Z_DEFLATED, -bits, opts.mem_level or 8, 0,
-    M.version, stream_size())
-  assert(r == Z_OK, "deflateInit2 failed: " .. r)
-  local cap = tonumber(z.deflateBound(s, #data)) + 64
-  local out = ffi.new("unsigned char[?]", cap)
-  s.next_in = data
-  s.avail_in = #data
-  s.next_out = out
-  s.avail_out = cap
-  r = z.deflate(s, opts.finish and Z_FINISH or Z_SYNC_FLUSH)
-  local n = cap - s.avail_out
+  local s = deflater(bits, opts.level or 6, opts.mem_level or 8)
+  local res = run(s, data, opts.finish and Z_FINISH or Z_SYNC_FLUSH)
   z.deflateEnd(s)
-  assert(r == Z_OK or r == Z_STREAM_END, "deflate failed: " .. r)
-  local res = ffi.string(out, n)
   if not opts.keep_tail and not opts.finish and res:sub(-4) == TAIL then res = res:sub(1, -5) end
   return res
 end
@@ -85,21 +94,9 @@ end
 -- each inflates on its own after the ones before it): the payloads of its
 -- fragments, in order, the message's final 00 00 ff ff removed.
 function M.deflate_fragments(parts)
-  local s = ffi.new("nx_spec_z_stream")
-  local r = z.deflateInit2_(s, 6, Z_DEFLATED, -15, 8, 0, M.version, stream_size())
-  assert(r == Z_OK, "deflateInit2 failed: " .. r)
+  local s = deflater(15, 6, 8)
   local out = {}
-  for i, data in ipairs(parts) do
-    local cap = tonumber(z.deflateBound(s, #data)) + 64
-    local buf = ffi.new("unsigned char[?]", cap)
-    s.next_in = data
-    s.avail_in = #data
-    s.next_out = buf
-    s.avail_out = cap
-    r = z.deflate(s, Z_SYNC_FLUSH)
-    assert(r == Z_OK, "deflate failed: " .. r)
-    out[i] = ffi.string(buf, cap - s.avail_out)
-  end
+  for i, data in ipairs(parts) do out[i] = run(s, data, Z_SYNC_FLUSH) end
   z.deflateEnd(s)
   if out[#out]:sub(-4) == TAIL then out[#out] = out[#out]:sub(1, -5) end
   return unpack(out)

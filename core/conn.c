@@ -559,13 +559,20 @@ const char *nx_conn_peer_name(nx_conn_t *c, char *buf, size_t n) {
 /* A request without Origin (not a browser) passes; one with an Origin must
  * match an entry of the list exactly (case-insensitive), or the list has "*". */
 /* The length of origin s without its scheme's default port (":443" after
- * https://, ":80" after http://): a browser never writes that port (RFC
- * 6454 §6.2), and an entry that names it means the same origin. */
+ * https:// or wss://, ":80" after http:// or ws://): a browser never writes
+ * that port (RFC 6454 §6.2), and an entry that names it means the same
+ * origin. */
 static size_t origin_len(const char *s, size_t n) {
-  if (n > 12 && strncasecmp(s, "https://", 8) == 0 && memcmp(s + n - 4, ":443", 4) == 0)
-    return n - 4;
-  if (n > 10 && strncasecmp(s, "http://", 7) == 0 && memcmp(s + n - 3, ":80", 3) == 0)
-    return n - 3;
+  static const struct {
+    const char *scheme, *port;
+  } defaults[] = {{"https://", ":443"}, {"wss://", ":443"}, {"http://", ":80"}, {"ws://", ":80"}};
+  size_t i;
+  for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+    size_t sl = strlen(defaults[i].scheme), pl = strlen(defaults[i].port);
+    if (n > sl + pl && strncasecmp(s, defaults[i].scheme, sl) == 0 &&
+        memcmp(s + n - pl, defaults[i].port, pl) == 0)
+      return n - pl;
+  }
   return n;
 }
 

@@ -559,8 +559,10 @@ static int l_on_signal(lua_State *L) {
     for (i = 0; i < 3; i++) {
       uv_signal_init(rt->loop, hs[i]);
       hs[i]->data = rt;
+      /* (kept referenced: a server waits for its signals, so the loop
+       * does not end by itself while a hook waits on something nobody will
+       * wake; it ends by core.stop) */
       uv_signal_start(hs[i], on_signal, sigs[i]);
-      uv_unref((uv_handle_t *)hs[i]);
     }
     wrap_stop_signals();
     /* A worker of --workers starts with these three blocked, so that a

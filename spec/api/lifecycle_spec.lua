@@ -28,11 +28,12 @@ local function poll(fn, timeout) return proc.poll(fn, timeout, 0.02) end
 local Proc = {}
 Proc.__index = Proc
 
-local function spawn(app, args, wait_listening)
+local function spawn(app, args, wait_listening, env)
   local p = setmetatable({ log_path = os.tmpname(), status_path = os.tmpname(), pid_path = os.tmpname() }, Proc)
   os.remove(p.status_path)
   os.remove(p.pid_path)
   local argv = { q(BIN), q(app), "--host", "127.0.0.1", "--port", "0" }
+  for k, v in pairs(env or {}) do table.insert(argv, 1, k .. "=" .. q(v)) end
   for _, a in ipairs(args or {}) do argv[#argv + 1] = q(a) end
   local inner = string.format("%s </dev/null >%s 2>&1 & echo $! >%s; wait $!; echo $? >%s",
     table.concat(argv, " "), q(p.log_path), q(p.pid_path), q(p.status_path))
@@ -344,6 +345,28 @@ describe("signals while the event loop is held or the app is still starting", fu
         "worker " .. pid .. " still running; log:\n" .. p:log())
     end
     for _, c in ipairs(conns) do c:close_socket() end
+  end)
+
+  -- The loop keeps running while a hook waits on something nothing will
+  -- wake (it ended at once, status 0, with nothing logged).
+  it("a startup hook that never returns keeps the process up (not listening) until a signal", function()
+    local p = spawn("spec/apps/forever_hooks_app.lua", {}, false, { FOREVER = "startup" })
+    finally(function() p:cleanup() end)
+    socket.sleep(1)
+    assert.is_nil(p:status(), "the process ended; log:\n" .. p:log())
+    assert.is_nil(p:log():find("listening on", 1, true), p:log())
+    p:signal("TERM")
+    assert.is_truthy(p:wait_exit(5), "still running after SIGTERM; log:\n" .. p:log())
+  end)
+
+  it("a shutdown hook that never returns keeps the process up until a second signal", function()
+    local p = spawn("spec/apps/forever_hooks_app.lua", {}, true, { FOREVER = "shutdown" })
+    finally(function() p:cleanup() end)
+    p:signal("TERM")
+    socket.sleep(1)
+    assert.is_nil(p:status(), "the process ended in the first shutdown hook; log:\n" .. p:log())
+    p:signal("TERM")
+    assert.equal("1", p:wait_exit(5), "exit status; log:\n" .. p:log())
   end)
 
   it("a SIGHUP while the app loads or starts waits until it listens, then reloads", function()

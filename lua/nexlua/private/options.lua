@@ -80,11 +80,14 @@ function options.check(key, value)
         if entry ~= "*" and entry ~= "null" and not match(entry, "^%a[%w+.-]*://[^/?#%s@]+$") then
           ok = false
         end
+        -- a port is 1 to 65535, written as a browser writes it (no leading zero)
+        local port = match(entry, "^%a[%w+.-]*://[^/]*[^:]:(%d*)$") or match(entry, "^%a[%w+.-]*://%[.*%]:(%d*)$")
+        if port and not (match(port, "^[1-9]%d*$") and tonumber(port) <= 65535) then ok = false end
       end
     end
     if not ok then
       return nil, format("%s must be * or a comma-separated list of origins (scheme://host[:port], " ..
-        "no path), got %s", key, type(value) == "string" and format("%q", value) or tostring(value))
+        "port 1 to 65535, no path), got %s", key, type(value) == "string" and format("%q", value) or tostring(value))
     end
     return value
   end

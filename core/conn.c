@@ -614,6 +614,7 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   if (r == 0)
     return;
   if (r != 1) {
+    nx_conn_debug(c, "bad HTTP request: %s", nx_http_error(c->http));
     nx_http_respond(c, r, NULL, NULL, 0);
     return;
   }
@@ -635,11 +636,14 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
   }
   if (c->listener->cfg.allowed_origins && !origin_allowed(c)) {
     if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
-      const char *origin[1];
-      size_t olen[1];
-      int n = (int)nx_http_header_values(c->http, "origin", origin, olen, 1);
-      nx_conn_debug(c, "refused the handshake with a forbidden Origin (%.*s): 403",
-                    n ? (int)(olen[0] > 200 ? 200 : olen[0]) : 0, n ? origin[0] : "");
+      const char *origin[2];
+      size_t olen[2];
+      int n = (int)nx_http_header_values(c->http, "origin", origin, olen, 2);
+      if (n > 1)
+        nx_conn_debug(c, "refused the handshake with two Origin headers: 403");
+      else
+        nx_conn_debug(c, "refused the handshake with a forbidden Origin (%.*s): 403",
+                      n ? (int)(olen[0] > 200 ? 200 : olen[0]) : 0, n ? origin[0] : "");
     }
     nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
@@ -718,7 +722,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     plain->off = plain->len = 0;
     int r = nx_tls_read(c->tls, c->rt->readbuf, (size_t)nread, plain, nx_tls_out(c->tls));
     if (r < 0) {
-      nx_conn_debug(c, "TLS failed: dropping the connection");
+      nx_conn_debug(c, "TLS failed (%s): dropping the connection", nx_tls_last_error());
       c->tls_closed = 1; /* no close_notify after a fatal alert */
       nx_conn_end(c);    /* the alert, if any, goes out first */
       nx_rt_run_ready(c->rt);

@@ -239,6 +239,7 @@ void nx_conn_flush(nx_conn_t *c) {
      * ciphertext is what goes to the socket. */
     nx_buf_t *cipher = nx_tls_out(c->tls);
     if (nx_tls_write(c->tls, &c->out, cipher) < 0) {
+      nx_conn_debug(c, "TLS failed (%s): dropping the connection", nx_tls_last_error());
       nx_conn_really_close(c);
       return;
     }

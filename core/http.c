@@ -37,6 +37,7 @@ struct nx_http_s {
   int last;    /* EL_*: which element the previous piece belonged to */
   int too_big; /* 431, or 414 when the request target alone is too long */
   int obs_fold;
+  const char *error; /* why the request was refused (static text), for the log */
   int complete;
   int headers_done;
   int continue_checked;              /* Expect: 100-continue was looked at */
@@ -210,6 +211,8 @@ void nx_http_destroy(void *p) {
   free(h);
 }
 
+const char *nx_http_error(const nx_http_t *h) { return h->error ? h->error : "too large"; }
+
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
   llhttp_errno_t err;
   size_t used, before = h->seen;
@@ -234,7 +237,7 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
   if (h->too_big)
     return h->too_big;
   if (h->obs_fold) {
-    nx_log(NX_LOG_DEBUG, "bad HTTP request: a header value folded over lines (obs-fold)");
+    h->error = "a header value folded over lines (obs-fold)";
     return 400;
   }
   if (err == HPE_OK) {
@@ -250,7 +253,7 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
     *tail_len = len - used;
     return 1;
   }
-  nx_log(NX_LOG_DEBUG, "bad HTTP request: %s", llhttp_get_error_reason(&h->parser));
+  h->error = llhttp_get_error_reason(&h->parser);
   /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another well-formed version
    * (HTTP/DIGIT.DIGIT) is one we do not speak (RFC 9110 §15.6.6), not a
    * malformed request; a version that is not well formed is (RFC 9112 §3). */

@@ -48,8 +48,11 @@ void nx_log(int level, const char *fmt, ...) {
   va_end(ap);
   len = k < 0 ? 0 : (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
   /* Continuation lines indented; a bare CR (which would let a line
-   * overwrite its start on a terminal) written as \r. */
-  for (i = 0; i < len && n < sizeof(line) - 4; i++) {
+   * overwrite its start on a terminal) written as \r, and the other control
+   * characters but tab (an escape sequence a client put in a path would
+   * drive the terminal reading the log) as \xHH. */
+  for (i = 0; i < len && n < sizeof(line) - 5; i++) {
+    unsigned char ch = (unsigned char)msg[i];
     if (msg[i] == '\n') {
       line[n++] = '\n';
       line[n++] = ' ';
@@ -57,6 +60,12 @@ void nx_log(int level, const char *fmt, ...) {
     } else if (msg[i] == '\r') {
       line[n++] = '\\';
       line[n++] = 'r';
+    } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      line[n++] = '\\';
+      line[n++] = 'x';
+      line[n++] = hex[ch >> 4];
+      line[n++] = hex[ch & 15];
     } else {
       line[n++] = msg[i];
     }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deflate.h"
@@ -456,16 +457,52 @@ static volatile sig_atomic_t stop_taken;    /* the loop took one: a shutdown is 
 static volatile sig_atomic_t last_stop;     /* its signal number */
 static struct sigaction uv_stop_handler[2]; /* libuv's, for SIGINT and SIGTERM */
 
+/* n as digits digits into p (no stdio in a signal handler). */
+static char *put_num(char *p, long n, int digits) {
+  int i;
+  for (i = digits - 1; i >= 0; i--, n /= 10)
+    p[i] = (char)('0' + n % 10);
+  return p + digits;
+}
+
+/* The log's "2026-11-26T16:54:09.044Z " for now, async-signal-safely (the
+ * civil date from days since 1970: H. Hinnant's algorithm). */
+static char *put_timestamp(char *p) {
+  struct timespec ts;
+  long days, secs, era, doe, yoe, doy, mp, y, m, d;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  days = (long)(ts.tv_sec / 86400) + 719468;
+  secs = (long)(ts.tv_sec % 86400);
+  era = days / 146097;
+  doe = days - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = yoe + era * 400 + (m <= 2);
+  p = put_num(p, y, 4), *p++ = '-', p = put_num(p, m, 2), *p++ = '-', p = put_num(p, d, 2);
+  *p++ = 'T';
+  p = put_num(p, secs / 3600, 2), *p++ = ':', p = put_num(p, secs / 60 % 60, 2), *p++ = ':';
+  p = put_num(p, secs % 60, 2), *p++ = '.', p = put_num(p, ts.tv_nsec / 1000000, 3);
+  *p++ = 'Z', *p++ = ' ';
+  return p;
+}
+
 static void stop_now(void) {
-  static const char term[] = "second SIGTERM while the event loop is held (a handler or hook that "
-                             "does not yield?): exiting now\n";
-  static const char intr[] = "second SIGINT while the event loop is held (a handler or hook that "
-                             "does not yield?): exiting now\n";
-  ssize_t w = write(2, nx_log_tag, strlen(nx_log_tag));
-  if (last_stop == SIGINT)
-    w = write(2, intr, sizeof(intr) - 1);
-  else
-    w = write(2, term, sizeof(term) - 1);
+  static const char what[] = " while the event loop is held (a handler or hook that does not "
+                             "yield?): exiting now\n";
+  char line[256], *p = put_timestamp(line);
+  size_t tag = strlen(nx_log_tag);
+  ssize_t w;
+  memcpy(p, "WARN ", 5), p += 5;
+  if (tag < 32)
+    memcpy(p, nx_log_tag, tag), p += tag;
+  memcpy(p, "second ", 7), p += 7;
+  memcpy(p, last_stop == SIGINT ? "SIGINT" : "SIGTERM", last_stop == SIGINT ? 6 : 7);
+  p += last_stop == SIGINT ? 6 : 7;
+  memcpy(p, what, sizeof(what) - 1), p += sizeof(what) - 1;
+  w = write(2, line, (size_t)(p - line));
   (void)w;
   _exit(1);
 }

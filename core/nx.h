@@ -331,6 +331,8 @@ void nx_http_destroy(void *h);
  * complete (tail and tail_len: the bytes after it), or an HTTP status (400;
  * 414 for a request target past the head limit, 431 for a head past it). */
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);
+/* Why nx_http_feed refused the request (for the log). */
+const char *nx_http_error(const nx_http_t *h);
 /* 1, once, when the head is complete, is a valid upgrade and carries
  * Expect: 100-continue: a 100 (Continue) is due now, before any body is
  * read and before the 101 (RFC 9110 §7.8, §10.1.1). */

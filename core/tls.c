@@ -104,15 +104,18 @@ static int drain(nx_tls_t *t, nx_buf_t *out) {
   return 0;
 }
 
+/* Why the last TLS operation failed (for the caller's log entry, which
+ * names the connection). */
+static char last_error[256];
+
+const char *nx_tls_last_error(void) { return last_error; }
+
 static int fatal(nx_tls_t *t, int r) {
   int e = SSL_get_error(t->ssl, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
     return 0;
-  if (NX_LOG_ENABLED(NX_LOG_DEBUG)) {
-    char buf[256];
-    ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
-    nx_log(NX_LOG_DEBUG, "TLS error: %s", buf);
-  }
+  if (NX_LOG_ENABLED(NX_LOG_DEBUG))
+    ERR_error_string_n(ERR_peek_error(), last_error, sizeof(last_error));
   ERR_clear_error();
   return -1;
 }

@@ -29,6 +29,9 @@ nx_buf_t *nx_tls_out(nx_tls_t *t);
  * 1 when the peer sent close_notify (no more data will come), or -1 when
  * the peer broke TLS (the connection must be dropped). */
 int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_buf_t *out);
+/* OpenSSL's reason for the last failure of nx_tls_read or nx_tls_write
+ * (kept at the debug log level only: "" otherwise). */
+const char *nx_tls_last_error(void);
 
 /* Queues our close_notify into out (called once, after the last bytes). */
 int nx_tls_shutdown(nx_tls_t *t, nx_buf_t *out);

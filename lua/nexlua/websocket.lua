@@ -273,6 +273,9 @@ function WebSocket:deny(status, body, headers)
   end
   local lines = header_lines(headers, 3, "deny")
   self[STATE] = CLOSED
+  if log.debugging() then
+    log.debug("client %s: %s denied with HTTP %d", tostring(self.client or "?"), self.path, status)
+  end
   reject(self[BOX], status, lines, body and tostring(body) or nil)
 end
 

@@ -257,9 +257,12 @@ describe("the nexlua command line", function()
       { { "--no-compression=0" }, "option --no-compression takes no value, got \"0\"" },
       -- an empty list (an unset variable) is not "any Origin"; an Origin has no path
       { { "--allowed-origins", "" }, "option --allowed-origins needs * or a comma-separated list of origins" },
-      { { "--allowed-origins", "http://a.example/" }, "(scheme://host[:port], port 1 to 65535, no path), got \"http://a.example/\"" },
-      { { "--allowed-origins", "http://a.example:99999" }, "port 1 to 65535, no path), got \"http://a.example:99999\"" },
-      { { "--allowed-origins", "https://a.example, http://z.example:0080" }, "got \"https://a.example, http://z.example:0080\"" },
+      { { "--allowed-origins", "http://a.example/" },
+        "(scheme://host[:port], port 1 to 65535, no path), got \"http://a.example/\"" },
+      { { "--allowed-origins", "http://a.example:99999" },
+        "port 1 to 65535, no path), got \"http://a.example:99999\"" },
+      { { "--allowed-origins", "https://a.example, http://z.example:0080" },
+        "got \"https://a.example, http://z.example:0080\"" },
       { { "--allowed-origins", "https://a.example, a.example" }, "option --allowed-origins needs" },
     }) do
       it("exits 2 on " .. table.concat(case[1], " "), function()

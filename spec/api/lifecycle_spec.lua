@@ -303,6 +303,10 @@ describe("signals while the event loop is held or the app is still starting", fu
     p:signal("TERM")
     assert.equal("1", p:wait_exit(3), "exit status; log:\n" .. p:log())
     pos(p:log(), "second SIGTERM while the event loop is held")
+    -- an entry like any other: its UTC time (this year) and level
+    local year = os.date("!%Y")
+    assert.matches("\n" .. year .. "%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ WARN second SIGTERM while the " ..
+      "event loop is held", "\n" .. p:log())
     c:close_socket()
   end)
 

@@ -1,6 +1,7 @@
 -- Logs what clients send (spec/api/log_spec.lua): /log logs each text
 -- message at info and replies "ok"; /shut closes before accept with 1008
--- "no token"; /badfmt logs with a format its argument does not fit.
+-- "no token"; /deny denies with 401; /quiet returns without accept();
+-- /badfmt logs with a format its argument does not fit.
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -12,6 +13,10 @@ app:ws_route("/log", function(ws)
     ws:send_text("ok")
   end
 end)
+
+app:ws_route("/deny", function(ws) ws:deny(401, "no\n") end)
+
+app:ws_route("/quiet", function() end) -- returns without accept()
 
 app:ws_route("/shut", function(ws)
   ws:close(1008, "no token")

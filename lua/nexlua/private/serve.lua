@@ -82,6 +82,10 @@ local function ended(ws, route, ok, err)
   if st == STATES.CONNECTING then
     -- Returned (or a middleware stopped) without accepting: refuse, as a
     -- close before accept does.
+    if log.debugging() then
+      log.debug("client %s: the handler or a middleware for %s returned without accept(): HTTP 403",
+        tostring(ws.client or "?"), ws.path)
+    end
     core.reject(box_of(ws), 403, nil, "Forbidden\n")
   elseif st == STATES.CONNECTED then
     core.close(box_of(ws), 1000)

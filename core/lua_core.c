@@ -93,8 +93,9 @@ static int l_listen(lua_State *L) {
         cfg.max_connections = fit;
       else if (cfg.max_connections > fit)
         nx_log(NX_LOG_WARN,
-               "--max-connections %u is more than the open-file limit (%llu) allows: past about "
-               "%u connections, new ones are closed without an answer (raise `ulimit -n`)",
+               "--max-connections %u is more than the open-file limit (%llu) holds with room for "
+               "files (%u): once the descriptors run out, new connections are closed without "
+               "an answer (raise `ulimit -n`)",
                cfg.max_connections, (unsigned long long)rl.rlim_cur, fit);
     }
   }

@@ -24,7 +24,8 @@ local function new(opts)
     maxsize = opts.maxsize or 0
   end
   if type(maxsize) ~= "number" or maxsize ~= maxsize or maxsize < 0 or maxsize % 1 ~= 0 then
-    error("Queue: maxsize must be a whole number, 0 or more, got " .. tostring(maxsize), 2)
+    error("Queue: maxsize must be a whole number, 0 or more, got " ..
+      (type(maxsize) == "string" and string.format("the string %q", maxsize) or tostring(maxsize)), 2)
   end
   return setmetatable({
     items = {}, head = 1, tail = 0, maxsize = maxsize, getters = waitlist.new(), putters = waitlist.new(),

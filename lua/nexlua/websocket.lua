@@ -50,9 +50,13 @@ local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "
 
 -- A client's address: {host = , port = }, written "host:port" ("[host]:port"
 -- for IPv6) by tostring.
+local function address_text(a)
+  return (find(a.host, ":", 1, true) and "[" .. a.host .. "]" or a.host) .. ":" .. a.port
+end
 local Address = {
-  __tostring = function(a)
-    return (find(a.host, ":", 1, true) and "[" .. a.host .. "]" or a.host) .. ":" .. a.port
+  __tostring = address_text,
+  __concat = function(a, b)
+    return (type(a) == "table" and address_text(a) or a) .. (type(b) == "table" and address_text(b) or b)
   end,
 }
 local function address(host, port)
@@ -412,7 +416,7 @@ end
 -- other in the fewest digits that read back as the same number.
 local function number_text(n)
   if n == floor(n) and n > -2 ^ 63 and n < 2 ^ 63 then return format("%d", n) end
-  for digits = 14, 17 do
+  for digits = 1, 17 do
     local s = format("%." .. digits .. "g", n)
     if tonumber(s) == n then return s end
   end

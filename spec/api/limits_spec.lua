@@ -250,8 +250,8 @@ describe("limits", function()
 
     it("warns at start when the limit cannot hold the value given", function()
       local log = start_under(100, "--max-connections 500")
-      assert.matches("%-%-max%-connections 500 is more than the open%-file limit %(100%) allows: " ..
-        "past about 50 connections", log)
+      assert.matches("%-%-max%-connections 500 is more than the open%-file limit %(100%) holds " ..
+        "with room for files %(50%)", log)
     end)
 
     it("warns when the open connections come close to the limit", function()

@@ -20,7 +20,8 @@ local function introspect(ws)
   local params = ws.path_params
   if next(params) == nil then params = json.empty_array end
   ws:send_json({
-    client = client and { host = client.host, port = client.port, port_type = type(client.port) }
+    client = client and { host = client.host, port = client.port, port_type = type(client.port),
+      text = tostring(client), concat = "from " .. client }
       or json.null,
     auth_before_accept = auth or json.null,
     header = {

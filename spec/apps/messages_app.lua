@@ -83,6 +83,7 @@ app:ws_route("/send-variety", function(ws)
   ws:send_text(2 ^ 53)
   ws:send_text(0.1)
   ws:send_text(-1.5e-7)
+  ws:send_text(5e-324)
   local all = {}
   for i = 0, 255 do all[#all + 1] = string.char(i) end
   ws:send_bytes(table.concat(all))

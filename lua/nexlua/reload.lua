@@ -19,7 +19,7 @@ local log = require "nexlua.log"
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
-local format, sub, match = string.format, string.sub, string.match
+local format, sub, match, gsub = string.format, string.sub, string.match, string.gsub
 local traceback = debug.traceback
 
 local reload = {}
@@ -53,10 +53,14 @@ local function is_dir(path)
   return true
 end
 
+-- dir for a shell command: in single quotes, which the shell expands nothing
+-- in (a directory's name may come from a client: an upload's, say).
+local function shell_quoted(dir) return "'" .. gsub(dir, "'", "'\\''") .. "'" end
+
 -- True if a Lua file is in dir or below it (a directory that has just
 -- appeared: rare, so a short blocking look is fine).
 local function has_lua(dir)
-  local p = io.popen("find " .. format("%q", dir) .. " -name '*.lua' -print -quit 2>/dev/null")
+  local p = io.popen("find " .. shell_quoted(dir) .. " -name '*.lua' -print -quit 2>/dev/null")
   local out = p and p:read("*l")
   if p then p:close() end
   return out ~= nil and out ~= ""
@@ -65,7 +69,7 @@ end
 local function dir_of(path) return match(path, "^(.*)/[^/]*$") or "." end
 
 local function realdir(dir)
-  local p = io.popen("cd " .. format("%q", dir) .. " 2>/dev/null && pwd -P")
+  local p = io.popen("cd " .. shell_quoted(dir) .. " 2>/dev/null && pwd -P")
   local out = p and p:read("*l")
   if p then p:close() end
   return out or dir

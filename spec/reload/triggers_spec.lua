@@ -189,6 +189,18 @@ describe("hot reload triggers", function()
       R.sleep(0.6)
       assert.equal(before, R.reload_count(s) + R.failure_count(s), s:log())
     end)
+
+    it("runs nothing a directory's name says (a name from a client: $(...), backquotes)", function()
+      s = R.start(R.write_versioned(dir, { VERSION = "v1" }), { "--reload" })
+      local mark = "nxpwn" .. math.random(1, 1e9)
+      finally(function() os.remove(mark); os.remove(mark .. "b") end)
+      local q = require("helpers.server").shquote
+      os.execute("mkdir " .. q(dir .. "/up$(touch " .. mark .. ")'\"`touch " .. mark .. "b`"))
+      R.sleep(0.6)
+      -- (a command would run in the server's directory, which is this one)
+      assert.is_nil(io.open(mark), "a directory's name ran a command")
+      assert.is_nil(io.open(mark .. "b"), "a directory's name ran a command")
+    end)
   end)
 
   describe("--reload, a subdirectory of modules replaced (as by a git checkout)", function()

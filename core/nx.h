@@ -297,9 +297,10 @@ static inline int nx_conn_end_waits(const nx_conn_t *c) {
 /* Whether the app has messages to answer before the connection's end:
  * some it has not taken, or one it is taking now (a task is running: the
  * rest of the input was parsed inside its receive, which resumed reading;
- * its replies in this loop turn go first). */
+ * its replies in this loop turn go first), or a reply it is sending (a
+ * send waiting for the client to read). */
 static inline int nx_conn_app_has_messages(const nx_conn_t *c) {
-  return c->owner && (c->inbox || c->rt->current);
+  return c->owner && (c->inbox || c->rt->current || c->writer);
 }
 /* Ends a connection whose end waited (nx_conn_end_waits), now: at the end
  * of the loop turn in which the app took the last of those messages or

@@ -360,8 +360,13 @@ void nx_task_cancel_wait(nx_task_t *t) {
   if (c) {
     if (c->reader == t)
       c->reader = NULL;
-    if (c->writer == t)
+    if (c->writer == t) {
       c->writer = NULL;
+      /* A close waiting for this writer's replies (nx_conn_app_has_messages)
+       * is looked at again at the end of the turn. */
+      if (nx_conn_end_waits(c))
+        nx_rt_mark_dirty(c);
+    }
     t->wait_conn = NULL;
   }
   if (t->timer)

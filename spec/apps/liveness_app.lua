@@ -6,6 +6,7 @@
 --   /flood-reply      answers each message with 64 KiB (to a client that does
 --                     not read: the handler waits to send, reads pause)
 --   /push             sends 16 x 64 KiB at once, then waits for a message
+--   /reply-many       answers each message with 64 x 64 KiB (its sends wait)
 --   /stats            replies the number of open connections to any message
 local nexlua = require "nexlua"
 
@@ -41,6 +42,14 @@ app:ws_route("/flood-reply", function(ws)
     for _ in ws:iter() do ws:send_bytes(big) end
   end)
   nexlua.log.info("flood handler ended (%s)", ok and "left" or tostring(err.code or err))
+end)
+
+app:ws_route("/reply-many", function(ws)
+  ws:accept()
+  local big = string.rep("m", 65536)
+  for _ in ws:iter() do
+    for _ = 1, 64 do ws:send_bytes(big) end
+  end
 end)
 
 app:ws_route("/push", function(ws)

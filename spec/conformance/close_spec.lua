@@ -147,6 +147,24 @@ describe("conformance 7.x close handling", function()
       end)
     end
 
+    -- The handler's replies to the last message before the close wait for
+    -- the client to read (4 MiB of them past a 64 KiB high-water mark): the
+    -- close waits for them too.
+    it("answers a close after the last message's replies whose sends had to wait", function()
+      local hs = server.start("spec/apps/liveness_app.lua")
+      finally(function() hs:stop() end)
+      local c = rawws.connect(hs.port, "/reply-many")
+      clients[#clients + 1] = c
+      assert.equal(101, c.status)
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "go" } ..
+        rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(4001) })
+      for i = 1, 64 do
+        local f = assert(c:recv_frame(5))
+        assert.equal(OP.BINARY, f.opcode, "reply " .. i .. ": " .. rawws.describe_frame(f))
+      end
+      c:expect_failure(4001)
+    end)
+
     -- A message past the read pause (4 MiB) and the close in one segment:
     -- reading resumes inside the handler's receive, and the close found
     -- there still waits for its reply.

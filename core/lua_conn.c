@@ -358,13 +358,21 @@ int nx_ffi_send(nx_box_t *b, const char *data, size_t len, int kind) {
                                                                                              : 0;
 }
 
-/* close(box, code, reason): the closing handshake from our side. */
+/* close(box, code, reason): the closing handshake from our side. Without a
+ * code (the handler returned), the peer's close waiting for its answer is
+ * echoed with its code (RFC 6455 §5.5.1), else 1000. */
 static int l_close(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
-  int code = (int)luaL_optinteger(L, 2, 1000);
+  nx_conn_t *c = b->conn;
+  int code;
   size_t rlen = 0;
   const char *reason = luaL_optlstring(L, 3, NULL, &rlen);
-  nx_conn_t *c = b->conn;
+  if (!lua_isnoneornil(L, 2))
+    code = (int)luaL_checkinteger(L, 2);
+  else if (c && c->close_received)
+    code = c->close_code == 1005 ? 0 : c->close_code;
+  else
+    code = 1000;
   if (c && c->state == NX_CONN_OPEN)
     nx_conn_close_frame(c, (unsigned)code, reason, rlen);
   return 0;

@@ -38,6 +38,12 @@ app:ws_route("/bye", function(ws)
   end
 end)
 
+-- Echoes two messages, then returns.
+app:ws_route("/two", function(ws)
+  ws:accept()
+  for _ = 1, 2 do ws:send_text(ws:receive_text()) end
+end)
+
 app:ws_route("/blast", function(ws)
   local q = ws.query_params
   local mb = tonumber(q:get("mb", "8"))

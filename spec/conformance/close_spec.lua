@@ -206,6 +206,26 @@ describe("conformance 7.x close handling", function()
       end)
     end
 
+    -- The handler takes the messages before the close and returns: its
+    -- end answers the waiting close, with the client's code (§5.5.1).
+    for _, case in ipairs({ { rawws.close_payload(4002, "done"), 4002 }, { "", nil } }) do
+      it("a handler returning after the messages before a close " ..
+        (case[2] and "with code " .. case[2] or "without a code") .. " answers it with " ..
+        (case[2] and "that code" or "an empty close"), function()
+        local hs = server.start("spec/apps/hardening_app.lua")
+        finally(function() hs:stop() end)
+        local c = rawws.connect(hs.port, "/two")
+        clients[#clients + 1] = c
+        assert.equal(101, c.status)
+        c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "one" } ..
+          rawws.build_frame { opcode = OP.TEXT, payload = "two" } ..
+          rawws.build_frame { opcode = OP.CLOSE, payload = case[1] })
+        c:expect_echo("one", OP.TEXT)
+        c:expect_echo("two", OP.TEXT)
+        expect_close_reply(c, case[2])
+      end)
+    end
+
     it("echoes every message sent in the same segment before a close, in order, then " ..
       "answers the close with its code", function()
       local c = open()

@@ -88,7 +88,8 @@ local function ended(ws, route, ok, err)
     end
     core.reject(box_of(ws), 403, nil, "Forbidden\n")
   elseif st == STATES.CONNECTED then
-    core.close(box_of(ws), 1000)
+    -- 1000, or the code of the client's close if it came meanwhile
+    core.close(box_of(ws))
   end
 end
 

@@ -11,7 +11,7 @@ local nexlua = require "nexlua"
 local app = nexlua.App()
 app:on_startup(function()
   nexlua.log.info("hook: startup %s", "$VERSION")
-  if "$SLOW" == "yes" then nexlua.sleep(3) end
+  nexlua.sleep($SLOW)
   nexlua.log.info("hook: started %s", "$VERSION")
 end)
 app:on_shutdown(function(why) nexlua.log.info("hook: shutdown %s (%s)", "$VERSION", tostring(why)) end)
@@ -24,8 +24,9 @@ end)
 return app
 ]]
 
+-- slow: seconds the startup hook waits (true: 3)
 local function app_text(version, slow)
-  return (APP:gsub("%$VERSION", version):gsub("%$SLOW", slow and "yes" or "no"))
+  return (APP:gsub("%$VERSION", version):gsub("%$SLOW", tostring(slow == true and 3 or slow or 0)))
 end
 
 describe("reload and the app's lifecycle", function()
@@ -70,6 +71,23 @@ describe("reload and the app's lifecycle", function()
       assert.equal(1, R.count(log, "hook: shutdown v1 %(reload%)"), log)
       assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
       assert.equal(0, R.reload_count(s), log)
+    end)
+
+  it("a new startup hook still running after 10 s is named in a warning; the old app serves on",
+    function()
+      R.write(dir .. "/app.lua", app_text("v1"))
+      s = R.start(dir .. "/app.lua")
+      assert(s:wait_log("hook: started v1", 5), s:log())
+      R.write(dir .. "/app.lua", app_text("v2", 1e9))
+      assert(s:signal("HUP"))
+      assert(s:wait_log("hook: startup v2", 5), s:log())
+      assert(s:wait_log("WARN startup %(reload%) hook #1 has not returned after 10 s", 13), s:log())
+      local c = R.connect(s, "/ws")
+      assert.equal("v1", R.ask(c, "?"))
+      R.close(c)
+      assert.equal(0, R.reload_count(s), s:log())
+      -- A hook that returns in time is not warned about.
+      assert.equal(0, R.count(s:log(), "startup hook #1 has not returned"), s:log())
     end)
 
   it("--reload watches a module first required by a handler, from a subdirectory", function()

@@ -163,10 +163,31 @@ end
 -- Runs hooks in order; returns true, or false and the first error. A
 -- failed hook is logged; the rest are skipped, unless all is true (shutdown
 -- hooks: each releases something of its own).
+-- A hook that has not returned after SLOW_HOOK seconds is named in a
+-- warning: a reload whose new startup hook waits forever would otherwise
+-- hang (the old version serving on) without a word.
+local SLOW_HOOK = 10
+local function watch_hook(what, i)
+  if not core.in_task() then return nil end
+  local w = { done = false }
+  w.task = core.spawn(function()
+    core.sleep(SLOW_HOOK)
+    if not w.done then
+      log.warn("%s hook #%d has not returned after %d s; still waiting for it", what, i, SLOW_HOOK)
+    end
+  end)
+  return w
+end
+
 local function run_hooks(hooks, what, all, arg)
   local first
   for i, fn in ipairs(hooks) do
+    local watcher = watch_hook(what, i)
     local ok, err = xpcall(fn, function(e) return traceback(errors.text(e), 2) end, arg)
+    if watcher then
+      watcher.done = true
+      core.cancel(watcher.task)
+    end
     if not ok then
       log.error("%s hook #%d failed: %s", what, i, err)
       if not all then return false, err end

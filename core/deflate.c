@@ -299,5 +299,9 @@ int nx_inflate_prefix(nx_deflate_t *d, const uint8_t *in, size_t len, uint64_t m
   if (!z)
     return -1;
   r = inflate_input(z, in, len, max, out);
-  return r == 1 ? 0 : r; /* (what may follow a final block is checked at the end) */
+  if (r != 1)
+    return r;
+  /* The final block ended: at most the empty block's start may follow (see
+   * empty_block_rest), which later fragments may still complete. */
+  return z->avail_in > 5 || memcmp(z->next_in, "\0\0\0\xff\xff", z->avail_in) != 0 ? -1 : 0;
 }

@@ -855,6 +855,27 @@ describe("conformance: permessage-deflate", function()
       c:expect_failure(1007, 3)
     end)
 
+    -- After a final block (BFINAL), only the empty stored block's start may
+    -- follow (RFC 7692 §7.2.3.3): anything else fails the message at once.
+    it("fails fast: bytes after a final block in a first fragment get 1007 before the last one",
+      function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      c:send_raw(rawws.build_frame { opcode = OP.BINARY, rsv1 = true, fin = false,
+        payload = zlib.deflate("hello", { finish = true }) .. "\1\2\3" })
+      c:expect_failure(1007, 3)
+    end)
+
+    it("a final block, then the empty block's start split over fragments, is echoed", function()
+      local c = open("permessage-deflate")
+      assert(accepted(c))
+      local z = zlib.deflate("hello", { finish = true })
+      c:send_raw(rawws.build_frame { opcode = OP.TEXT, rsv1 = true, fin = false, payload = z .. "\0\0" } ..
+        rawws.build_frame { opcode = OP.CONTINUATION, fin = false, payload = "\0" } ..
+        rawws.build_frame { opcode = OP.CONTINUATION, payload = "\255\255" })
+      expect_same("hello", recv_message(c).data)
+    end)
+
     it("fails fast: fragments that already inflate past --max-message-size get 1009 " ..
       "before the last one", function()
       local c = open("permessage-deflate", small)

@@ -32,6 +32,17 @@ describe("conformance 7.x close handling", function()
     return c
   end
 
+  -- A connection to path on a server of its own running app, stopped at
+  -- the end of the test.
+  local function open_app(app, path)
+    local hs = server.start(app)
+    finally(function() hs:stop() end)
+    local c = rawws.connect(hs.port, path)
+    clients[#clients + 1] = c
+    assert.equal(101, c.status)
+    return c
+  end
+
   -- The very next frame is the server's close (nothing before it); then the
   -- server closes TCP and sends nothing after the close frame.
   local function expect_close_reply(c, code)
@@ -130,11 +141,7 @@ describe("conformance 7.x close handling", function()
     }) do
       it("answers 200 messages sent with " .. case[1] .. " in one segment, every one, then " ..
         "closes with " .. case[3], function()
-        local hs = server.start("spec/apps/liveness_app.lua")
-        finally(function() hs:stop() end)
-        local c = rawws.connect(hs.port, "/flood-reply")
-        clients[#clients + 1] = c
-        assert.equal(101, c.status)
+        local c = open_app("spec/apps/liveness_app.lua", "/flood-reply")
         local frames = {}
         for i = 1, 200 do frames[i] = rawws.build_frame { opcode = OP.TEXT, payload = tostring(i) } end
         c:send_raw(table.concat(frames) .. case[2])
@@ -151,11 +158,7 @@ describe("conformance 7.x close handling", function()
     -- the client to read (4 MiB of them past a 64 KiB high-water mark): the
     -- close waits for them too.
     it("answers a close after the last message's replies whose sends had to wait", function()
-      local hs = server.start("spec/apps/liveness_app.lua")
-      finally(function() hs:stop() end)
-      local c = rawws.connect(hs.port, "/reply-many")
-      clients[#clients + 1] = c
-      assert.equal(101, c.status)
+      local c = open_app("spec/apps/liveness_app.lua", "/reply-many")
       c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "go" } ..
         rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(4001) })
       for i = 1, 64 do
@@ -191,11 +194,7 @@ describe("conformance 7.x close handling", function()
     }) do
       it("the app's own close in the turn before " .. case[1] .. " is answered ends the " ..
         "connection at once with " .. case[3], function()
-        local hs = server.start("spec/apps/hardening_app.lua")
-        finally(function() hs:stop() end)
-        local c = rawws.connect(hs.port, "/bye")
-        clients[#clients + 1] = c
-        assert.equal(101, c.status)
+        local c = open_app("spec/apps/hardening_app.lua", "/bye")
         c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "one" } ..
           rawws.build_frame { opcode = OP.TEXT, payload = "bye" } .. case[2])
         c:expect_echo("one", OP.TEXT)
@@ -212,11 +211,7 @@ describe("conformance 7.x close handling", function()
       it("a handler returning after the messages before a close " ..
         (case[2] and "with code " .. case[2] or "without a code") .. " answers it with " ..
         (case[2] and "that code" or "an empty close"), function()
-        local hs = server.start("spec/apps/hardening_app.lua")
-        finally(function() hs:stop() end)
-        local c = rawws.connect(hs.port, "/two")
-        clients[#clients + 1] = c
-        assert.equal(101, c.status)
+        local c = open_app("spec/apps/hardening_app.lua", "/two")
         c:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = "one" } ..
           rawws.build_frame { opcode = OP.TEXT, payload = "two" } ..
           rawws.build_frame { opcode = OP.CLOSE, payload = case[1] })

@@ -1,7 +1,8 @@
 --- Error types of nexlua. Errors are tables with a type, raised with error().
 -- Each type has a constructor (callable class) and a predicate in nexlua:
 -- nexlua.is_disconnect(err), nexlua.is_timeout(err), ...
-local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
+local setmetatable, getmetatable, tostring, type, pairs, pcall, rawget =
+  setmetatable, getmetatable, tostring, type, pairs, pcall, rawget
 local format = string.format
 local getinfo = debug.getinfo
 
@@ -17,12 +18,27 @@ local function where(level)
   return ""
 end
 
---- Declares an error class. parent is another class or nil.
+-- A constructor's argument of the wrong type: named, at the caller's line
+-- (level 4: the check, the init, __call, the caller).
+local function check_arg(ok, call, what, v)
+  if not ok then
+    error(format("%s: %s, got %s %s", call, what, type(v), type(v) == "string" and format("%q", v) or
+      tostring(v)), 4)
+  end
+end
+
+--- Declares an error class. parent is another class or nil. tostring(err)
+-- never fails: an error whose fields were changed to values describe
+-- cannot format still gives its class name and message.
 local function class(name, parent, init, describe)
   local cls = { name = name, parent = parent }
   local mt = {
     __index = cls,
-    __tostring = function(e) return (e.where or "") .. describe(e) end,
+    __tostring = function(e)
+      local ok, text = pcall(describe, e)
+      if not ok or type(text) ~= "string" then text = name .. ": " .. tostring(rawget(e, "message")) end
+      return (e.where or "") .. text
+    end,
   }
   cls.mt = mt
   registry[mt] = cls
@@ -49,34 +65,47 @@ end
 
 --- The root of every nexlua error type.
 errors.Error = class("Error", nil,
-  function(e, message) e.message = message or "error" end,
+  function(e, message) e.message = message == nil and "error" or tostring(message) end,
   function(e) return e.message end)
 
 --- Misuse of the WebSocket API (receive before accept, send after close, ...)
 -- and the base of the WebSocket error types.
 errors.WebSocketError = class("WebSocketError", errors.Error,
-  function(e, message) e.message = message or "WebSocket error" end,
+  function(e, message) e.message = message == nil and "WebSocket error" or tostring(message) end,
   function(e) return e.message end)
 
 --- The peer has left (or the connection was lost). code: the peer's close
 -- code, 1005 when it sent none, 1006 when the TCP connection dropped.
+-- WebSocketDisconnect(code, reason), both optional (1000, ""); a single
+-- string is the reason.
 errors.WebSocketDisconnect = class("WebSocketDisconnect", errors.WebSocketError,
   function(e, code, reason)
+    if type(code) == "string" and reason == nil then code, reason = nil, code end
+    check_arg(code == nil or (type(code) == "number" and code == math.floor(code)),
+      "WebSocketDisconnect(code, reason)", "code must be an integer", code)
+    check_arg(reason == nil or type(reason) == "string", "WebSocketDisconnect(code, reason)",
+      "reason must be a string", reason)
     e.code = code or 1000
     e.reason = reason or ""
     e.message = "WebSocket disconnected"
   end,
   function(e)
-    if e.reason ~= "" then return format("WebSocket disconnected (%d: %s)", e.code, e.reason) end
-    return format("WebSocket disconnected (%d)", e.code)
+    if e.reason ~= "" then return format("WebSocket disconnected (%s: %s)", tostring(e.code), tostring(e.reason)) end
+    return format("WebSocket disconnected (%s)", tostring(e.code))
   end)
 
 --- receive_text() got a binary message, or receive_bytes() a text one.
 -- The message is consumed; the connection stays usable.
+-- MessageTypeError(expected, got, data) ("text"/"binary"), or
+-- MessageTypeError(message): a message of the app's own.
 errors.MessageTypeError = class("MessageTypeError", errors.WebSocketError,
   function(e, expected, got, data)
     e.expected, e.got, e.data = expected, got, data
-    e.message = format("expected a %s message, received a %s message", expected, got)
+    if got == nil then
+      e.message = expected == nil and "unexpected message type" or tostring(expected)
+    else
+      e.message = format("expected a %s message, received a %s message", tostring(expected), tostring(got))
+    end
   end,
   function(e) return e.message end)
 
@@ -85,14 +114,21 @@ errors.MessageTypeError = class("MessageTypeError", errors.WebSocketError,
 errors.JSONDecodeError = class("JSONDecodeError", errors.WebSocketError,
   function(e, message, data)
     e.data = data
-    e.message = "invalid JSON: " .. tostring(message)
+    e.message = message == nil and "invalid JSON" or "invalid JSON: " .. tostring(message)
   end,
   function(e) return e.message end)
 
 --- A wait ran out of time (receive with a timeout, nexlua.wait_for).
--- The connection stays usable.
+-- The connection stays usable. TimeoutError(seconds) or
+-- TimeoutError(message).
 errors.TimeoutError = class("TimeoutError", errors.Error,
   function(e, seconds)
+    if type(seconds) == "string" then
+      e.message = seconds
+      return
+    end
+    check_arg(seconds == nil or type(seconds) == "number", "TimeoutError(seconds)",
+      "seconds must be a number (or a message string)", seconds)
     e.seconds = seconds
     e.message = seconds and format("timed out after %g s", seconds) or "timed out"
   end,
@@ -101,17 +137,17 @@ errors.TimeoutError = class("TimeoutError", errors.Error,
 --- The task was cancelled (task:cancel(), or a wait_for that timed out)
 -- while it waited. Ends a task quietly when not caught.
 errors.CancelledError = class("CancelledError", errors.Error,
-  function(e) e.message = "cancelled" end,
+  function(e, message) e.message = message == nil and "cancelled" or tostring(message) end,
   function(e) return e.message end)
 
 --- Queue:put_nowait() on a full queue.
 errors.QueueFull = class("QueueFull", errors.Error,
-  function(e) e.message = "queue is full" end,
+  function(e, message) e.message = message == nil and "queue is full" or tostring(message) end,
   function(e) return e.message end)
 
 --- Queue:get_nowait() on an empty queue.
 errors.QueueEmpty = class("QueueEmpty", errors.Error,
-  function(e) e.message = "queue is empty" end,
+  function(e, message) e.message = message == nil and "queue is empty" or tostring(message) end,
   function(e) return e.message end)
 
 --- An error class of the app's own (Python's `class InvalidToken(Exception)`):

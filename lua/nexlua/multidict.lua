@@ -1,8 +1,8 @@
 --- Read-only multi-dicts for request data: Headers (case-insensitive names)
 -- and QueryParams (parsed from the query string, percent-decoded).
-local setmetatable, type, tostring, tonumber = setmetatable, type, tostring, tonumber
-local lower, gsub, char, find, sub, gmatch =
-  string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch
+local setmetatable, type, tostring, tonumber, rawget = setmetatable, type, tostring, tonumber, rawget
+local lower, gsub, char, find, sub, gmatch, format =
+  string.lower, string.gsub, string.char, string.find, string.sub, string.gmatch, string.format
 
 -- Lists handed to the app encode as JSON arrays, even when empty.
 local list_of = require("nexlua.json").array
@@ -30,6 +30,17 @@ local function new(list, fold)
   return setmetatable({ [LIST] = list, [FOLD] = fold }, mt)
 end
 
+-- self's list of names and values. A method called with a dot
+-- (ws.query_params.get("token"), as in Python) gets the name as self.
+local function list_of_self(self, method)
+  local list = type(self) == "table" and rawget(self, LIST)
+  if not list then
+    error(format("%s: call it with a colon, as in ws.query_params:%s(...) or ws.headers:%s(...)",
+      method, method, method), 3)
+  end
+  return list
+end
+
 local function key(self, name)
   name = tostring(name)
   return self[FOLD] and lower(name) or name
@@ -37,7 +48,8 @@ end
 
 --- The first value for name, or default (nil if not given).
 function Multi:get(name, default)
-  local k, list = key(self, name), self[LIST]
+  local list = list_of_self(self, "get")
+  local k = key(self, name)
   for i = 1, #list, 2 do
     local n = list[i]
     if (self[FOLD] and lower(n) or n) == k then return list[i + 1] end
@@ -47,7 +59,8 @@ end
 
 --- Every value for name, in order (an empty list if none).
 function Multi:get_all(name)
-  local k, list, out = key(self, name), self[LIST], list_of()
+  local list = list_of_self(self, "get_all")
+  local k, out = key(self, name), list_of()
   for i = 1, #list, 2 do
     local n = list[i]
     if (self[FOLD] and lower(n) or n) == k then out[#out + 1] = list[i + 1] end
@@ -55,11 +68,14 @@ function Multi:get_all(name)
   return out
 end
 
-function Multi:has(name) return self:get(name) ~= nil end
+function Multi:has(name)
+  list_of_self(self, "has")
+  return self:get(name) ~= nil
+end
 
 --- Iterates name, value pairs in order: for name, value in h:items() do ... end
 function Multi:items()
-  local list, i = self[LIST], -1
+  local list, i = list_of_self(self, "items"), -1
   return function()
     i = i + 2
     if list[i] ~= nil then return list[i], list[i + 1] end
@@ -68,7 +84,7 @@ end
 
 --- Distinct names, in order of first appearance (lowercased for headers).
 function Multi:keys()
-  local out, seen, list = list_of(), {}, self[LIST]
+  local out, seen, list = list_of(), {}, list_of_self(self, "keys")
   for i = 1, #list, 2 do
     local k = key(self, list[i])
     if not seen[k] then
@@ -81,7 +97,7 @@ end
 
 --- How many name, value pairs there are (repeated names count each time).
 -- A method: LuaJIT's # does not call __len on a table.
-function Multi:len() return #self[LIST] / 2 end
+function Multi:len() return #list_of_self(self, "len") / 2 end
 
 -- h.name and h["name"] are h:get("name") (first value, nil if absent), as
 -- in Starlette, except for the method names above (get, get_all, has,

@@ -14,6 +14,7 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"
+local args = require "nexlua.private.opts"
 local serve = require "nexlua.private.serve"
 local options = require "nexlua.private.options"
 local multidict = require "nexlua.multidict"
@@ -88,8 +89,13 @@ TestWebSocket.__index = TestWebSocket
 function TestWebSocket:send_text(s) self:_send(tostring(s), 1) end
 function TestWebSocket:send_bytes(s) self:_send(s, 2) end
 function TestWebSocket:send_json(v, opts)
+  local binary = false
+  if opts ~= nil then
+    args.check(opts, { "binary", "mode" }, "send_json", 2)
+    binary = args.binary(opts, "send_json", 2)
+  end
   local s = assert(json.encode(v))
-  self:_send(s, (opts and opts.binary) and 2 or 1)
+  self:_send(s, binary and 2 or 1)
 end
 
 function TestWebSocket:_send(data, opcode)
@@ -196,11 +202,14 @@ function TestClient:start()
   return self
 end
 
+local CONNECT_OPTIONS = { "headers", "subprotocols", "query", "timeout" }
+
 --- Opens a WebSocket to path. opts: headers (table), subprotocols (list),
 -- query (table or string), timeout (seconds, for this connection's waits).
 -- Raises a HandshakeRejected error (err.status) when the app refuses.
 function TestClient:websocket_connect(path, opts)
   opts = opts or {}
+  args.check(opts, CONNECT_OPTIONS, "websocket_connect", 2)
   self:start()
   local target = path
   local qs = query_string(opts.query)

@@ -8,6 +8,7 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local json = require "nexlua.json"
+local args = require "nexlua.private.opts"
 
 local type, tostring = type, tostring
 local raise, WebSocketError = errors.raise, errors.WebSocketError
@@ -41,16 +42,18 @@ function topics.deliver(topic, data, binary, except_box, what, level)
   return n
 end
 
+local PUBLISH_OPTIONS = { "exclude", "binary", "mode" }
+
 local function options(opts, what)
   if opts == nil then return false, nil end
-  if type(opts) ~= "table" then raise(WebSocketError, 3, what .. ": opts must be a table") end
+  args.check(opts, PUBLISH_OPTIONS, what, 3)
   local exclude, box = opts.exclude, nil
   if exclude ~= nil then
     -- (a WebSocket keeps its connection box in array slot 1: see websocket.lua)
     box = type(exclude) == "table" and exclude[1] or nil
     if not core.is_box(box) then raise(WebSocketError, 3, what .. ": opts.exclude must be a WebSocket") end
   end
-  return opts.binary == true, box
+  return args.binary(opts, what, 3), box
 end
 
 --- Sends data to every subscriber of topic (in every worker with --workers;

@@ -6,8 +6,8 @@ local multidict = require "nexlua.multidict"
 local log = require "nexlua.log"
 local topics = require "nexlua.topics"
 
-local type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, floor =
-  type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, math.floor
+local type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, getmetatable, floor =
+  type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, getmetatable, math.floor
 local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
 local concat = table.concat
 local waiting = require "nexlua.private.waiting"
@@ -17,6 +17,7 @@ local take, send, accept, reject, close, conn_state, close_info =
 -- With the FFI fast path (see private/fastpath.lua), take and send try it
 -- first and fall back to the core functions, with the same results.
 local fastpath = require "nexlua.private.fastpath"
+local args = require "nexlua.private.opts"
 if fastpath then
   local fast_take, fast_send, core_take, core_send = fastpath.take, fastpath.send, take, send
   take = function(box, timeout)
@@ -117,6 +118,17 @@ local mt = {
 -- with no hash part until the app or a lazy field (see lazy) stores a key.
 -- Note that storing nil under a new key still adds the key in Lua: fields
 -- that may be nil are only set when they are not.
+-- A method called with a dot (ws.send_text("hi"), as in Python) gets its
+-- first argument as self: raises saying so, at level (1: the caller of
+-- check_colon), instead of a complaint about the arguments. Only on the
+-- paths where something is already wrong: the hot paths pay nothing.
+local function check_colon(self, method, level)
+  if getmetatable(self) ~= mt then
+    raise(WebSocketError, level + 1,
+      format("%s: call it with a colon, ws:%s(...), not ws.%s(...)", method, method, method))
+  end
+end
+
 function WebSocket.new(box, route)
   local self = new_table(3, 0)
   self[BOX], self[STATE], self[ROUTE] = box, CONNECTING, route
@@ -190,9 +202,13 @@ local function disconnected(self, code, reason)
   return e
 end
 
+local ACCEPT_OPTIONS, RECEIVE_OPTIONS, KIND_OPTIONS = { "subprotocol", "headers" }, { "timeout" },
+  { "binary", "mode" }
+
 -- accept()'s arguments for the core, checked: subprotocol, header lines,
 -- ping interval and timeout, compression. Errors name the caller of accept.
 local function accept_args(self, opts)
+  check_colon(self, "accept", 3)
   local st = self[STATE]
   if st == CONNECTED then raise(WebSocketError, 3, "accept() called twice") end
   if st ~= CONNECTING then
@@ -203,6 +219,7 @@ local function accept_args(self, opts)
   if type(opts) == "string" then
     subprotocol = opts
   elseif type(opts) == "table" then
+    args.check(opts, ACCEPT_OPTIONS, "accept", 3)
     subprotocol, headers = opts.subprotocol, opts.headers
   elseif opts ~= nil then
     raise(WebSocketError, 3, "accept() takes a table {subprotocol=, headers=} or a subprotocol name")
@@ -225,6 +242,7 @@ end
 -- (or a subprotocol name as a string). The subprotocol must be one the
 -- client offered (see ws.subprotocols).
 function WebSocket:accept(opts)
+  if getmetatable(self) ~= mt then accept_args(self, opts) end -- (raises: called with a dot)
   -- The core is called with few slots in use: a C call deeper in the
   -- coroutine's stack would make LuaJIT grow it (see take).
   local ok, _, code, reason = accept(self[BOX], accept_args(self, opts))
@@ -244,6 +262,7 @@ end
 -- bytes of UTF-8). Before accept() this refuses the handshake: the client
 -- gets HTTP 403 and no WebSocket is opened. Closing twice does nothing.
 function WebSocket:close(code, reason)
+  check_colon(self, "close", 2)
   if code == nil then code = 1000 end
   if not check_close_code(code) then
     raise(WebSocketError, 2,
@@ -297,12 +316,16 @@ end
 -- (level 3 is the app's line: see receive). Once the peer is gone, the
 -- core's take says "closed", which raises the disconnect.
 local function not_receiving(self)
+  check_colon(self, "receive", 3)
   if self[STATE] == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
 end
 
 local function timeout_of(opts)
   local timeout = opts
-  if type(opts) == "table" then timeout = opts.timeout end
+  if type(opts) == "table" then
+    args.check(opts, RECEIVE_OPTIONS, "receive", 3)
+    timeout = opts.timeout
+  end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then -- (NaN too)
     raise(WebSocketError, 3, "receive: timeout must be a non-negative number of seconds")
   end
@@ -330,7 +353,7 @@ end
 local not_received
 
 local function receive(self, opts, want)
-  if self[STATE] ~= CONNECTED then not_receiving(self) end
+  if self == nil or self[STATE] ~= CONNECTED then not_receiving(self) end
   if opts ~= nil then opts = timeout_of(opts) end
   local data, kind = take(self[BOX], opts)
   if data == nil then
@@ -392,6 +415,7 @@ end
 -- mistake in its code; from any other task (a broadcast, a spawned sender)
 -- a closed connection is one that is gone, as for a disconnected one.
 local function check_sendable(self)
+  check_colon(self, "send_json", 3) -- (send_text and send_bytes find a dot call first)
   local st = self[STATE]
   local own = core.owned(self[BOX])
   if st == CONNECTING then
@@ -425,6 +449,7 @@ end
 
 function WebSocket:send_text(s)
   if type(s) ~= "string" then
+    check_colon(self, "send_text", 2)
     if type(s) ~= "number" then raise(WebSocketError, 2, "send_text: expected a string, got " .. type(s)) end
     s = number_text(s)
   end
@@ -432,16 +457,30 @@ function WebSocket:send_text(s)
 end
 
 function WebSocket:send_bytes(s)
-  if type(s) ~= "string" then raise(WebSocketError, 2, "send_bytes: expected a string, got " .. type(s)) end
+  if type(s) ~= "string" then
+    check_colon(self, "send_bytes", 2)
+    raise(WebSocketError, 2, "send_bytes: expected a string, got " .. type(s))
+  end
   return send_message(self, s, true)
 end
 
---- Sends v encoded as compact JSON, as a text message (opts.binary = true
--- for a binary one). See nexlua.json for empty arrays and null.
+-- Whether opts (nil or a table: binary = true or mode = "binary") asks a
+-- call at level 2 for a binary message.
+local function binary_of(opts, what)
+  if opts == nil then return false end
+  args.check(opts, KIND_OPTIONS, what, 3)
+  local binary = args.binary(opts, what, 3)
+  return binary -- (not a tail call: level 3 is the app's line)
+end
+
+--- Sends v encoded as compact JSON, as a text message (opts.binary = true,
+-- or opts.mode = "binary", for a binary one). See nexlua.json for empty
+-- arrays and null.
 function WebSocket:send_json(v, opts)
+  local binary = binary_of(opts, "send_json")
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "send_json: cannot encode the value as JSON: " .. tostring(err)) end
-  return send_message(self, s, opts ~= nil and opts.binary == true)
+  return send_message(self, s, binary)
 end
 
 -- The iterators: stateless (function, ws), so a loop allocates nothing.
@@ -502,22 +541,16 @@ end
 --- The topics this connection is subscribed to (in no particular order).
 function WebSocket:topics() return core.topics(self[BOX]) end
 
-local function publish_options(opts, what)
-  if opts == nil then return false end
-  if type(opts) ~= "table" then raise(WebSocketError, 3, what .. ": opts must be a table") end
-  return opts.binary == true
-end
-
 --- Sends data to every subscriber of topic except this connection (which
 -- need not be a subscriber itself). opts.binary: a binary message. Returns
 -- how many connections it was queued to.
 function WebSocket:publish(topic, data, opts)
-  local n = topics.deliver(topic, data, publish_options(opts, "publish"), self[BOX], "publish", 2)
+  local n = topics.deliver(topic, data, binary_of(opts, "publish"), self[BOX], "publish", 2)
   return n
 end
 
 function WebSocket:publish_json(topic, v, opts)
-  local binary = publish_options(opts, "publish_json")
+  local binary = binary_of(opts, "publish_json")
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "publish_json: cannot encode the value as JSON: " .. tostring(err)) end
   local n = topics.deliver(topic, s, binary, self[BOX], "publish_json", 2)

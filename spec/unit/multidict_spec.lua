@@ -52,6 +52,16 @@ describe("nexlua.multidict", function()
       assert.equal(5, h:len())
     end)
 
+    it("a method called with a dot (as in Python) raises, saying to use a colon", function()
+      local hd = multidict.Headers({ "Host", "a" })
+      for _, m in ipairs({ "get", "get_all", "has", "items", "keys", "len" }) do
+        local ok, err = pcall(function() local v = hd[m]("host") return v end)
+        assert.is_false(ok, m)
+        assert.matches(m .. ": call it with a colon, as in ws.query_params:" .. m .. "%(...%)", err)
+      end
+      assert.equal("a", hd:get("host"))
+    end)
+
     it("works empty", function()
       local e = multidict.Headers()
       assert.is_nil(e:get("x"))

@@ -1,0 +1,145 @@
+-- The arguments of the API calls, as a Nexios user writes them: an options
+-- table with a key the call does not take raises (naming it and the ones
+-- it takes) instead of being ignored; Nexios's send_json(v, mode="binary")
+-- is {mode = "binary"}; and a method called with a dot (Python's
+-- ws.send_text("x"), ws.query_params.get("token")) raises saying to use a
+-- colon. Over real sockets (TestClient).
+local TestClient = require "nexlua.testing"
+local nexlua = require "nexlua"
+
+-- One route per case: the handler runs the call under pcall and sends
+-- back what it raised ("ok" if nothing), then what the client should see.
+local function app_with(cases)
+  local app = nexlua.App()
+  app:ws_route("/{case}", function(ws)
+    local case = cases[ws.path_params.case]
+    if case.before_accept then
+      local ok, err = pcall(case.fn, ws)
+      ws:accept()
+      ws:send_text(ok and "ok" or tostring(err))
+      return
+    end
+    ws:accept()
+    local ok, err = pcall(case.fn, ws)
+    ws:send_text(ok and "ok" or tostring(err))
+    ws:send_text("still open")
+  end)
+  return app
+end
+
+describe("API arguments", function()
+  local client, ws
+  after_each(function()
+    if client then client:close() end
+    client, ws = nil, nil
+  end)
+
+  local function connect(cases, name, ...)
+    client = TestClient(app_with(cases), { timeout = 3 })
+    ws = client:websocket_connect("/" .. name, ...)
+  end
+
+  local function run(cases, name, ...)
+    connect(cases, name, ...)
+    return ws:receive_text()
+  end
+
+  describe("an unknown option raises, naming it and the ones the call takes", function()
+    local here = "spec/api/arguments_spec.lua:%d+: "
+    local cases = {
+      accept = { before_accept = true, fn = function(w) w:accept({ subprotocl = "chat" }) end },
+      receive = { fn = function(w) w:receive({ timeot = 0.2 }) end },
+      receive_json = { fn = function(w) w:receive_json({ timeout = 0.01, mode = "text" }) end },
+      send_json = { fn = function(w) w:send_json({ a = 1 }, { mod = "binary" }) end },
+      publish = { fn = function(w) nexlua.publish("t", "x", { exclud = w }) end },
+      ws_publish = { fn = function(w) w:publish("t", "x", { exclude = w }) end },
+    }
+    for name, want in pairs({
+      accept = here .. "accept: unknown option subprotocl %(it takes subprotocol, headers%)",
+      receive = here .. "receive: unknown option timeot %(it takes timeout%)",
+      receive_json = here .. "receive: unknown option mode %(it takes timeout%)",
+      send_json = here .. "send_json: unknown option mod %(it takes binary, mode%)",
+      publish = here .. "publish: unknown option exclud %(it takes exclude, binary, mode%)",
+      ws_publish = here .. "publish: unknown option exclude %(it takes binary, mode%)",
+    }) do
+      it(name, function()
+        assert.matches("^" .. want .. "$", run(cases, name))
+        if name ~= "accept" then assert.equal("still open", ws:receive_text()) end
+      end)
+    end
+
+    it("TestClient's websocket_connect", function()
+      client = TestClient(app_with({}), { timeout = 3 })
+      local ok, err = pcall(client.websocket_connect, client, "/x", { header = { A = "b" } })
+      assert.is_false(ok)
+      assert.matches("websocket_connect: unknown option header %(it takes headers, subprotocols, query, timeout%)",
+        tostring(err))
+    end)
+  end)
+
+  describe("a binary JSON message", function()
+    local cases = {
+      mode_binary = { fn = function(w) w:send_json({ a = 1 }, { mode = "binary" }) end },
+      mode_text = { fn = function(w) w:send_json({ a = 1 }, { mode = "text" }) end },
+      binary = { fn = function(w) w:send_json({ a = 1 }, { binary = true }) end },
+      bad_mode = { fn = function(w) w:send_json({ a = 1 }, { mode = "bin" }) end },
+      disagree = { fn = function(w) w:send_json({ a = 1 }, { mode = "text", binary = true }) end },
+      bad_binary = { fn = function(w) w:send_json({ a = 1 }, { binary = "yes" }) end },
+      publish = { fn = function(w)
+        w:subscribe("t")
+        nexlua.publish_json("t", { b = 2 }, { mode = "binary" })
+      end },
+    }
+
+    for name, kind in pairs({ mode_binary = "binary", mode_text = "text", binary = "binary", publish = "binary" }) do
+      it(name .. " sends a " .. kind .. " message", function()
+        connect(cases, name)
+        local data, got = ws:receive()
+        assert.equal(name == "publish" and '{"b":2}' or '{"a":1}', data)
+        assert.equal(kind, got)
+        assert.equal("ok", ws:receive_text())
+      end)
+    end
+
+    for name, want in pairs({
+      bad_mode = 'send_json: mode must be "text" or "binary", got "bin"',
+      disagree = 'send_json: binary = true and mode = "text" disagree',
+      bad_binary = "send_json: binary must be true or false, got string",
+    }) do
+      it("refuses " .. name, function()
+        assert.matches(want, run(cases, name), 1, true)
+        assert.equal("still open", ws:receive_text())
+      end)
+    end
+  end)
+
+  describe("a method called with a dot raises, saying to use a colon", function()
+    local cases = {
+      send_text = { fn = function(w) w.send_text("x") end },
+      send_bytes = { fn = function(w) w.send_bytes("x") end },
+      send_json = { fn = function(w) w.send_json({ a = 1 }) end },
+      receive_text = { fn = function(w) w.receive_text() end },
+      close = { fn = function(w) w.close(1000) end },
+      accept = { before_accept = true, fn = function(w) w.accept() end },
+      query = { fn = function(w) w.query_params.get("token") end },
+      headers = { fn = function(w) w.headers.get("host") end },
+    }
+    for name, want in pairs({
+      send_text = "send_text: call it with a colon, ws:send_text(...), not ws.send_text(...)",
+      send_bytes = "send_bytes: call it with a colon, ws:send_bytes(...), not ws.send_bytes(...)",
+      send_json = "send_json: call it with a colon, ws:send_json(...), not ws.send_json(...)",
+      receive_text = "receive: call it with a colon, ws:receive(...), not ws.receive(...)",
+      close = "close: call it with a colon, ws:close(...), not ws.close(...)",
+      accept = "accept: call it with a colon, ws:accept(...), not ws.accept(...)",
+      query = "get: call it with a colon, as in ws.query_params:get(...)",
+      headers = "get: call it with a colon, as in ws.query_params:get(...)",
+    }) do
+      it(name, function()
+        local got = run(cases, name, { query = { token = "abc" } })
+        assert.matches("spec/api/arguments_spec.lua:%d+: ", got)
+        assert.truthy(got:find(want, 1, true), got)
+        if name ~= "accept" then assert.equal("still open", ws:receive_text()) end
+      end)
+    end
+  end)
+end)

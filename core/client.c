@@ -178,8 +178,8 @@ static int cl_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
   return 1;
 }
 
-static const nx_ws_callbacks_t cl_callbacks = {NULL, cl_frame_begin, cl_data, cl_message_end,
-                                               cl_control};
+static const nx_ws_callbacks_t cl_callbacks = {NULL,           cl_frame_begin, cl_data,
+                                               cl_message_end, cl_control,     NULL};
 
 static void feed_frames(nx_client_t *c, uint8_t *d, size_t n) {
   size_t used = nx_ws_parse(&c->ws, d, n);

@@ -417,8 +417,34 @@ static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
   return 1;
 }
 
+/* A whole message in one frame, all in this input (the parser's fast
+ * path): what ws_frame_begin, ws_data and ws_message_end do for it, with
+ * one allocation of its exact size. */
+static int ws_message(nx_ws_parser_t *p, int opcode, int rsv1, const uint8_t *data, size_t n) {
+  nx_conn_t *c = (nx_conn_t *)p->data;
+  nx_msg_t *m;
+  if (c->state != NX_CONN_OPEN)
+    return 0;
+  if (!(m = nx_msg_new(c->rt, n))) {
+    nx_conn_fail(c, 1011, "out of memory for the message");
+    return 1;
+  }
+  m->opcode = (uint8_t)opcode;
+  m->compressed = (uint8_t)rsv1;
+  m->check_kb = 0;
+  m->inflate_max = 0;
+  if (p->data_masked)
+    nx_ws_unmask_copy(m->data, data, n, p->mask, 0);
+  else if (n)
+    memcpy(m->data, data, n);
+  m->len = n;
+  c->fragments = 1;
+  c->cur = m;
+  return ws_message_end(p);
+}
+
 static const nx_ws_callbacks_t ws_callbacks = {
-    NULL, ws_frame_begin, ws_data, ws_message_end, ws_control,
+    NULL, ws_frame_begin, ws_data, ws_message_end, ws_control, ws_message,
 };
 
 /* Bytes kept for later: after the request (before the accept), or while

@@ -304,6 +304,55 @@ static int end_frame(nx_ws_parser_t *p) {
   return 0;
 }
 
+/* The fast path (on_message): b holds avail bytes from a frame's start.
+ * Returns -1 when it is not a whole unfragmented data frame within the
+ * rules and the limit (nothing changed: the general path takes it, and
+ * reports what is wrong), else 0, or 1 if on_message asked to stop, with
+ * *used the frame's size. */
+static int whole_message(nx_ws_parser_t *p, uint8_t *b, size_t avail, size_t *used) {
+  uint8_t b0 = b[0], b1 = b[1];
+  int opcode = b0 & 0x0f, rsv1 = (b0 & 0x40) != 0, masked = (b1 & 0x80) != 0;
+  uint64_t n = b1 & 0x7f, limit = p->max_message_size;
+  size_t at = 2;
+  uint8_t *d;
+  /* FIN and no RSV2/RSV3; text or binary, with no message in progress;
+   * RSV1 only if negotiated; masked exactly when the peer is a client. */
+  if ((b0 & 0xb0) != 0x80 || (opcode != NX_WS_OP_TEXT && opcode != NX_WS_OP_BINARY) ||
+      p->msg_opcode || (rsv1 && !p->allow_rsv1) || masked != (p->role == NX_WS_ROLE_SERVER))
+    return -1;
+  if (n == 126) {
+    if (avail < 4)
+      return -1;
+    n = ((uint64_t)b[2] << 8) | b[3];
+    at = 4;
+  } else if (n == 127) {
+    return -1; /* 64 KiB or more: the general path */
+  }
+  if (masked)
+    at += 4;
+  if (avail < at || avail - at < n)
+    return -1;
+  if (limit && rsv1)
+    limit = nx_ws_compressed_limit(limit);
+  if (limit && n > limit)
+    return -1;
+  d = b + at;
+  p->data_masked = masked && p->defer_unmask && !(opcode == NX_WS_OP_TEXT && !rsv1);
+  p->data_phase = 0;
+  if (masked) {
+    memcpy(p->mask, d - 4, 4);
+    if (!p->data_masked)
+      nx_ws_mask(d, (size_t)n, p->mask, 0);
+  }
+  if (opcode == NX_WS_OP_TEXT && !rsv1 && !nx_utf8_valid(d, (size_t)n)) {
+    if (masked)
+      nx_ws_mask(d, (size_t)n, p->mask, 0); /* masked again, as it came */
+    return -1;
+  }
+  *used = at + (size_t)n;
+  return p->cb->on_message(p, opcode, rsv1, d, (size_t)n) ? 1 : 0;
+}
+
 size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
   size_t pos = 0;
 
@@ -321,6 +370,16 @@ size_t nx_ws_parse(nx_ws_parser_t *p, uint8_t *buf, size_t len) {
    * (a callback asked to stop) is finished even when no byte is given. */
   while (pos < len || (p->state == ST_PAYLOAD && p->remaining == 0)) {
     if (p->state == ST_HEADER) {
+      if (p->hdr_len == 0 && len - pos >= 2 && p->cb->on_message) {
+        size_t used;
+        int r = whole_message(p, buf + pos, len - pos, &used);
+        if (r >= 0) {
+          pos += used;
+          if (r)
+            return pos; /* a callback stopped */
+          continue;
+        }
+      }
       if (p->hdr_len == 0 && len - pos >= 2) {
         /* The common case, a whole header in this input: taken at once. */
         uint8_t b1 = buf[pos + 1], l7 = b1 & 0x7f;

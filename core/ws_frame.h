@@ -64,6 +64,13 @@ typedef struct {
    * payload has already been checked (code valid on the wire, reason
    * UTF-8). After a close frame the parser ignores all further input. */
   int (*on_control)(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len);
+  /* Optional, the fast path: a whole text or binary message in one frame
+   * (FIN set, no message in progress), all of it in the input and within
+   * the size limit, in one call instead of on_message_begin, on_frame_begin,
+   * on_data and on_message_end. data follows on_data's rules (unmasked, or
+   * masked with data_masked set; an uncompressed text is valid UTF-8). A
+   * frame that breaks a rule takes the general path, which reports it. */
+  int (*on_message)(nx_ws_parser_t *p, int opcode, int rsv1, const uint8_t *data, size_t len);
 } nx_ws_callbacks_t;
 
 struct nx_ws_parser_s {

@@ -162,8 +162,18 @@ static int on_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
   return 0;
 }
 
-static const nx_ws_callbacks_t callbacks = {NULL, on_frame_begin, on_data, on_message_end,
-                                            on_control};
+/* The parser's fast path: a whole message in one frame, in place. */
+static int on_message(nx_ws_parser_t *p, int opcode, int rsv1, const uint8_t *data, size_t n) {
+  conn_t *c = (conn_t *)p->data;
+  (void)rsv1;
+  c->opcode = opcode;
+  c->whole = data;
+  c->whole_len = n;
+  return on_message_end(p);
+}
+
+static const nx_ws_callbacks_t callbacks = {NULL,           on_frame_begin, on_data,
+                                            on_message_end, on_control,     on_message};
 
 static void parse_frames(conn_t *c, uint8_t *data, size_t len) {
   while (len && c->state == ST_OPEN) {

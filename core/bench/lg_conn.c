@@ -444,8 +444,8 @@ static int on_control(nx_ws_parser_t *p, int opcode, const uint8_t *pl, size_t l
   return 1;
 }
 
-static const nx_ws_callbacks_t CALLBACKS = {on_message_begin, NULL, on_data, on_message_end,
-                                            on_control};
+static const nx_ws_callbacks_t CALLBACKS = {on_message_begin, NULL,       on_data,
+                                            on_message_end,   on_control, NULL};
 
 static uint8_t readbuf[1 << 20];
 

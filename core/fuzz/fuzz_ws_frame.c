@@ -8,7 +8,9 @@
  *   byte 2  flags: bit 0 allow_rsv1, bit 1 client role (else server),
  *           bits 2-3 when callbacks ask the parser to stop: never, always,
  *           in on_data only, on every third callback; bit 4 the chunked
- *           run sets defer_unmask (binary data reaches on_data masked)
+ *           run sets defer_unmask (binary data reaches on_data masked);
+ *           bit 5 the chunked run has on_message (the fast path), which
+ *           the one-shot run always has
  *   rest    the bytes a peer sent
  *
  * Every callback checks the header's contract as it happens: data only
@@ -265,12 +267,28 @@ static int on_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
   return leave(r, 0);
 }
 
+/* The fast path: one call for a whole message, checked as the four calls
+ * of the general path would be (its parts never stop: the call does). */
+static int on_message(nx_ws_parser_t *p, int opcode, int rsv1, const uint8_t *d, size_t n) {
+  run_t *r = (run_t *)p->data;
+  unsigned mode = r->stop_mode;
+  r->stop_mode = STOP_NEVER;
+  on_message_begin(p, opcode, rsv1);
+  on_frame_begin(p, n);
+  if (n)
+    on_data(p, d, n);
+  r->stop_mode = mode;
+  return on_message_end(p);
+}
+
 static const nx_ws_callbacks_t callbacks = {on_message_begin, on_frame_begin, on_data,
-                                            on_message_end, on_control};
+                                            on_message_end,   on_control,     NULL};
+static const nx_ws_callbacks_t fast_callbacks = {on_message_begin, on_frame_begin, on_data,
+                                                 on_message_end,   on_control,     on_message};
 
 typedef struct {
   uint64_t max_size;
-  int allow_rsv1, role, defer;
+  int allow_rsv1, role, defer, fast;
 } settings_t;
 
 static void run_init(run_t *r, nx_ws_parser_t *p, const settings_t *s, unsigned stop_mode) {
@@ -279,10 +297,10 @@ static void run_init(run_t *r, nx_ws_parser_t *p, const settings_t *s, unsigned 
   p->max_message_size = s->max_size;
   p->allow_rsv1 = (uint8_t)s->allow_rsv1;
   p->defer_unmask = (uint8_t)s->defer;
-  nx_ws_parser_init(p, &callbacks, r, s->role);
+  nx_ws_parser_init(p, s->fast ? &fast_callbacks : &callbacks, r, s->role);
   FUZZ_CHECK(p->max_message_size == s->max_size && p->allow_rsv1 == s->allow_rsv1 &&
-                 p->defer_unmask == s->defer && p->role == s->role && p->cb == &callbacks &&
-                 p->data == r,
+                 p->defer_unmask == s->defer && p->role == s->role &&
+                 p->cb == (s->fast ? &fast_callbacks : &callbacks) && p->data == r,
              "nx_ws_parser_init lost a setting");
   r->p = p;
   r->stop_mode = stop_mode;
@@ -493,6 +511,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   s.allow_rsv1 = flags & 1;
   s.role = (flags & 2) ? NX_WS_ROLE_CLIENT : NX_WS_ROLE_SERVER;
   s.defer = 0;
+  s.fast = 1; /* the one-shot run takes the fast path where it can */
   stop_mode = (flags >> 2) & 3;
   len = size - 3;
   chunk = fuzz_chunk_size(data[0], len);
@@ -510,6 +529,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(copy, data + 3, len);
   sb = s;
   sb.defer = (flags >> 4) & 1;
+  sb.fast = (flags >> 5) & 1;
   run_init(&b, &pb, &sb, stop_mode);
   feed_all(&b, copy, len, chunk);
   free(copy);

@@ -197,7 +197,7 @@ static int cb_ctrl(nx_ws_parser_t *p, int opcode, const uint8_t *d, size_t n) {
   return stop(l, STOP_CTRL);
 }
 
-static const nx_ws_callbacks_t log_callbacks = {cb_begin, cb_frame, cb_data, cb_end, cb_ctrl};
+static const nx_ws_callbacks_t log_callbacks = {cb_begin, cb_frame, cb_data, cb_end, cb_ctrl, NULL};
 
 /* ---- rendering and comparing logs ---------------------------------------- */
 
@@ -1577,7 +1577,7 @@ TEST(frame_stop_before_empty_final_frame_end) {
 
 TEST(frame_null_callbacks) {
   /* Every callback NULL: the parser still checks everything. */
-  static const nx_ws_callbacks_t none = {NULL, NULL, NULL, NULL, NULL};
+  static const nx_ws_callbacks_t none = {NULL, NULL, NULL, NULL, NULL, NULL};
   script_t s;
   nx_ws_parser_t p;
   size_t k;

@@ -22,8 +22,9 @@ end
 -- (level 4: the check, the init, __call, the caller).
 local function check_arg(ok, call, what, v)
   if not ok then
-    error(format("%s: %s, got %s %s", call, what, type(v), type(v) == "string" and format("%q", v) or
-      tostring(v)), 4)
+    local got = type(v) == "string" and format("%q", v) or type(v) == "number" and "number " .. tostring(v) or
+      type(v)
+    error(format("%s: %s, got %s", call, what, got), 4)
   end
 end
 
@@ -37,7 +38,8 @@ local function class(name, parent, init, describe)
     __tostring = function(e)
       local ok, text = pcall(describe, e)
       if not ok or type(text) ~= "string" then text = name .. ": " .. tostring(rawget(e, "message")) end
-      return (e.where or "") .. text
+      local at = rawget(e, "where")
+      return (type(at) == "string" and at or "") .. text
     end,
   }
   cls.mt = mt
@@ -100,6 +102,10 @@ errors.WebSocketDisconnect = class("WebSocketDisconnect", errors.WebSocketError,
 -- MessageTypeError(message): a message of the app's own.
 errors.MessageTypeError = class("MessageTypeError", errors.WebSocketError,
   function(e, expected, got, data)
+    if got ~= nil then
+      check_arg(type(expected) == "string" and type(got) == "string", "MessageTypeError(expected, got, data)",
+        "expected and got must be strings (\"text\", \"binary\")", type(expected) ~= "string" and expected or got)
+    end
     e.expected, e.got, e.data = expected, got, data
     if got == nil then
       e.message = expected == nil and "unexpected message type" or tostring(expected)

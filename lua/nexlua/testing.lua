@@ -292,6 +292,9 @@ local function new(app, opts)
       end
     else
       local _, err = options.check(k, v)
+      if err and not options.known(k) then
+        err = format("unknown option %s (it takes %s)", tostring(k), options.names({ "timeout" }))
+      end
       if err then error("TestClient: " .. err, 2) end
       listen[k] = v
     end

@@ -202,8 +202,8 @@ local function disconnected(self, code, reason)
   return e
 end
 
-local ACCEPT_OPTIONS, RECEIVE_OPTIONS, KIND_OPTIONS = { "subprotocol", "headers" }, { "timeout" },
-  { "binary", "mode" }
+local ACCEPT_OPTIONS, RECEIVE_OPTIONS, RECEIVE_JSON_OPTIONS, KIND_OPTIONS =
+  { "subprotocol", "headers" }, { "timeout" }, { "timeout", "mode" }, { "binary", "mode" }
 
 -- accept()'s arguments for the core, checked: subprotocol, header lines,
 -- ping interval and timeout, compression. Errors name the caller of accept.
@@ -290,6 +290,7 @@ end
 --- Refuses the handshake with a real HTTP response (before accept only).
 -- status: 4xx/5xx; headers: table; body: string.
 function WebSocket:deny(status, body, headers)
+  check_colon(self, "deny", 2)
   if self[STATE] ~= CONNECTING then raise(WebSocketError, 2, "deny() is only possible before accept()") end
   if type(status) ~= "number" or status < 400 or status > 599 then
     raise(WebSocketError, 2, "deny: status must be 4xx or 5xx")
@@ -320,20 +321,39 @@ local function not_receiving(self)
   if self[STATE] == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
 end
 
-local function timeout_of(opts)
+-- The timeout of receive's opts, and what to want: receive_json's
+-- {mode = "text"} (or "binary", as in Nexios) wants that kind of message.
+local function timeout_of(opts, want)
   local timeout = opts
   if type(opts) == "table" then
-    args.check(opts, RECEIVE_OPTIONS, "receive", 3)
+    if want == "json" then
+      args.check(opts, RECEIVE_JSON_OPTIONS, "receive_json", 3)
+      local mode = opts.mode
+      if mode ~= nil then
+        if mode ~= "text" and mode ~= "binary" then
+          raise(WebSocketError, 3, format('receive_json: mode must be "text" or "binary", got %s',
+            type(mode) == "string" and format("%q", mode) or type(mode)))
+        end
+        want = mode == "text" and "json text" or "json binary"
+      end
+    else
+      args.check(opts, RECEIVE_OPTIONS, "receive", 3)
+    end
     timeout = opts.timeout
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then -- (NaN too)
     raise(WebSocketError, 3, "receive: timeout must be a non-negative number of seconds")
   end
-  return timeout
+  return timeout, want
 end
 
 -- A received message as receive() returns it for want (see receive).
 local function typed(data, kind, want)
+  if want == "json text" or want == "json binary" then
+    local mode = want == "json text" and "text" or "binary"
+    if kind ~= mode then error(MessageTypeError(mode, kind, data), 0) end
+    want = "json"
+  end
   if want == "json" then
     local v, err = json.decode(data)
     if v == nil then error(JSONDecodeError(err, data), 0) end
@@ -353,8 +373,8 @@ end
 local not_received
 
 local function receive(self, opts, want)
-  if self == nil or self[STATE] ~= CONNECTED then not_receiving(self) end
-  if opts ~= nil then opts = timeout_of(opts) end
+  if type(self) ~= "table" or self[STATE] ~= CONNECTED then not_receiving(self) end
+  if opts ~= nil then opts, want = timeout_of(opts, want) end
   local data, kind = take(self[BOX], opts)
   if data == nil then
     if kind == nil then return receive(self, opts, want) end -- woken up: look again
@@ -507,17 +527,30 @@ end
 local step_any, step_text, step_bytes, step_json = stepper(nil), stepper("text"), stepper("binary"), stepper("json")
 
 --- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
-function WebSocket:iter_text() return step_text, self end
-function WebSocket:iter_bytes() return step_bytes, self end
-function WebSocket:iter_json() return step_json, self end
+function WebSocket:iter_text()
+  check_colon(self, "iter_text", 2)
+  return step_text, self
+end
+function WebSocket:iter_bytes()
+  check_colon(self, "iter_bytes", 2)
+  return step_bytes, self
+end
+function WebSocket:iter_json()
+  check_colon(self, "iter_json", 2)
+  return step_json, self
+end
 
 --- for data, kind in ws:iter() do ... end: every message with its type.
-function WebSocket:iter() return step_any, self end
+function WebSocket:iter()
+  check_colon(self, "iter", 2)
+  return step_any, self
+end
 
 --- Topics (see nexlua.publish): subscribes this connection to topic until
 -- ws:unsubscribe(topic) or the end of the connection. Returns true if it
 -- was not subscribed yet. Raises WebSocketDisconnect once the peer is gone.
 function WebSocket:subscribe(topic)
+  check_colon(self, "subscribe", 2)
   topics.check(topic, "subscribe", 2)
   local st = self[STATE]
   if st == CONNECTING then raise(WebSocketError, 2, "cannot subscribe before accept()") end
@@ -529,27 +562,34 @@ end
 
 --- Leaves topic; returns true if the connection was subscribed to it.
 function WebSocket:unsubscribe(topic)
+  check_colon(self, "unsubscribe", 2)
   topics.check(topic, "unsubscribe", 2)
   return core.unsubscribe(self[BOX], topic)
 end
 
 function WebSocket:is_subscribed(topic)
+  check_colon(self, "is_subscribed", 2)
   topics.check(topic, "is_subscribed", 2)
   return core.subscribed(self[BOX], topic)
 end
 
 --- The topics this connection is subscribed to (in no particular order).
-function WebSocket:topics() return core.topics(self[BOX]) end
+function WebSocket:topics()
+  check_colon(self, "topics", 2)
+  return core.topics(self[BOX])
+end
 
 --- Sends data to every subscriber of topic except this connection (which
 -- need not be a subscriber itself). opts.binary: a binary message. Returns
 -- how many connections it was queued to.
 function WebSocket:publish(topic, data, opts)
+  check_colon(self, "publish", 2)
   local n = topics.deliver(topic, data, binary_of(opts, "publish"), self[BOX], "publish", 2)
   return n
 end
 
 function WebSocket:publish_json(topic, v, opts)
+  check_colon(self, "publish_json", 2)
   local binary = binary_of(opts, "publish_json")
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "publish_json: cannot encode the value as JSON: " .. tostring(err)) end
@@ -559,14 +599,21 @@ end
 
 --- True while accepted and neither side has closed.
 function WebSocket:is_connected()
+  check_colon(self, "is_connected", 2)
   return self[STATE] == CONNECTED and conn_state(self[BOX]) == "open"
 end
 
 --- "connecting", "open", "closing" or "closed": the connection as the core sees it.
-function WebSocket:connection_state() return conn_state(self[BOX]) end
+function WebSocket:connection_state()
+  check_colon(self, "connection_state", 2)
+  return conn_state(self[BOX])
+end
 
 --- Bytes queued for this connection and not yet written to the socket.
-function WebSocket:buffered_amount() return core.buffered(self[BOX]) end
+function WebSocket:buffered_amount()
+  check_colon(self, "buffered_amount", 2)
+  return core.buffered(self[BOX])
+end
 
 WebSocket.STATES = { CONNECTING = CONNECTING, CONNECTED = CONNECTED, CLOSED = CLOSED, DISCONNECTED = DISCONNECTED }
 

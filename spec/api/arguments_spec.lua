@@ -49,7 +49,7 @@ describe("API arguments", function()
     local cases = {
       accept = { before_accept = true, fn = function(w) w:accept({ subprotocl = "chat" }) end },
       receive = { fn = function(w) w:receive({ timeot = 0.2 }) end },
-      receive_json = { fn = function(w) w:receive_json({ timeout = 0.01, mode = "text" }) end },
+      receive_json = { fn = function(w) w:receive_json({ timeout = 0.01, mod = "text" }) end },
       send_json = { fn = function(w) w:send_json({ a = 1 }, { mod = "binary" }) end },
       publish = { fn = function(w) nexlua.publish("t", "x", { exclud = w }) end },
       ws_publish = { fn = function(w) w:publish("t", "x", { exclude = w }) end },
@@ -57,7 +57,7 @@ describe("API arguments", function()
     for name, want in pairs({
       accept = here .. "accept: unknown option subprotocl %(it takes subprotocol, headers%)",
       receive = here .. "receive: unknown option timeot %(it takes timeout%)",
-      receive_json = here .. "receive: unknown option mode %(it takes timeout%)",
+      receive_json = here .. "receive_json: unknown option mod %(it takes timeout, mode%)",
       send_json = here .. "send_json: unknown option mod %(it takes binary, mode%)",
       publish = here .. "publish: unknown option exclud %(it takes exclude, binary, mode%)",
       ws_publish = here .. "publish: unknown option exclude %(it takes binary, mode%)",
@@ -113,8 +113,55 @@ describe("API arguments", function()
     end
   end)
 
+  describe("receive_json with Nexios's mode", function()
+    -- The handler answers each message with what receive_json made of it.
+    local function mode_app(mode)
+      local app = nexlua.App()
+      app:ws_route("/m", function(w)
+        w:accept()
+        for _ = 1, 2 do
+          local ok, v = pcall(w.receive_json, w, { mode = mode, timeout = 2 })
+          w:send_text(ok and ("got " .. v.a) or tostring(v))
+        end
+        local ok, err = pcall(w.receive_json, w, { mode = "txt" })
+        w:send_text(ok and "ok" or tostring(err))
+      end)
+      return app
+    end
+    for _, case in ipairs({
+      { "text", "got 1", "expected a text message, received a binary message" },
+      { "binary", "expected a binary message, received a text message", "got 1" },
+    }) do
+      it("mode = '" .. case[1] .. "' takes a " .. case[1] .. " message and refuses the other type", function()
+        client = TestClient(mode_app(case[1]), { timeout = 3 })
+        ws = client:websocket_connect("/m")
+        ws:send_text('{"a": 1}')
+        ws:send_bytes('{"a": 1}')
+        assert.matches(case[2], ws:receive_text(), 1, true)
+        assert.matches(case[3], ws:receive_text(), 1, true)
+        assert.matches('receive_json: mode must be "text" or "binary", got "txt"', ws:receive_text(), 1, true)
+      end)
+    end
+
+    it("the test side's send_json takes mode too", function()
+      client = TestClient(mode_app("binary"), { timeout = 3 })
+      ws = client:websocket_connect("/m")
+      ws:send_json({ a = 1 }, { mode = "binary" })
+      ws:send_json({ a = 2 }, { binary = true })
+      assert.equal("got 1", ws:receive_text())
+      assert.equal("got 2", ws:receive_text())
+    end)
+  end)
+
   describe("a method called with a dot raises, saying to use a colon", function()
     local cases = {
+      receive_number = { fn = function(w) w.receive(5) end },
+      subscribe = { fn = function(w) w.subscribe("t") end },
+      publish = { fn = function(w) w.publish("t", "x") end },
+      is_connected = { fn = function(w) local v = w.is_connected() return v end },
+      iter_text = { fn = function(w) for _ in w.iter_text() do end end },
+      topics = { fn = function(w) local v = w.topics() return v end },
+      buffered_amount = { fn = function(w) local v = w.buffered_amount() return v end },
       send_text = { fn = function(w) w.send_text("x") end },
       send_bytes = { fn = function(w) w.send_bytes("x") end },
       send_json = { fn = function(w) w.send_json({ a = 1 }) end },
@@ -129,6 +176,13 @@ describe("API arguments", function()
       send_bytes = "send_bytes: call it with a colon, ws:send_bytes(...), not ws.send_bytes(...)",
       send_json = "send_json: call it with a colon, ws:send_json(...), not ws.send_json(...)",
       receive_text = "receive: call it with a colon, ws:receive(...), not ws.receive(...)",
+      receive_number = "receive: call it with a colon, ws:receive(...), not ws.receive(...)",
+      subscribe = "subscribe: call it with a colon, ws:subscribe(...), not ws.subscribe(...)",
+      publish = "publish: call it with a colon, ws:publish(...), not ws.publish(...)",
+      is_connected = "is_connected: call it with a colon, ws:is_connected(...), not ws.is_connected(...)",
+      iter_text = "iter_text: call it with a colon, ws:iter_text(...), not ws.iter_text(...)",
+      topics = "topics: call it with a colon, ws:topics(...), not ws.topics(...)",
+      buffered_amount = "buffered_amount: call it with a colon",
       close = "close: call it with a colon, ws:close(...), not ws.close(...)",
       accept = "accept: call it with a colon, ws:accept(...), not ws.accept(...)",
       query = "get: call it with a colon, as in ws.query_params:get(...)",

@@ -11,7 +11,7 @@ local nexlua = require "nexlua"
 local app = nexlua.App()
 app:on_startup(function()
   nexlua.log.info("hook: startup %s", "$VERSION")
-  nexlua.sleep($SLOW)
+  if $SLOW > 0 then nexlua.sleep($SLOW) end
   nexlua.log.info("hook: started %s", "$VERSION")
 end)
 app:on_shutdown(function(why) nexlua.log.info("hook: shutdown %s (%s)", "$VERSION", tostring(why)) end)

@@ -53,6 +53,9 @@ describe("nexlua.errors", function()
     ok, err = pcall(Disconnect, 1000, 5)
     assert.is_false(ok)
     assert.matches("reason must be a string, got number 5", err)
+    ok, err = pcall(TypeError, 1, 2)
+    assert.is_false(ok)
+    assert.matches("MessageTypeError%(expected, got, data%): expected and got must be strings", err)
     ok, err = pcall(Timeout, {})
     assert.is_false(ok)
     assert.matches("TimeoutError%(seconds%): seconds must be a number", err)
@@ -61,6 +64,8 @@ describe("nexlua.errors", function()
   it("tostring never fails, whatever the fields became", function()
     local e = Disconnect(1000)
     e.code = {}
+    assert.matches("^WebSocket disconnected %(table: ", tostring(e))
+    e.where = {}
     assert.matches("^WebSocket disconnected %(table: ", tostring(e))
     local j = JSONError("bad")
     j.message = {}

@@ -2,7 +2,7 @@
 -- the command line (cli.lua), nexlua.App{...} and ws_route's options, so
 -- that a bad value is refused with the same clear message before anything
 -- is started, wherever it was given.
-local type, tostring, pairs, tonumber = type, tostring, pairs, tonumber
+local type, tostring, pairs, ipairs, tonumber = type, tostring, pairs, ipairs, tonumber
 local format, floor, huge, match, find = string.format, math.floor, math.huge, string.match, string.find
 
 local options = {}
@@ -36,6 +36,19 @@ local SPEC = {
 options.SPEC = SPEC
 
 -- The options a route may override (see App:ws_route).
+--- Whether key is an option name.
+function options.known(key) return SPEC[key] ~= nil end
+
+--- The option names, sorted, with extra names (a list) added: for the
+-- message that refuses an unknown one.
+function options.names(extra)
+  local out = {}
+  for k in pairs(SPEC) do out[#out + 1] = k end
+  for _, k in ipairs(extra or {}) do out[#out + 1] = k end
+  table.sort(out)
+  return table.concat(out, ", ")
+end
+
 local ROUTE = { ping_interval = true, ping_timeout = true, compression = true, middleware = true }
 
 local function num(x)
@@ -65,7 +78,7 @@ end
 -- that says what the option accepts. Unknown keys are refused.
 function options.check(key, value)
   local s = SPEC[key]
-  if not s then return nil, format("unknown option %s", tostring(key)) end
+  if not s then return nil, format("unknown option %s (it takes %s)", tostring(key), options.names()) end
   local kind = s[1]
   if kind == "string" then
     if type(value) ~= "string" then return nil, format("%s must be a string, got %s", key, type(value)) end
@@ -117,7 +130,7 @@ function options.check_app(opts, level)
   if type(opts) ~= "table" then error(format("App options must be a table, got %s", type(opts)), level + 1) end
   for k, v in pairs(opts) do
     local _, err = options.check(k, v)
-    if err then error("App: " .. err .. " (see the README's options)", level + 1) end
+    if err then error("App: " .. err, level + 1) end
   end
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
     error(opts.tls_cert and "App: tls_cert needs tls_key" or "App: tls_key needs tls_cert", level + 1)

@@ -195,7 +195,7 @@ void nx_conn_out_free(nx_conn_t *c) {
   nx_buf_free(&c->out);
 }
 
-size_t nx_conn_buffered(const nx_conn_t *c) {
+size_t nx_conn_buffered_all(const nx_conn_t *c) {
   return nx_buf_size(&c->out) + (c->segq ? c->segq->bytes : 0) +
          (c->wreq ? nx_stream_pending(c->wreq) : 0) +
          (c->tls ? nx_buf_size(nx_tls_out(c->tls)) : 0);
@@ -392,14 +392,16 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
       len = clen;
     }
   }
-  hlen = nx_ws_frame_header(hdr, 1, z != NULL, opcode, len, NULL);
   if (make_room(c, len))
     return -1;
-  if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE)
+  if (len >= NX_DIRECT_SEND && !c->tls && !c->wreq && c->state != NX_CONN_DONE) {
+    hlen = nx_ws_frame_header(hdr, 1, z != NULL, opcode, len, NULL);
     return send_direct(c, hdr, hlen, data, len);
-  if (out_reserve(c->rt, &c->out, hlen + len))
+  }
+  /* The header is written in place: room for the longest one. */
+  if (out_reserve(c->rt, &c->out, sizeof(hdr) + len))
     return drop_no_memory(c, len);
-  memcpy(c->out.data + c->out.len, hdr, hlen);
+  hlen = nx_ws_frame_header(c->out.data + c->out.len, 1, z != NULL, opcode, len, NULL);
   if (len)
     memcpy(c->out.data + c->out.len + hlen, data, len);
   c->out.len += hlen + len;

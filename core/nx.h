@@ -318,7 +318,12 @@ void nx_conn_debug(nx_conn_t *c, const char *fmt, ...)
 #endif
     ;
 void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout);
-size_t nx_conn_buffered(const nx_conn_t *c);
+/* Bytes queued for the connection and not yet written: its output buffer,
+ * and, when it is behind or on TLS, what nx_conn_buffered_all adds. */
+size_t nx_conn_buffered_all(const nx_conn_t *c);
+static inline size_t nx_conn_buffered(const nx_conn_t *c) {
+  return c->segq || c->wreq || c->tls ? nx_conn_buffered_all(c) : nx_buf_size(&c->out);
+}
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
 nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err);
 unsigned nx_inflate_code(int err, const char **reason);

@@ -74,6 +74,8 @@ struct nx_task_s {
   uint8_t timed_out;  /* the wait ended by its timeout */
   uint8_t cancelled;  /* cancel() came while it was not waiting */
   uint8_t inbox_kept; /* its connection ended with messages unread: its box holds them */
+  uint8_t ready_pass; /* rt->ready_pass when it was queued (nx_rt_run_ready) */
+  uint8_t zero_wait;  /* waiting with a timeout under half a millisecond */
   nx_tbox_t *box;     /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;               /* values pushed on co for the next resume */
@@ -92,8 +94,9 @@ struct nx_rt_s {
   int box_mt_ref;     /* the connection boxes' metatable (lua_conn.c) */
   nx_task_t *current; /* the task whose coroutine is running now */
   nx_task_t *ready_head, *ready_tail;
-  nx_task_t *tasks; /* every live task */
-  nx_conn_t *dirty; /* connections with output to flush this turn */
+  uint8_t ready_pass; /* of the nx_rt_run_ready call under way, or the last */
+  nx_task_t *tasks;   /* every live task */
+  nx_conn_t *dirty;   /* connections with output to flush this turn */
   nx_listener_t *listeners;
   nx_timerq_t timers;   /* the connections' timeouts */
   uv_check_t check;     /* flush + run ready after I/O callbacks */

@@ -302,6 +302,16 @@ void nx_task_resume(nx_task_t *t, int nargs) {
 
   if (status == LUA_YIELD) {
     lua_settop(t->co, 0);
+    if (t->zero_wait) {
+      /* Its timeout has passed: it is woken with (nil, "timeout") at the
+       * next round, after the loop has polled. */
+      t->zero_wait = 0;
+      t->timed_out = 1;
+      lua_pushnil(t->co);
+      lua_pushliteral(t->co, "timeout");
+      nx_task_wake(t, 2);
+      return;
+    }
     if (t->wait == NX_WAIT_NONE) {
       /* A bare coroutine.yield(): nothing would ever resume it. It ends as
        * if it had raised this error. */
@@ -321,6 +331,7 @@ void nx_task_wake(nx_task_t *t, int nargs) {
     return;
   t->nargs = nargs;
   t->ready = 1;
+  t->ready_pass = rt->ready_pass;
   t->ready_next = NULL;
   if (rt->ready_tail)
     rt->ready_tail->ready_next = t;
@@ -333,8 +344,12 @@ void nx_task_wake(nx_task_t *t, int nargs) {
 
 void nx_rt_run_ready(nx_rt_t *rt) {
   nx_task_t *t;
-  /* Tasks woken while this runs are run too, in order. */
-  while ((t = rt->ready_head) != NULL) {
+  /* The tasks ready now, in order. Those they wake run at the next call
+   * (the idle handle keeps the loop from sleeping meanwhile): tasks that
+   * wake each other (through a Queue, or sleep(0)) never hold the loop, which
+   * polls its sockets between rounds, as asyncio's does. */
+  uint8_t pass = ++rt->ready_pass;
+  while ((t = rt->ready_head) != NULL && t->ready_pass != pass) {
     rt->ready_head = t->ready_next;
     if (!rt->ready_head)
       rt->ready_tail = NULL;
@@ -400,7 +415,13 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     lua_pushliteral(L, "cancelled");
     return 2;
   }
-  if (timeout >= 0 && !t->timer) {
+  /* A timeout under half a millisecond (sleep(0), receive{timeout = 0}) is
+   * no timer: a libuv timer due at once, started from a timer's callback,
+   * runs again in the same pass over the timers, before any socket is
+   * polled, for as long as the task goes on doing so. It ends at the next
+   * round of ready tasks instead (see nx_task_resume). */
+  t->zero_wait = timeout >= 0 && timeout * 1000.0 + 0.5 < 1.0;
+  if (timeout >= 0 && !t->zero_wait && !t->timer) {
     t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
     if (!t->timer)
       return luaL_error(L, "nexlua: out of memory");
@@ -414,7 +435,7 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     c->reader = t;
   if (c && what == NX_WAIT_DRAIN)
     c->writer = t;
-  if (timeout >= 0) {
+  if (timeout >= 0 && !t->zero_wait) {
     /* From now, not from the start of the loop turn: the task (or the ones
      * before it in this turn) may have run for longer than the timeout. */
     uv_update_time(t->rt->loop);

@@ -110,7 +110,7 @@ void nx_conn_arm(nx_conn_t *c, uint64_t ms) { nx_timerq_start(&c->rt->timers, &c
 void nx_conn_wake_waiters(nx_conn_t *c) {
   if (c->reader)
     nx_task_wake(c->reader, 0);
-  if (c->writer)
+  while (c->writer) /* (each wake takes the task off the list) */
     nx_task_wake(c->writer, 0);
 }
 
@@ -142,7 +142,7 @@ static void conn_free(nx_conn_t *c) {
   }
   if (c->reader)
     nx_task_cancel_wait(c->reader);
-  if (c->writer)
+  while (c->writer)
     nx_task_cancel_wait(c->writer);
   if (c->owner)
     c->owner->conn = NULL;

@@ -269,7 +269,8 @@ void nx_conn_flush(nx_conn_t *c) {
   if (c->tls && nx_buf_size(&c->out) == 0)
     out_release(c->rt, &c->out); /* encrypted into the transport's buffer */
   if (c->writer && nx_conn_buffered(c) <= c->listener->cfg.write_high_water / 2)
-    nx_task_wake(c->writer, 0);
+    while (c->writer) /* (each wake takes the task off the list) */
+      nx_task_wake(c->writer, 0);
   if (c->end_after_flush && !c->wreq && !c->segq && nx_buf_size(src) == 0 &&
       nx_buf_size(&c->out) == 0 && !c->lingering) {
     if (c->linger && c->listener)

@@ -277,8 +277,9 @@ static int l_wait_drain(lua_State *L) {
 
 /* send(box, data, binary) -> true | true, "drain" | nil, "closed", code, reason
  *   | nil, "closing", code, reason | nil, "utf8". "drain": the caller is the
- * connection's own handler and the output is above the high-water mark; it
- * should wait_drain() before sending more. Never yields. */
+ * connection's own handler, or a task it spawned (inherit_home in
+ * lua_core.c), and the output is above the high-water mark; it should
+ * wait_drain() before sending more. Never yields. */
 static int l_send(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   size_t len;
@@ -306,7 +307,8 @@ static int l_send(lua_State *L) {
   if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len))
     return push_closed(L, b);
   rt = c->rt;
-  if (rt->current && rt->current->co == L && rt->current == c->owner &&
+  if (rt->current && rt->current->co == L &&
+      (rt->current == c->owner || (rt->current->box && rt->current->box->home == b)) &&
       nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
     nx_conn_flush(c);
     if (b->conn && nx_conn_buffered(c) > c->listener->cfg.write_high_water) {

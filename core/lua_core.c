@@ -357,6 +357,25 @@ static int l_hrtime(lua_State *L) {
 }
 
 /* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
+/* A task spawned by a connection's handler, or by a task of that handler,
+ * sends to that connection as the handler does: its sends wait while the
+ * client is behind (see l_send). */
+static void inherit_home(lua_State *L, nx_rt_t *rt, nx_tbox_t *tb) {
+  nx_task_t *cur = rt->current;
+  if (!cur || cur->co != L)
+    return;
+  if (cur->conn && cur->conn->owner == cur && cur->conn->box) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cur->conn->box_ref);
+    tb->home = cur->conn->box;
+  } else if (cur->box && cur->box->home) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cur->box->home_ref);
+    tb->home = cur->box->home;
+  } else {
+    return;
+  }
+  tb->home_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static int l_spawn(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   int n = lua_gettop(L);
@@ -368,6 +387,7 @@ static int l_spawn(lua_State *L) {
   lua_xmove(L, t->co, n);
   nx_task_wake(t, n - 1);
   nx_task_push_box(L, t);
+  inherit_home(L, rt, t->box);
   return 1;
 }
 

@@ -48,6 +48,11 @@ enum { NX_WAIT_NONE = 0, NX_WAIT_RECV, NX_WAIT_DRAIN, NX_WAIT_SLEEP, NX_WAIT_PAR
 /* The Lua handle of a task (nexlua.task): valid while the task lives. */
 typedef struct {
   nx_task_t *t;
+  /* A task spawned by a connection's handler, or by such a task: that
+   * connection's box (held by home_ref), whose sends wait like the
+   * handler's (NULL and LUA_NOREF for any other task). */
+  struct nx_box_s *home;
+  int home_ref;
 } nx_tbox_t;
 
 /* How many ended structures of each kind a runtime keeps for reuse. None
@@ -84,8 +89,9 @@ struct nx_task_s {
   nx_conn_t *conn;         /* the connection this task is the handler of, if any */
   nx_listener_t *listener; /* set for a connection's handler task (counted in
                             * rt->nhandlers): its listener's finisher runs at the end */
-  nx_task_t *ready_next;
-  nx_task_t *prev, *next; /* all live tasks */
+  nx_task_t *ready_next;   /* in the ready queue; while it waits to send, in its
+                            * connection's list of writers instead */
+  nx_task_t *prev, *next;  /* all live tasks */
 };
 
 struct nx_rt_s {
@@ -170,7 +176,7 @@ enum {
 /* The Lua side's handle on a connection: a userdata that outlives it. It
  * also keeps the request the connection was opened with, compact (see
  * request.c): Lua builds a table of it only when the app looks. */
-typedef struct {
+typedef struct nx_box_s {
   uint32_t mark;       /* NX_BOX_MARK, first: what the core functions check (lua_conn.c) */
   uint16_t close_code; /* what the app is told after the end */
   uint16_t client_port;

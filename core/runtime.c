@@ -190,6 +190,9 @@ static void task_free(nx_task_t *t) {
   if (t->box) {
     t->box->t = NULL;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, t->box_ref);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, t->box->home_ref);
+    t->box->home = NULL;
+    t->box->home_ref = LUA_NOREF;
   }
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->ws_ref);
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->co_ref);
@@ -375,8 +378,13 @@ void nx_task_cancel_wait(nx_task_t *t) {
   if (c) {
     if (c->reader == t)
       c->reader = NULL;
-    if (c->writer == t) {
-      c->writer = NULL;
+    if (t->wait == NX_WAIT_DRAIN) {
+      nx_task_t **pp = &c->writer;
+      while (*pp && *pp != t)
+        pp = &(*pp)->ready_next;
+      if (*pp)
+        *pp = t->ready_next;
+      t->ready_next = NULL;
       /* A close waiting for this writer's replies (nx_conn_app_has_messages)
        * is looked at again at the end of the turn. */
       if (nx_conn_end_waits(c))
@@ -433,8 +441,10 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
   t->wait_conn = c;
   if (c && what == NX_WAIT_RECV)
     c->reader = t;
-  if (c && what == NX_WAIT_DRAIN)
+  if (c && what == NX_WAIT_DRAIN) {
+    t->ready_next = c->writer; /* (not in the ready queue while it waits) */
     c->writer = t;
+  }
   if (timeout >= 0 && !t->zero_wait) {
     /* From now, not from the start of the loop turn: the task (or the ones
      * before it in this turn) may have run for longer than the timeout. */
@@ -464,6 +474,8 @@ void nx_task_push_box(lua_State *L, nx_task_t *t) {
   if (!t->box) {
     t->box = (nx_tbox_t *)lua_newuserdata(L, sizeof(nx_tbox_t));
     t->box->t = t;
+    t->box->home = NULL;
+    t->box->home_ref = LUA_NOREF;
     if (luaL_newmetatable(L, TASK_MT)) {
       lua_pushliteral(L, "nexlua.task");
       lua_setfield(L, -2, "__name");

@@ -57,7 +57,7 @@ local function process_messages(ws, message_queue, delay)
     elseif nexlua.is_disconnect(err) then
       return -- the client left; the handler cancels us anyway
     else
-      error(err, 0) -- not the client leaving: a bug, raised again
+      error(err, 0) -- a cancellation while waiting to send, or a bug
     end
   end
 end

@@ -66,4 +66,41 @@ describe("backpressure", function()
     other:close_socket()
     assert.is_true(s:alive(), "server died; log:\n" .. s:log())
   end)
+
+  -- A task the handler spawned (or one spawned by such a task) sends to the
+  -- handler's connection as the handler does: its sends wait too, several
+  -- waiting senders included (each is woken when the client catches up).
+  for _, mode in ipairs({ "task", "nested", "both" }) do
+    it("8 MiB from " .. (mode == "both" and "the handler and a task at once" or
+      mode == "nested" and "a task's task" or "a spawned task") .. " wait for a slow reader", function()
+      local chunk = 65536
+      local c = rawws.connect(s.port, "/flood-tasks?mb=8&chunk=" .. chunk .. "&mode=" .. mode, { timeout = 30 })
+      assert.equal(101, c.status)
+      c:send_text("go")
+      socket.sleep(0.5) -- not reading: the senders must wait, the loop stay free
+      local other = rawws.connect(s.port, "/echo")
+      assert.equal(101, other.status)
+      other:send_text("still there?")
+      assert.equal("still there?", (other:recv_message(2)))
+      other:close_socket()
+      local count = 8 * 1024 * 1024 / chunk
+      local next_seq = { a = 1, b = 1 }
+      local senders = mode == "both" and { "a", "b" } or { "a" }
+      for _ = 1, count * #senders do
+        local f, err, detail = c:recv_frame(20)
+        assert(f, detail or err)
+        assert.equal(OP.BINARY, f.opcode, rawws.describe_frame(f))
+        local id, seq = f.payload:sub(1, 1), tonumber(f.payload:sub(2, 10))
+        assert.equal(next_seq[id], seq, "sender " .. id .. " out of order")
+        next_seq[id] = seq + 1
+      end
+      local report = cjson.decode((c:recv_message(10)))
+      assert.equal(count, report.count)
+      assert.is_true(report.max_buffered <= HIGH_WATER + 3 * chunk,
+        "max buffered " .. report.max_buffered .. " bytes: the task's sends did not wait")
+      c:close(1000)
+      assert.equal(1000, (c:expect_close()))
+      c:close_socket()
+    end)
+  end
 end)

@@ -523,9 +523,10 @@ describe("limits", function()
       return bytes, frames, close, false
     end
 
-    -- The connection's own handler waits at the high-water mark (kept under
-    -- half the limit) instead; the limit is for the senders that never wait:
-    -- other connections' handlers and tasks (broadcasts).
+    -- The connection's own handler (and the tasks it spawned) wait at the
+    -- high-water mark (kept under half the limit) instead; the limit is for
+    -- the senders that never wait: other connections' handlers and tasks
+    -- the handler did not spawn (broadcasts; here, one started by on_startup).
     it("1048576: a task sending 8 MiB to a client that never reads: the connection is " ..
       "dropped (TCP close, no close frame), the app sees 1006, a warning is logged, others " ..
       "are served", function()

@@ -27,6 +27,39 @@ app:ws_route("/flood", function(ws)
   for _ in ws:iter() do end
 end)
 
+-- /flood-tasks: the same from tasks the handler spawned (mode=task), from a
+-- task spawned by such a task (mode=nested), or from the handler and a task
+-- at once (mode=both): each message starts with its sender's letter and
+-- its 9-digit sequence number. Their sends wait like the handler's.
+app:ws_route("/flood-tasks", function(ws)
+  local q = ws.query_params
+  local mb = tonumber(q:get("mb", "8"))
+  local chunk = tonumber(q:get("chunk", "65536"))
+  local mode = q:get("mode", "task")
+  ws:accept()
+  assert(ws:receive_text() == "go")
+  local count = math.floor(mb * 1024 * 1024 / chunk)
+  local filler = string.rep("x", chunk - 10)
+  local max_buffered = 0
+  local function sender(id)
+    for i = 1, count do
+      ws:send_bytes(id .. string.format("%09d", i) .. filler)
+      local b = ws:buffered_amount()
+      if b > max_buffered then max_buffered = b end
+    end
+  end
+  local task
+  if mode == "nested" then
+    task = nexlua.spawn(function() nexlua.spawn(sender, "a"):wait() end)
+  else
+    task = nexlua.spawn(sender, mode == "both" and "b" or "a")
+    if mode == "both" then sender("a") end
+  end
+  task:wait()
+  ws:send_json({ count = count, max_buffered = max_buffered })
+  for _ in ws:iter() do end
+end)
+
 app:ws_route("/echo", function(ws)
   ws:accept()
   for msg in ws:iter_text() do ws:send_text(msg) end

@@ -2,7 +2,8 @@
 --   /ws           echo: every message back as it came, text as text, binary as binary
 --   /blast?mb=N   after "go", sends N MiB (default 8) in ?chunk= byte binary
 --                 messages (default 65536) without reading; logs how it ended:
---                 "blast ended: sent=BYTES code=CODE"
+--                 "blast ended: sent=BYTES code=CODE"; ?task=1: sent by a task
+--                 started by on_startup (whose sends never wait)
 --   /hello        sends "hello" at once, then echoes
 --   /topic/{name} subscribes to name and to "all"; every message is
 --                 published to name (so it comes back to every subscriber)
@@ -44,6 +45,18 @@ app:ws_route("/two", function(ws)
   for _ = 1, 2 do ws:send_text(ws:receive_text()) end
 end)
 
+-- The broadcaster of /blast?task=1: runs each job's loop, and answers on
+-- its done queue with the loop's pcall results.
+local blasts = nexlua.Queue()
+app:on_startup(function()
+  nexlua.spawn(function()
+    while true do
+      local job = blasts:get()
+      job.done:put({ pcall(job.loop) })
+    end
+  end)
+end)
+
 app:ws_route("/blast", function(ws)
   local q = ws.query_params
   local mb = tonumber(q:get("mb", "8"))
@@ -60,7 +73,12 @@ app:ws_route("/blast", function(ws)
   end
   local ok, err
   if q:get("task") then
-    ok, err = pcall(function() nexlua.spawn(loop):wait() end)
+    -- Sent by a task the handler did not spawn (a broadcaster started by
+    -- on_startup): its sends never wait.
+    local done = nexlua.Queue()
+    blasts:put({ loop = loop, done = done })
+    local r = done:get()
+    ok, err = r[1], r[2]
   else
     ok, err = pcall(loop)
   end

@@ -37,7 +37,7 @@ local OPTIONS = {
   },
   {
     "--write-high-water", "write_high_water", "number",
-    "bytes buffered before a handler's own send waits (default 1048576)",
+    "bytes buffered before a handler's (or its tasks') own send waits (default 1048576)",
   },
   {
     "--write-limit", "write_limit", "number",

@@ -356,7 +356,6 @@ static int l_hrtime(lua_State *L) {
   return 1;
 }
 
-/* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
 /* A task spawned by a connection's handler, or by a task of that handler,
  * sends to that connection as the handler does: its sends wait while the
  * client is behind (see l_send). */
@@ -376,6 +375,7 @@ static void inherit_home(lua_State *L, nx_rt_t *rt, nx_tbox_t *tb) {
   tb->home_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
 static int l_spawn(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   int n = lua_gettop(L);

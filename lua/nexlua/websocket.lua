@@ -112,16 +112,10 @@ local mt = {
   end,
 }
 
---- Wraps a connection box (from the core). Kept small: this table is a
--- good part of an idle connection's memory, so its own fields are three
--- array slots (the box, the state, the route: ws[1], ws[2], ws[3], private),
--- with no hash part until the app or a lazy field (see lazy) stores a key.
--- Note that storing nil under a new key still adds the key in Lua: fields
--- that may be nil are only set when they are not.
 -- A method called with a dot (ws.send_text("hi"), as in Python) gets its
 -- first argument as self: raises saying so, at level (1: the caller of
--- check_colon), instead of a complaint about the arguments. Only on the
--- paths where something is already wrong: the hot paths pay nothing.
+-- check_colon), instead of a complaint about the arguments. On the hot
+-- paths (receive, send) only where something is already wrong.
 local function check_colon(self, method, level)
   if getmetatable(self) ~= mt then
     raise(WebSocketError, level + 1,
@@ -129,6 +123,12 @@ local function check_colon(self, method, level)
   end
 end
 
+--- Wraps a connection box (from the core). Kept small: this table is a
+-- good part of an idle connection's memory, so its own fields are three
+-- array slots (the box, the state, the route: ws[1], ws[2], ws[3], private),
+-- with no hash part until the app or a lazy field (see lazy) stores a key.
+-- Note that storing nil under a new key still adds the key in Lua: fields
+-- that may be nil are only set when they are not.
 function WebSocket.new(box, route)
   local self = new_table(3, 0)
   self[BOX], self[STATE], self[ROUTE] = box, CONNECTING, route

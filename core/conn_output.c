@@ -399,8 +399,9 @@ int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {
     hlen = nx_ws_frame_header(hdr, 1, z != NULL, opcode, len, NULL);
     return send_direct(c, hdr, hlen, data, len);
   }
-  /* The header is written in place: room for the longest one. */
-  if (out_reserve(c->rt, &c->out, sizeof(hdr) + len))
+  /* The header is written in place (a server's frames are not masked). */
+  hlen = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+  if (out_reserve(c->rt, &c->out, hlen + len))
     return drop_no_memory(c, len);
   hlen = nx_ws_frame_header(c->out.data + c->out.len, 1, z != NULL, opcode, len, NULL);
   if (len)

@@ -79,11 +79,12 @@ struct nx_task_s {
   uint8_t timed_out;  /* the wait ended by its timeout */
   uint8_t cancelled;  /* cancel() came while it was not waiting */
   uint8_t inbox_kept; /* its connection ended with messages unread: its box holds them */
-  uint8_t ready_pass; /* rt->ready_pass when it was queued (nx_rt_run_ready) */
-  uint8_t zero_wait;  /* waiting with a timeout under half a millisecond */
+  uint8_t ready_pass; /* rt->ready_pass when it was queued, or began a zero wait */
+  uint8_t zero_wait;  /* waiting with a timeout under half a millisecond (in rt->zero) */
   nx_tbox_t *box;     /* its Lua handle, if one was asked for */
   int box_ref;
   int nargs;               /* values pushed on co for the next resume */
+  uint32_t zero_slot;      /* its index in rt->zero, while zero_wait */
   nx_conn_t *wait_conn;    /* the connection a RECV/DRAIN wait is on */
   uv_timer_t *timer;       /* for sleeps and timeouts, created on first use */
   nx_conn_t *conn;         /* the connection this task is the handler of, if any */
@@ -101,8 +102,13 @@ struct nx_rt_s {
   nx_task_t *current; /* the task whose coroutine is running now */
   nx_task_t *ready_head, *ready_tail;
   uint8_t ready_pass; /* of the nx_rt_run_ready call under way, or the last */
-  nx_task_t *tasks;   /* every live task */
-  nx_conn_t *dirty;   /* connections with output to flush this turn */
+  /* Tasks in a wait whose timeout is under half a millisecond: they time
+   * out at the end of the round after the one they began it in (see
+   * nx_task_suspend). A slot is NULL once its task was woken otherwise. */
+  nx_task_t **zero;
+  uint32_t nzero, zero_cap;
+  nx_task_t *tasks; /* every live task */
+  nx_conn_t *dirty; /* connections with output to flush this turn */
   nx_listener_t *listeners;
   nx_timerq_t timers;   /* the connections' timeouts */
   uv_check_t check;     /* flush + run ready after I/O callbacks */

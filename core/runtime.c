@@ -51,7 +51,7 @@ static void on_prepare(uv_prepare_t *h) {
 static void on_idle(uv_idle_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
-  if (!rt->ready_head)
+  if (!rt->ready_head && !rt->nzero)
     uv_idle_stop(&rt->idle);
 }
 
@@ -305,16 +305,6 @@ void nx_task_resume(nx_task_t *t, int nargs) {
 
   if (status == LUA_YIELD) {
     lua_settop(t->co, 0);
-    if (t->zero_wait) {
-      /* Its timeout has passed: it is woken with (nil, "timeout") at the
-       * next round, after the loop has polled. */
-      t->zero_wait = 0;
-      t->timed_out = 1;
-      lua_pushnil(t->co);
-      lua_pushliteral(t->co, "timeout");
-      nx_task_wake(t, 2);
-      return;
-    }
     if (t->wait == NX_WAIT_NONE) {
       /* A bare coroutine.yield(): nothing would ever resume it. It ends as
        * if it had raised this error. */
@@ -345,6 +335,30 @@ void nx_task_wake(nx_task_t *t, int nargs) {
     uv_idle_start(&rt->idle, on_idle);
 }
 
+/* The zero waits begun before this round (pass) time out now, after the
+ * tasks ready at its start have run (a task woken by one of them, or a
+ * message read meanwhile, still ends such a wait first); they run in the
+ * next round. Those begun in this round wait for the end of the next one. */
+static void expire_zero_waits(nx_rt_t *rt, uint8_t pass) {
+  uint32_t i, n = rt->nzero, kept = 0;
+  for (i = 0; i < n; i++) {
+    nx_task_t *t = rt->zero[i];
+    if (!t)
+      continue;
+    if (t->ready_pass == pass) {
+      rt->zero[kept] = t;
+      t->zero_slot = kept++;
+      continue;
+    }
+    t->zero_wait = 0; /* (its slot is dropped here, not by the wake) */
+    t->timed_out = 1;
+    lua_pushnil(t->co);
+    lua_pushliteral(t->co, "timeout");
+    nx_task_wake(t, 2);
+  }
+  rt->nzero = kept;
+}
+
 void nx_rt_run_ready(nx_rt_t *rt) {
   nx_task_t *t;
   /* The tasks ready now, in order. Those they wake run at the next call
@@ -359,6 +373,8 @@ void nx_rt_run_ready(nx_rt_t *rt) {
     t->ready = 0;
     nx_task_resume(t, t->nargs);
   }
+  if (rt->nzero)
+    expire_zero_waits(rt, pass);
 }
 
 static void on_wait_timeout(uv_timer_t *h) {
@@ -375,6 +391,10 @@ static void on_wait_timeout(uv_timer_t *h) {
 
 void nx_task_cancel_wait(nx_task_t *t) {
   nx_conn_t *c = t->wait_conn;
+  if (t->zero_wait) {
+    t->rt->zero[t->zero_slot] = NULL;
+    t->zero_wait = 0;
+  }
   if (c) {
     if (c->reader == t)
       c->reader = NULL;
@@ -404,6 +424,25 @@ void nx_task_cancel_wait(nx_task_t *t) {
  * coroutine cannot yield. The values the C function
  * returns after a wake are those the waker pushed; after a timeout
  * (nil, "timeout"); after a cancel (nil, "cancelled"). */
+/* t begins a zero wait (see nx_task_suspend). Returns -1 without memory. */
+static int rt_zero_add(nx_rt_t *rt, nx_task_t *t) {
+  if (rt->nzero == rt->zero_cap) {
+    uint32_t cap = rt->zero_cap ? rt->zero_cap * 2 : 16;
+    nx_task_t **z = (nx_task_t **)realloc(rt->zero, cap * sizeof(*z));
+    if (!z)
+      return -1;
+    rt->zero = z;
+    rt->zero_cap = cap;
+  }
+  t->zero_slot = rt->nzero;
+  rt->zero[rt->nzero++] = t;
+  t->zero_wait = 1;
+  t->ready_pass = rt->ready_pass; /* (free while it waits) */
+  if (!uv_is_active((uv_handle_t *)&rt->idle))
+    uv_idle_start(&rt->idle, on_idle);
+  return 0;
+}
+
 int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
   /* Past what a timer holds (math.huge, 1e300; about 285,000 years): no
    * timeout, rather than an out-of-range conversion that fires at once. */
@@ -428,8 +467,18 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
    * runs again in the same pass over the timers, before any socket is
    * polled, for as long as the task goes on doing so. It ends at the next
    * round of ready tasks instead (see nx_task_resume). */
-  t->zero_wait = timeout >= 0 && timeout * 1000.0 + 0.5 < 1.0;
-  if (timeout >= 0 && !t->zero_wait && !t->timer) {
+  if (timeout >= 0 && timeout * 1000.0 + 0.5 < 1.0) {
+    /* Under half a millisecond (sleep(0), receive{timeout = 0}): no timer.
+     * A libuv timer due at once, started from a timer's callback, runs
+     * again in the same pass over the timers, before any socket is polled,
+     * for as long as the task goes on doing so. The wait ends at the end of
+     * the next round instead (expire_zero_waits), unless something ends it
+     * first; the idle handle keeps the loop from sleeping meanwhile. */
+    if (rt_zero_add(t->rt, t))
+      return luaL_error(L, "nexlua: out of memory");
+    timeout = -1;
+  }
+  if (timeout >= 0 && !t->timer) {
     t->timer = (uv_timer_t *)malloc(sizeof(uv_timer_t));
     if (!t->timer)
       return luaL_error(L, "nexlua: out of memory");
@@ -445,7 +494,7 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     t->ready_next = c->writer; /* (not in the ready queue while it waits) */
     c->writer = t;
   }
-  if (timeout >= 0 && !t->zero_wait) {
+  if (timeout >= 0) {
     /* From now, not from the start of the loop turn: the task (or the ones
      * before it in this turn) may have run for longer than the timeout. */
     uv_update_time(t->rt->loop);
@@ -607,6 +656,9 @@ void nx_rt_close(lua_State *L) {
   while (rt->tasks)
     task_free(rt->tasks);
   rt->ready_head = rt->ready_tail = NULL;
+  free(rt->zero);
+  rt->zero = NULL;
+  rt->nzero = rt->zero_cap = 0;
   nx_relay_close(rt);
   /* Before the walk: hiredis closes its own poll handles (a handle closed
    * twice asserts) and frees them in their close callbacks. */

@@ -138,6 +138,52 @@ describe("nexlua.spawn and Task", function()
   end)
 end)
 
+-- A timeout under half a millisecond is a real wait that ends at the end
+-- of the next round: what wakes the task first (a cancel, a task that was
+-- ready, a putter) still ends it (see also spec/api/yielding_spec.lua).
+describe("zero timeouts", function()
+  it("a task cancelled while in sleep(0) ends cancelled", function()
+    local status, ok = in_task(function()
+      local t = nexlua.spawn(function()
+        nexlua.sleep(0)
+        return "finished normally"
+      end)
+      nexlua.sleep(0) -- t is in its sleep(0) now
+      assert.is_true(t:cancel())
+      local ok = pcall(t.wait, t)
+      return t.status, ok
+    end)
+    assert.equal("cancelled", status)
+    assert.is_false(ok)
+  end)
+
+  it("Task:wait(0), wait_for(fn, 0) and Queue:get(0) take what a ready task gives", function()
+    local a, b, c = in_task(function()
+      local t = nexlua.spawn(function() return 42 end)
+      local r1 = t:wait(0)
+      local r2 = nexlua.wait_for(function() return "r" end, 0)
+      local q = nexlua.Queue()
+      nexlua.spawn(function() q:put("item") end)
+      local r3 = q:get(0)
+      return r1, r2, r3
+    end)
+    assert.equal(42, a)
+    assert.equal("r", b)
+    assert.equal("item", c)
+  end)
+
+  it("sleep(0) returns, and a zero wait with nothing to wake it times out", function()
+    local slept, timed_out = in_task(function()
+      nexlua.sleep(0)
+      local q = nexlua.Queue()
+      local ok, err = pcall(q.get, q, 0)
+      return true, not ok and nexlua.is_timeout(err)
+    end)
+    assert.is_true(slept)
+    assert.is_true(timed_out)
+  end)
+end)
+
 describe("task errors in a real process", function()
   local s
   setup(function() s = server.start("spec/apps/tasks_app.lua") end)

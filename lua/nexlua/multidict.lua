@@ -9,19 +9,15 @@ local list_of = require("nexlua.json").array
 
 local multidict = {}
 
--- (One function for every call, not a closure per call: LuaJIT does not
--- compile the creation of closures, and every upgrade comes here.)
-local function hex_char(h) return char(tonumber(h, 16)) end
-
 local function unescape(s)
   s = gsub(s, "+", " ")
-  return (gsub(s, "%%(%x%x)", hex_char))
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
 --- Percent-decodes a path (no '+' rule there).
 function multidict.unescape_path(s)
   if not find(s, "%", 1, true) then return s end
-  return (gsub(s, "%%(%x%x)", hex_char))
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
 -- The methods, and the metatable (its __index is below the methods).

@@ -163,7 +163,8 @@ local RESERVED = {
 
 -- The header lines of headers (a table name -> value, or a list of
 -- {name, value} pairs) for caller ("accept" or "deny"), checked.
-local function build_header_lines(headers, level, caller)
+local function header_lines(headers, level, caller)
+  if headers == nil then return nil end
   if type(headers) ~= "table" then raise(WebSocketError, level, caller .. ": headers must be a table") end
   local reserved = RESERVED[caller]
   local out = {}
@@ -186,14 +187,6 @@ local function build_header_lines(headers, level, caller)
     for k, v in pairs(headers) do add(k, v) end
   end
   return concat(out)
-end
-
--- (No headers, the common case, in a function without closures, which
--- LuaJIT can compile into the handler's trace.)
-local function header_lines(headers, level, caller)
-  if headers == nil then return nil end
-  local lines = build_header_lines(headers, level + 1, caller)
-  return lines
 end
 
 -- The peer is gone (code, reason from the core): the connection is over

@@ -45,25 +45,16 @@ local function failure(ws, err, co)
   return { error = err, traceback = tb }
 end
 
--- Runs middleware i of chain, or the handler after the last one. (The
--- call_next closure is made in a function of its own: LuaJIT does not
--- compile the creation of closures, and an app without middleware need not
--- leave its compiled code here.)
-local run_chain
-
-local function run_middleware(mw, chain, i, handler, ws)
+-- Runs middleware i of chain, or the handler after the last one.
+local function run_chain(chain, i, handler, ws)
+  local mw = chain[i]
+  if mw == nil then return handler(ws) end
   local called = false
   return mw(ws, function()
     if called then error("call_next() called twice by a middleware", 2) end
     called = true
     return run_chain(chain, i + 1, handler, ws)
   end)
-end
-
-function run_chain(chain, i, handler, ws)
-  local mw = chain[i]
-  if mw == nil then return handler(ws) end
-  return run_middleware(mw, chain, i, handler, ws)
 end
 
 local function build_chain(app, route)

@@ -83,8 +83,10 @@ struct nx_task_s {
   uint8_t zero_wait;  /* waiting with a timeout under half a millisecond (in rt->zero) */
   nx_tbox_t *box;     /* its Lua handle, if one was asked for */
   int box_ref;
-  int nargs;               /* values pushed on co for the next resume */
-  uint32_t zero_slot;      /* its index in rt->zero, while zero_wait */
+  union {
+    int nargs;          /* values pushed on co for the next resume (while ready) */
+    uint32_t zero_slot; /* its index in rt->zero (while in a zero wait) */
+  };
   nx_conn_t *wait_conn;    /* the connection a RECV/DRAIN wait is on */
   uv_timer_t *timer;       /* for sleeps and timeouts, created on first use */
   nx_conn_t *conn;         /* the connection this task is the handler of, if any */

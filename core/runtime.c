@@ -417,13 +417,6 @@ void nx_task_cancel_wait(nx_task_t *t) {
   t->wait = NX_WAIT_NONE;
 }
 
-/* Suspends t until it is woken, its timeout passes (timeout < 0: none) or
- * it is cancelled. The C function calling this must `return` its result:
- * either lua_yield() or, pushed at once, the two values (nil, "cancelled")
- * for a task cancelled while it was running, or (nil, CANNOT_WAIT) where the
- * coroutine cannot yield. The values the C function
- * returns after a wake are those the waker pushed; after a timeout
- * (nil, "timeout"); after a cancel (nil, "cancelled"). */
 /* t begins a zero wait (see nx_task_suspend). Returns -1 without memory. */
 static int rt_zero_add(nx_rt_t *rt, nx_task_t *t) {
   if (rt->nzero == rt->zero_cap) {
@@ -443,6 +436,13 @@ static int rt_zero_add(nx_rt_t *rt, nx_task_t *t) {
   return 0;
 }
 
+/* Suspends t until it is woken, its timeout passes (timeout < 0: none) or
+ * it is cancelled. The C function calling this must `return` its result:
+ * either lua_yield() or, pushed at once, the two values (nil, "cancelled")
+ * for a task cancelled while it was running, or (nil, CANNOT_WAIT) where the
+ * coroutine cannot yield. The values the C function
+ * returns after a wake are those the waker pushed; after a timeout
+ * (nil, "timeout"); after a cancel (nil, "cancelled"). */
 int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double timeout) {
   /* Past what a timer holds (math.huge, 1e300; about 285,000 years): no
    * timeout, rather than an out-of-range conversion that fires at once. */
@@ -462,11 +462,6 @@ int nx_task_suspend(lua_State *L, nx_task_t *t, int what, nx_conn_t *c, double t
     lua_pushliteral(L, "cancelled");
     return 2;
   }
-  /* A timeout under half a millisecond (sleep(0), receive{timeout = 0}) is
-   * no timer: a libuv timer due at once, started from a timer's callback,
-   * runs again in the same pass over the timers, before any socket is
-   * polled, for as long as the task goes on doing so. It ends at the next
-   * round of ready tasks instead (see nx_task_resume). */
   if (timeout >= 0 && timeout * 1000.0 + 0.5 < 1.0) {
     /* Under half a millisecond (sleep(0), receive{timeout = 0}): no timer.
      * A libuv timer due at once, started from a timer's callback, runs

@@ -3,7 +3,7 @@
 -- nexlua.is_disconnect(err), nexlua.is_timeout(err), ...
 local setmetatable, getmetatable, tostring, type, pairs, pcall, rawget =
   setmetatable, getmetatable, tostring, type, pairs, pcall, rawget
-local format = string.format
+local format, floor = string.format, math.floor
 local getinfo = debug.getinfo
 
 local errors = {}
@@ -83,7 +83,7 @@ errors.WebSocketError = class("WebSocketError", errors.Error,
 errors.WebSocketDisconnect = class("WebSocketDisconnect", errors.WebSocketError,
   function(e, code, reason)
     if type(code) == "string" and reason == nil then code, reason = nil, code end
-    check_arg(code == nil or (type(code) == "number" and code == math.floor(code)),
+    check_arg(code == nil or (type(code) == "number" and code == floor(code)),
       "WebSocketDisconnect(code, reason)", "code must be an integer", code)
     check_arg(reason == nil or type(reason) == "string", "WebSocketDisconnect(code, reason)",
       "reason must be a string", reason)

@@ -32,7 +32,7 @@ describe("idle connection memory (Lua heap)", function()
   end
 
   for _, route in ipairs({ "/iter", "/receive" }) do
-    it("a handler waiting in " .. route .. " after an echo keeps under 1,150 bytes", function()
+    it("a handler waiting in " .. route .. " after an echo keeps under 1,020 bytes", function()
       local conns = {}
       local function open(n)
         for _ = 1, n do
@@ -49,7 +49,9 @@ describe("idle connection memory (Lua heap)", function()
       open(N)
       local per = (lua_bytes() - before) / N
       io.stderr:write(string.format("[memory] %s: %.0f bytes of Lua heap per idle connection\n", route, per))
-      assert.is_true(per < 1150, string.format("%.0f bytes per connection", per))
+      -- (936 and 997 bytes today; with the handler's start compiled by
+      -- the JIT, the waiting coroutine's stack grew: 1,030 with /iter.)
+      assert.is_true(per < 1020, string.format("%.0f bytes per connection", per))
       -- and each still answers
       for _, i in ipairs({ 1, N, 2 * N }) do
         conns[i]:send_text("again")

@@ -65,6 +65,23 @@ void nx_conn_end_deferred(nx_conn_t *c) {
 
 /* ---- Input: frames into messages ------------------------------------- */
 
+/* A new message of cap bytes reserved, as the connection's current one; NULL
+ * (and the connection failed) without memory. */
+static nx_msg_t *begin_message(nx_conn_t *c, int opcode, int rsv1, size_t cap) {
+  nx_msg_t *m = nx_msg_new(c->rt, cap);
+  if (!m) {
+    nx_conn_fail(c, 1011, "out of memory for the message");
+    return NULL;
+  }
+  m->opcode = (uint8_t)opcode;
+  m->compressed = (uint8_t)rsv1;
+  m->check_kb = 0;
+  m->inflate_max = 0;
+  c->fragments = 1;
+  c->cur = m;
+  return m;
+}
+
 static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   nx_msg_t *m = c->cur;
@@ -80,16 +97,8 @@ static int ws_frame_begin(nx_ws_parser_t *p, uint64_t len) {
     /* Reserve what the header announced, up to 256 KiB; a larger frame
      * grows as its bytes really arrive. */
     want = len < 262144 ? (size_t)len : 262144;
-    m = nx_msg_new(c->rt, want);
-    if (!m) {
-      nx_conn_fail(c, 1011, "out of memory for the message");
+    if (!begin_message(c, p->msg_opcode, p->msg_rsv1, want))
       return 1;
-    }
-    m->opcode = p->msg_opcode;
-    m->compressed = p->msg_rsv1;
-    m->check_kb = 0;
-    m->inflate_max = 0;
-    c->cur = m;
   }
   return 0;
 }
@@ -425,21 +434,13 @@ static int ws_message(nx_ws_parser_t *p, int opcode, int rsv1, const uint8_t *da
   nx_msg_t *m;
   if (c->state != NX_CONN_OPEN)
     return 0;
-  if (!(m = nx_msg_new(c->rt, n))) {
-    nx_conn_fail(c, 1011, "out of memory for the message");
+  if (!(m = begin_message(c, opcode, rsv1, n)))
     return 1;
-  }
-  m->opcode = (uint8_t)opcode;
-  m->compressed = (uint8_t)rsv1;
-  m->check_kb = 0;
-  m->inflate_max = 0;
   if (p->data_masked)
     nx_ws_unmask_copy(m->data, data, n, p->mask, 0);
   else if (n)
     memcpy(m->data, data, n);
   m->len = n;
-  c->fragments = 1;
-  c->cur = m;
   return ws_message_end(p);
 }
 

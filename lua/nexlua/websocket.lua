@@ -526,24 +526,14 @@ local function stepper(want)
 end
 local step_any, step_text, step_bytes, step_json = stepper(nil), stepper("text"), stepper("binary"), stepper("json")
 
---- for msg in ws:iter_text() do ... end: ends quietly when the peer leaves.
-function WebSocket:iter_text()
-  check_colon(self, "iter_text", 2)
-  return step_text, self
-end
-function WebSocket:iter_bytes()
-  check_colon(self, "iter_bytes", 2)
-  return step_bytes, self
-end
-function WebSocket:iter_json()
-  check_colon(self, "iter_json", 2)
-  return step_json, self
-end
-
---- for data, kind in ws:iter() do ... end: every message with its type.
-function WebSocket:iter()
-  check_colon(self, "iter", 2)
-  return step_any, self
+--- for data, kind in ws:iter() do ... end: every message with its type;
+-- for msg in ws:iter_text() do ... end (iter_bytes, iter_json): one type.
+-- Each ends quietly when the peer leaves.
+for name, step in pairs({ iter = step_any, iter_text = step_text, iter_bytes = step_bytes, iter_json = step_json }) do
+  WebSocket[name] = function(self)
+    check_colon(self, name, 2)
+    return step, self
+  end
 end
 
 --- Topics (see nexlua.publish): subscribes this connection to topic until

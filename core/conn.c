@@ -331,6 +331,26 @@ void nx_conn_start_linger(nx_conn_t *c) {
     c->reading = 1;
 }
 
+/* Bytes that came after the request, before the handshake's answer: a
+ * client must wait for the 101 (RFC 6455 §4.1), so they are kept for the
+ * frame parser up to --max-header-size; past it (or out of memory) the
+ * connection is dropped. Returns -1 if it was. */
+static int keep_early(nx_conn_t *c, const void *data, size_t len) {
+  size_t max = c->listener->cfg.max_header_size;
+  if ((c->pending ? nx_buf_size(c->pending) : 0) + len > max) {
+    nx_conn_debug(c,
+                  "dropping the connection: it sent more than --max-header-size (%zu) before "
+                  "the handshake's answer (a client must wait for the 101)",
+                  max);
+  } else if (nx_conn_keep_pending(c, data, len)) {
+    nx_conn_debug(c, "dropping the connection: out of memory");
+  } else {
+    return 0;
+  }
+  nx_conn_abort(c, 1006);
+  return -1;
+}
+
 /* Bytes (or the end) from a lingering peer: dropped; the quiet time starts
  * again, within the close timeout. */
 static void linger_input(nx_conn_t *c, ssize_t nread) {
@@ -648,10 +668,8 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     nx_http_respond(c, 403, NULL, "Origin not allowed\n", 19);
     return;
   }
-  if (tail_len && nx_conn_keep_pending(c, tail, tail_len)) {
-    nx_http_respond(c, 503, NULL, NULL, 0);
+  if (tail_len && keep_early(c, tail, tail_len))
     return;
-  }
   if (c->listener->cfg.compression) {
     const char *vals[8];
     size_t lens[8], n = nx_http_header_values(c->http, "sec-websocket-extensions", vals, lens, 8);
@@ -681,9 +699,7 @@ static void on_input(nx_conn_t *c, uint8_t *data, size_t len) {
     break;
   case NX_CONN_ROUTING:
     /* A client must wait for 101; keep a little, refuse a flood. */
-    if ((c->pending ? nx_buf_size(c->pending) : 0) + len > c->listener->cfg.max_header_size ||
-        nx_conn_keep_pending(c, data, len))
-      nx_conn_abort(c, 1006);
+    keep_early(c, data, len);
     break;
   case NX_CONN_OPEN:
   case NX_CONN_CLOSING:

@@ -687,6 +687,45 @@ describe("limits", function()
       c:expect_echo(msg, OP.TEXT)
     end)
 
+    -- A client must wait for the 101 (RFC 6455 §4.1): what it sends before
+    -- is kept up to the head's limit, past it the connection is dropped,
+    -- and the debug log says why.
+    it("1024: frames sent before the 101 are kept up to 1024 bytes, past it the connection " ..
+      "is dropped with a debug entry", function()
+      local d = server.start(APP, { "--max-header-size", "1024", "--log-level", "debug" })
+      local ok, err = pcall(function()
+        local small = track(rawws.open_tcp(d.port))
+        small:send_raw(rawws.build_request(d.port, "/slow_accept") ..
+          rawws.build_frame { opcode = OP.TEXT, payload = string.rep("s", 900) })
+        assert.equal(101, (small:read_http_response()))
+        small:expect_echo(string.rep("s", 900), OP.TEXT)
+        small:close_socket()
+        assert.is_nil(d:log():find("before the handshake's answer", 1, true))
+
+        local big = track(rawws.open_tcp(d.port))
+        big:send_raw(rawws.build_request(d.port, "/slow_accept") ..
+          rawws.build_frame { opcode = OP.TEXT, payload = string.rep("b", 1100) })
+        assert.truthy(big:wait_tcp_close(3))
+        assert.equal("", big.trailing) -- no 101, no response at all
+        assert.truthy(d:wait_log("sent more than %-%-max%-header%-size %(1024%) before the " ..
+          "handshake's answer", 3), d:log())
+
+        -- the same when the frames come in a later read (here: 2 x 600 bytes)
+        local later = track(rawws.open_tcp(d.port))
+        later:send_raw((rawws.build_request(d.port, "/slow_accept")))
+        socket.sleep(0.05)
+        later:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = string.rep("l", 600) })
+        socket.sleep(0.05)
+        later:send_raw(rawws.build_frame { opcode = OP.TEXT, payload = string.rep("l", 600) })
+        assert.truthy(later:wait_tcp_close(3))
+        assert.equal("", later.trailing)
+        local _, n = d:log():gsub("before the handshake's answer", "")
+        assert.equal(2, n)
+      end)
+      d:stop()
+      assert(ok, err)
+    end)
+
     it("10 is raised to the minimum of 256: a 200-byte request is upgraded, 300 bytes get 431",
       function()
       local c = track(rawws.connect(tiny.port, "/ws", { raw_request = request_of(tiny.port, 200) }))

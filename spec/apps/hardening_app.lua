@@ -111,6 +111,12 @@ app:ws_route("/sleepy", function(ws)
   while ws:is_connected() do nexlua.sleep(0.05) end
 end)
 
+app:ws_route("/slow_accept", function(ws)
+  nexlua.sleep(0.3)
+  ws:accept()
+  for data in ws:iter_text() do ws:send_text(data) end
+end)
+
 app:ws_route("/late", function(ws)
   ws:accept()
   nexlua.sleep(tonumber(ws.query_params:get("wait", "1")))

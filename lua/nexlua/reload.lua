@@ -19,7 +19,9 @@ local log = require "nexlua.log"
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
-local format, sub, match, gsub = string.format, string.sub, string.match, string.gsub
+local format, sub, match, gsub, gmatch, find =
+  string.format, string.sub, string.match, string.gsub, string.gmatch, string.find
+local concat = table.concat
 local traceback = debug.traceback
 
 local reload = {}
@@ -87,6 +89,21 @@ local function app_modules(app_dir)
   return out
 end
 
+-- An error in the app's main chunk with its traceback: the frames from
+-- where it was raised up to the main chunk (nexlua's own file loader and
+-- the frames that ran the chunk say nothing about the app).
+local function app_traceback(e)
+  local tb = traceback(tostring(e), 2)
+  local head, frames = match(tb, "^(.-\nstack traceback:)(.*)$")
+  if not head then return tb end
+  local kept_frames = {}
+  for line in gmatch(frames, "\n[^\n]*") do
+    if not find(line, "nexlua/reload.lua:", 1, true) then kept_frames[#kept_frames + 1] = line end
+    if find(line, "in main chunk", 1, true) then break end
+  end
+  return head .. concat(kept_frames)
+end
+
 --- Loads the app file in a fresh set of app modules. Returns the app, or
 -- nil and the error (with file:line). Restores the old modules on failure.
 function reload.load(path)
@@ -103,7 +120,7 @@ function reload.load(path)
   end
   local chunk, err = loadfile(path)
   if not chunk then return fail(err) end
-  local ok, app = xpcall(chunk, function(e) return traceback(tostring(e), 2) end)
+  local ok, app = xpcall(chunk, app_traceback)
   if not ok then return fail(app) end
   if not App.is_app(app) then
     return fail(format("%s must return the app (end it with `return app`), it returned %s", path, type(app)))
@@ -252,7 +269,10 @@ function reload.new(path, holder, lifecycle)
     local app_dir = dir_of(path)
     local pending = false
     loaders[at] = function(name, ...)
-      local f, extra = lua_loader(name, ...)
+      -- (called through pcall, so that a module's syntax error is not
+      -- reported at this line)
+      local ok, f, extra = pcall(lua_loader, name, ...)
+      if not ok then error(f, 0) end
       if type(f) == "function" and not self.known[name] and #self.watches > 0 and
         package.searchpath(name, app_dir .. "/?.lua;" .. app_dir .. "/?/init.lua") then
         self.known[name] = true

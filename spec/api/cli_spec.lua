@@ -128,6 +128,36 @@ describe("the nexlua command line", function()
       assert.matches(path .. ":3:", err, 1, true)
     end)
 
+    -- The loader's message is on two lines, the module's file:line on the
+    -- second: both are printed, without the traceback.
+    it("a syntax error in a module the app requires: names the module's file:line", function()
+      app_file("broken_util.lua", "local M = {}\nM.x =\nreturn M\n")
+      local path = app_file("needs_util.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        'local util = require "broken_util"',
+        "return nexlua.App()",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert.matches("^nexlua: cannot load [^\n]*needs_util%.lua: error loading module 'broken_util'", err)
+      assert.matches("broken_util.lua:3: unexpected symbol near 'return'", err, 1, true)
+      assert.is_nil(err:find("stack traceback", 1, true), err)
+    end)
+
+    it("an error raised at load, on two lines: prints both, not the traceback", function()
+      local path = app_file("raises2.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        'error("the database is not configured\\nset DB_URL")',
+        "return nexlua.App()",
+        "",
+      }, "\n"))
+      local code, _, err = run { path, "--port", "0" }
+      assert.is_true(code ~= 0 and code ~= 124, "exit code " .. tostring(code))
+      assert.matches(path .. ":2: the database is not configured\n  set DB_URL\n", err, 1, true)
+      assert.is_nil(err:find("stack traceback", 1, true), err)
+    end)
+
     it("an error raised at load: names file:line and the message", function()
       local path = app_file("raises.lua", table.concat({
         'local nexlua = require "nexlua"',

@@ -188,8 +188,9 @@ function cli.load_app(path)
   package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
   local app, err = require("nexlua.reload").load(path)
   if not app then
-    -- The traceback helps only when asked for; the first line has file:line.
-    if core.log_level() ~= "debug" then err = match(tostring(err), "^[^\n]*") end
+    -- The traceback helps only when asked for; the message has file:line
+    -- (a module's syntax error is on its second line).
+    if core.log_level() ~= "debug" then err = match(tostring(err), "^(.-)\nstack traceback:") or err end
     return nil, err
   end
   return app

@@ -4,10 +4,12 @@
 --   return app
 local router = require "nexlua.router"
 local options = require "nexlua.private.options"
+local log = require "nexlua.log"
 
 local type, error, ipairs, pcall, setmetatable, getmetatable, tostring =
   type, error, ipairs, pcall, setmetatable, getmetatable, tostring
 local format = string.format
+local getinfo = debug.getinfo
 
 local App = {}
 App.__index = App
@@ -42,26 +44,39 @@ local function check_fn(fn, what, level)
   end
 end
 
+-- ws_route's work; level: the caller's level, for errors and the warning.
+local function add_route(self, path, handler, opts, level)
+  check_fn(handler, "ws_route handler", level + 1)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("ws_route options must be a table", level + 1) end
+  options.check_route(opts, level + 1)
+  local mw = opts.middleware or {}
+  if type(mw) ~= "table" or getmetatable(mw) then
+    error("ws_route: middleware must be a list of functions, got " .. type(mw), level + 1)
+  end
+  for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, level + 1) end
+  local route = { handler = handler, middleware = mw, options = opts, app = self }
+  local ok, err, shadow = pcall(self.router.add, self.router, path, route)
+  if not ok then error(err, level + 1) end
+  if shadow then
+    local at = getinfo(level + 1, "Sl")
+    log.warn("%s:%d: route %s never matches: %s, registered before it, matches the same paths " ..
+      "(the first match wins)", at.short_src, at.currentline or 0, path, shadow.template)
+  end
+end
+
 --- Registers a WebSocket route. handler(ws) runs in its own coroutine.
 -- opts.middleware: route-level middleware, run after the app's.
 -- Returns the app, so calls can be chained. Without a handler it returns a
 -- decorator-like function: app:ws_route("/x")(function(ws) ... end).
 function App:ws_route(path, handler, opts)
   if handler == nil then
-    return function(h) self:ws_route(path, h, opts) return h end
+    return function(h)
+      add_route(self, path, h, opts, 2)
+      return h
+    end
   end
-  check_fn(handler, "ws_route handler", 2)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("ws_route options must be a table", 2) end
-  options.check_route(opts, 2)
-  local mw = opts.middleware or {}
-  if type(mw) ~= "table" or getmetatable(mw) then
-    error("ws_route: middleware must be a list of functions, got " .. type(mw), 2)
-  end
-  for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, 2) end
-  local route = { handler = handler, middleware = mw, options = opts, app = self }
-  local ok, err = pcall(self.router.add, self.router, path, route)
-  if not ok then error(err, 2) end
+  add_route(self, path, handler, opts, 2)
   return self
 end
 

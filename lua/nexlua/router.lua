@@ -112,12 +112,27 @@ Router.__index = Router
 
 function router.new() return setmetatable({ routes = {} }, Router) end
 
+-- Whether two compiled routes match the same paths with the same values.
+local function same_paths(a, b)
+  if a.pattern ~= b.pattern or #a.params ~= #b.params then return false end
+  for i, p in ipairs(a.params) do
+    if p.conv ~= b.params[i].conv then return false end
+  end
+  return true
+end
+
 --- Adds a route; extra is stored as is (handler, middleware, options).
+-- Returns it, and the earlier route that matches the same paths (so the
+-- new one never matches), if there is one.
 function Router:add(template, extra)
   local r = router.compile(template)
   for k, v in pairs(extra or {}) do r[k] = v end
+  local shadow
+  for _, earlier in ipairs(self.routes) do
+    if same_paths(earlier, r) then shadow = earlier break end
+  end
   self.routes[#self.routes + 1] = r
-  return r
+  return r, shadow
 end
 
 local function try(route, path)

@@ -115,6 +115,37 @@ describe("the nexlua command line", function()
       }, ":3: ws_route: ping_timeout must be a number of seconds above 0")
     end)
 
+    -- (the app then fails to load, so that the run ends)
+    it("a route that can never match (same paths as an earlier one) is warned about, with " ..
+      "file:line", function()
+      local path = app_file("dup_routes.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'app:ws_route("/x/{a}", function(ws) ws:accept() end)',
+        'app:ws_route("/x/{b:int}", function(ws) ws:accept() end)',
+        'app:ws_route("/x/{b}", function(ws) ws:accept() end)',
+        'app:ws_route("/y")(function(ws) ws:accept() end)',
+        'app:ws_route("/y")(function(ws) ws:accept() end)',
+        'app:ws_route("/y/")(function(ws) ws:accept() end)',
+        'error("stop here")',
+        "",
+      }, "\n"))
+      local _, _, err = run { path, "--port", "0" }
+      local _, n = err:gsub("never matches", "")
+      assert.equal(2, n, err)
+      assert.matches("WARN [^\n]*dup_routes%.lua:5: route /x/{b} never matches: /x/{a}, registered " ..
+        "before it, matches the same paths", err)
+      assert.matches("WARN [^\n]*dup_routes%.lua:7: route /y never matches: /y, registered", err)
+    end)
+
+    it("ping_timeout = 0 beside ping_interval = 0 says to leave it out", function()
+      expect_load_error("bad_route_option0.lua", {
+        "local app = nexlua.App()",
+        'app:ws_route("/ws", function(ws) ws:accept() end, { ping_interval = 0, ping_timeout = 0 })',
+      }, ":3: ws_route: ping_timeout must be a number of seconds above 0 (at most 1000000), got 0 (with " ..
+        "ping_interval = 0, pings are off: leave ping_timeout out)")
+    end)
+
     it("a syntax error: names file:line", function()
       local path = app_file("syntax_error.lua", table.concat({
         'local nexlua = require "nexlua"',

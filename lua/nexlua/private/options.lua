@@ -124,13 +124,22 @@ function options.check(key, value)
   return n
 end
 
+-- A ping_timeout of 0 beside ping_interval = 0 (pings off): the timeout
+-- is not needed at all.
+local function hint(opts, k, err)
+  if k == "ping_timeout" and opts.ping_interval == 0 then
+    return err .. " (with ping_interval = 0, pings are off: leave ping_timeout out)"
+  end
+  return err
+end
+
 --- Checks every option of an App{...} table; raises at the caller's
 -- caller (level) with the first problem.
 function options.check_app(opts, level)
   if type(opts) ~= "table" then error(format("App options must be a table, got %s", type(opts)), level + 1) end
   for k, v in pairs(opts) do
     local _, err = options.check(k, v)
-    if err then error("App: " .. err, level + 1) end
+    if err then error("App: " .. hint(opts, k, err), level + 1) end
   end
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
     error(opts.tls_cert and "App: tls_cert needs tls_key" or "App: tls_key needs tls_cert", level + 1)
@@ -146,7 +155,7 @@ function options.check_route(opts, level)
     end
     if k ~= "middleware" then
       local _, err = options.check(k, v)
-      if err then error("ws_route: " .. err, level + 1) end
+      if err then error("ws_route: " .. hint(opts, k, err), level + 1) end
     end
   end
 end

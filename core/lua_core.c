@@ -753,9 +753,26 @@ static int l_in_task(lua_State *L) {
   return 1;
 }
 
+/* tls_check(cert_file, key_file) -> true | nil, message: loads them as
+ * listen() would, so that a bad file is found before the startup hooks. */
+static int l_tls_check(lua_State *L) {
+  char err[256];
+  nx_tls_ctx_t *ctx =
+      nx_tls_ctx_new(luaL_checkstring(L, 1), luaL_checkstring(L, 2), err, sizeof(err));
+  if (!ctx) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  nx_tls_ctx_free(ctx);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int nx_lua_open(lua_State *L);
 int nx_lua_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"listen", l_listen},
+                                 {"tls_check", l_tls_check},
                                  {"run", l_run},
                                  {"step", l_step},
                                  {"stop", l_stop},

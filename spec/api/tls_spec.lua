@@ -276,6 +276,24 @@ print("closed after %.2f data=%r" % (time.time() - t0, data))
       assert.is_truthy(out:find("does not match", 1, true) or out:find("mismatch", 1, true), out)
     end)
 
+    -- Checked before the startup hooks: a typo in a file name does not
+    -- start (and then shut down) the app's services.
+    it("a bad key: the app's startup and shutdown hooks never run", function()
+      local app = dir .. "/hooks_app.lua"
+      local f = assert(io.open(app, "w"))
+      f:write('local nexlua = require "nexlua"\nlocal app = nexlua.App()\n',
+        'app:on_startup(function() nexlua.log.info("STARTUP RAN") end)\n',
+        'app:on_shutdown(function() nexlua.log.info("SHUTDOWN RAN") end)\n',
+        'app:ws_route("/ws", function(ws) ws:accept() end)\nreturn app\n')
+      f:close()
+      local code, out, err = proc.run({ BIN, app, "--host", "127.0.0.1", "--port", "0",
+        "--tls-cert", cert, "--tls-key", other_key }, 10)
+      out = out .. err
+      assert_clear_failure(code, out, other_key)
+      assert.is_nil(out:find("STARTUP RAN", 1, true), out)
+      assert.is_nil(out:find("SHUTDOWN RAN", 1, true), out)
+    end)
+
     it("only --tls-cert: asks for both, exits non-zero", function()
       local code, out = start({ "--tls-cert", cert })
       assert_clear_failure(code, out, "--tls-key")

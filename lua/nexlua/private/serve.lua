@@ -285,6 +285,18 @@ function serve.run(app, opts)
 
   core.on_signal(shutdown)
   core.spawn(function()
+    -- TLS files that cannot be loaded fail the start before the startup
+    -- hooks run (a port in use is found once they have: see on_startup).
+    local cert, key = opts.tls_cert or holder.app.options.tls_cert, opts.tls_key or holder.app.options.tls_key
+    if cert and key then
+      local ok, why = core.tls_check(cert, key)
+      if not ok then
+        log.error("%s", why)
+        exit_code = 1
+        core.stop()
+        return
+      end
+    end
     if opts.redis then
       -- Like a port in use: a Redis that does not answer at start-up is an
       -- error (once serving, a lost Redis is retried instead).

@@ -93,7 +93,7 @@ end
 -- where it was raised up to the main chunk (nexlua's own file loader and
 -- the frames that ran the chunk say nothing about the app).
 local function app_traceback(e)
-  local tb = traceback(tostring(e), 2)
+  local tb = traceback(tostring(e), 1)
   local head, frames = match(tb, "^(.-\nstack traceback:)(.*)$")
   if not head then return tb end
   local kept_frames = {}
@@ -120,7 +120,15 @@ function reload.load(path)
   end
   local chunk, err = loadfile(path)
   if not chunk then return fail(err) end
-  local ok, app = xpcall(chunk, app_traceback)
+  -- In a coroutine of its own, as at the start: a wait in the main chunk
+  -- raises (a reload runs in a task, where it would wait), and a bare
+  -- coroutine.yield() suspends only this coroutine.
+  local co = coroutine.create(function() return xpcall(chunk, app_traceback) end)
+  local _, ok, app = coroutine.resume(co)
+  if coroutine.status(co) ~= "dead" then
+    return fail(format("%s: its main chunk called coroutine.yield(): an app file must run to its " ..
+      "end and return the app", path))
+  end
   if not ok then return fail(app) end
   if not App.is_app(app) then
     return fail(format("%s must return the app (end it with `return app`), it returned %s", path, type(app)))
@@ -135,7 +143,8 @@ end
 -- an app's shutdown hooks run in a reload, self.stopping_app is that app.
 function reload.new(path, holder, lifecycle)
   local self = {
-    path = path, holder = holder, generation = 1, watches = {}, known = {}, busy = false, again = false,
+    path = path, holder = holder, generation = 1, watches = {}, watched = {}, known = {}, busy = false,
+    again = false,
   }
 
   --- Reloads now (in a task). Returns true on success.
@@ -198,10 +207,7 @@ function reload.new(path, holder, lifecycle)
       end
       -- Traces compiled through the old code would keep it alive (see serve).
       if jit and jit.flush then jit.flush() end
-      for i, fn in ipairs(new.reload_hooks or {}) do
-        local hok, herr = xpcall(fn, function(e) return traceback(tostring(e), 2) end, old)
-        if not hok then log.error("on_reload hook #%d failed: %s", i, herr) end
-      end
+      lifecycle.reloaded(new, old)
       log.info("reloaded %s (%s): generation %d, %d routes, in %.1f ms", path, why or "request",
         self.generation, #new.router.routes, (core.hrtime() - t0) * 1000)
     else
@@ -228,7 +234,7 @@ function reload.new(path, holder, lifecycle)
       -- modules may have changed before the watch was in place. Anything
       -- else (logs, data files, an empty directory) is none of our business.
       if filename == "" or #self.watches == 0 or not is_dir(dir .. "/" .. filename) then return end
-      self.watch()
+      self.watch(true)
       if not has_lua(dir .. "/" .. filename) then return end
     end
     deadline = core.hrtime() + DEBOUNCE
@@ -288,14 +294,20 @@ function reload.new(path, holder, lifecycle)
     end
   end
 
-  --- Watches the app's directory and those of the modules it loaded from it.
-  function self.watch()
+  --- Watches the app's directory and those of the modules it loaded from
+  -- it. A directory watched already keeps its watch, and the events queued
+  -- on it (a save during a reload is seen once the reload ends), unless
+  -- fresh: a directory was created or replaced, and every watch is made
+  -- again (the reload that follows reads what the new directories hold).
+  function self.watch(fresh)
     if not self.loader_wrapped then
       self.loader_wrapped = true
       watch_later_requires()
     end
-    for _, w in ipairs(self.watches) do pcall(w.close, w) end
-    self.watches = {}
+    if fresh then
+      for _, w in ipairs(self.watches) do pcall(w.close, w) end
+      self.watches, self.watched = {}, {}
+    end
     local app_dir = dir_of(path)
     -- Directories come from module names seen in any generation, so a
     -- directory whose files are missing for a moment is still watched.
@@ -306,10 +318,14 @@ function reload.new(path, holder, lifecycle)
       dirs[realdir(rel)] = true
     end
     for dir in pairs(dirs) do
-      local w, err = core.watch(dir, function(filename) on_change(dir, filename) end)
+      local w, err
+      if not self.watched[dir] then
+        w, err = core.watch(dir, function(filename) on_change(dir, filename) end)
+      end
       if w then
         self.watches[#self.watches + 1] = w
-      elseif not self.watched_once then
+        self.watched[dir] = w
+      elseif err and not self.watched_once then
         log.warn("%s", err)
       end
     end
@@ -321,7 +337,7 @@ function reload.new(path, holder, lifecycle)
 
   function self.stop()
     for _, w in ipairs(self.watches) do pcall(w.close, w) end
-    self.watches = {}
+    self.watches, self.watched = {}, {}
   end
 
   return self

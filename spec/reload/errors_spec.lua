@@ -97,6 +97,29 @@ describe("a broken reload", function()
     assert_next_good_save(old, 3)
   end)
 
+  -- A wait, or a bare coroutine.yield(), in a reloaded file or its startup
+  -- hook once hung the reload for good (every later save was ignored).
+  local waits = {
+    { "a wait in the main chunk", "broken_wait.lua",
+      "/app.lua:7: nexlua.sleep must be called from a nexlua coroutine" },
+    { "coroutine.yield() in the main chunk", "broken_yield.lua",
+      "/app.lua: its main chunk called coroutine.yield()" },
+    { "coroutine.yield() in a startup hook", "broken_startup_yield.lua",
+      "startup (reload) hook #1 failed: coroutine.yield() called directly" },
+  }
+  for _, case in ipairs(waits) do
+    local what, template, message = case[1], case[2], case[3]
+    it(what .. ": the reload fails and says why, the old app keeps serving, the next good save is " ..
+      "picked up", function()
+      local old = start()
+      R.save_atomic(dir .. "/app.lua", R.render(template))
+      R.wait_failures(s, 1)
+      assert_logged(message)
+      assert_old_serving(old, 2)
+      assert_next_good_save(old, 3)
+    end)
+  end
+
   it("a syntax error in a module the app requires: module file:line is logged", function()
     local old = start()
     R.write(dir .. "/greeting.lua", "-- broken\nreturn { text = = 1 }\n")

@@ -3,11 +3,12 @@
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
+local tasks = require "nexlua.tasks"
 local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
 local unescape_path = require("nexlua.multidict").unescape_path
 
-local xpcall, tostring, error, ipairs, type = xpcall, tostring, error, ipairs, type
+local xpcall, pcall, tostring, error, ipairs, type = xpcall, pcall, tostring, error, ipairs, type
 local traceback, getinfo = debug.traceback, debug.getinfo
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
@@ -167,27 +168,40 @@ end
 -- warning: a reload whose new startup hook waits forever would otherwise
 -- hang (the old version serving on) without a word.
 local SLOW_HOOK = 10
-local function watch_hook(what, i)
-  if not core.in_task() then return nil end
+local function watch_hook(what, i, fn)
   local w = { done = false }
   w.task = core.spawn(function()
     core.sleep(SLOW_HOOK)
     if not w.done then
-      log.warn("%s hook #%d has not returned after %d s; still waiting for it", what, i, SLOW_HOOK)
+      local info = getinfo(fn, "S")
+      log.warn("%s hook #%d (%s:%d) has not returned after %d s; still waiting for it", what, i,
+        info.short_src, info.linedefined or 0, SLOW_HOOK)
     end
   end)
   return w
 end
 
+local function hook_traceback(e) return traceback(errors.text(e), 2) end
+
+-- Calls a hook: in a task of its own when called from one, so that a bare
+-- coroutine.yield() in it fails the hook, not the task running the hooks
+-- (a server's start, or a reload, which would never end).
+local function call_hook(what, i, fn, arg)
+  if not core.in_task() then return xpcall(fn, hook_traceback, arg) end
+  local watcher = watch_hook(what, i, fn)
+  local t = tasks.spawn(fn, arg)
+  local ok, err = pcall(t.wait, t)
+  watcher.done = true
+  core.cancel(watcher.task)
+  if ok then return true end
+  if t.status == "pending" then t:cancel() end -- (the waiting task was cancelled)
+  return false, t.traceback or errors.text(err)
+end
+
 local function run_hooks(hooks, what, all, arg)
   local first
   for i, fn in ipairs(hooks) do
-    local watcher = watch_hook(what, i)
-    local ok, err = xpcall(fn, function(e) return traceback(errors.text(e), 2) end, arg)
-    if watcher then
-      watcher.done = true
-      core.cancel(watcher.task)
-    end
+    local ok, err = call_hook(what, i, fn, arg)
     if not ok then
       log.error("%s hook #%d failed: %s", what, i, err)
       if not all then return false, err end
@@ -219,6 +233,8 @@ serve.lifecycle = {
     run_hooks(app.shutdown, what, true, why)
     app._stopping = false
   end,
+  -- the new app's on_reload hooks, with the old app
+  reloaded = function(new, old) run_hooks(new.reload_hooks or {}, "on_reload", true, old) end,
 }
 local lifecycle = serve.lifecycle
 

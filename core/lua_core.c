@@ -287,7 +287,11 @@ static int l_run(lua_State *L) {
   if (rt->current)
     return luaL_error(L, "nexlua.core.run cannot run inside a nexlua coroutine");
   rt->stopping = 0;
+  rt->watchdog =
+      nx_watchdog_start(rt); /* (none if no thread can be made: only the warning is lost) */
   uv_run(rt->loop, UV_RUN_DEFAULT);
+  nx_watchdog_stop(rt->watchdog);
+  rt->watchdog = NULL;
   return 0;
 }
 

@@ -20,6 +20,7 @@ typedef struct nx_listener_s nx_listener_t;
 typedef struct nx_conn_s nx_conn_t;
 typedef struct nx_http_s nx_http_t;
 typedef struct nx_msg_s nx_msg_t;
+typedef struct nx_watchdog_s nx_watchdog_t;
 
 /* Settings of a listener (one app); every limit has a default in listener.c. */
 typedef struct {
@@ -124,6 +125,12 @@ struct nx_rt_s {
   int abort_ref;  /* Lua function(task, message) for a task ended by the core, or LUA_NOREF */
   int stopping;
   uint32_t nhandlers; /* handler tasks alive (a shutdown waits for them) */
+  /* The loop watchdog (watchdog.c): held_seq is odd while a task's Lua
+   * runs; held_warned is set by the watchdog's thread when one has run for
+   * too long, at held_since (uv_hrtime), and cleared once it has returned. */
+  uint64_t held_seq, held_since;
+  uint8_t held_warned;
+  struct nx_watchdog_s *watchdog;
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
   struct nx_pubsub_s *pubsub;   /* topics, created on first use */
@@ -274,6 +281,12 @@ void nx_set_framework_prefix(const char *prefix);
 extern const char nx_cannot_wait;
 void nx_rt_mark_dirty(nx_conn_t *c);
 void nx_rt_release_ffi_msg(nx_rt_t *rt);
+
+/* watchdog.c: a thread that warns when a task runs Lua too long without a
+ * wait (started by core.run for as long as it runs). */
+nx_watchdog_t *nx_watchdog_start(nx_rt_t *rt);
+void nx_watchdog_stop(nx_watchdog_t *w);
+void nx_watchdog_held_ended(nx_rt_t *rt, nx_task_t *t);
 void nx_rt_busy(nx_rt_t *rt);
 void nx_rt_flush(nx_rt_t *rt);
 void nx_rt_close(lua_State *L);

@@ -299,7 +299,11 @@ void nx_task_resume(nx_task_t *t, int nargs) {
   t->wait = NX_WAIT_NONE;
   t->running = 1;
   rt->current = t;
+  __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE); /* odd: Lua runs */
   status = lua_resume(t->co, nargs);
+  __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE);
+  if (__atomic_load_n(&rt->held_warned, __ATOMIC_ACQUIRE))
+    nx_watchdog_held_ended(rt, t);
   rt->current = prev;
   t->running = 0;
 

@@ -23,6 +23,12 @@ end
 
 local function poll(fn, timeout) return proc.poll(fn, timeout, 0.02) end
 
+local function lines_of(path)
+  local out = {}
+  for line in io.lines(path) do out[#out + 1] = line end
+  return out
+end
+
 -- A nexlua process whose exit status is kept: a shell waits for it and
 -- writes the status to a file. Only this PID is ever signalled.
 local Proc = {}
@@ -290,6 +296,47 @@ end)
 describe("signals while the event loop is held or the app is still starting", function()
   local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == 0 or
     os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+  -- The watchdog: a coroutine computing for more than 2 s without a wait
+  -- is named in a WARN entry while it holds the loop, and again once it
+  -- has waited, with how long it held it and where it waited.
+  it("a handler computing for 2.6 s without a wait is warned about during the hold and after it",
+    function()
+    local p = spawn("spec/apps/spin_app.lua")
+    finally(function() p:cleanup() end)
+    local c = rawws.connect(p.port, "/compute?s=2.6")
+    assert.equal(101, c.status)
+    local port = c.sock:getsockname() and select(2, c.sock:getsockname())
+    assert.equal("done", (c:recv_message(10)))
+    local log = p:log()
+    assert.matches("WARN the event loop has been held for 2%.%d s by the handler of client 127%.0%.0%.1:" ..
+      port .. ", running Lua without a wait", log)
+    assert.matches("WARN the event loop was held for 2%.%d s by the handler of client 127%.0%.0%.1:" ..
+      port .. "; it then waited at spec/apps/spin_app%.lua:%d+\n", log)
+    local line = 0
+    for n, text in ipairs(lines_of("spec/apps/spin_app.lua")) do
+      if text:find("WAITS HERE", 1, true) then line = n end
+    end
+    assert.matches("waited at spec/apps/spin_app%.lua:" .. line .. "\n", log)
+    -- a short computation is not: 1 s
+    local c2 = rawws.connect(p.port, "/compute?s=1")
+    assert.equal("done", (c2:recv_message(10)))
+    local _, n = p:log():gsub("event loop has been held", "")
+    assert.equal(1, n, p:log())
+    c:close_socket()
+    c2:close_socket()
+  end)
+
+  it("a handler that never waits is warned about while it holds the loop", function()
+    local p = spawn("spec/apps/spin_app.lua")
+    finally(function() p:cleanup() end)
+    local c = rawws.connect(p.port, "/spin")
+    assert.equal(101, c.status)
+    assert(poll(function() return p:log():find("event loop has been held", 1, true) end, 5), p:log())
+    assert.is_nil(p:log():find("event loop was held", 1, true))
+    p:signal("KILL")
+    c:close_socket()
+  end)
 
   it("a second SIGTERM ends a process whose handler never yields", function()
     local p = spawn("spec/apps/spin_app.lua")

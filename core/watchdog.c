@@ -1,0 +1,127 @@
+/* The loop watchdog: a thread that notices a Lua coroutine running for a
+ * long time without waiting. While one does, the loop serves nobody: no
+ * handshake is answered, no message read, no signal handled. The server
+ * cannot take the loop back (compiled Lua code checks for nothing), but it
+ * can say so: a WARN entry once the hold passes NX_HELD_WARN_MS, from this
+ * thread, and one when it ends, from the loop, with how long it lasted and
+ * where the coroutine went on to wait.
+ *
+ * The loop's side is two relaxed increments of rt->held_seq per resume (odd
+ * while Lua runs: nx_task_resume) and a test of rt->held_warned after it.
+ * This thread looks every NX_HELD_TICK_MS: the same odd value for the whole
+ * threshold is one resume that has not returned. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nx.h"
+
+#define NX_HELD_WARN_MS 2000
+#define NX_HELD_TICK_MS 100
+
+struct nx_watchdog_s {
+  nx_rt_t *rt;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int stop;
+};
+
+/* Who holds the loop, as far as this thread can tell without touching the
+ * Lua state: a connection's handler (its client's address), or a task. */
+static void describe(nx_task_t *t, char *buf, size_t n) {
+  char peer[80];
+  if (t && t->conn)
+    snprintf(buf, n, "the handler of client %s", nx_conn_peer_name(t->conn, peer, sizeof(peer)));
+  else
+    snprintf(buf, n, "a task or hook");
+}
+
+static void watch(void *arg) {
+  nx_watchdog_t *w = (nx_watchdog_t *)arg;
+  nx_rt_t *rt = w->rt;
+  uint64_t seen = 0, since = uv_hrtime();
+  uv_mutex_lock(&w->mu);
+  while (!w->stop) {
+    uint64_t seq, now;
+    /* (a spurious or early wake only makes this look sooner) */
+    uv_cond_timedwait(&w->cv, &w->mu, (uint64_t)NX_HELD_TICK_MS * 1000000u);
+    if (w->stop)
+      break;
+    seq = __atomic_load_n(&rt->held_seq, __ATOMIC_ACQUIRE);
+    now = uv_hrtime();
+    if (seq != seen || !(seq & 1)) {
+      seen = seq;
+      since = now;
+      continue;
+    }
+    if (now - since >= (uint64_t)NX_HELD_WARN_MS * 1000000u &&
+        !__atomic_load_n(&rt->held_warned, __ATOMIC_ACQUIRE)) {
+      char who[128];
+      describe(__atomic_load_n(&rt->current, __ATOMIC_ACQUIRE), who, sizeof(who));
+      __atomic_store_n(&rt->held_since, since, __ATOMIC_RELEASE);
+      __atomic_store_n(&rt->held_warned, 1, __ATOMIC_RELEASE);
+      nx_log(NX_LOG_WARN,
+             "the event loop has been held for %.1f s by %s, running Lua without a wait: "
+             "nothing else is served until it waits (split long work with nexlua.sleep(0))",
+             (double)(now - since) / 1e9, who);
+    }
+  }
+  uv_mutex_unlock(&w->mu);
+}
+
+nx_watchdog_t *nx_watchdog_start(nx_rt_t *rt) {
+  nx_watchdog_t *w = (nx_watchdog_t *)calloc(1, sizeof(*w));
+  if (!w)
+    return NULL;
+  w->rt = rt;
+  if (uv_mutex_init(&w->mu)) {
+    free(w);
+    return NULL;
+  }
+  if (uv_cond_init(&w->cv)) {
+    uv_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  if (uv_thread_create(&w->thread, watch, w)) {
+    uv_cond_destroy(&w->cv);
+    uv_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void nx_watchdog_stop(nx_watchdog_t *w) {
+  if (!w)
+    return;
+  uv_mutex_lock(&w->mu);
+  w->stop = 1;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+  uv_thread_join(&w->thread);
+  uv_cond_destroy(&w->cv);
+  uv_mutex_destroy(&w->mu);
+  free(w);
+}
+
+/* On the loop, after the resume that held it (the watchdog warned): how
+ * long the hold lasted, and where the coroutine then waited, if it did. */
+void nx_watchdog_held_ended(nx_rt_t *rt, nx_task_t *t) {
+  char who[128], where[300] = "";
+  double secs = (double)(uv_hrtime() - __atomic_load_n(&rt->held_since, __ATOMIC_ACQUIRE)) / 1e9;
+  lua_Debug ar;
+  int level;
+  describe(t, who, sizeof(who));
+  /* The first frame of the app's: past the waiting API's own frames. */
+  for (level = 0; t && lua_status(t->co) == LUA_YIELD && lua_getstack(t->co, level, &ar); level++) {
+    if (!lua_getinfo(t->co, "Sl", &ar) || ar.currentline <= 0 ||
+        strstr(ar.short_src, "lua/nexlua/"))
+      continue;
+    snprintf(where, sizeof(where), "; it then waited at %s:%d", ar.short_src, ar.currentline);
+    break;
+  }
+  __atomic_store_n(&rt->held_warned, 0, __ATOMIC_RELEASE);
+  nx_log(NX_LOG_WARN, "the event loop was held for %.1f s by %s%s", secs, who, where);
+}

@@ -300,7 +300,19 @@ function serve.run(app, opts)
   end
 
   core.on_signal(shutdown)
+  local start
+  -- (an error of nexlua's own while starting must not end the process
+  -- with status 0)
   core.spawn(function()
+    local ok, err = xpcall(start, function(e) return traceback(errors.text(e), 1) end)
+    if not ok then
+      log.error("cannot start: %s", err)
+      exit_code = 1
+      if listener then listener:close() end
+      core.stop()
+    end
+  end)
+  start = function()
     -- TLS files that cannot be loaded fail the start before the startup
     -- hooks run (a port in use is found once they have: see on_startup).
     local cert, key = opts.tls_cert or holder.app.options.tls_cert, opts.tls_key or holder.app.options.tls_key
@@ -350,7 +362,7 @@ function serve.run(app, opts)
     if reloader and opts.reload then reloader.watch() end
     listening = true
     if hup_waiting and reloader and not stopping then reloader.reload("SIGHUP") end
-  end)
+  end
   core.run()
   if reloader then reloader.stop() end
   return exit_code

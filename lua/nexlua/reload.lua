@@ -184,7 +184,10 @@ function reload.new(path, holder, lifecycle)
         err = "a startup hook of the new app failed"
         stop_app(new, "shutdown (failed reload)", "failed reload")
         -- (not while the server shuts down: the old app stays shut down)
-        if not self.stopping then lifecycle.start(old, "startup (rollback)") end
+        if not self.stopping and not lifecycle.start(old, "startup (rollback)") then
+          err = err .. "; and a startup hook of the previous version failed again at the rollback " ..
+            "(it serves, but what its hooks start may be missing)"
+        end
         ok = false
       end
     end
@@ -210,6 +213,11 @@ function reload.new(path, holder, lifecycle)
       lifecycle.reloaded(new, old)
       log.info("reloaded %s (%s): generation %d, %d routes, in %.1f ms", path, why or "request",
         self.generation, #new.router.routes, (core.hrtime() - t0) * 1000)
+      if #new.router.routes == 0 then
+        log.warn("the reloaded app has no routes: every new request gets HTTP 404")
+      end
+    elseif self.stopping then
+      log.info("reload of %s abandoned: the server is shutting down", path)
     else
       log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
     end

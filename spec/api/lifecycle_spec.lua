@@ -327,6 +327,17 @@ describe("signals while the event loop is held or the app is still starting", fu
     c2:close_socket()
   end)
 
+  it("an app with no routes is served, with a warning", function()
+    local path = os.tmpname() .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write('return require("nexlua").App()\n')
+    f:close()
+    local p = spawn(path)
+    finally(function() p:cleanup() os.remove(path) end)
+    pos(p:log(), "WARN the app has no routes: every request gets HTTP 404")
+    pos(p:log(), "(0 routes)")
+  end)
+
   it("a handler that never waits is warned about while it holds the loop", function()
     local p = spawn("spec/apps/spin_app.lua")
     finally(function() p:cleanup() end)

@@ -73,6 +73,67 @@ describe("reload and the app's lifecycle", function()
       assert.equal(0, R.reload_count(s), log)
     end)
 
+  -- (the old app's shutdown hooks for the reload take 1 s: the SIGTERM
+  -- comes while they run, and the new app never starts)
+  it("SIGTERM during the old app's shutdown for a reload: the reload is logged as abandoned",
+    function()
+      R.write(dir .. "/app.lua", [[
+local nexlua = require "nexlua"
+local app = nexlua.App()
+app:on_shutdown(function(why)
+  nexlua.log.info("hook: shutdown v1 (%s)", why)
+  if why == "reload" then nexlua.sleep(1) end
+end)
+app:ws_route("/ws", function(ws) ws:accept() end)
+return app
+]])
+      s = R.start(dir .. "/app.lua")
+      R.write(dir .. "/app.lua", app_text("v2"))
+      assert(s:signal("HUP"))
+      assert(s:wait_log("hook: shutdown v1 %(reload%)", 5), s:log())
+      assert(s:signal("TERM"))
+      assert(s:wait_log("INFO reload of [^\n]*app%.lua abandoned: the server is shutting down", 5),
+        s:log())
+      assert.equal(0, R.count(s:log(), "still serving the previous version"), s:log())
+      assert.equal(0, R.count(s:log(), "hook: startup v2"), s:log())
+    end)
+
+  -- The rollback runs the old app's startup hooks again: when one of them
+  -- fails too, the entry says so.
+  it("a failed reload whose rollback fails too says so", function()
+    local flaky = [[
+local nexlua = require "nexlua"
+local starts = nexlua.keep("starts", function() return { n = 0 } end)
+local app = nexlua.App()
+app:on_startup(function()
+  starts.n = starts.n + 1
+  if starts.n == 2 then error("$WHAT startup failed") end
+end)
+app:ws_route("/ws", function(ws) ws:accept() ws:send_text("$WHAT") end)
+return app
+]]
+    -- start 1: v1; start 2: v2 fails; start 3 would be the rollback of v1:
+    -- here it is the 2nd call for v1's hook after a counter bump by v2
+    R.write(dir .. "/app.lua", (flaky:gsub("%$WHAT", "v1"):gsub("starts.n == 2", "starts.n == 3")))
+    s = R.start(dir .. "/app.lua")
+    R.write(dir .. "/app.lua", (flaky:gsub("%$WHAT", "v2")))
+    assert(s:signal("HUP"))
+    assert(s:wait_log("reload of [^\n]*failed, still serving the previous version: a startup hook " ..
+      "of the new app failed; and a startup hook of the previous version failed again at the " ..
+      "rollback", 5), s:log())
+    local c = R.connect(s, "/ws")
+    R.close(c)
+  end)
+
+  it("a reload to an app with no routes is warned about", function()
+    R.write(dir .. "/app.lua", app_text("v1"))
+    s = R.start(dir .. "/app.lua")
+    R.write(dir .. "/app.lua", 'return require("nexlua").App()\n')
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 1)
+    assert(s:wait_log("WARN the reloaded app has no routes: every new request gets HTTP 404", 3), s:log())
+  end)
+
   it("a new startup hook still running after 10 s is named in a warning; the old app serves on",
     function()
       R.write(dir .. "/app.lua", app_text("v1"))

@@ -352,6 +352,9 @@ function serve.run(app, opts)
       core.stop()
       return
     end
+    if #holder.app.router.routes == 0 then
+      log.warn("the app has no routes: every request gets HTTP 404 (add one with app:ws_route)")
+    end
     if opts.on_listening then
       opts.on_listening(listener, #holder.app.router.routes)
     else

@@ -642,6 +642,8 @@ static void on_request_bytes(nx_conn_t *c, const char *data, size_t len) {
     over_capacity(c);
     return;
   }
+  if (nx_ops_answer(c)) /* (a plain GET or HEAD of --health-path or --metrics-path) */
+    return;
   r = nx_http_check(c->http, &why, key, sizeof(key)); /* the box keeps it for the accept */
   if (r) {
     char body[160];

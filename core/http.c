@@ -439,7 +439,19 @@ static int has_header(const char *headers, const char *name) {
 
 /* Answers the request with an HTTP response and ends the connection.
  * headers: extra header lines, each ending in CRLF, or NULL. */
+const char *nx_http_target(const nx_http_t *h, size_t *len) {
+  *len = h->url_len;
+  return h->buf + h->url_off;
+}
+
+int nx_http_method(const nx_http_t *h) { return h->parser.method; }
+
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen) {
+  nx_http_answer(c, status, headers, body, blen, 0);
+}
+
+void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen,
+                    int head_only) {
   char head[512];
   int n;
   const char *text = status_text(status);
@@ -464,7 +476,8 @@ void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));
   nx_conn_send_raw(c, "\r\n", 2);
-  nx_conn_send_raw(c, body, blen);
+  if (!head_only) /* (a HEAD's answer: its Content-Length, no body: RFC 9110 §9.3.2) */
+    nx_conn_send_raw(c, body, blen);
   nx_conn_debug(c, "answered HTTP %d %s", status, text);
   c->linger = 1; /* the client may still be sending its request */
   nx_conn_end(c);

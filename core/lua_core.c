@@ -80,6 +80,23 @@ static int l_listen(lua_State *L) {
   cfg.max_connections = (uint32_t)opt_field_number(L, 1, "max_connections", cfg.max_connections);
   cfg.max_per_ip = (uint32_t)opt_field_number(L, 1, "max_connections_per_ip", cfg.max_per_ip);
   cfg.max_fragments = (uint32_t)opt_field_number(L, 1, "max_fragments", cfg.max_fragments);
+  {
+    /* (checked in Lua: a path starting with '/', under 64 bytes) */
+    static const char *const names[2] = {"health_path", "metrics_path"};
+    char *dst[2] = {cfg.health_path, cfg.metrics_path};
+    int i;
+    for (i = 0; i < 2; i++) {
+      size_t n = 0;
+      const char *p;
+      lua_getfield(L, 1, names[i]);
+      p = lua_isstring(L, -1) ? lua_tolstring(L, -1, &n) : NULL;
+      dst[i][0] = '\0';
+      if (p && n < 64)
+        memcpy(dst[i], p, n + 1);
+      lua_pop(L, 1);
+    }
+  }
+  cfg.worker_id = (uint32_t)opt_field_number(L, 1, "worker_id", 1);
   lua_getfield(L, 1, "allowed_origins");
   origins = lua_isstring(L, -1) && lua_objlen(L, -1) > 0 ? lua_tostring(L, -1) : NULL;
   {

@@ -41,6 +41,9 @@ typedef struct {
   struct ssl_ctx_st *tls;     /* serve wss:// with this context, or NULL */
   size_t compress_threshold;  /* smaller messages are sent uncompressed */
   int reuseport;              /* bind with SO_REUSEPORT (--workers: one socket per worker) */
+  char health_path[64];       /* a plain GET here gets 200 "ok" (ops.c); "": none */
+  char metrics_path[64];      /* a plain GET here gets the counters, Prometheus text; "": none */
+  uint32_t worker_id;         /* this process's worker number, for the metrics */
 } nx_config_t;
 
 /* What a suspended task waits for. */
@@ -380,6 +383,16 @@ int nx_http_check(nx_http_t *h, const char **why, char *key, size_t keylen);
 size_t nx_http_store_size(const nx_http_t *h);
 void nx_http_store(const nx_http_t *h, nx_box_t *b);
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen);
+/* nx_http_respond, without the body when head_only (the answer to a HEAD). */
+void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen,
+                    int head_only);
+/* The request target as sent, and the method (llhttp_method_t). */
+const char *nx_http_target(const nx_http_t *h, size_t *len);
+int nx_http_method(const nx_http_t *h);
+
+/* ops.c: the server's own plain-HTTP endpoints (--health-path,
+ * --metrics-path). 1 if the request was one of them, and is answered. */
+int nx_ops_answer(nx_conn_t *c);
 int nx_http_accept_key(const char *key, char out[29]);
 /* Collects the values of every header called name: at most max of them. */
 size_t nx_http_header_values(nx_http_t *h, const char *name, const char **values, size_t *lens,

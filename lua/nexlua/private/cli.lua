@@ -80,6 +80,14 @@ local OPTIONS = {
     "microseconds to keep polling after a read before the loop sleeps: lower latency, "
       .. "more CPU; 0 = off (default 0, at most 1000000)",
   },
+  {
+    "--health-path", "health_path", "string",
+    "a plain GET or HEAD of this path gets 200 \"ok\" (a load balancer's check) (default: none)", "PATH",
+  },
+  {
+    "--metrics-path", "metrics_path", "string",
+    "a plain GET of this path gets the process's counters, Prometheus text (default: none)", "PATH",
+  },
   { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)", "FILE" },
   { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert", "FILE" },
   {

@@ -30,6 +30,8 @@ local SPEC = {
   max_fragments = { "whole", 0, 2 ^ 32 - 1 },
   allowed_origins = { "origins" },
   busy_poll = { "number", 0, 1e6 },
+  health_path = { "path" },
+  metrics_path = { "path" },
   tls_cert = { "string" },
   tls_key = { "string" },
 }
@@ -101,6 +103,13 @@ function options.check(key, value)
     if not ok then
       return nil, format("%s must be * or a comma-separated list of origins (scheme://host[:port], " ..
         "port 1 to 65535, no path), got %s", key, type(value) == "string" and format("%q", value) or tostring(value))
+    end
+    return value
+  end
+  if kind == "path" then
+    if type(value) ~= "string" or not match(value, "^/[^%s?#%c]*$") or #value > 63 then
+      return nil, format("%s must be a path starting with / (no query, at most 63 bytes), got %s", key,
+        type(value) == "string" and format("%q", value) or tostring(value))
     end
     return value
   end

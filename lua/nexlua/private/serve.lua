@@ -145,6 +145,7 @@ local LISTEN_OPTIONS = {
   "write_high_water", "write_limit", "read_pause_bytes", "ping_interval", "ping_timeout",
   "compression", "compress_threshold", "tls_cert", "tls_key",
   "max_connections", "max_connections_per_ip", "max_fragments", "allowed_origins", "reuseport",
+  "health_path", "metrics_path",
 }
 
 --- Starts listening for app (or a holder {app = app}); returns the
@@ -157,6 +158,7 @@ function serve.listen(target, opts)
     if v == nil then v = app.options[k] end
     o[k] = v
   end
+  o.worker_id = require("nexlua").worker_id
   local entry, finish = serve.entry(target)
   return core.listen(o, entry, finish)
 end

@@ -129,10 +129,9 @@ struct nx_rt_s {
   int stopping;
   uint32_t nhandlers; /* handler tasks alive (a shutdown waits for them) */
   /* The loop watchdog (watchdog.c): held_seq is odd while a task's Lua
-   * runs; held_warned is set by the watchdog's thread when one has run for
-   * too long, at held_since (uv_hrtime), and cleared once it has returned. */
-  uint64_t held_seq, held_since;
-  uint8_t held_warned;
+   * runs (written by the loop only); held_warned_seq is the odd value the
+   * watchdog's thread warned about, a hold that began at held_since. */
+  uint64_t held_seq, held_since, held_warned_seq;
   struct nx_watchdog_s *watchdog;
   uint64_t nconns;
   struct nx_deflate_s *deflate; /* shared compressor, created on first use */
@@ -290,6 +289,10 @@ void nx_rt_release_ffi_msg(nx_rt_t *rt);
 nx_watchdog_t *nx_watchdog_start(nx_rt_t *rt);
 void nx_watchdog_stop(nx_watchdog_t *w);
 void nx_watchdog_held_ended(nx_rt_t *rt, nx_task_t *t);
+/* Around a blocking call of nexlua's own made while Lua runs (the Redis
+ * check at start-up): no hold to name. pause returns what unpause takes. */
+int nx_watchdog_pause(nx_rt_t *rt);
+void nx_watchdog_unpause(nx_rt_t *rt, int paused);
 void nx_rt_busy(nx_rt_t *rt);
 void nx_rt_flush(nx_rt_t *rt);
 void nx_rt_close(lua_State *L);

@@ -9,14 +9,21 @@
 #include <string.h>
 
 #include "deflate.h"
+#include "handshake.h"
 #include "llhttp.h"
 #include "nx.h"
 #include "redis.h"
 
-/* Whether the target's path (up to '?') is path. */
+/* Whether the target's path (up to '?') is path; an absolute-form target
+ * (http://host/path: RFC 9112 §3.2.2) by its path. */
 static int path_is(const char *target, size_t len, const char *path) {
-  size_t n = strlen(path);
-  const char *q = memchr(target, '?', len);
+  size_t n = strlen(path), origin = 0;
+  const char *q;
+  if (nx_target_split(target, len, &origin) == 0) {
+    target += origin;
+    len -= origin;
+  }
+  q = memchr(target, '?', len);
   if (q)
     len = (size_t)(q - target);
   return n && len == n && memcmp(target, path, n) == 0;

@@ -402,8 +402,12 @@ int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errl
     snprintf(err, errlen, "Redis is already started");
     return -1;
   }
-  if (o->check && nx_redis_check(o, err, errlen))
-    return -1;
+  if (o->check) {
+    int paused = nx_watchdog_pause(rt), bad = nx_redis_check(o, err, errlen);
+    nx_watchdog_unpause(rt, paused);
+    if (bad)
+      return -1;
+  }
   r = (nx_redis_t *)calloc(1, sizeof(*r));
   if (r && resolve(o->host, r->addr, sizeof(r->addr), err, errlen)) {
     free(r);

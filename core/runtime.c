@@ -292,6 +292,7 @@ static int task_aborted(nx_task_t *t) {
 void nx_task_resume(nx_task_t *t, int nargs) {
   nx_rt_t *rt = t->rt;
   nx_task_t *prev = rt->current;
+  uint64_t held;
   int status;
 
   if (t->running || lua_status(t->co) > LUA_YIELD)
@@ -301,8 +302,9 @@ void nx_task_resume(nx_task_t *t, int nargs) {
   rt->current = t;
   __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE); /* odd: Lua runs */
   status = lua_resume(t->co, nargs);
-  __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE);
-  if (__atomic_load_n(&rt->held_warned, __ATOMIC_ACQUIRE))
+  held = rt->held_seq;
+  __atomic_store_n(&rt->held_seq, held + 1, __ATOMIC_RELEASE);
+  if (__atomic_load_n(&rt->held_warned_seq, __ATOMIC_ACQUIRE) == held)
     nx_watchdog_held_ended(rt, t);
   rt->current = prev;
   t->running = 0;
@@ -647,6 +649,8 @@ void nx_rt_close(lua_State *L) {
   lua_pop(L, 1);
   if (!rt)
     return;
+  nx_watchdog_stop(rt->watchdog); /* (core.run stops it, unless it was left by an error) */
+  rt->watchdog = NULL;
   for (l = rt->listeners; l; l = l->next) {
     nx_listener_close(l);
     while (l->conns)

@@ -6,18 +6,22 @@
  * thread, and one when it ends, from the loop, with how long it lasted and
  * where the coroutine went on to wait.
  *
- * The loop's side is two relaxed increments of rt->held_seq per resume (odd
- * while Lua runs: nx_task_resume) and a test of rt->held_warned after it.
- * This thread looks every NX_HELD_TICK_MS: the same odd value for the whole
- * threshold is one resume that has not returned. */
+ * The loop's side is two increments of rt->held_seq per resume (odd while
+ * Lua runs: nx_task_resume) and a test of rt->held_warned_seq after it.
+ * This thread looks every NX_HELD_TICK_MS: the same odd value at
+ * NX_HELD_WARN_TICKS looks in a row is one resume that has not returned.
+ * Ticks, not the clock: a process stopped (SIGSTOP, a debugger) has its
+ * thread stopped too, and its stopped time is no hold. The thread never
+ * touches the task or its connection (the resume may end, and free them,
+ * while it looks): the loop names them once the hold is over. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "nx.h"
 
-#define NX_HELD_WARN_MS 2000
 #define NX_HELD_TICK_MS 100
+#define NX_HELD_WARN_TICKS 20 /* 2 s */
 
 struct nx_watchdog_s {
   nx_rt_t *rt;
@@ -27,8 +31,8 @@ struct nx_watchdog_s {
   int stop;
 };
 
-/* Who holds the loop, as far as this thread can tell without touching the
- * Lua state: a connection's handler (its client's address), or a task. */
+/* Who held the loop (on the loop, where the task is safe to look at): a
+ * connection's handler (its client's address), or a task. */
 static void describe(nx_task_t *t, char *buf, size_t n) {
   char peer[80];
   if (t && t->conn)
@@ -41,30 +45,29 @@ static void watch(void *arg) {
   nx_watchdog_t *w = (nx_watchdog_t *)arg;
   nx_rt_t *rt = w->rt;
   uint64_t seen = 0, since = uv_hrtime();
+  unsigned ticks = 0;
   uv_mutex_lock(&w->mu);
   while (!w->stop) {
-    uint64_t seq, now;
-    /* (a spurious or early wake only makes this look sooner) */
+    uint64_t seq;
+    /* (a spurious or early wake only counts a tick sooner) */
     uv_cond_timedwait(&w->cv, &w->mu, (uint64_t)NX_HELD_TICK_MS * 1000000u);
     if (w->stop)
       break;
     seq = __atomic_load_n(&rt->held_seq, __ATOMIC_ACQUIRE);
-    now = uv_hrtime();
     if (seq != seen || !(seq & 1)) {
       seen = seq;
-      since = now;
+      since = uv_hrtime();
+      ticks = 0;
       continue;
     }
-    if (now - since >= (uint64_t)NX_HELD_WARN_MS * 1000000u &&
-        !__atomic_load_n(&rt->held_warned, __ATOMIC_ACQUIRE)) {
-      char who[128];
-      describe(__atomic_load_n(&rt->current, __ATOMIC_ACQUIRE), who, sizeof(who));
+    if (++ticks == NX_HELD_WARN_TICKS) {
       __atomic_store_n(&rt->held_since, since, __ATOMIC_RELEASE);
-      __atomic_store_n(&rt->held_warned, 1, __ATOMIC_RELEASE);
+      __atomic_store_n(&rt->held_warned_seq, seq, __ATOMIC_RELEASE);
       nx_log(NX_LOG_WARN,
-             "the event loop has been held for %.1f s by %s, running Lua without a wait: "
-             "nothing else is served until it waits (split long work with nexlua.sleep(0))",
-             (double)(now - since) / 1e9, who);
+             "the event loop has been held for %.1f s by a handler, task or hook running Lua "
+             "without a wait: nothing else is served until it waits (split long work with "
+             "nexlua.sleep(0))",
+             (double)(NX_HELD_WARN_TICKS * NX_HELD_TICK_MS) / 1000.0);
     }
   }
   uv_mutex_unlock(&w->mu);
@@ -122,6 +125,17 @@ void nx_watchdog_held_ended(nx_rt_t *rt, nx_task_t *t) {
     snprintf(where, sizeof(where), "; it then waited at %s:%d", ar.short_src, ar.currentline);
     break;
   }
-  __atomic_store_n(&rt->held_warned, 0, __ATOMIC_RELEASE);
   nx_log(NX_LOG_WARN, "the event loop was held for %.1f s by %s%s", secs, who, where);
+}
+
+int nx_watchdog_pause(nx_rt_t *rt) {
+  if (!(rt->held_seq & 1))
+    return 0;
+  __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE);
+  return 1;
+}
+
+void nx_watchdog_unpause(nx_rt_t *rt, int paused) {
+  if (paused)
+    __atomic_store_n(&rt->held_seq, rt->held_seq + 1, __ATOMIC_RELEASE);
 }

@@ -92,14 +92,15 @@ end
 -- An error in the app's main chunk with its traceback: the frames from
 -- where it was raised up to the main chunk (nexlua's own file loader and
 -- the frames that ran the chunk say nothing about the app).
-local function app_traceback(e)
-  local tb = traceback(tostring(e), 1)
+local function app_traceback(e, app_file)
+  local tb = traceback(tostring(e), 2)
   local head, frames = match(tb, "^(.-\nstack traceback:)(.*)$")
   if not head then return tb end
   local kept_frames = {}
   for line in gmatch(frames, "\n[^\n]*") do
     if not find(line, "nexlua/reload.lua:", 1, true) then kept_frames[#kept_frames + 1] = line end
-    if find(line, "in main chunk", 1, true) then break end
+    -- (the app file's main chunk: a required module's comes before it)
+    if find(line, "in main chunk", 1, true) and find(line, app_file, 1, true) then break end
   end
   return head .. concat(kept_frames)
 end
@@ -123,7 +124,10 @@ function reload.load(path)
   -- In a coroutine of its own, as at the start: a wait in the main chunk
   -- raises (a reload runs in a task, where it would wait), and a bare
   -- coroutine.yield() suspends only this coroutine.
-  local co = coroutine.create(function() return xpcall(chunk, app_traceback) end)
+  local app_file = match(path, "[^/]*$")
+  local co = coroutine.create(function()
+    return xpcall(chunk, function(e) return app_traceback(e, app_file) end)
+  end)
   local _, ok, app = coroutine.resume(co)
   if coroutine.status(co) ~= "dead" then
     return fail(format("%s: its main chunk called coroutine.yield(): an app file must run to its " ..
@@ -157,6 +161,10 @@ function reload.new(path, holder, lifecycle)
     self.busy = true
     local t0 = core.hrtime()
     local old = holder.app
+    -- A SIGHUP makes every watch anew, before the files are read (a save
+    -- from then on is seen): after a directory was replaced (a release
+    -- moved into place), the old watches follow the old directory.
+    if why == "SIGHUP" and #self.watches > 0 then self.watch(true) end
     local new, err = reload.load(path)
     local ok = new ~= nil
     -- (an app whose shutdown hooks run here: a shutdown waits for them)

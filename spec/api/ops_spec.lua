@@ -46,6 +46,8 @@ describe("--health-path and --metrics-path", function()
 
   it("a query string is allowed; another method gets 405, another path 426", function()
     assert.equal(200, (plain(s.port, "GET", "/healthz?probe=lb1")))
+    -- the absolute form (RFC 9112 §3.2.2), as a proxy sends it
+    assert.equal(200, (plain(s.port, "GET", "http://127.0.0.1/healthz")))
     assert.equal(405, (plain(s.port, "POST", "/healthz")))
     assert.equal(426, (plain(s.port, "GET", "/healthz/")))
     assert.equal(426, (plain(s.port, "GET", "/ws")))

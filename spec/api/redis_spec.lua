@@ -297,6 +297,18 @@ describe("--redis", function()
     assert.falsy(err:find("listening on", 1, true))
   end)
 
+  -- The check at start-up blocks (with 3 s timeouts): it is nexlua's own
+  -- wait, not a hold by the app, and the watchdog does not name it.
+  it("Redis accepting but never answering at start-up: exit status 1, no hold warning", function()
+    local socket = require "socket"
+    local mute = assert(socket.bind("127.0.0.1", 0)) -- the kernel accepts; nobody answers
+    local _, port = mute:getsockname()
+    local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis", "redis://127.0.0.1:" .. port }, 20)
+    mute:close()
+    assert.equal(1, code, err)
+    assert.falsy(err:find("event loop has been held", 1, true), err)
+  end)
+
   it("a password Redis does not accept: exit status 1, AUTH named", function()
     local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis",
       "redis://:secret@127.0.0.1:" .. r.port }, 20)

@@ -137,6 +137,8 @@ describe("a broken reload", function()
     R.write(dir .. "/lib/suffix.lua", "-- broken\n\nerror('no suffix today')\n")
     R.wait_failures(s, 1)
     assert_logged(dir .. "/lib/suffix.lua:3: no suffix today")
+    -- the traceback goes on to the app's line that required the module
+    assert.matches("lib/suffix%.lua:3: in main chunk.-/app%.lua:%d+: in main chunk", s:log())
     assert_old_serving(old, 2)
     assert_next_good_save(old, 3)
   end)

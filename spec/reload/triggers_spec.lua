@@ -115,6 +115,19 @@ describe("hot reload triggers", function()
       assert.equal(0, R.failure_count(s))
     end)
 
+    -- The watches follow a directory's inode: one moved away and replaced
+    -- by a copy (a release put in place) is watched again after a SIGHUP.
+    it("after the app's directory is replaced by a copy, a SIGHUP reload watches the copy", function()
+      local old = dir .. ".old"
+      assert(os.execute(string.format("mv '%s' '%s' && cp -r '%s' '%s'", dir, old, old, dir)))
+      finally(function() R.remove_dir(old) end)
+      assert(s:signal("HUP"))
+      R.wait_reloads(s, 1)
+      R.write_versioned(dir, { VERSION = "v3" })
+      R.wait_reloads(s, 2)
+      assert.equal("v3|hello|!|1|x", fresh_reply())
+    end)
+
     it("does not reload for a save of a file that is not Lua", function()
       R.write(dir .. "/notes.txt", "not code\n")
       R.sleep(0.5)

@@ -10,6 +10,7 @@ local unescape_path = require("nexlua.multidict").unescape_path
 
 local xpcall, pcall, tostring, error, ipairs, type = xpcall, pcall, tostring, error, ipairs, type
 local traceback, getinfo = debug.traceback, debug.getinfo
+local format = string.format
 local is_disconnect = errors.is_disconnect
 local STATES = WebSocket.STATES
 local box_of, state_of, route_of = WebSocket.box_of, WebSocket.state_of, WebSocket.route_of
@@ -175,9 +176,9 @@ local function watch_hook(what, i, fn)
   w.task = core.spawn(function()
     core.sleep(SLOW_HOOK)
     if not w.done then
-      local info = getinfo(fn, "S")
-      log.warn("%s hook #%d (%s:%d) has not returned after %d s; still waiting for it", what, i,
-        info.short_src, info.linedefined or 0, SLOW_HOOK)
+      local info = type(fn) == "function" and getinfo(fn, "S")
+      log.warn("%s hook #%d%s has not returned after %d s; still waiting for it", what, i,
+        info and format(" (%s:%d)", info.short_src, info.linedefined or 0) or "", SLOW_HOOK)
     end
   end)
   return w
@@ -191,7 +192,7 @@ local function hook_traceback(e) return traceback(errors.text(e), 2) end
 local function call_hook(what, i, fn, arg)
   if not core.in_task() then return xpcall(fn, hook_traceback, arg) end
   local watcher = watch_hook(what, i, fn)
-  local t = tasks.spawn(fn, arg)
+  local t = tasks.spawn(function(a) return fn(a) end, arg) -- (fn may be a callable table)
   local ok, err = pcall(t.wait, t)
   watcher.done = true
   core.cancel(watcher.task)

@@ -71,12 +71,17 @@ int nx_ops_answer(nx_conn_t *c) {
   int method, head;
   if (!cfg->health_path[0] && !cfg->metrics_path[0])
     return 0;
-  method = nx_http_method(c->http);
-  if ((method != HTTP_GET && method != HTTP_HEAD) ||
-      nx_http_header_values(c->http, "upgrade", v, vlen, 1))
+  if (nx_http_header_values(c->http, "upgrade", v, vlen, 1))
     return 0;
+  method = nx_http_method(c->http);
   head = method == HTTP_HEAD;
   target = nx_http_target(c->http, &len);
+  if (method != HTTP_GET && !head) {
+    if (!path_is(target, len, cfg->health_path) && !path_is(target, len, cfg->metrics_path))
+      return 0;
+    nx_http_respond(c, 405, "Allow: GET, HEAD\r\n", "these paths take GET and HEAD\n", 30);
+    return 1;
+  }
   if (path_is(target, len, cfg->health_path)) {
     nx_http_answer(c, 200, "Cache-Control: no-store\r\n", "ok\n", 3, head);
     return 1;

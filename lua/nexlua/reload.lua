@@ -243,8 +243,23 @@ function reload.new(path, holder, lifecycle)
   -- one reload: each event pushes the deadline; one task waits it out.
   local deadline, waiting, changed = 0, false, {}
   local DEBOUNCE = 0.1
+  local REPLACED_WAIT = 10
   local function on_change(dir, filename)
-    if sub(filename, -4) ~= ".lua" then
+    if filename == match(dir, "[^/]*$") and #self.watches > 0 and not is_dir(dir .. "/" .. filename) then
+      -- The watched directory itself moved or went (a release directory
+      -- replaced by a copy): its watch follows the old one. Once a
+      -- directory is at its path again (within REPLACED_WAIT), everything
+      -- is watched afresh and the app reloaded.
+      if self.replaced_waiting then return end
+      self.replaced_waiting = true
+      local give_up = core.hrtime() + REPLACED_WAIT
+      while not is_dir(dir) and core.hrtime() < give_up do core.sleep(0.1) end
+      self.replaced_waiting = false
+      if not is_dir(dir) then return end
+      self.watch(true)
+      filename = "(directory replaced)"
+      dir = self.app_realdir or realdir(dir_of(path))
+    elseif sub(filename, -4) ~= ".lua" then
       -- Not a Lua file. A directory created or replaced (a git checkout):
       -- watch it afresh, and reload if it holds Lua files, since its
       -- modules may have changed before the watch was in place. Anything

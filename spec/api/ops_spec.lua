@@ -118,6 +118,12 @@ describe("the endpoints' defaults and values", function()
     end
   end)
 
+  it("the same path for both: refused at the start", function()
+    local code, out, err = proc.run({ BIN, APP, "--port", "0", "--health-path", "/h", "--metrics-path", "/h" }, 10)
+    assert.equal(1, code, out .. err)
+    assert.matches("--health-path and --metrics-path are both /h: give them different paths", out .. err, 1, true)
+  end)
+
   it("--workers 2: each worker answers with its own counters, labelled with its number", function()
     local s = server.start(APP, { "--workers", "2", "--metrics-path", "/metrics" })
     finally(function() s:stop() end)

@@ -105,7 +105,7 @@ describe("a broken reload", function()
     { "coroutine.yield() in the main chunk", "broken_yield.lua",
       "/app.lua: its main chunk called coroutine.yield()" },
     { "coroutine.yield() in a startup hook", "broken_startup_yield.lua",
-      "startup (reload) hook #1 failed: coroutine.yield() called directly" },
+      "/app.lua:6) failed: coroutine.yield() called directly" },
   }
   for _, case in ipairs(waits) do
     local what, template, message = case[1], case[2], case[3]

@@ -128,6 +128,24 @@ describe("hot reload triggers", function()
       assert.equal("v3|hello|!|1|x", fresh_reply())
     end)
 
+    it("after the app's directory is moved away and replaced by a copy, the copy is watched " ..
+      "(one reload for the copy, then its saves)", function()
+      local old = dir .. ".old"
+      finally(function() R.remove_dir(old) end)
+      assert(os.execute(string.format("mv '%s' '%s'", dir, old)))
+      R.sleep(0.3)
+      assert(os.execute(string.format("cp -r '%s' '%s'", old, dir)))
+      R.wait_reloads(s, 1)
+      assert.matches("%(file changed: %(directory replaced%)%)", R.reloaded_lines(s)[1])
+      R.write_versioned(dir, { VERSION = "v3" })
+      R.wait_reloads(s, 2)
+      assert.equal("v3|hello|!|1|x", fresh_reply())
+      -- the old directory is no longer watched
+      R.write_versioned(old, { VERSION = "OLD" })
+      R.sleep(0.5)
+      assert.equal(2, R.reload_count(s))
+    end)
+
     it("does not reload for a save of a file that is not Lua", function()
       R.write(dir .. "/notes.txt", "not code\n")
       R.sleep(0.5)

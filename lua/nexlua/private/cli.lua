@@ -173,7 +173,10 @@ function cli.parse(argv)
     if not ok then return nil, "option --redis: " .. err end
   end
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
-    return nil, opts.tls_cert and "option --tls-cert needs --tls-key" or "option --tls-key needs --tls-cert"
+    -- (the flags are checked before the app is loaded: one does not pair
+    -- with the other file given in App{...})
+    return nil, (opts.tls_cert and "option --tls-cert needs --tls-key" or "option --tls-key needs --tls-cert") ..
+      " (give both files on the command line, or both in App{tls_cert=, tls_key=})"
   end
   return opts
 end

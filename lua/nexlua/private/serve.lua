@@ -159,6 +159,10 @@ function serve.listen(target, opts)
     if v == nil then v = app.options[k] end
     o[k] = v
   end
+  if o.health_path and o.health_path == o.metrics_path then
+    return nil, format("--health-path and --metrics-path are both %s: give them different paths",
+      o.health_path)
+  end
   o.worker_id = require("nexlua").worker_id
   local entry, finish = serve.entry(target)
   return core.listen(o, entry, finish)
@@ -171,14 +175,20 @@ end
 -- warning: a reload whose new startup hook waits forever would otherwise
 -- hang (the old version serving on) without a word.
 local SLOW_HOOK = 10
+
+-- " (file:line)" where a hook function is defined, for the log.
+local function hook_at(fn)
+  local info = type(fn) == "function" and getinfo(fn, "S")
+  return info and format(" (%s:%d)", info.short_src, info.linedefined or 0) or ""
+end
+
 local function watch_hook(what, i, fn)
   local w = { done = false }
   w.task = core.spawn(function()
     core.sleep(SLOW_HOOK)
     if not w.done then
-      local info = type(fn) == "function" and getinfo(fn, "S")
-      log.warn("%s hook #%d%s has not returned after %d s; still waiting for it", what, i,
-        info and format(" (%s:%d)", info.short_src, info.linedefined or 0) or "", SLOW_HOOK)
+      log.warn("%s hook #%d%s has not returned after %d s; still waiting for it", what, i, hook_at(fn),
+        SLOW_HOOK)
     end
   end)
   return w
@@ -206,7 +216,7 @@ local function run_hooks(hooks, what, all, arg)
   for i, fn in ipairs(hooks) do
     local ok, err = call_hook(what, i, fn, arg)
     if not ok then
-      log.error("%s hook #%d failed: %s", what, i, err)
+      log.error("%s hook #%d%s failed: %s", what, i, hook_at(fn), err)
       if not all then return false, err end
       first = first or err
     end

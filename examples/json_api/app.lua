@@ -21,7 +21,11 @@ function handlers.add(data)
   if type(data.a) ~= "number" or type(data.b) ~= "number" then
     return { error = "add needs numbers 'a' and 'b'" }
   end
-  return { type = "sum", result = data.a + data.b }
+  local sum = data.a + data.b
+  if sum ~= sum or sum == math.huge or sum == -math.huge then -- (JSON has no infinity)
+    return { error = "the sum is too large for JSON" }
+  end
+  return { type = "sum", result = sum }
 end
 
 app:ws_route("/api", function(ws)

@@ -31,12 +31,23 @@ local RateLimiter = {}
 RateLimiter.__index = RateLimiter
 
 function RateLimiter.new(opts)
-  return setmetatable({ limit = opts.limit, window = opts.window, hits = {} }, RateLimiter)
+  return setmetatable({ limit = opts.limit, window = opts.window, hits = {}, swept_at = nexlua.now() },
+    RateLimiter)
+end
+
+-- Forgets the keys with no connection in the window (once per window), so
+-- the table holds only recent clients, not every address ever seen.
+function RateLimiter:sweep(now)
+  for key, times in pairs(self.hits) do
+    if now - times[#times] >= self.window then self.hits[key] = nil end
+  end
+  self.swept_at = now
 end
 
 --- True (and counts the connection) when key is under its limit.
 function RateLimiter:allow(key)
   local now = nexlua.now()
+  if now - self.swept_at >= self.window then self:sweep(now) end
   local times = self.hits[key] or {}
   local kept = {}
   for _, t in ipairs(times) do

@@ -1,13 +1,15 @@
 -- Topics: a chat where each room is a topic, so it spans --workers.
---   /rooms/{room}?name=NAME
+--   /rooms/{room:slug}?name=NAME
 --     joins the room's topic; the others get {"type":"joined","name":...}
 --     {"type":"say","text":"hi"}      -> {"type":"said","name":...,"text":...} to everyone, the sender too
 --     {"type":"whisper","text":"hi"}  -> the same, to everyone but the sender
 --     {"type":"follow","room":"x"}    -> also receive room x; {"type":"following","rooms":[...]} back
 --     {"type":"who"}                  -> {"type":"members","count":N} (this worker's)
+--     text that is not JSON           -> {"type":"error","error":"invalid JSON"}
 --     leaving: {"type":"left","name":...} to the rest
 --   /announce  every text message is published to every room named in
---              ?rooms=a,b (an operator's feed)
+--              ?rooms=a,b (an operator's feed): one publish per room, so a
+--              member following two of them gets it twice
 local nexlua = require "nexlua"
 
 local app = nexlua.App()
@@ -25,8 +27,10 @@ app:ws_route("/rooms/{room:slug}", function(ws)
   ws:subscribe(topic)
   ws:publish_json(topic, { type = "joined", name = name })
   local ok, err = pcall(function()
-    for msg in ws:iter_json() do
-      local kind = type(msg) == "table" and msg.type
+    while true do
+      local got, msg = pcall(ws.receive_json, ws)
+      if not got and not nexlua.is_json_error(msg) then error(msg, 0) end -- (the client left, say)
+      local kind = got and type(msg) == "table" and msg.type
       if kind == "say" and type(msg.text) == "string" then
         nexlua.publish_json(topic, { type = "said", name = name, text = msg.text })
       elseif kind == "whisper" and type(msg.text) == "string" then
@@ -39,6 +43,8 @@ app:ws_route("/rooms/{room:slug}", function(ws)
         ws:send_json({ type = "following", rooms = nexlua.json.array(rooms) })
       elseif kind == "who" then
         ws:send_json({ type = "members", count = nexlua.subscribers(topic) })
+      elseif not got then
+        ws:send_json({ type = "error", error = "invalid JSON" })
       else
         ws:send_json({ type = "error", error = "unknown message" })
       end
@@ -47,7 +53,7 @@ app:ws_route("/rooms/{room:slug}", function(ws)
   -- Whatever ended the session: tell the others (a connection that has
   -- ended gets nothing more; the core drops its subscriptions with it).
   nexlua.publish_json(topic, { type = "left", name = name })
-  if not ok then error(err, 0) end
+  if not ok and not nexlua.is_disconnect(err) then error(err, 0) end
 end)
 
 app:ws_route("/announce", function(ws)

@@ -58,6 +58,9 @@ describe("examples/json_api", function()
     assert.same({ error = "message needs a string 'content'" },
       ask(c, '{"type":"message","content":5}'))
     assert.same({ error = "add needs numbers 'a' and 'b'" }, ask(c, '{"type":"add","a":"1","b":2}'))
+    -- a sum JSON cannot hold is an answer too, not a closed connection
+    assert.same({ error = "the sum is too large for JSON" }, ask(c, '{"type":"add","a":1e308,"b":1e308}'))
+    assert.same({ type = "pong" }, ask(c, '{"type":"ping"}'))
   end)
 
   it("an unknown type -> error with the type (null when there is none)", function()

@@ -107,4 +107,17 @@ describe("examples/middleware", function()
     assert.equal("Rate limit exceeded", refused("/plain", "alice-token").reason)
     assert.is_true(limiter.hits["127.0.0.1"] ~= nil)
   end)
+
+  -- The table holds the clients of the last window, not every address ever
+  -- seen (a public server would grow it without end).
+  it("rate limit forgets the addresses with no connection in the window", function()
+    local limiter = app.rate_limiter
+    limiter.window = 0.2
+    for i = 1, 50 do assert.is_true(limiter:allow("10.1.0." .. i)) end
+    client.run_for(0.25)
+    assert.is_true(limiter:allow("10.2.0.1")) -- the sweep comes with a call
+    local left = 0
+    for _ in pairs(limiter.hits) do left = left + 1 end
+    assert.equal(1, left)
+  end)
 end)

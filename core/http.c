@@ -437,8 +437,6 @@ static int has_header(const char *headers, const char *name) {
   return 0;
 }
 
-/* Answers the request with an HTTP response and ends the connection.
- * headers: extra header lines, each ending in CRLF, or NULL. */
 const char *nx_http_target(const nx_http_t *h, size_t *len) {
   *len = h->url_len;
   return h->buf + h->url_off;
@@ -446,6 +444,8 @@ const char *nx_http_target(const nx_http_t *h, size_t *len) {
 
 int nx_http_method(const nx_http_t *h) { return h->parser.method; }
 
+/* Answers the request with an HTTP response and ends the connection.
+ * headers: extra header lines, each ending in CRLF, or NULL. */
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen) {
   nx_http_answer(c, status, headers, body, blen, 0);
 }

@@ -35,12 +35,8 @@ static void get_opts(lua_State *L, nx_redis_opts_t *o) {
 static int l_redis_check(lua_State *L) {
   nx_redis_opts_t o;
   char err[512];
-  int paused, bad;
   get_opts(L, &o);
-  paused = nx_watchdog_pause(nx_rt_get(L));
-  bad = nx_redis_check(&o, err, sizeof(err));
-  nx_watchdog_unpause(nx_rt_get(L), paused);
-  if (bad) {
+  if (nx_redis_check(&o, err, sizeof(err))) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

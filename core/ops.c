@@ -68,32 +68,28 @@ int nx_ops_answer(nx_conn_t *c) {
   const nx_config_t *cfg = &c->listener->cfg;
   const char *target, *v[1];
   size_t len, vlen[1];
-  int method, head;
+  int method, head, health;
   if (!cfg->health_path[0] && !cfg->metrics_path[0])
     return 0;
   if (nx_http_header_values(c->http, "upgrade", v, vlen, 1))
     return 0;
+  target = nx_http_target(c->http, &len);
+  health = path_is(target, len, cfg->health_path);
+  if (!health && !path_is(target, len, cfg->metrics_path))
+    return 0;
   method = nx_http_method(c->http);
   head = method == HTTP_HEAD;
-  target = nx_http_target(c->http, &len);
   if (method != HTTP_GET && !head) {
-    if (!path_is(target, len, cfg->health_path) && !path_is(target, len, cfg->metrics_path))
-      return 0;
     nx_http_respond(c, 405, "Allow: GET, HEAD\r\n", "these paths take GET and HEAD\n", 30);
-    return 1;
-  }
-  if (path_is(target, len, cfg->health_path)) {
+  } else if (health) {
     nx_http_answer(c, 200, "Cache-Control: no-store\r\n", "ok\n", 3, head);
-    return 1;
-  }
-  if (path_is(target, len, cfg->metrics_path)) {
+  } else {
     char body[2048];
     size_t n = metrics_text(c, body, sizeof(body));
     nx_http_answer(c, 200,
                    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                    "Cache-Control: no-store\r\n",
                    body, n, head);
-    return 1;
   }
-  return 0;
+  return 1;
 }

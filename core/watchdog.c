@@ -2,9 +2,9 @@
  * long time without waiting. While one does, the loop serves nobody: no
  * handshake is answered, no message read, no signal handled. The server
  * cannot take the loop back (compiled Lua code checks for nothing), but it
- * can say so: a WARN entry once the hold passes NX_HELD_WARN_MS, from this
- * thread, and one when it ends, from the loop, with how long it lasted and
- * where the coroutine went on to wait.
+ * can say so: a WARN entry once the hold passes 2 s, from this thread,
+ * and one when it ends, from the loop, with how long it lasted and where
+ * the coroutine went on to wait.
  *
  * The loop's side is two increments of rt->held_seq per resume (odd while
  * Lua runs: nx_task_resume) and a test of rt->held_warned_seq after it.

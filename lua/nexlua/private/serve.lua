@@ -149,16 +149,19 @@ local LISTEN_OPTIONS = {
   "health_path", "metrics_path",
 }
 
+-- A listen option: the command line's, else the App{...}'s.
+local function listen_option(opts, app, k)
+  local v = opts[k]
+  if v == nil then v = app.options[k] end
+  return v
+end
+
 --- Starts listening for app (or a holder {app = app}); returns the
 -- listener or nil, message.
 function serve.listen(target, opts)
   local app = target.router and target or target.app
   local o = {}
-  for _, k in ipairs(LISTEN_OPTIONS) do
-    local v = opts[k]
-    if v == nil then v = app.options[k] end
-    o[k] = v
-  end
+  for _, k in ipairs(LISTEN_OPTIONS) do o[k] = listen_option(opts, app, k) end
   if o.health_path and o.health_path == o.metrics_path then
     return nil, format("--health-path and --metrics-path are both %s: give them different paths",
       o.health_path)
@@ -313,22 +316,10 @@ function serve.run(app, opts)
   end
 
   core.on_signal(shutdown)
-  local start
-  -- (an error of nexlua's own while starting must not end the process
-  -- with status 0)
-  core.spawn(function()
-    local ok, err = xpcall(start, function(e) return traceback(errors.text(e), 1) end)
-    if not ok then
-      log.error("cannot start: %s", err)
-      exit_code = 1
-      if listener then listener:close() end
-      core.stop()
-    end
-  end)
-  start = function()
+  local function start()
     -- TLS files that cannot be loaded fail the start before the startup
     -- hooks run (a port in use is found once they have: see on_startup).
-    local cert, key = opts.tls_cert or holder.app.options.tls_cert, opts.tls_key or holder.app.options.tls_key
+    local cert, key = listen_option(opts, holder.app, "tls_cert"), listen_option(opts, holder.app, "tls_key")
     if cert and key then
       local ok, why = core.tls_check(cert, key)
       if not ok then
@@ -379,6 +370,17 @@ function serve.run(app, opts)
     listening = true
     if hup_waiting and reloader and not stopping then reloader.reload("SIGHUP") end
   end
+  -- (an error of nexlua's own while starting must not end the process
+  -- with status 0)
+  core.spawn(function()
+    local ok, err = xpcall(start, function(e) return traceback(errors.text(e), 1) end)
+    if not ok then
+      log.error("cannot start: %s", err)
+      exit_code = 1
+      if listener then listener:close() end
+      core.stop()
+    end
+  end)
   core.run()
   if reloader then reloader.stop() end
   return exit_code

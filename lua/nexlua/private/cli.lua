@@ -86,7 +86,7 @@ local OPTIONS = {
   },
   {
     "--metrics-path", "metrics_path", "string",
-    "a plain GET of this path gets the process's counters, Prometheus text (default: none)", "PATH",
+    "a plain GET or HEAD of this path gets the process's counters, Prometheus text (default: none)", "PATH",
   },
   { "--tls-cert", "tls_cert", "string", "PEM certificate (chain) file: serve wss:// (with --tls-key)", "FILE" },
   { "--tls-key", "tls_key", "string", "PEM private key file for --tls-cert", "FILE" },

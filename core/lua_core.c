@@ -396,7 +396,9 @@ static void inherit_home(lua_State *L, nx_rt_t *rt, nx_tbox_t *tb) {
   tb->home_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* spawn(fn, ...): runs fn(...) in a new task, from the next loop turn. */
+/* spawn(fn, ...) -> task, home|nil: runs fn(...) in a new task, from the
+ * next loop turn; home: the box of the connection whose sends it shares
+ * (inherit_home). */
 static int l_spawn(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   int n = lua_gettop(L);
@@ -409,7 +411,10 @@ static int l_spawn(lua_State *L) {
   nx_task_wake(t, n - 1);
   nx_task_push_box(L, t);
   inherit_home(L, rt, t->box);
-  return 1;
+  if (!t->box->home)
+    return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->box->home_ref);
+  return 2;
 }
 
 static nx_task_t *check_task(lua_State *L, int i) {

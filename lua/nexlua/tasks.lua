@@ -3,7 +3,8 @@
 --   t:wait()      --> 3 (raises the task's error if it failed)
 --   t:cancel()    -- its current (or next) wait raises CancelledError
 -- A task's error is never lost: it is re-raised by wait(), and logged with
--- its traceback when nobody is waiting for the task when it fails.
+-- its traceback when nobody is waiting for the task when it fails (but for
+-- the disconnect of the connection it was spawned for: a debug line).
 local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
@@ -30,8 +31,20 @@ end
 
 local by_handle = setmetatable({}, { __mode = "k" }) -- a pending task by its handle
 
+-- The task's own connection's client left (the handler's companion task,
+-- a ticker, sent after the disconnect): as for the handler, that is how
+-- it ends, not a failure worth a traceback.
+local box_of
+local function home_left(home, err)
+  if not home or not errors.is_disconnect(err) or err.websocket == nil then return false end
+  box_of = box_of or require("nexlua.websocket").box_of
+  return box_of(err.websocket) == home
+end
+
 local function finish(task, ok, ...)
   by_handle[task.handle] = nil -- (its value refers to its key: never collected while there)
+  local home = task.home
+  task.home = nil
   if ok then
     task.status = "done"
     task.results = { n = select("#", ...), ... }
@@ -43,7 +56,14 @@ local function finish(task, ok, ...)
     else
       task.status = "failed"
       task.traceback = err.traceback
-      if waitlist.count(task.waiters) == 0 then log.error("task %s failed: %s", task.name, err.traceback) end
+      -- (With waiters, wait() raises it.)
+      if waitlist.count(task.waiters) == 0 then
+        if home_left(home, task.error) then
+          log.debug("task %s ended: its connection's client left (%s)", task.name, errors.text(task.error))
+        else
+          log.error("task %s failed: %s", task.name, err.traceback)
+        end
+      end
     end
   end
   waitlist.wake_all(task.waiters)
@@ -73,7 +93,7 @@ function tasks.spawn(fn, ...)
     waiters = waitlist.new(),
     name = info and (info.short_src .. ":" .. (info.linedefined or "?")) or "?",
   }, Task)
-  task.handle = core.spawn(run, task, fn, ...)
+  task.handle, task.home = core.spawn(run, task, fn, ...)
   by_handle[task.handle] = task
   return task
 end

@@ -254,7 +254,6 @@ function WebSocket:accept(opts)
 end
 
 local function check_close_code(code)
-  if type(code) ~= "number" or code ~= floor(code) then return false end
   return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
 end
 
@@ -264,6 +263,10 @@ end
 function WebSocket:close(code, reason)
   check_colon(self, "close", 2)
   if code == nil then code = 1000 end
+  if type(code) ~= "number" or code ~= floor(code) then
+    raise(WebSocketError, 2, format("close: the code must be an integer, got %s %s", type(code),
+      type(code) == "string" and format("%q", code) or tostring(code)))
+  end
   if not check_close_code(code) then
     raise(WebSocketError, 2,
       format("close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code)))

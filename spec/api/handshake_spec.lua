@@ -224,6 +224,9 @@ describe("handshake: accept and close", function()
         assert.is_true(x.is_ws_error, x.err)
       end
       assert.matches("invalid close code 1005", r[4].err)
+      -- a code that is not an integer is named as such, not as a code out of range
+      assert.matches("the code must be an integer, got number 1000.5", r[10].err, 1, true)
+      assert.matches('the code must be an integer, got string "1000"', r[11].err, 1, true)
       assert.matches("longer than 123 bytes", r[12].err)
       -- and a 123-byte reason is fine
       local code, reason = c:expect_close()

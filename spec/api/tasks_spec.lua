@@ -214,6 +214,37 @@ describe("task errors in a real process", function()
   end)
 end)
 
+describe("a task's WebSocketDisconnect (real process, debug log)", function()
+  local s
+  setup(function() s = server.start("spec/apps/tasks_app.lua", { "--log-level", "debug" }) end)
+  teardown(function() if s then s:stop() end end)
+
+  it("of the connection it was spawned for ends it quietly, nested tasks too", function()
+    local c = rawws.connect(s.port, "/ticker")
+    assert.equal(101, c.status)
+    local seen = {}
+    while not (seen["tick"] and seen["nested tick"]) do seen[assert(c:recv_message())] = true end
+    c:close_socket()
+    -- Both tasks end at their next send, each with a DEBUG line.
+    local pat = "DEBUG task [^\n]*tasks_app%.lua:%d+ ended: its connection's client left"
+    assert.is_truthy(s:wait_log(pat .. ".*\n.*" .. pat, 3), "log:\n" .. s:log())
+    assert.is_nil(s:log():find("ERROR", 1, true), "log:\n" .. s:log())
+  end)
+
+  it("of another connection is the app's bug: logged with its traceback", function()
+    local a = rawws.connect(s.port, "/park")
+    assert.equal("parked", (a:recv_message()))
+    local b = rawws.connect(s.port, "/poke")
+    assert.equal("poking", (b:recv_message()))
+    assert.equal("poke", (a:recv_message()))
+    a:close_socket()
+    local line = s:wait_log("ERROR task [^\n]*tasks_app%.lua:%d+ failed: [^\n]*WebSocket disconnected", 3)
+    assert.is_truthy(line, "log:\n" .. s:log())
+    assert.matches("stack traceback:", s:log():sub((s:log():find("WebSocket disconnected", 1, true))), 1, true)
+    b:close_socket()
+  end)
+end)
+
 describe("tasks the core ends, and timeouts past what a timer holds", function()
   it("a task ended for a bare coroutine.yield() fails: wait() raises, status 'failed'", function()
     local t = nexlua.spawn(function() coroutine.yield() end)

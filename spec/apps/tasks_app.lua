@@ -29,4 +29,47 @@ app:ws_route("/waited", function(ws)
   ws:receive_text()
 end)
 
+-- A companion task that sends to its own connection until the client
+-- leaves: its end is the client's departure, not a failure (a DEBUG line).
+-- The nested one, spawned by the first, belongs to the same connection.
+app:ws_route("/ticker", function(ws)
+  ws:accept()
+  nexlua.spawn(function()
+    nexlua.spawn(function()
+      while true do
+        ws:send_text("nested tick")
+        nexlua.sleep(0.02)
+      end
+    end)
+    while true do
+      ws:send_text("tick")
+      nexlua.sleep(0.02)
+    end
+  end)
+  ws:receive_text()
+end)
+
+-- A task that sends to another connection after that one's client left:
+-- a bug of the app, logged with its traceback.
+local parked
+app:ws_route("/park", function(ws)
+  ws:accept()
+  parked = ws
+  ws:send_text("parked")
+  ws:receive_text()
+end)
+
+app:ws_route("/poke", function(ws)
+  ws:accept()
+  local target = parked
+  nexlua.spawn(function()
+    while true do
+      target:send_text("poke") -- raises once /park's client has left
+      nexlua.sleep(0.02)
+    end
+  end)
+  ws:send_text("poking")
+  ws:receive_text()
+end)
+
 return app

@@ -274,6 +274,30 @@ static int l_handler_count(lua_State *L) {
   return 1;
 }
 
+/* log_handlers(max): a WARN line for each connection handler still
+ * running (at most max of them): whose it is and where it waits. */
+static int l_log_handlers(lua_State *L) {
+  nx_rt_t *rt = nx_rt_get(L);
+  int max = (int)luaL_checkinteger(L, 1), n = 0, waits;
+  nx_task_t *t;
+  char who[100], at[280];
+  for (t = rt->tasks; t; t = t->next) {
+    if (!t->listener || t == rt->current)
+      continue;
+    if (++n > max)
+      continue;
+    if (t->conn)
+      nx_conn_peer_name(t->conn, who, sizeof(who));
+    waits = nx_task_where(t, at, sizeof(at));
+    nx_log(NX_LOG_WARN, "still running: the handler of %s%s, %s%s",
+           t->conn ? "client " : "a connection that has ended", t->conn ? who : "",
+           waits ? "waiting at " : "not waiting", waits ? at : "");
+  }
+  if (n > max)
+    nx_log(NX_LOG_WARN, "still running: %d more handler(s)", n - max);
+  return 0;
+}
+
 /* stats() -> {connections=, handlers=, compressions=, compression_cache_hits=,
  * redis_connected=, redis_published=, redis_received=, redis_dropped=} */
 static int l_stats(lua_State *L) {
@@ -817,6 +841,7 @@ int nx_lua_open(lua_State *L) {
                                  {"conn_count", l_conn_count},
                                  {"utf8_valid", l_utf8_valid},
                                  {"handler_count", l_handler_count},
+                                 {"log_handlers", l_log_handlers},
                                  {"stats", l_stats},
                                  {"watch", l_watch},
                                  {"current", l_current},

@@ -283,6 +283,7 @@ void nx_set_framework_prefix(const char *prefix);
 extern const char nx_cannot_wait;
 void nx_rt_mark_dirty(nx_conn_t *c);
 void nx_rt_release_ffi_msg(nx_rt_t *rt);
+int nx_task_where(nx_task_t *t, char *buf, size_t n);
 
 /* watchdog.c: a thread that warns when a task runs Lua too long without a
  * wait (started by core.run for as long as it runs). */

@@ -693,3 +693,18 @@ void nx_rt_close(lua_State *L) {
     rt_last = NULL;
   free(rt);
 }
+
+/* Where a suspended task waits: "file:line" of the app's first frame, past
+ * the waiting API's own frames. 0: not suspended, or no such frame. */
+int nx_task_where(nx_task_t *t, char *buf, size_t n) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_status(t->co) == LUA_YIELD && lua_getstack(t->co, level, &ar); level++) {
+    if (!lua_getinfo(t->co, "Sl", &ar) || ar.currentline <= 0 ||
+        strstr(ar.short_src, "lua/nexlua/"))
+      continue;
+    snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
+    return 1;
+  }
+  return 0;
+}

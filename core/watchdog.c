@@ -112,19 +112,11 @@ void nx_watchdog_stop(nx_watchdog_t *w) {
 /* On the loop, after the resume that held it (the watchdog warned): how
  * long the hold lasted, and where the coroutine then waited, if it did. */
 void nx_watchdog_held_ended(nx_rt_t *rt, nx_task_t *t) {
-  char who[128], where[300] = "";
+  char who[128], at[280], where[300] = "";
   double secs = (double)(uv_hrtime() - __atomic_load_n(&rt->held_since, __ATOMIC_ACQUIRE)) / 1e9;
-  lua_Debug ar;
-  int level;
   describe(t, who, sizeof(who));
-  /* The first frame of the app's: past the waiting API's own frames. */
-  for (level = 0; t && lua_status(t->co) == LUA_YIELD && lua_getstack(t->co, level, &ar); level++) {
-    if (!lua_getinfo(t->co, "Sl", &ar) || ar.currentline <= 0 ||
-        strstr(ar.short_src, "lua/nexlua/"))
-      continue;
-    snprintf(where, sizeof(where), "; it then waited at %s:%d", ar.short_src, ar.currentline);
-    break;
-  }
+  if (t && nx_task_where(t, at, sizeof(at)))
+    snprintf(where, sizeof(where), "; it then waited at %s", at);
   nx_log(NX_LOG_WARN, "the event loop was held for %.1f s by %s%s", secs, who, where);
 }
 

@@ -256,6 +256,34 @@ describe("lifecycle of a real process", function()
     a:close_socket()
   end)
 
+  it("a handler still running after the grace period is named, with where it waits", function()
+    local dir = proc.tmpdir()
+    finally(function() proc.rmdir(dir) end)
+    local app = dir .. "/stuck_app.lua"
+    proc.write_file(app, table.concat({
+      'local nexlua = require "nexlua"',
+      "local app = nexlua.App()",
+      'app:ws_route("/stuck", function(ws)',
+      "  ws:accept()",
+      '  ws:send_text("stuck")',
+      "  nexlua.sleep(math.huge) -- line 6: never learns of the shutdown",
+      "end)",
+      "return app", "",
+    }, "\n"))
+    local p = start(app, { "--graceful-timeout", "0.3" })
+    local a = rawws.connect(p.port, "/stuck")
+    assert.equal("stuck", (a:recv_message()))
+    p:signal("TERM")
+    assert.equal(1001, (a:expect_close(3)))
+    a:close(1001)
+    local status = p:wait_exit(5)
+    local log = p:log()
+    assert.equal("0", status, "exit status; log:\n" .. log)
+    pos(log, "0 connection(s) still open after the grace period, 1 handler(s) running: stopping")
+    pos(log, "still running: the handler of a connection that has ended, waiting at " .. app .. ":6")
+    a:close_socket()
+  end)
+
   it("App{graceful_timeout = 0.5} sets the grace period (a flag would override it)", function()
     local dir = proc.tmpdir()
     finally(function() proc.rmdir(dir) end)

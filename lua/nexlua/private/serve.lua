@@ -303,6 +303,7 @@ function serve.run(app, opts)
     if core.conn_count() > 0 or core.handler_count() > 0 then
       log.warn("%d connection(s) still open after the grace period, %d handler(s) running: stopping",
         core.conn_count(), core.handler_count())
+      core.log_handlers(10)
     end
     lifecycle.stop(holder.app, "shutdown", "shutdown")
     if reloader then

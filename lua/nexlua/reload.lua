@@ -26,6 +26,9 @@ local traceback = debug.traceback
 
 local reload = {}
 
+-- Seconds after which a reload still under way (its hooks running) is logged.
+local SLOW_RELOAD = 1
+
 local kept = {}
 
 -- The Lua file loader, as it was before any app ran: an app may insert a
@@ -160,6 +163,15 @@ function reload.new(path, holder, lifecycle)
     end
     self.busy = true
     local t0 = core.hrtime()
+    -- One line when it is over; one more first if it takes a while (the
+    -- old app's shutdown hooks and the new one's startup hooks may).
+    local over = false
+    local under_way = core.spawn(function()
+      core.sleep(SLOW_RELOAD)
+      if not over then
+        log.info("reloading %s (%s): under way for %g s (hooks running)", path, why or "request", SLOW_RELOAD)
+      end
+    end)
     local old = holder.app
     -- A SIGHUP makes every watch anew, before the files are read (a save
     -- from then on is seen): after a directory was replaced (a release
@@ -214,7 +226,8 @@ function reload.new(path, holder, lifecycle)
       if #changed_opts > 0 then
         table.sort(changed_opts)
         log.warn("App options changed (%s): they take effect at the next start, not at a reload " ..
-          "(ws_route options do)", table.concat(changed_opts, ", "))
+          "(ws_route options do); with --workers, a worker the master restarts starts with them",
+          table.concat(changed_opts, ", "))
       end
       -- Traces compiled through the old code would keep it alive (see serve).
       if jit and jit.flush then jit.flush() end
@@ -229,6 +242,8 @@ function reload.new(path, holder, lifecycle)
     else
       log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
     end
+    over = true
+    core.cancel(under_way)
     self.busy = false
     -- The new version may require modules from directories not watched yet.
     if #self.watches > 0 then self.watch() end

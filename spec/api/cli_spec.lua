@@ -89,6 +89,8 @@ describe("the nexlua command line", function()
     -- nexlua.App{...} and ws_route's options are checked where they are given.
     for _, case in ipairs({
       { "App{ping_intervall = 1}", "unknown option ping_intervall (it takes allowed_origins, busy_poll, " },
+      { "App{workers = 2}", "unknown option workers (--workers is a command-line flag only; it takes " },
+      { 'App{log_level = "debug"}', "unknown option log_level (--log-level is a command-line flag only; it" },
       { "App{port = 70000}", "port must be a whole number from 0 to 65535, got 70000" },
       { 'App{max_message_size = "x"}', 'max_message_size must be a whole number, 0 or more, got "x"' },
       { "App{ping_interval = -1}", "ping_interval must be a number of seconds from 0 to 1000000" },

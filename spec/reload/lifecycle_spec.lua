@@ -54,6 +54,26 @@ describe("reload and the app's lifecycle", function()
     assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
   end)
 
+  it("a reload still under way after 1 s is logged then, and once more when it is over", function()
+    R.write(dir .. "/app.lua", app_text("v1"))
+    s = R.start(dir .. "/app.lua")
+    assert(s:wait_log("hook: started v1", 5), s:log())
+    R.write(dir .. "/app.lua", app_text("v2", 1.5))
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 1)
+    local log = s:log()
+    local slow = "INFO reloading [^\n]*app%.lua %(SIGHUP%): under way for 1 s %(hooks running%)"
+    assert.equal(1, R.count(log, slow), log)
+    local at_slow, at_started = log:find(slow), log:find("hook: started v2", 1, true)
+    assert.is_true(at_slow < at_started, "logged while the hook ran; log:\n" .. log)
+    -- a quick one is one line
+    R.write(dir .. "/app.lua", app_text("v3"))
+    assert(s:signal("HUP"))
+    R.wait_reloads(s, 2)
+    R.sleep(1.2)
+    assert.equal(1, R.count(s:log(), slow), s:log())
+  end)
+
   it("SIGTERM during the new app's slow startup: the new app is shut down, the old one not twice",
     function()
       R.write(dir .. "/app.lua", app_text("v1"))

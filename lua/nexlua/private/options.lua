@@ -80,7 +80,11 @@ end
 -- that says what the option accepts. Unknown keys are refused.
 function options.check(key, value)
   local s = SPEC[key]
-  if not s then return nil, format("unknown option %s (it takes %s)", tostring(key), options.names()) end
+  if not s then
+    local flag_only = key == "workers" or key == "reload" or key == "redis" or key == "log_level"
+    return nil, format("unknown option %s (%sit takes %s)", tostring(key),
+      flag_only and format("--%s is a command-line flag only; ", (key:gsub("_", "-"))) or "", options.names())
+  end
   local kind = s[1]
   if kind == "string" then
     if type(value) ~= "string" then return nil, format("%s must be a string, got %s", key, type(value)) end

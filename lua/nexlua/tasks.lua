@@ -127,8 +127,11 @@ end
 function Task:done() return self.status ~= "pending" end
 function Task:cancelled() return self.status == "cancelled" end
 
---- Runs fn(...) and returns its results, or raises TimeoutError (after
--- cancelling fn's task) when it takes longer than seconds.
+--- Runs fn(...) and returns its results, or raises TimeoutError when it
+-- takes longer than seconds: fn's task is then cancelled and waited for.
+-- What fn got meanwhile is not lost (as in Python 3.12's asyncio.wait_for):
+-- a task that ends with results all the same (a receive whose message came
+-- with the timeout) returns them, and one that fails raises its error.
 function tasks.wait_for(fn, seconds, ...)
   if type(fn) ~= "function" then error("wait_for: expected a function, got " .. type(fn), 2) end
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then -- (NaN too)
@@ -138,7 +141,20 @@ function tasks.wait_for(fn, seconds, ...)
   local function collect(ok, ...)
     if ok then return ... end
     local err = ...
-    if errors.is_timeout(err) and t.status == "pending" then t:cancel() end
+    if not errors.is_timeout(err) then
+      -- (the caller was cancelled: fn's task goes too)
+      if t.status == "pending" then t:cancel() end
+      error(err, 0)
+    end
+    if t.status == "pending" then
+      t:cancel()
+      while t.status == "pending" do
+        local waited, why = pcall(t.wait, t)
+        if not waited and errors.is_cancelled(why) and t.status == "pending" then error(why, 0) end
+      end
+    end
+    if t.status == "done" then return unpack(t.results, 1, t.results.n) end
+    if t.status == "failed" and not errors.is_cancelled(t.error) then error(t.error, 0) end
     error(err, 0)
   end
   return collect(pcall(t.wait, t, seconds))

@@ -108,6 +108,48 @@ describe("nexlua.wait_for", function()
     assert.is_false(reached_end)
   end)
 
+  it("returns what fn's task ends with after all, once cancelled (nothing it got is lost)", function()
+    local r = in_task(function()
+      return nexlua.wait_for(function()
+        pcall(nexlua.sleep, 10) -- the cancel ends this wait
+        return "kept"
+      end, 0.05)
+    end)
+    assert.equal("kept", r)
+  end)
+
+  it("raises the error fn's task fails with once cancelled", function()
+    local ok, err = in_task(function()
+      return pcall(nexlua.wait_for, function()
+        pcall(nexlua.sleep, 10)
+        error("failed while cancelled", 0)
+      end, 0.05)
+    end)
+    assert.is_false(ok)
+    assert.equal("failed while cancelled", err)
+  end)
+
+  it("around a receive, loses no message that comes as a timeout ends (real process)", function()
+    local server = require "helpers.server"
+    local rawws = require "helpers.rawws"
+    local socket = require "socket"
+    local s = server.start("spec/apps/timeouts_app.lua")
+    finally(function() s:stop() end)
+    local c = rawws.connect(s.port, "/wait-for-echo")
+    assert.equal(101, c.status)
+    -- Messages spread over many 1 ms timeouts: some come as one ends.
+    local n = 1500
+    for i = 1, n do
+      c:send_text(tostring(i))
+      if i % 7 == 0 then socket.sleep(0.0015) end
+    end
+    for i = 1, n do
+      local m = c:recv_message(3)
+      assert.equal(tostring(i), m, "echo " .. i .. " of " .. n)
+    end
+    c:close_socket()
+  end)
+
   it("refuses a timeout that is not a number of seconds, 0 or more (NaN too), naming wait_for", function()
     for _, bad in ipairs { -1, 0 / 0, "1" } do
       local ok, err = in_task(function() return pcall(nexlua.wait_for, function() end, bad) end)

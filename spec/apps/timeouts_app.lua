@@ -56,4 +56,18 @@ app:ws_route("/recv-twice", function(ws)
   ws:receive() -- until the client leaves
 end)
 
+-- /wait-for-echo: echoes what wait_for(ws.receive_text, 1 ms) gets; a
+-- message that comes just as a timeout ends must not be lost.
+app:ws_route("/wait-for-echo", function(ws)
+  ws:accept()
+  while true do
+    local ok, m = pcall(nexlua.wait_for, ws.receive_text, 0.001, ws)
+    if ok then
+      ws:send_text(m)
+    elseif not nexlua.is_timeout(m) then
+      error(m, 0)
+    end
+  end
+end)
+
 return app

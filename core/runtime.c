@@ -700,8 +700,7 @@ int nx_task_where(nx_task_t *t, char *buf, size_t n) {
   lua_Debug ar;
   int level;
   for (level = 0; lua_status(t->co) == LUA_YIELD && lua_getstack(t->co, level, &ar); level++) {
-    if (!lua_getinfo(t->co, "Sl", &ar) || ar.currentline <= 0 ||
-        strstr(ar.short_src, "lua/nexlua/"))
+    if (!lua_getinfo(t->co, "Sl", &ar) || ar.currentline <= 0 || is_framework_source(ar.source))
       continue;
     snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
     return 1;

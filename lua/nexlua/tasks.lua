@@ -149,8 +149,11 @@ function tasks.wait_for(fn, seconds, ...)
     if t.status == "pending" then
       t:cancel()
       while t.status == "pending" do
+        -- (wait() raises the task's own error once it has ended; anything
+        -- else is the caller's cancel, which must not be lost even when the
+        -- task ended in the same round)
         local waited, why = pcall(t.wait, t)
-        if not waited and errors.is_cancelled(why) and t.status == "pending" then error(why, 0) end
+        if not waited and why ~= t.error then error(why, 0) end
       end
     end
     if t.status == "done" then return unpack(t.results, 1, t.results.n) end

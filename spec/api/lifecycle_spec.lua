@@ -256,9 +256,17 @@ describe("lifecycle of a real process", function()
     a:close_socket()
   end)
 
-  it("a handler still running after the grace period is named, with where it waits", function()
+  -- where: the framework's Lua files in the repository, or installed
+  -- elsewhere (NEXLUA_LUA_DIR) under a path that does not end in lua/nexlua/
+  for _, where in ipairs { "repository", "installed" } do
+  it("a handler still running after the grace period is named, with where it waits (" .. where .. ")", function()
     local dir = proc.tmpdir()
     finally(function() proc.rmdir(dir) end)
+    local env
+    if where == "installed" then
+      assert(os.execute("mkdir -p " .. dir .. "/share && cp -r lua/nexlua " .. dir .. "/share/"))
+      env = { NEXLUA_LUA_DIR = dir .. "/share" }
+    end
     local app = dir .. "/stuck_app.lua"
     proc.write_file(app, table.concat({
       'local nexlua = require "nexlua"',
@@ -266,11 +274,12 @@ describe("lifecycle of a real process", function()
       'app:ws_route("/stuck", function(ws)',
       "  ws:accept()",
       '  ws:send_text("stuck")',
-      "  nexlua.sleep(math.huge) -- line 6: never learns of the shutdown",
+      "  nexlua.Queue():get() -- line 6: never learns of the shutdown",
       "end)",
       "return app", "",
     }, "\n"))
-    local p = start(app, { "--graceful-timeout", "0.3" })
+    local p = spawn(app, { "--graceful-timeout", "0.3" }, true, env)
+    procs[#procs + 1] = p
     local a = rawws.connect(p.port, "/stuck")
     assert.equal("stuck", (a:recv_message()))
     p:signal("TERM")
@@ -283,6 +292,7 @@ describe("lifecycle of a real process", function()
     pos(log, "still running: the handler of a connection that has ended, waiting at " .. app .. ":6")
     a:close_socket()
   end)
+  end
 
   it("App{graceful_timeout = 0.5} sets the grace period (a flag would override it)", function()
     local dir = proc.tmpdir()

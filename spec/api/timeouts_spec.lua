@@ -129,6 +129,28 @@ describe("nexlua.wait_for", function()
     assert.equal("failed while cancelled", err)
   end)
 
+  it("a caller cancelled while it waits for fn's cancelled task gets CancelledError", function()
+    -- The caller's cancel and the end of fn's task come in the same round:
+    -- the cancel must not give way to fn's result or to the TimeoutError.
+    for _, fn in ipairs {
+      function() nexlua.sleep(10) end,
+      function() pcall(nexlua.sleep, 10) return "result" end,
+    } do
+      local res
+      local caller = nexlua.spawn(function()
+        local ok, err = pcall(nexlua.wait_for, fn, 0)
+        res = { ok = ok, err = err }
+      end)
+      nexlua.spawn(function()
+        nexlua.sleep(0) -- (ends in the round the caller's zero timeout does)
+        caller:cancel()
+      end)
+      assert(TestClient.wait_until(function() return res ~= nil end, 3), "the caller did not finish")
+      assert.is_false(res.ok, "the cancelled caller got fn's result")
+      assert.is_true(nexlua.is_cancelled(res.err), "expected CancelledError, got " .. tostring(res.err))
+    end
+  end)
+
   it("around a receive, loses no message that comes as a timeout ends (real process)", function()
     local server = require "helpers.server"
     local rawws = require "helpers.rawws"

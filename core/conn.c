@@ -374,19 +374,15 @@ void nx_conn_abort(nx_conn_t *c, uint16_t app_code) {
  * not flood the log. */
 static void over_capacity(nx_conn_t *c) {
   nx_listener_t *l = c->listener;
-  uint64_t now = uv_now(c->rt->loop);
-  if (!l->over_logged_at || now - l->over_logged_at >= 1000) {
-    if (l->over_unlogged)
+  uint32_t skipped;
+  if (nx_log_limited(&l->over_log, uv_now(c->rt->loop), &skipped)) {
+    if (skipped)
       nx_log(NX_LOG_WARN,
              "at the connection limit (%u): answering 503 (to %u more since the last entry; "
              "logged once a second at most)",
-             l->cfg.max_connections, l->over_unlogged);
+             l->cfg.max_connections, skipped);
     else
       nx_log(NX_LOG_WARN, "at the connection limit (%u): answering 503", l->cfg.max_connections);
-    l->over_logged_at = now;
-    l->over_unlogged = 0;
-  } else {
-    l->over_unlogged++;
   }
   nx_conn_debug(c, "at the connection limit: answering 503");
   nx_http_respond(c, 503, "Retry-After: 1\r\n", NULL, 0);

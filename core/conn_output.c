@@ -364,11 +364,22 @@ static int make_room(nx_conn_t *c, size_t len) {
     queued = nx_conn_buffered(c);
     if (queued && queued + len > limit) {
       /* The peer does not read: it cannot be allowed to grow our memory.
-       * (One message is always accepted into an empty buffer.) */
+       * (One message is always accepted into an empty buffer.) A crowd of
+       * such peers is logged once a second at most. */
       char peer[80];
-      nx_log(NX_LOG_WARN,
-             "dropping a connection that does not read fast enough (%zu bytes buffered): %s",
-             queued, nx_conn_peer_name(c, peer, sizeof(peer)));
+      uint32_t skipped;
+      if (!nx_log_limited(&c->listener->slow_log, uv_now(c->rt->loop), &skipped))
+        nx_conn_debug(
+            c, "dropping a connection that does not read fast enough (%zu bytes buffered)", queued);
+      else if (skipped)
+        nx_log(NX_LOG_WARN,
+               "dropping a connection that does not read fast enough (%zu bytes buffered): %s "
+               "(and %u more since the last entry; logged once a second at most)",
+               queued, nx_conn_peer_name(c, peer, sizeof(peer)), skipped);
+      else
+        nx_log(NX_LOG_WARN,
+               "dropping a connection that does not read fast enough (%zu bytes buffered): %s",
+               queued, nx_conn_peer_name(c, peer, sizeof(peer)));
       nx_conn_abort(c, 1006);
       return -1;
     }

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "freelist.h"
+#include "log.h"
 #include "lua.h"
 #include "shared_frame.h"
 #include "timerq.h"
@@ -164,8 +165,8 @@ struct nx_listener_s {
   int port;
   nx_conn_t *conns;        /* open connections, for shutdown */
   uint32_t nconns;         /* connections alive (accepted and not yet freed) */
-  uint64_t over_logged_at; /* when "at the connection limit" was last logged (loop ms) */
-  uint32_t over_unlogged;  /* connections answered 503 since then */
+  nx_log_limit_t over_log; /* "at the connection limit" (503) entries */
+  nx_log_limit_t slow_log; /* "does not read fast enough" entries */
   struct nx_ipcount_s *per_ip;
   nx_listener_t *next;
 };

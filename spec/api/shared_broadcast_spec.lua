@@ -110,6 +110,30 @@ describe("publishing to subscribers that do not read", function()
     end
   end)
 
+  it("a crowd of subscribers dropped together is one WARN entry a second, the rest counted", function()
+    s:stop()
+    s = server.start("spec/apps/shared_broadcast_app.lua", { "--write-limit", "1048576" })
+    for k = 1, 12 do subs[k] = rawws.connect(s.port, "/sub") end
+    pub = rawws.connect(s.port, "/pub")
+    -- Publishes 256 KiB messages until no subscriber is left (each quiet
+    -- one passes 1 MiB queued, past what its socket takes, and is dropped).
+    local function flood()
+      for i = 1, 80 do
+        pub:send_binary(payload(i))
+        if pub:recv_message(10) == "0" then return true end
+      end
+    end
+    assert(flood(), "the quiet subscribers were not dropped; log:\n" .. s:log())
+    local pat = "WARN dropping a connection that does not read fast enough"
+    local count = select(2, s:log():gsub(pat, ""))
+    assert.is_true(count >= 1 and count <= 2, count .. " entries for 12 drops; log:\n" .. s:log())
+    -- a drop more than a second later is logged, counting the ones before
+    os.execute("sleep 1.1")
+    subs[13] = rawws.connect(s.port, "/sub")
+    assert(flood(), "the 13th was not dropped; log:\n" .. s:log())
+    assert(s:wait_log("%(and %d+ more since the last entry; logged once a second at most%)", 5), s:log())
+  end)
+
   it("a subscriber past the write limit is dropped alone; the frames it held are released",
     function()
       s:stop()

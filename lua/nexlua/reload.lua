@@ -16,6 +16,7 @@
 -- State that must survive lives in nexlua.keep(name, init).
 local core = require "nexlua.core"
 local log = require "nexlua.log"
+local unless_done = require("nexlua.private.waiting").unless_done
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
@@ -165,12 +166,8 @@ function reload.new(path, holder, lifecycle)
     local t0 = core.hrtime()
     -- One line when it is over; one more first if it takes a while (the
     -- old app's shutdown hooks and the new one's startup hooks may).
-    local over = false
-    local under_way = core.spawn(function()
-      core.sleep(SLOW_RELOAD)
-      if not over then
-        log.info("reloading %s (%s): under way for %g s (hooks running)", path, why or "request", SLOW_RELOAD)
-      end
+    local stop_watch = unless_done(SLOW_RELOAD, function()
+      log.info("reloading %s (%s): under way for %g s (hooks running)", path, why or "request", SLOW_RELOAD)
     end)
     local old = holder.app
     -- A SIGHUP makes every watch anew, before the files are read (a save
@@ -242,8 +239,7 @@ function reload.new(path, holder, lifecycle)
     else
       log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
     end
-    over = true
-    core.cancel(under_way)
+    stop_watch()
     self.busy = false
     -- The new version may require modules from directories not watched yet.
     if #self.watches > 0 then self.watch() end

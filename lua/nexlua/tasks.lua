@@ -157,7 +157,7 @@ function tasks.wait_for(fn, seconds, ...)
       end
     end
     if t.status == "done" then return unpack(t.results, 1, t.results.n) end
-    if t.status == "failed" and not errors.is_cancelled(t.error) then error(t.error, 0) end
+    if t.status == "failed" then error(t.error, 0) end -- (a cancelled one is "cancelled")
     error(err, 0)
   end
   return collect(pcall(t.wait, t, seconds))

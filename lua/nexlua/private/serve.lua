@@ -4,6 +4,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local tasks = require "nexlua.tasks"
+local waiting = require "nexlua.private.waiting"
 local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
 local unescape_path = require("nexlua.multidict").unescape_path
@@ -185,16 +186,11 @@ local function hook_at(fn)
   return info and format(" (%s:%d)", info.short_src, info.linedefined or 0) or ""
 end
 
+-- Warns when hook i has not returned after SLOW_HOOK s; returns the stop.
 local function watch_hook(what, i, fn)
-  local w = { done = false }
-  w.task = core.spawn(function()
-    core.sleep(SLOW_HOOK)
-    if not w.done then
-      log.warn("%s hook #%d%s has not returned after %d s; still waiting for it", what, i, hook_at(fn),
-        SLOW_HOOK)
-    end
+  return waiting.unless_done(SLOW_HOOK, function()
+    log.warn("%s hook #%d%s has not returned after %d s; still waiting for it", what, i, hook_at(fn), SLOW_HOOK)
   end)
-  return w
 end
 
 local function hook_traceback(e) return traceback(errors.text(e), 2) end
@@ -204,11 +200,10 @@ local function hook_traceback(e) return traceback(errors.text(e), 2) end
 -- (a server's start, or a reload, which would never end).
 local function call_hook(what, i, fn, arg)
   if not core.in_task() then return xpcall(fn, hook_traceback, arg) end
-  local watcher = watch_hook(what, i, fn)
+  local stop_watch = watch_hook(what, i, fn)
   local t = tasks.spawn(function(a) return fn(a) end, arg) -- (fn may be a callable table)
   local ok, err = pcall(t.wait, t)
-  watcher.done = true
-  core.cancel(watcher.task)
+  stop_watch()
   if ok then return true end
   if t.status == "pending" then t:cancel() end -- (the waiting task was cancelled)
   return false, t.traceback or errors.text(err)

@@ -37,4 +37,18 @@ function waiting.call(fn, what, ...)
   return b, a
 end
 
+--- Runs fn() after seconds, in a task of its own, unless the function it
+-- returns is called first: a warning for something that takes too long.
+function waiting.unless_done(seconds, fn)
+  local done = false
+  local task = core.spawn(function()
+    core.sleep(seconds) -- (returns early when cancelled)
+    if not done then fn() end
+  end)
+  return function()
+    done = true
+    core.cancel(task)
+  end
+end
+
 return waiting

@@ -60,7 +60,8 @@ static size_t metrics_text(nx_conn_t *c, char *buf, size_t cap) {
   metric(buf, cap, &n, "nexlua_redis_received_total", "counter",
          "Messages from other processes delivered here through Redis.", w, (double)r.received);
   metric(buf, cap, &n, "nexlua_redis_dropped_total", "counter",
-         "Messages published while Redis was not connected.", w, (double)r.dropped);
+         "Messages published that did not go to Redis (not connected, too large, refused).", w,
+         (double)r.dropped);
   return n;
 }
 

@@ -1,11 +1,20 @@
 /* Topics across machines through Redis pub/sub (see redis.h).
  *
  * Each of the two connections is a link: a hiredis async context on the
- * loop while it is up or connecting, and one timer that is either the
- * connect timeout (while connecting) or the delay before the next attempt
- * (while down). A link that fails or is lost is retried with a backoff;
- * nothing else changes meanwhile: local delivery goes on, publishes for
- * the other processes are dropped.
+ * loop while it is up or connecting, and one timer that is the connect
+ * timeout (while connecting), the delay before the next attempt (while
+ * down), or the keepalive (while up). A link that fails or is lost is
+ * retried with a backoff; nothing else changes meanwhile: local delivery
+ * goes on, publishes for the other processes are dropped. Every address
+ * the host resolved to is tried in turn.
+ *
+ * A link is up once Redis answers its PING (after AUTH), and counts as
+ * back (backoff reset, "connected again" logged, the outage over) once it
+ * has stayed up for STABLE_MS: a Redis that accepts and then ends the
+ * connection (a SUBSCRIBE an ACL refuses) is retried with the growing
+ * backoff and logged once, not every 0.1 s. While up, a connection that
+ * would otherwise be idle sends a PING each KEEPALIVE_MS, so that Redis's
+ * `timeout` never closes it (a subscribed connection is exempt from it).
  *
  * hiredis frees a context itself after its connect or disconnect callback
  * reports a failure, and calls the disconnect callback from
@@ -28,17 +37,30 @@
 #define BACKOFF_MAX 5000     /* ms */
 #define CONNECT_TIMEOUT 5000 /* ms for an attempt on the loop */
 #define CHECK_TIMEOUT 3      /* s for the blocking check at start-up */
+#define STABLE_MS 1000       /* up this long: the link counts as back */
+#define KEEPALIVE_MS 1000    /* a PING this often on an idle link */
+#define MAX_ADDRS 8          /* addresses of the host, tried in turn */
+
+typedef struct {
+  char a[MAX_ADDRS][64]; /* numeric */
+  int n;
+} addrs_t;
 
 typedef struct {
   nx_redis_t *r;
   redisAsyncContext *ac; /* NULL while down */
-  uv_timer_t timer;      /* connect timeout, or the delay before the next attempt */
+  uv_timer_t timer;      /* connect timeout, delay before the next attempt, or keepalive */
   uint64_t backoff;      /* ms before the next attempt */
   const char *name;      /* "subscriber" or "publisher", for the log */
-  uint8_t up;            /* connected */
+  uint8_t up;            /* connected: PING answered */
+  uint8_t stable;        /* this connection has been up for STABLE_MS */
+  uint8_t fresh;         /* the first attempt since start-up, not failed yet */
   uint8_t sub;           /* the subscriber link */
   uint8_t outage;        /* down since it was up: logged once per reason */
   uint8_t refused;       /* a refused PUBLISH was logged on this connection */
+  uint8_t busy;          /* a command was sent since the last keepalive tick */
+  uint8_t addr;          /* the address (r->addrs) tried or connected to */
+  uint8_t tried;         /* addresses that failed to connect in this round */
   char why[96];          /* the reason of the outage last logged */
 } link_t;
 
@@ -46,16 +68,18 @@ struct nx_redis_s {
   nx_rt_t *rt;
   link_t sub, pub;
   char *host, *username, *password;
-  char addr[64]; /* host resolved once at start-up: reconnects never wait for DNS */
+  addrs_t addrs; /* resolved once at start-up: reconnects never wait for DNS */
   int port;
   char node[NX_REDIS_NODE_ID_LEN + 1];
   nx_buf_t chan, msg; /* scratch for the channel name and the message */
   nx_redis_stats_t st;
   uint64_t dropped_logged; /* st.dropped when the last drop report was logged */
-  int dropping;            /* the drop warning of this outage was logged */
+  int dropping;            /* the drop warning was logged (DROP_DOWN or DROP_SLOW) */
   int closing;
   int open_timers;
 };
+
+enum { DROP_NONE, DROP_DOWN, DROP_SLOW };
 
 static void link_connect(link_t *l);
 static void on_timer(uv_timer_t *t);
@@ -137,6 +161,8 @@ static void link_retry(link_t *l, const char *why) {
   if (r->closing)
     return;
   l->up = 0;
+  l->stable = 0;
+  l->fresh = 0;
   if (!l->outage) {
     nx_log(NX_LOG_WARN,
            "Redis %s:%d (%s connection): %s; topics reach only this process until it is back, "
@@ -168,11 +194,78 @@ static void link_drop(link_t *l, const char *why) {
   link_retry(l, why);
 }
 
+/* A connection attempt that failed before Redis answered: the next
+ * address of the host, at once, while this round has one not tried;
+ * otherwise the backoff. */
+static void link_unreachable(link_t *l, const char *why) {
+  nx_redis_t *r = l->r;
+  l->addr = (uint8_t)((l->addr + 1) % r->addrs.n);
+  if (++l->tried < r->addrs.n && !r->closing) {
+    nx_log(NX_LOG_DEBUG, "Redis %s:%d (%s connection): %s; trying %s", r->host, r->port, l->name,
+           why, r->addrs.a[l->addr]);
+    uv_timer_start(&l->timer, on_timer, 0, 0);
+    return;
+  }
+  l->tried = 0;
+  link_retry(l, why);
+}
+
+/* A message that does not reach the other processes: counted, and the
+ * first of a series logged. */
+static void count_drop(nx_redis_t *r, int why) {
+  r->st.dropped++;
+  if (r->dropping)
+    return;
+  nx_log(NX_LOG_WARN, "Redis %s: published messages reach only this process's subscribers",
+         why == DROP_SLOW ? "does not keep up" : "is not connected");
+  r->dropping = why;
+}
+
+static void report_drops(nx_redis_t *r) {
+  nx_log(NX_LOG_INFO, "Redis: publishing again; %llu message(s) did not reach the other processes",
+         (unsigned long long)(r->st.dropped - r->dropped_logged));
+  r->dropped_logged = r->st.dropped;
+  r->dropping = DROP_NONE;
+}
+
+/* Up for STABLE_MS: the outage is over. */
+static void link_stable(link_t *l) {
+  nx_redis_t *r = l->r;
+  l->stable = 1;
+  l->backoff = BACKOFF_MIN;
+  if (l->outage)
+    nx_log(NX_LOG_INFO, "Redis %s:%d (%s connection): connected again", r->host, r->port, l->name);
+  l->outage = 0;
+  if (!l->sub && r->dropping)
+    report_drops(r);
+}
+
+/* A PING on a connection that sent nothing since the last tick (a
+ * subscribed one never idles out, and takes no PING in RESP2's way). */
+static void link_keepalive(link_t *l) {
+  if (!l->busy && !(l->sub && (l->ac->c.flags & REDIS_SUBSCRIBED)))
+    redisAsyncCommand(l->ac, NULL, NULL, "PING");
+  l->busy = 0;
+}
+
 static void on_timer(uv_timer_t *t) {
   link_t *l = (link_t *)t->data;
+  if (l->ac && !l->up) {
+    redisAsyncContext *ac = l->ac;
+    int connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+    l->ac = NULL;
+    redisAsyncFree(ac);
+    if (connected) /* connected, but AUTH or PING not answered: not the address */
+      link_retry(l, "Redis did not answer in time");
+    else
+      link_unreachable(l, "the connection attempt timed out");
+    return;
+  }
   if (l->ac) {
-    if (!l->up)
-      link_drop(l, "the connection attempt timed out");
+    if (!l->stable)
+      link_stable(l);
+    link_keepalive(l);
+    uv_timer_start(&l->timer, on_timer, KEEPALIVE_MS, 0);
     return;
   }
   link_connect(l);
@@ -186,15 +279,14 @@ static void on_connect(const redisAsyncContext *ac, int status) {
   r = l->r;
   if (status != REDIS_OK) {
     l->ac = NULL; /* hiredis frees it */
-    link_retry(l, ac->errstr[0] ? ac->errstr : "cannot connect");
+    link_unreachable(l, ac->errstr[0] ? ac->errstr : "cannot connect");
     return;
   }
   (void)r; /* up once PING is answered (on_ready): AUTH and ACLs are checked by then */
 }
 
-/* The PING sent after AUTH is answered: the link is really up. Only now
- * is the backoff reset, so that a server that accepts and then refuses
- * (AUTH changed, ACL) is retried slowly and logged once. */
+/* The PING sent after AUTH is answered: the link is up (it counts as
+ * back once stable, STABLE_MS later). */
 static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
   link_t *l = (link_t *)priv;
   nx_redis_t *r = l->r;
@@ -208,11 +300,11 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
     return;
   }
   l->up = 1;
-  l->backoff = BACKOFF_MIN;
-  uv_timer_stop(&l->timer);
-  if (l->outage)
-    nx_log(NX_LOG_INFO, "Redis %s:%d (%s connection): connected again", r->host, r->port, l->name);
-  l->outage = 0;
+  l->tried = 0;
+  uv_timer_start(&l->timer, on_timer, STABLE_MS, 0);
+  if (!l->outage)
+    nx_log(NX_LOG_DEBUG, "Redis %s:%d (%s connection): connected to %s", r->host, r->port, l->name,
+           r->addrs.a[l->addr]);
 }
 
 /* A PUBLISH refused (an ACL, an out-of-memory Redis): counted, logged once
@@ -220,7 +312,18 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
 static void on_published(redisAsyncContext *ac, void *reply, void *priv) {
   link_t *l = (link_t *)priv;
   redisReply *rep = (redisReply *)reply;
-  if (!rep || l->ac != ac || rep->type != REDIS_REPLY_ERROR)
+  if (!rep) {
+    if (l->r->closing)
+      return;
+    /* Freed unanswered. Queued while a connection was being made that never
+     * was: dropped (after it connected, its fate is not known: counted sent). */
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+      l->r->st.published--;
+      count_drop(l->r, DROP_DOWN);
+    }
+    return;
+  }
+  if (rep->type != REDIS_REPLY_ERROR)
     return;
   l->r->st.published--;
   l->r->st.dropped++;
@@ -287,8 +390,9 @@ static void subscribe_topic(const char *topic, size_t tlen, void *ud) {
 
 static void link_connect(link_t *l) {
   nx_redis_t *r = l->r;
-  redisAsyncContext *ac = redisAsyncConnect(r->addr, r->port);
+  redisAsyncContext *ac = redisAsyncConnect(r->addrs.a[l->addr], r->port);
   char why[256];
+  l->up = l->stable = l->busy = 0;
   if (!ac) {
     link_retry(l, "out of memory");
     return;
@@ -296,7 +400,7 @@ static void link_connect(link_t *l) {
   if (ac->err) {
     snprintf(why, sizeof(why), "%s", ac->errstr);
     redisAsyncFree(ac);
-    link_retry(l, why);
+    link_unreachable(l, why);
     return;
   }
   if (attach(ac, r->rt->loop) != REDIS_OK) {
@@ -322,10 +426,12 @@ static void link_connect(link_t *l) {
   uv_timer_start(&l->timer, on_timer, CONNECT_TIMEOUT, 0);
 }
 
-/* The host as a numeric address (the first one getaddrinfo gives). */
-static int resolve(const char *host, char *out, size_t outlen, char *err, size_t errlen) {
-  struct addrinfo hints, *res = NULL;
-  int e;
+/* The host's numeric addresses, in getaddrinfo's order, without repeats
+ * (a name may resolve to ::1 and 127.0.0.1 with Redis on one of them). */
+static int resolve(const char *host, addrs_t *out, char *err, size_t errlen) {
+  struct addrinfo hints, *res = NULL, *ai;
+  char name[64];
+  int e, i;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -334,23 +440,41 @@ static int resolve(const char *host, char *out, size_t outlen, char *err, size_t
     snprintf(err, errlen, "cannot resolve the Redis host %s: %s", host, gai_strerror(e));
     return -1;
   }
-  e = res->ai_family == AF_INET6
-          ? uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, out, outlen)
-          : uv_ip4_name((const struct sockaddr_in *)res->ai_addr, out, outlen);
+  for (ai = res; ai && out->n < MAX_ADDRS; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET6)
+      e = uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, name, sizeof(name));
+    else if (ai->ai_family == AF_INET)
+      e = uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, name, sizeof(name));
+    else
+      continue;
+    for (i = 0; !e && i < out->n; i++)
+      e = strcmp(out->a[i], name) == 0;
+    if (!e)
+      memcpy(out->a[out->n++], name, sizeof(name));
+  }
   freeaddrinfo(res);
-  if (e) {
+  if (!out->n) {
     snprintf(err, errlen, "cannot resolve the Redis host %s", host);
     return -1;
   }
   return 0;
 }
 
-/* The blocking check at start-up: connect, AUTH, PING. */
-int nx_redis_check(const nx_redis_opts_t *o, char *err, size_t errlen) {
+/* The blocking check at start-up: connect (to each address in turn until
+ * one answers: *first is its index), AUTH, PING. */
+static int check(const nx_redis_opts_t *o, const addrs_t *a, int *first, char *err, size_t errlen) {
   struct timeval tv = {CHECK_TIMEOUT, 0};
-  redisContext *c = redisConnectWithTimeout(o->host, o->port, tv);
+  redisContext *c = NULL;
   redisReply *rep = NULL;
-  int ok = 0;
+  int ok = 0, i;
+  for (i = 0; i < a->n; i++) {
+    if (c)
+      redisFree(c);
+    c = redisConnectWithTimeout(a->a[i], o->port, tv);
+    if (c && !c->err)
+      break;
+  }
+  *first = i < a->n ? i : 0;
   if (!c || c->err) {
     snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", o->host, o->port,
              c ? c->errstr : "out of memory");
@@ -382,6 +506,13 @@ done:
   return ok ? 0 : -1;
 }
 
+int nx_redis_check(const nx_redis_opts_t *o, char *err, size_t errlen) {
+  addrs_t a;
+  int first;
+  a.n = 0;
+  return resolve(o->host, &a, err, errlen) || check(o, &a, &first, err, errlen) ? -1 : 0;
+}
+
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void link_init(nx_redis_t *r, link_t *l, int sub) {
@@ -389,6 +520,7 @@ static void link_init(nx_redis_t *r, link_t *l, int sub) {
   l->sub = (uint8_t)sub;
   l->name = sub ? "subscriber" : "publisher";
   l->backoff = BACKOFF_MIN;
+  l->fresh = 1;
   uv_timer_init(r->rt->loop, &l->timer);
   l->timer.data = l;
   r->open_timers++;
@@ -397,21 +529,22 @@ static void link_init(nx_redis_t *r, link_t *l, int sub) {
 int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errlen) {
   nx_redis_t *r;
   unsigned char id[NX_REDIS_NODE_ID_LEN / 2];
-  int i;
+  int i, paused, bad, first = 0;
   if (rt->redis) {
     snprintf(err, errlen, "Redis is already started");
     return -1;
   }
-  if (o->check) {
-    int paused = nx_watchdog_pause(rt), bad = nx_redis_check(o, err, errlen);
-    nx_watchdog_unpause(rt, paused);
-    if (bad)
-      return -1;
-  }
   r = (nx_redis_t *)calloc(1, sizeof(*r));
-  if (r && resolve(o->host, r->addr, sizeof(r->addr), err, errlen)) {
-    free(r);
-    return -1;
+  if (r) {
+    /* nexlua's own blocking waits (DNS, the check), not a hold by the app */
+    paused = nx_watchdog_pause(rt);
+    bad = resolve(o->host, &r->addrs, err, errlen) ||
+          (o->check && check(o, &r->addrs, &first, err, errlen));
+    nx_watchdog_unpause(rt, paused);
+    if (bad) {
+      free(r);
+      return -1;
+    }
   }
   if (!r || !(r->host = strdup(o->host)) || (o->password && !(r->password = strdup(o->password))) ||
       (o->username && !(r->username = dup_or_null(o->username)))) {
@@ -433,6 +566,7 @@ int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errl
     snprintf(r->node + 2 * i, 3, "%02x", id[i]);
   link_init(r, &r->sub, 1);
   link_init(r, &r->pub, 0);
+  r->sub.addr = r->pub.addr = (uint8_t)first; /* the one the check reached */
   rt->redis = r;
   link_connect(&r->sub);
   link_connect(&r->pub);
@@ -448,7 +582,9 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
   size_t clen;
   if (!r)
     return;
-  ac = r->pub.up ? r->pub.ac : NULL;
+  /* Queued in hiredis while the first connection is being made: a publish
+   * of a startup hook is not lost for the moment Redis takes to answer. */
+  ac = r->pub.up || r->pub.fresh ? r->pub.ac : NULL;
   if (dlen > NX_REDIS_MAX_MESSAGE) {
     r->st.dropped++;
     nx_log(NX_LOG_WARN,
@@ -458,11 +594,7 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
     return;
   }
   if (!ac || sdslen(ac->c.obuf) + dlen > NX_REDIS_MAX_QUEUED) {
-    r->st.dropped++;
-    if (!r->dropping)
-      nx_log(NX_LOG_WARN, "Redis %s: published messages reach only this process's subscribers",
-             ac ? "does not keep up" : "is not connected");
-    r->dropping = 1;
+    count_drop(r, ac ? DROP_SLOW : DROP_DOWN);
     return;
   }
   r->msg.off = r->msg.len = 0;
@@ -476,14 +608,10 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
     return;
   }
   r->st.published++;
+  r->pub.busy = 1;
   nx_buf_shrink_idle(&r->msg);
-  if (r->dropping) {
-    nx_log(NX_LOG_INFO,
-           "Redis: publishing again; %llu message(s) did not reach the other processes",
-           (unsigned long long)(r->st.dropped - r->dropped_logged));
-    r->dropped_logged = r->st.dropped;
-    r->dropping = 0;
-  }
+  if (r->dropping == DROP_SLOW) /* (an outage's drops are reported when it is over) */
+    report_drops(r);
 }
 
 void nx_redis_topic_added(nx_rt_t *rt, const char *topic, size_t tlen) {

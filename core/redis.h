@@ -19,8 +19,10 @@
  * UTF-8.
  *
  * Delivery is at most once: while a connection to Redis is down (lost,
- * or not yet up again), published messages are dropped (counted, logged
- * once per outage), never buffered; the connections come back with a
+ * or not yet up again), published messages are dropped (counted; the
+ * first is logged, and their number once the outage is over), never
+ * buffered (but while the first connections are being made, they wait in
+ * hiredis); every address of the host is tried in turn; the connections come back with a
  * backoff from 0.1 s doubling to 5 s, and the subscriber connection
  * subscribes again to every current topic. */
 #ifndef NX_REDIS_H
@@ -54,7 +56,7 @@ typedef struct {
   int connected;      /* both connections are up */
   uint64_t published; /* messages sent to Redis */
   uint64_t received;  /* messages from other processes delivered here */
-  uint64_t dropped;   /* published while disconnected (or over the queue cap) */
+  uint64_t dropped;   /* not sent: disconnected, too large, refused, over the queue cap */
 } nx_redis_stats_t;
 
 /* Resolves the host once (so that no reconnect waits for DNS on the loop)

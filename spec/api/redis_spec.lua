@@ -34,10 +34,10 @@ describe("--redis", function()
     assert(#bad == 0, table.concat(bad, "\n"))
   end)
 
-  local function node(args, app)
+  local function node(args, app, opts)
     local all = { "--redis", r.url, "--close-timeout", "1" }
     for _, a in ipairs(args or {}) do all[#all + 1] = a end
-    local n = proc.start(app or TOPICS, all)
+    local n = proc.start(app or TOPICS, all, opts)
     nodes[#nodes + 1] = n
     return n
   end
@@ -211,7 +211,7 @@ describe("--redis", function()
     assert(proc.poll(function() return redis_stats(b1).connected end, 20), "node b did not reconnect")
     b1:send_text("all:after")
     recv(a1, "after") -- "while down" never came
-    assert.truthy(a:log():find("connected again", 1, true))
+    assert(a:wait_log("connected again", 10), a:log()) -- once up for a second
     assert(b:wait_log("publishing again; %d+ message%(s%) did not reach", 10), b:log())
   end)
 
@@ -286,6 +286,95 @@ describe("--redis", function()
     end)
     px.stop()
     assert(ok, err)
+  end)
+
+  it("a startup hook's publishes, made before Redis has answered the new connections, reach the others",
+    function()
+    local b = node()
+    local b1 = join(b, "boot")
+    wait_numsub("boot", 1)
+    local a = node({}, "spec/apps/redis_boot_app.lua")
+    for i = 1, 5 do recv(b1, "boot:" .. i) end
+    local s = rawws.connect(a.port, "/stats")
+    assert.equal("published=5 dropped=0", s:recv_message(5))
+    assert.falsy(a:log():find("WARN", 1, true), a:log())
+  end)
+
+  it("each outage's dropped messages are counted when it is over, in a line of their own", function()
+    local a, b = node(), node()
+    local a1 = join(a, "twice")
+    join(b, "twice")
+    wait_numsub("twice", 2)
+    for round, n in ipairs({ 2, 3 }) do
+      r:kill()
+      assert(a:wait_log(string.rep("publisher connection%): [^\n]*retrying.-", round), 10), a:log())
+      for i = 1, n do
+        a1:send_text("all:lost " .. i)
+        recv(a1, "lost " .. i)
+        recv(a1, "sent 1")
+      end
+      r:restart()
+      -- reported once the publisher connection is back, before any publish
+      assert(a:wait_log(round == 1 and "publishing again; 2 message%(s%)" or
+        "publishing again; 2 message%(s%).-publishing again; 3 message%(s%)", 20), a:log())
+    end
+    assert.equal(5, redis_stats(a1).dropped)
+    assert.equal(2, select(2, a:log():gsub("Redis is not connected", "")), a:log())
+  end)
+
+  it("a SUBSCRIBE an ACL refuses: retried with the backoff and logged once, not every 0.1 s", function()
+    r:cli("ACL", "SETUSER", "bob", "on", ">bpw", "+@all", "~*", "resetchannels")
+    local a = node({ "--redis", "redis://bob:bpw@127.0.0.1:" .. r.port })
+    local before = tonumber(r:cli("INFO", "stats"):match("total_connections_received:(%d+)"))
+    local a1 = join(a, "lobby") -- the subscriber connection ends at each attempt
+    proc.poll(function() return false end, 3)
+    local log = a:log()
+    local made = tonumber(r:cli("INFO", "stats"):match("total_connections_received:(%d+)")) - before
+    assert.is_true(made <= 10, made .. " connections to Redis in 3 s:\n" .. log)
+    assert.equal(1, select(2, log:gsub("NOPERM", "")), log)
+    assert.equal(0, select(2, log:gsub("connected again", "")), log)
+    assert.is_false(redis_stats(a1).connected)
+    -- allowed now: back within the backoff (at most 5 s), and logged so
+    r:cli("ACL", "SETUSER", "bob", "allchannels")
+    wait_numsub("lobby", 1)
+    assert(a:wait_log("subscriber connection%): connected again", 10), a:log())
+    assert.is_true(redis_stats(a1).connected)
+  end)
+
+  -- Debian's "localhost" is ::1 and then 127.0.0.1; core/tests/preload/
+  -- fake_dns.c makes "two.nexlua.test" 127.0.0.2 and then 127.0.0.1.
+  it("a host whose first address refuses: the next one is used, quietly", function()
+    local dir = (os.getenv("NEXLUA_BIN") or BIN):match("^(.*)/[^/]*$") or "."
+    local asan = os.getenv("ASAN_OPTIONS")
+    local a = node({ "--redis", "redis://two.nexlua.test:" .. r.port }, nil, { env = {
+      LD_PRELOAD = dir .. "/libnx_fake_dns.so",
+      -- the shim comes before the sanitizer's runtime in a build-asan run
+      ASAN_OPTIONS = (asan and asan ~= "" and asan .. ":" or "") .. "verify_asan_link_order=0",
+    } })
+    local b = node()
+    local a1, b1 = join(a, "dual"), join(b, "dual")
+    wait_numsub("dual", 2)
+    b1:send_text("all:both ways")
+    recv(a1, "both ways")
+    assert(proc.poll(function() return redis_stats(a1).connected end, 10), a:log())
+    assert.falsy(a:log():find("WARN", 1, true), a:log())
+  end)
+
+  it("Redis's idle timeout never closes a connection: an idle one sends a PING", function()
+    r:cli("CONFIG", "SET", "timeout", "2")
+    local a, b = node(), node()
+    local idle = node() -- no topic: neither connection is subscribed
+    local a1, b1 = join(a, "idle"), join(b, "idle")
+    wait_numsub("idle", 2)
+    proc.poll(function() return false end, 4.5)
+    for _, n in ipairs({ a, b, idle }) do
+      assert.falsy(n:log():find("WARN", 1, true), n:log())
+    end
+    b1:send_text("all:after a while")
+    recv(a1, "after a while")
+    recv(b1, "after a while")
+    recv(b1, "sent 1")
+    assert.equal(0, redis_stats(b1).dropped)
   end)
 
   it("Redis not answering at start-up: a clear error and exit status 1", function()

@@ -270,7 +270,11 @@ static void heartbeat(nx_conn_t *c) {
     nx_conn_send(c, NX_WS_OP_PING, "nexlua", 6);
     c->ping_outstanding = 1;
     c->ping_sent = now;
-    nx_conn_arm(c, c->ping_timeout ? c->ping_timeout : c->ping_interval);
+    /* Reads do not re-arm the timer (the hot path): wake up no later than
+     * the next ping would be due after a prompt answer, so that a timeout
+     * longer than the interval does not stretch the interval. */
+    nx_conn_arm(c, c->ping_timeout && c->ping_timeout < c->ping_interval ? c->ping_timeout
+                                                                          : c->ping_interval);
   } else {
     nx_conn_arm(c, c->ping_interval - idle);
   }

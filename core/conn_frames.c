@@ -387,7 +387,8 @@ static int ws_message_end(nx_ws_parser_t *p) {
 static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   if (opcode == NX_WS_OP_PING) {
-    if (c->state == NX_CONN_OPEN)
+    /* Also after our close (CLOSING): only the peer's close ends the duty. */
+    if (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)
       nx_conn_send(c, NX_WS_OP_PONG, payload, len);
     return 0;
   }

@@ -90,6 +90,19 @@ describe("conformance 7.x close handling", function()
       expect_close_reply(c, 1000)
     end)
 
+    -- RFC 6455 §5.5.2: a ping is answered "unless it already received a
+    -- Close frame"; the server's own close does not end that duty.
+    it("answers a ping that comes after the server's close, before the client's answer", function()
+      local c = open_app("spec/apps/handshake_app.lua", "/close/with?code=4000&reason=bye")
+      local f = assert(c:recv_frame(3))
+      assert.equal(OP.CLOSE, f.opcode, rawws.describe_frame(f))
+      c:ping("still there?")
+      c:expect_pong("still there?")
+      c:close(4000)
+      local closed, why = c:wait_tcp_close(3)
+      assert.is_true(closed, why)
+    end)
+
     it("7.1.4 ignores a text message after the close (no echo)", function()
       local c = open()
       c:send_raw(rawws.build_frame { opcode = OP.CLOSE, payload = rawws.close_payload(1000) } ..

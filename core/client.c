@@ -49,6 +49,7 @@ struct nx_client_s {
   int close_received, close_sent;
   uint16_t close_code;
   char close_reason[124];
+  size_t close_reason_len;
   char error[160];
 };
 
@@ -168,8 +169,10 @@ static int cl_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, siz
     return 0;
   c->close_received = 1;
   c->close_code = len >= 2 ? (uint16_t)((payload[0] << 8) | payload[1]) : 1005;
-  if (len > 2)
-    snprintf(c->close_reason, sizeof(c->close_reason), "%.*s", (int)(len - 2), payload + 2);
+  if (len > 2) {
+    c->close_reason_len = len - 2 < sizeof(c->close_reason) ? len - 2 : sizeof(c->close_reason) - 1;
+    memcpy(c->close_reason, payload + 2, c->close_reason_len); /* NUL is valid UTF-8 */
+  }
   if (!c->close_sent) {
     c->close_sent = 1;
     send_frame(c, NX_WS_OP_CLOSE, payload, len >= 2 ? 2 : 0);
@@ -462,7 +465,7 @@ static int l_client_recv(lua_State *L) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     lua_pushinteger(L, c->close_code ? c->close_code : 1006);
-    lua_pushstring(L, c->close_reason);
+    lua_pushlstring(L, c->close_reason, c->close_reason_len);
     return 4;
   }
   return 0;

@@ -62,10 +62,13 @@ void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t r
     return; /* the first cause is the one the app is told */
   c->close_code = code;
   if (reason && rlen) {
+    if (rlen > NX_CLOSE_REASON_MAX)
+      rlen = NX_CLOSE_REASON_MAX;
     c->close_reason = (char *)malloc(rlen + 1);
     if (c->close_reason) {
-      memcpy(c->close_reason, reason, rlen);
+      memcpy(c->close_reason, reason, rlen); /* UTF-8, where NUL is valid: counted */
       c->close_reason[rlen] = '\0';
+      c->close_reason_len = (uint8_t)rlen;
     }
   }
 }
@@ -73,6 +76,7 @@ void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t r
 void nx_conn_forget_close(nx_conn_t *c) {
   free(c->close_reason);
   c->close_reason = NULL;
+  c->close_reason_len = 0;
   c->close_code = 0;
 }
 
@@ -129,6 +133,7 @@ static void conn_free(nx_conn_t *c) {
     c->box->conn = NULL;
     c->box->close_code = c->close_code ? c->close_code : 1006;
     c->box->close_reason = c->close_reason; /* the box's now */
+    c->box->close_reason_len = c->close_reason_len;
     c->close_reason = NULL;
     /* Messages that came before the end are still the handler's to read:
      * a receive returns them before it reports the disconnect. They are
@@ -274,7 +279,7 @@ static void heartbeat(nx_conn_t *c) {
      * the next ping would be due after a prompt answer, so that a timeout
      * longer than the interval does not stretch the interval. */
     nx_conn_arm(c, c->ping_timeout && c->ping_timeout < c->ping_interval ? c->ping_timeout
-                                                                          : c->ping_interval);
+                                                                         : c->ping_interval);
   } else {
     nx_conn_arm(c, c->ping_interval - idle);
   }

@@ -49,10 +49,10 @@ static int push_closed(lua_State *L, nx_box_t *b) {
   lua_pushliteral(L, "closed");
   if (c) {
     lua_pushinteger(L, c->close_code ? c->close_code : 1006);
-    lua_pushstring(L, c->close_reason ? c->close_reason : "");
+    lua_pushlstring(L, c->close_reason ? c->close_reason : "", c->close_reason_len);
   } else {
     lua_pushinteger(L, b->close_code ? b->close_code : 1006);
-    lua_pushstring(L, b->close_reason ? b->close_reason : "");
+    lua_pushlstring(L, b->close_reason ? b->close_reason : "", b->close_reason_len);
   }
   return 4;
 }
@@ -204,6 +204,7 @@ static nx_msg_t *box_pop(lua_State *L, nx_box_t *b) {
     }
     free(b->close_reason);
     b->close_reason = strdup(reason);
+    b->close_reason_len = b->close_reason ? (uint8_t)strlen(reason) : 0;
     b->close_code = (uint16_t)code;
     return NULL;
   }

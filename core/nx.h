@@ -190,6 +190,7 @@ enum {
 };
 
 #define NX_BOX_MARK 0x6e78626fu /* "nxbo" */
+#define NX_CLOSE_REASON_MAX 123 /* bytes of a close frame's reason */
 
 /* The Lua side's handle on a connection: a userdata that outlives it. It
  * also keeps the request the connection was opened with, compact (see
@@ -204,6 +205,7 @@ typedef struct nx_box_s {
   uint8_t client_family; /* 4 or 6; 0 when the address is unknown */
   uint8_t tls;           /* wss:// */
   uint8_t method;        /* llhttp_method_t */
+  uint8_t close_reason_len;
   uint8_t client_ip[16];
   uint32_t url_len;  /* head: the URL, then per header its name and value lengths */
   uint32_t nheaders; /* (u32 each, unaligned) and bytes, the value trimmed */
@@ -221,18 +223,19 @@ struct nx_conn_s {
   uint8_t close_sent, close_received, end_after_flush, reading, dirty;
   uint8_t paused; /* reads stopped while the app catches up */
   uint8_t ping_outstanding;
-  uint8_t over_capacity;  /* accepted past max_connections: answer 503 */
-  uint8_t ip_counted;     /* counted in the listener's per-IP caps, under ip */
-  uint8_t tls_closed;     /* our close_notify is queued */
-  uint8_t pmd_offered;    /* the request carried an acceptable permessage-deflate offer */
-  uint8_t deflate;        /* permessage-deflate is on for this connection */
-  uint8_t pmd_bits;       /* our compressor's window (server_max_window_bits) */
-  uint8_t pmd_bits_reply; /* server_max_window_bits to answer (0: the offer did not name it) */
-  uint8_t linger;         /* ends while the peer may still send: lingering close */
-  uint8_t lingering;      /* our last bytes and FIN are out: reading to discard */
-  uint16_t close_code;    /* for the app: peer's code, 1005, 1006 or ours */
-  uint8_t ip[16];         /* peer address, when per-IP caps are on */
-  uint32_t fragments;     /* frames of the message being assembled */
+  uint8_t over_capacity;    /* accepted past max_connections: answer 503 */
+  uint8_t ip_counted;       /* counted in the listener's per-IP caps, under ip */
+  uint8_t tls_closed;       /* our close_notify is queued */
+  uint8_t close_reason_len; /* (a reason may hold NUL: it is UTF-8) */
+  uint8_t pmd_offered;      /* the request carried an acceptable permessage-deflate offer */
+  uint8_t deflate;          /* permessage-deflate is on for this connection */
+  uint8_t pmd_bits;         /* our compressor's window (server_max_window_bits) */
+  uint8_t pmd_bits_reply;   /* server_max_window_bits to answer (0: the offer did not name it) */
+  uint8_t linger;           /* ends while the peer may still send: lingering close */
+  uint8_t lingering;        /* our last bytes and FIN are out: reading to discard */
+  uint16_t close_code;      /* for the app: peer's code, 1005, 1006 or ours */
+  uint8_t ip[16];           /* peer address, when per-IP caps are on */
+  uint32_t fragments;       /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   int box_ref;
   uint32_t wq_mark;   /* our unsent bytes at the last heartbeat (at most 4 GiB counted) */

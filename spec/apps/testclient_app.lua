@@ -77,6 +77,12 @@ app:ws_route("/bye", function(ws)
   ws:close(4000, "done here")
 end)
 
+-- Closes with a reason that holds a NUL byte (valid UTF-8).
+app:ws_route("/bye-nul", function(ws)
+  ws:accept()
+  ws:close(4000, "a\0b")
+end)
+
 -- Refuses before accept.
 app:ws_route("/forbidden", function(ws) ws:close(1008) end)
 

@@ -152,7 +152,9 @@ static int flush_segs(nx_conn_t *c) {
       b[n++] = s->frame ? uv_buf_init((char *)s->frame->data + s->off, (unsigned)seg_size(s))
                         : uv_buf_init((char *)s->buf.data + s->buf.off, (unsigned)seg_size(s));
     if (!s && nx_buf_size(&c->out))
-      b[n++] = uv_buf_init((char *)c->out.data + c->out.off, (unsigned)nx_buf_size(&c->out));
+      b[n++] = uv_buf_init((char *)c->out.data + c->out.off, /* last: a part of it may go */
+                           nx_buf_size(&c->out) > NX_STREAM_CHUNK ? NX_STREAM_CHUNK
+                                                                  : (unsigned)nx_buf_size(&c->out));
     r = uv_try_write(stream, b, n);
     if (r == UV_EAGAIN || r == UV_ENOSYS)
       r = 0;

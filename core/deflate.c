@@ -238,6 +238,8 @@ static int inflate_input(z_stream *z, const uint8_t *in, size_t len, uint64_t ma
     if (nx_buf_reserve(out, out->len < 16384 ? 16384 : out->len))
       return -1;
     room = out->cap - out->len;
+    if (room > (1u << 30)) /* avail_out is 32 bits */
+      room = 1u << 30;
     z->next_out = out->data + out->len;
     z->avail_out = (uInt)room;
     r = inflate(z, Z_SYNC_FLUSH);

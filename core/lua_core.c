@@ -66,6 +66,8 @@ static int l_listen(lua_State *L) {
   nx_config_defaults(&cfg);
   cfg.max_message_size =
       (uint64_t)opt_field_number(L, 1, "max_message_size", (double)cfg.max_message_size);
+  if (cfg.max_message_size == 0 || cfg.max_message_size > NX_MESSAGE_MAX)
+    cfg.max_message_size = NX_MESSAGE_MAX;
   cfg.max_header_size =
       (size_t)opt_field_number(L, 1, "max_header_size", (double)cfg.max_header_size);
   cfg.handshake_timeout = (uint64_t)(1000 * opt_field_number(L, 1, "handshake_timeout",

@@ -23,9 +23,13 @@ typedef struct nx_http_s nx_http_t;
 typedef struct nx_msg_s nx_msg_t;
 typedef struct nx_watchdog_s nx_watchdog_t;
 
+/* A message becomes one Lua string, and LuaJIT's stop short of 2 GiB: the
+ * largest message, whatever --max-message-size says (0 included). */
+#define NX_MESSAGE_MAX 0x7fffff00u
+
 /* Settings of a listener (one app); every limit has a default in listener.c. */
 typedef struct {
-  uint64_t max_message_size;  /* bytes; over it the peer gets 1009 */
+  uint64_t max_message_size;  /* bytes; over it the peer gets 1009 (NX_MESSAGE_MAX at most) */
   size_t max_header_size;     /* bytes of request head; over it 431 */
   uint64_t handshake_timeout; /* ms from accept to a complete request */
   uint64_t close_timeout;     /* ms to wait for the peer's close reply */

@@ -16,6 +16,22 @@ typedef struct {
   size_t frame_off;
 } nx_wreq_t;
 
+/* uv_write of len bytes at base, in buffers of NX_STREAM_CHUNK at most
+ * (libuv copies the array). */
+static int write_chunks(uv_write_t *req, uv_stream_t *s, char *base, size_t len, uv_write_cb cb) {
+  uv_buf_t one[4], *b = one;
+  size_t n = (len + NX_STREAM_CHUNK - 1) / NX_STREAM_CHUNK, i;
+  int w;
+  if (n > sizeof(one) / sizeof(one[0]) && !(b = (uv_buf_t *)malloc(n * sizeof(*b))))
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++, base += NX_STREAM_CHUNK, len -= NX_STREAM_CHUNK)
+    b[i] = uv_buf_init(base, len > NX_STREAM_CHUNK ? NX_STREAM_CHUNK : (unsigned)len);
+  w = uv_write(req, s, b, (unsigned)n, cb);
+  if (b != one)
+    free(b);
+  return w;
+}
+
 int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra,
                     uv_write_t **reqp, uv_write_cb cb, void *data) {
   uv_buf_t b[1 + NX_STREAM_MAX_EXTRA];
@@ -26,9 +42,10 @@ int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsign
   if (nextra > NX_STREAM_MAX_EXTRA)
     return UV_EINVAL;
   if (queued)
-    b[n++] = uv_buf_init((char *)src->data + src->off, (unsigned)queued);
-  for (i = 0; i < nextra; i++)
-    b[n++] = extra[i];
+    b[n++] = uv_buf_init((char *)src->data + src->off,
+                         queued > NX_STREAM_CHUNK ? NX_STREAM_CHUNK : (unsigned)queued);
+  for (i = 0; i < nextra && queued <= NX_STREAM_CHUNK; i++)
+    b[n++] = extra[i]; /* (after a part of src only, they would leave before its rest) */
   w = n ? uv_try_write(s, b, n) : 0;
   if (w == UV_EAGAIN || w == UV_ENOSYS)
     w = 0;
@@ -55,8 +72,7 @@ int nx_stream_write(uv_stream_t *s, nx_buf_t *src, const uv_buf_t *extra, unsign
   memset(src, 0, sizeof(*src));
   wr->frame = NULL;
   wr->req.data = data;
-  b[0] = uv_buf_init((char *)wr->buf.data + wr->buf.off, (unsigned)nx_buf_size(&wr->buf));
-  w = uv_write(&wr->req, s, b, 1, cb);
+  w = write_chunks(&wr->req, s, (char *)wr->buf.data + wr->buf.off, nx_buf_size(&wr->buf), cb);
   if (w) {
     *src = wr->buf; /* the bytes go back where they were */
     free(wr);

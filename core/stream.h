@@ -11,6 +11,9 @@
 #include "shared_frame.h"
 
 #define NX_STREAM_MAX_EXTRA 2
+/* Bytes in one uv_buf_t at most: its length is 32 bits, and a queue may
+ * hold more (a --write-limit over 4 GiB). */
+#define NX_STREAM_CHUNK (1u << 30)
 
 /* Writes src, then the nextra buffers of extra (the caller's, used only
  * during the call: a large frame goes out without a copy), to s in one

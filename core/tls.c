@@ -162,7 +162,8 @@ int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_bu
 
 int nx_tls_write(nx_tls_t *t, nx_buf_t *plain, nx_buf_t *out) {
   while (nx_buf_size(plain) > 0) {
-    int r = SSL_write(t->ssl, plain->data + plain->off, (int)nx_buf_size(plain));
+    size_t n = nx_buf_size(plain) > (1u << 30) ? (1u << 30) : nx_buf_size(plain);
+    int r = SSL_write(t->ssl, plain->data + plain->off, (int)n);
     if (r <= 0) {
       if (fatal(t, r))
         return -1;

@@ -202,6 +202,19 @@ describe("conformance 9.x limits", function()
       c:expect_failure(1009, 3)
     end)
 
+    -- A message is one Lua string, and LuaJIT's strings stop short of 2 GiB:
+    -- "no limit" (0) is that limit, decided from the header too.
+    it("--max-message-size 0: fails a 2 GiB frame header with 1009 before the payload is sent",
+      function()
+      local none = server.start(APP, { "--max-message-size", "0" })
+      finally(function() none:stop() end)
+      local c = rawws.connect(none.port, "/ws")
+      clients[#clients + 1] = c
+      assert.equal(101, c.status)
+      c:send_frame { opcode = OP.BINARY, length_override = 2 ^ 31, header_only = true }
+      c:expect_failure(1009, 3)
+    end)
+
     it("fails a fragmented message whose second fragment header exceeds the limit with 1009",
       function()
       local c = open(small)

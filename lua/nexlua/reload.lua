@@ -155,6 +155,16 @@ function reload.new(path, holder, lifecycle)
     again = false,
   }
 
+  --- Says, once, that the reload under way will not finish: the server is
+  -- shutting down (serve calls it at the signal: the process may end before
+  -- the reload's task runs again).
+  function self.abandon()
+    if self.busy and not self.abandoned then
+      self.abandoned = true
+      log.info("reload of %s abandoned: the server is shutting down", path)
+    end
+  end
+
   --- Reloads now (in a task). Returns true on success.
   function self.reload(why)
     if self.stopping then return false end -- no new generation while shutting down
@@ -235,7 +245,7 @@ function reload.new(path, holder, lifecycle)
         log.warn("the reloaded app has no routes: every new request gets HTTP 404")
       end
     elseif self.stopping then
-      log.info("reload of %s abandoned: the server is shutting down", path)
+      self.abandon()
     else
       log.error("reload of %s failed, still serving the previous version: %s", path, tostring(err))
     end

@@ -118,10 +118,33 @@ describe("the endpoints' defaults and values", function()
     end
   end)
 
-  it("the same path for both: refused at the start", function()
+  it("the same path for both: refused with the other flags, at App{...}, or before the startup hooks", function()
     local code, out, err = proc.run({ BIN, APP, "--port", "0", "--health-path", "/h", "--metrics-path", "/h" }, 10)
+    assert.equal(2, code, out .. err)
+    assert.matches("options --health-path and --metrics-path are both /h: give them different paths", err, 1, true)
+    local dir = proc.tmpdir()
+    finally(function() proc.rmdir(dir) end)
+    local function app_file(name, opts)
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(([[
+local nexlua = require "nexlua"
+local app = nexlua.App(%s)
+app:on_startup(function() nexlua.log.info("hook ran") end)
+return app
+]]):format(opts))
+      f:close()
+      return dir .. "/" .. name
+    end
+    code, out, err = proc.run({ BIN, app_file("both.lua", '{ health_path = "/h", metrics_path = "/h" }'),
+      "--port", "0" }, 10)
     assert.equal(1, code, out .. err)
-    assert.matches("--health-path and --metrics-path are both /h: give them different paths", out .. err, 1, true)
+    assert.matches("both.lua:2: App: health_path and metrics_path are both /h", err, 1, true)
+    -- one from App{...}, the other from a flag: before any hook runs
+    code, out, err = proc.run({ BIN, app_file("mixed.lua", '{ health_path = "/h" }'), "--port", "0",
+      "--metrics-path", "/h" }, 10)
+    assert.equal(1, code, out .. err)
+    assert.matches("--health-path and --metrics-path are both /h", err, 1, true)
+    assert.falsy(err:find("hook ran", 1, true), err)
   end)
 
   it("--workers 2: each worker answers with its own counters, labelled with its number", function()

@@ -91,6 +91,8 @@ describe("reload and the app's lifecycle", function()
       assert.equal(1, R.count(log, "hook: shutdown v1 %(reload%)"), log)
       assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
       assert.equal(0, R.reload_count(s), log)
+      assert.equal(1, R.count(log, "INFO reload of [^\n]*app%.lua abandoned: the server is shutting down"),
+        log)
     end)
 
   -- (the old app's shutdown hooks for the reload take 1 s: the SIGTERM
@@ -114,6 +116,8 @@ return app
       assert(s:signal("TERM"))
       assert(s:wait_log("INFO reload of [^\n]*app%.lua abandoned: the server is shutting down", 5),
         s:log())
+      R.sleep(1.2) -- the old app's hooks are over: the reload's task does not say it again
+      assert.equal(1, R.count(s:log(), "abandoned"), s:log())
       assert.equal(0, R.count(s:log(), "still serving the previous version"), s:log())
       assert.equal(0, R.count(s:log(), "hook: startup v2"), s:log())
     end)

@@ -172,6 +172,8 @@ function cli.parse(argv)
     local ok, err = require("nexlua.private.redis").parse_url(opts.redis)
     if not ok then return nil, "option --redis: " .. err end
   end
+  local same = options.same_paths(opts.health_path, opts.metrics_path, "options --health-path and --metrics-path")
+  if same then return nil, same end
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
     -- (the flags are checked before the app is loaded: one does not pair
     -- with the other file given in App{...})

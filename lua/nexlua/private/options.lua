@@ -157,6 +157,16 @@ function options.check_app(opts, level)
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
     error(opts.tls_cert and "App: tls_cert needs tls_key" or "App: tls_key needs tls_cert", level + 1)
   end
+  local same = options.same_paths(opts.health_path, opts.metrics_path, "health_path and metrics_path")
+  if same then error("App: " .. same, level + 1) end
+end
+
+--- The message for a health path equal to the metrics path (names: how
+-- the caller calls the two), or nil.
+function options.same_paths(health, metrics, names)
+  if health and health == metrics then
+    return format("%s are both %s: give them different paths", names, health)
+  end
 end
 
 --- Checks ws_route's options (middleware is checked by the caller).

@@ -4,6 +4,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local tasks = require "nexlua.tasks"
+local options = require "nexlua.private.options"
 local waiting = require "nexlua.private.waiting"
 local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
@@ -163,10 +164,8 @@ function serve.listen(target, opts)
   local app = target.router and target or target.app
   local o = {}
   for _, k in ipairs(LISTEN_OPTIONS) do o[k] = listen_option(opts, app, k) end
-  if o.health_path and o.health_path == o.metrics_path then
-    return nil, format("--health-path and --metrics-path are both %s: give them different paths",
-      o.health_path)
-  end
+  local same = options.same_paths(o.health_path, o.metrics_path, "--health-path and --metrics-path")
+  if same then return nil, same end
   o.worker_id = require("nexlua").worker_id
   local entry, finish = serve.entry(target)
   return core.listen(o, entry, finish)
@@ -285,7 +284,10 @@ function serve.run(app, opts)
       os.exit(1)
     end
     stopping = true
-    if reloader then reloader.stopping = true end
+    if reloader then
+      reloader.stopping = true
+      reloader.abandon()
+    end
     log.info("%s received: shutting down (grace period %g s)", signame, grace)
     if listener then listener:close() end
     core.close_all(1001, "server shutting down")
@@ -313,8 +315,17 @@ function serve.run(app, opts)
 
   core.on_signal(shutdown)
   local function start()
-    -- TLS files that cannot be loaded fail the start before the startup
-    -- hooks run (a port in use is found once they have: see on_startup).
+    -- One path from a flag, the other from App{...}, the same: found before
+    -- the startup hooks run, as TLS files that cannot be loaded are (a port
+    -- in use is found once they have: see on_startup).
+    local same = options.same_paths(listen_option(opts, holder.app, "health_path"),
+      listen_option(opts, holder.app, "metrics_path"), "--health-path and --metrics-path")
+    if same then
+      log.error("%s", same)
+      exit_code = 1
+      core.stop()
+      return
+    end
     local cert, key = listen_option(opts, holder.app, "tls_cert"), listen_option(opts, holder.app, "tls_key")
     if cert and key then
       local ok, why = core.tls_check(cert, key)

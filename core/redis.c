@@ -60,6 +60,9 @@ typedef struct {
   uint8_t refused;       /* a refused PUBLISH was logged on this connection */
   uint8_t busy;          /* a command was sent since the last keepalive tick */
   uint8_t addr;          /* the address (r->addrs) tried or connected to */
+  uint8_t malformed;     /* a reply out of protocol ended this connection */
+  uint8_t shape;         /* the reply being read is a pub/sub one: its shape is checked */
+  uint8_t unsub;         /* ... and an (un)subscribe confirmation's count must follow */
   uint8_t tried;         /* addresses that failed to connect in this round */
   char why[96];          /* the reason of the outage last logged */
 } link_t;
@@ -146,6 +149,117 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop) {
   ac->ev.data = p;
   return REDIS_OK;
 }
+
+/* ---- Replies out of protocol -------------------------------------------
+ * hiredis 0.14 asserts, and so aborts the whole server, on a reply it has
+ * no callback for and on a pub/sub reply of another shape than Redis's: a
+ * broken or hostile server, or a tampered connection, would cut every
+ * client. Its reader builds replies with these functions instead of its
+ * own, and they refuse such a reply as it is read: the reader fails, hiredis
+ * ends the connection, and the link logs it and retries. */
+static int reply_expected(const redisReadTask *t, int type, const char *str, size_t len) {
+  link_t *l = (link_t *)t->privdata;
+  redisAsyncContext *ac = l ? l->ac : NULL;
+  if (!ac)
+    return 0;
+  if (!t->parent) {
+    l->shape = l->unsub = 0;
+    if (ac->replies.head || type == REDIS_REPLY_ERROR)
+      return 1; /* a command's answer, or an error (hiredis ends the connection) */
+    if (!(ac->c.flags & REDIS_SUBSCRIBED))
+      return 0; /* nobody asked */
+    if (type != REDIS_REPLY_ARRAY)
+      return 1; /* hiredis drops it */
+    l->shape = 1;
+    return 1; /* (its length is checked by make_array) */
+  }
+  if (!l->shape || t->parent->parent)
+    return 1;
+  /* [kind, channel, count or data], as Redis sends them */
+  if (t->idx == 0) {
+    l->unsub = type == REDIS_REPLY_STRING && ((len == 11 && memcmp(str, "unsubscribe", 11) == 0) ||
+                                              (len == 12 && memcmp(str, "punsubscribe", 12) == 0));
+    return type == REDIS_REPLY_STRING && len > 0;
+  }
+  if (t->idx == 1)
+    return type == REDIS_REPLY_STRING;
+  return !l->unsub || type == REDIS_REPLY_INTEGER;
+}
+
+static void *refuse(const redisReadTask *t) {
+  ((link_t *)t->privdata)->malformed = 1;
+  return NULL; /* the reader fails ("out of memory": the link says why) */
+}
+
+/* A reply of type, linked into its array (once it is whole). */
+static redisReply *reply_new(int type) {
+  redisReply *r = (redisReply *)calloc(1, sizeof(*r));
+  if (r)
+    r->type = type;
+  return r;
+}
+
+static void *reply_link(const redisReadTask *t, redisReply *r) {
+  if (t->parent)
+    ((redisReply *)t->parent->obj)->element[t->idx] = r;
+  return r;
+}
+
+static void *make_string(const redisReadTask *t, char *str, size_t len) {
+  redisReply *r;
+  if (!reply_expected(t, t->type, str, len))
+    return refuse(t);
+  if (!(r = reply_new(t->type)))
+    return NULL;
+  if (!(r->str = (char *)malloc(len + 1))) {
+    free(r);
+    return NULL;
+  }
+  memcpy(r->str, str, len);
+  r->str[len] = '\0';
+  r->len = (int)len;
+  return reply_link(t, r);
+}
+
+static void *make_array(const redisReadTask *t, int elements) {
+  redisReply *r;
+  if (!reply_expected(t, REDIS_REPLY_ARRAY, NULL, 0) ||
+      (!t->parent && ((link_t *)t->privdata)->shape && elements != 3))
+    return refuse(t);
+  if (!(r = reply_new(REDIS_REPLY_ARRAY)))
+    return NULL;
+  if (elements > 0 &&
+      !(r->element = (redisReply **)calloc((size_t)elements, sizeof(*r->element)))) {
+    free(r);
+    return NULL;
+  }
+  r->elements = (size_t)(elements > 0 ? elements : 0);
+  return reply_link(t, r);
+}
+
+static void *make_integer(const redisReadTask *t, long long v) {
+  redisReply *r;
+  if (!reply_expected(t, REDIS_REPLY_INTEGER, NULL, 0))
+    return refuse(t);
+  if (!(r = reply_new(REDIS_REPLY_INTEGER)))
+    return NULL;
+  r->integer = v;
+  return reply_link(t, r);
+}
+
+static void *make_nil(const redisReadTask *t) {
+  redisReply *r;
+  if (!reply_expected(t, REDIS_REPLY_NIL, NULL, 0))
+    return refuse(t);
+  if (!(r = reply_new(REDIS_REPLY_NIL)))
+    return NULL;
+  return reply_link(t, r);
+}
+
+static void free_reply(void *r) { freeReplyObject(r); }
+
+static redisReplyObjectFunctions checked_replies = {make_string, make_array, make_integer, make_nil,
+                                                    free_reply};
 
 static const char *chan_name(nx_redis_t *r, const char *topic, size_t tlen, size_t *clen) {
   size_t plen = sizeof(NX_REDIS_PREFIX) - 1;
@@ -338,7 +452,9 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   if (!l || l->ac != ac)
     return;     /* one we freed ourselves */
   l->ac = NULL; /* hiredis frees it */
-  link_retry(l, ac->errstr[0] ? ac->errstr : "the connection was closed");
+  link_retry(l, l->malformed    ? "a reply out of Redis's protocol (is it Redis?)"
+                : ac->errstr[0] ? ac->errstr
+                                : "the connection was closed");
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv) {
@@ -409,6 +525,9 @@ static void link_connect(link_t *l) {
     return;
   }
   ac->data = l;
+  l->malformed = 0;
+  ac->c.reader->fn = &checked_replies;
+  ac->c.reader->privdata = l;
   redisEnableKeepAlive(&ac->c);
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);

@@ -377,6 +377,32 @@ describe("--redis", function()
     assert.equal(0, redis_stats(b1).dropped)
   end)
 
+  -- hiredis 0.14 aborts on such replies when left to itself (core/redis.c
+  -- reads them with functions of its own that refuse them).
+  for _, mode in ipairs({ "nilchan", "empty", "intkind", "unsubnil", "extra" }) do
+    it("a reply out of Redis's protocol (" .. mode .. "): the connection is dropped and retried, " ..
+      "the server serves on", function()
+      local rogue = redis.rogue(mode)
+      finally(rogue.stop)
+      local a = node({ "--redis", rogue.url })
+      local a1 = join(a, "rogue")
+      if mode == "extra" then
+        a1:send_text("all:once")
+        recv(a1, "once")
+        recv(a1, "sent 1")
+      end
+      assert(a:wait_log("WARN Redis [^\n]*: a reply out of Redis's protocol %(is it Redis%?%)", 10), a:log())
+      -- still serving: the subscriber, and a new connection
+      a1:send_text("all:after")
+      recv(a1, "after")
+      recv(a1, "sent 1")
+      local a2 = join(a, "other")
+      a2:send_text("state")
+      recv(a2, "topics other n=1 sub=true")
+      assert.is_true(a:alive())
+    end)
+  end
+
   it("Redis not answering at start-up: a clear error and exit status 1", function()
     local port = r.port
     r:stop()

@@ -106,6 +106,25 @@ function Redis:reset_proxy()
   }
 end
 
+--- A server on a free port that answers like Redis and then breaks its
+-- protocol in one way (spec/helpers/rogue_redis.py, MODE); :stop() ends it.
+function M.rogue(mode)
+  local port, dir = free_port(), proc.tmpdir()
+  local inner = string.format("/usr/bin/python3 spec/helpers/rogue_redis.py %d %s >%s 2>&1 & echo $! >%s; wait $!",
+    port, mode, proc.shquote(dir .. "/log"), proc.shquote(dir .. "/pid"))
+  assert(proc.exec_ok("sh -c " .. proc.shquote(inner) .. " >/dev/null 2>&1 &"), "cannot start the rogue Redis")
+  local pid = proc.poll(function() return tonumber(proc.read_file(dir .. "/pid") or "") end, 5)
+  assert(pid and proc.poll(function() return (proc.read_file(dir .. "/log") or ""):find("ready", 1, true) end, 10),
+    "the rogue Redis did not start: " .. tostring(proc.read_file(dir .. "/log")))
+  return {
+    url = "redis://127.0.0.1:" .. port,
+    stop = function()
+      if not gone(pid) then proc.exec_ok("kill -TERM " .. pid .. " 2>/dev/null") end
+      proc.rmdir(dir)
+    end,
+  }
+end
+
 function Redis:stop()
   if self.stopped then return end
   self.stopped = true

@@ -40,8 +40,9 @@ struct nx_http_s {
   const char *error; /* why the request was refused (static text), for the log */
   int complete;
   int headers_done;
-  int continue_checked;              /* Expect: 100-continue was looked at */
-  int value_open;                    /* the last value piece ran to the end of its input */
+  int continue_checked; /* Expect: 100-continue was looked at */
+  int value_open;       /* the last value piece ran to the end of its input */
+  int blank_line_end;   /* the input so far ends in a line end and blanks (see on_header_value) */
   const char *exec_start, *exec_end; /* the input of the llhttp_execute running */
   nx_hdr_t hdr_small[16];
 };
@@ -129,6 +130,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   if (h->nheaders == 0)
     return -1;
   if (h->last != EL_VALUE) {
+    /* A first piece after a line end: the value's first line was empty
+     * ("Connection:" CRLF " Upgrade"), a fold too. */
+    const char *b = at;
+    while (b > h->exec_start && (b[-1] == ' ' || b[-1] == '\t'))
+      b--;
+    if (n && (b > h->exec_start ? b[-1] == '\n' : h->blank_line_end)) { /* (n: an empty value) */
+      h->obs_fold = 1;
+      return -1;
+    }
     h->h[h->nheaders - 1].value_off = (uint32_t)h->len;
     h->last = EL_VALUE;
   } else if (!h->value_open || at != h->exec_start) {
@@ -213,7 +223,19 @@ void nx_http_destroy(void *p) {
 
 const char *nx_http_error(const nx_http_t *h) { return h->error ? h->error : "too large"; }
 
+static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len);
+
 int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
+  int r = feed(h, data, len, tail, tail_len);
+  const char *e = data + len;
+  while (e > data && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  if (e > data)
+    h->blank_line_end = e[-1] == '\n';
+  return r;
+}
+
+static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
   llhttp_errno_t err;
   size_t used, before = h->seen;
 

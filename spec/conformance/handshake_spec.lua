@@ -289,6 +289,27 @@ describe("conformance: opening handshake", function()
       assert.equal(400, (c:read_http_response()))
     end)
 
+    -- The same when the value's first line is empty: "Connection:" CRLF " Upgrade"
+    -- (the fold's line is then the value's first piece), in one read or split
+    -- at every byte around the fold.
+    it("answers 400 for a folded value whose first line is empty", function()
+      local text = request():gsub("Connection: Upgrade\r\n", "Connection:\r\n Upgrade\r\n")
+      assert.truthy(text:find("Connection:\r\n Upgrade", 1, true))
+      assert.equal(400, (http(text)))
+      local at = text:find("\r\n Upgrade", 1, true)
+      for cut = at - 1, at + 4 do
+        local c = track(rawws.open_tcp(s.port))
+        c:send_raw(text:sub(1, cut))
+        socket.sleep(0.02)
+        c:send_raw(text:sub(cut + 1))
+        assert.equal(400, (c:read_http_response()), "split after byte " .. cut)
+      end
+      -- a value that is only blanks, then a line of its own: the same
+      assert.equal(400, (http((request():gsub("\r\n\r\n$", "\r\nX-Foo: \r\n\tb\r\n\r\n")))))
+      -- an empty value followed by the next header is no fold
+      assert.equal(101, (http((request():gsub("\r\n\r\n$", "\r\nX-Empty:\r\nX-Next: 1\r\n\r\n")))))
+    end)
+
     -- RFC 9112 §6.3: a Transfer-Encoding whose final coding is not chunked.
     for _, te in ipairs({ "gzip", "xchunked", "identity", "chunked, gzip" }) do
       it("answers 400 for Transfer-Encoding: " .. te, function()

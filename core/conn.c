@@ -225,17 +225,20 @@ void nx_conn_really_close(nx_conn_t *c) {
   nx_conn_wake_waiters(c);
 }
 
-/* Our bytes not yet taken by the peer: libuv's queue (a write in flight)
- * and the kernel's send queue (SIOCOUTQ: sent but not acknowledged, or not
- * sent yet), where most of a backlog waits on a fast network. */
-static size_t unsent_bytes(nx_conn_t *c) {
-  size_t n = c->tcp.write_queue_size;
+/* Our bytes the peer has taken (mod 2^32): those the socket took from us
+ * (c->handed, counted as they go) less those still in the kernel's send
+ * queue (SIOCOUTQ: not sent, or sent and not acknowledged). It grows while
+ * the peer reads, however fast we queue more. */
+static uint32_t acked_bytes(nx_conn_t *c, int *backlog) {
+  uint32_t n = c->handed;
+  int q = 0;
 #ifdef SIOCOUTQ
   uv_os_fd_t fd;
-  int q = 0;
-  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0)
-    n += (size_t)q;
+  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &q) != 0 || q < 0)
+    q = 0;
+  n -= (uint32_t)q;
 #endif
+  *backlog = q > 0 || nx_conn_buffered_all(c) > 0;
   return n;
 }
 
@@ -246,13 +249,18 @@ static size_t unsent_bytes(nx_conn_t *c) {
  * behind what it has still to read. */
 static void heartbeat(nx_conn_t *c) {
   uint64_t now = uv_now(c->rt->loop), idle;
-  size_t unsent = unsent_bytes(c);
-  uint32_t queued = unsent > UINT32_MAX ? UINT32_MAX : (uint32_t)unsent;
-  if (queued < c->wq_mark) {
+  int backlog;
+  uint32_t acked = acked_bytes(c, &backlog);
+  /* Taken from a backlog: the peer reads (however fast we queue more).
+   * Without one, what it acknowledges may be our ping, which its kernel
+   * takes for an app that reads nothing. (Equal after exactly 4 GiB: too
+   * rare to matter.) */
+  if (acked != c->acked_mark && c->had_backlog) {
     c->last_rx = now;
     c->ping_outstanding = 0;
   }
-  c->wq_mark = queued;
+  c->acked_mark = acked;
+  c->had_backlog = (uint8_t)backlog;
   if (c->paused && !c->writer) {
     /* Reads are stopped because our app is behind, not the peer: its
      * answers wait unread in the socket. Count it as alive. (Not when the

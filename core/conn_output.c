@@ -59,6 +59,20 @@ static int out_reserve(nx_rt_t *rt, nx_buf_t *b, size_t n) {
 
 static void on_write(uv_write_t *req, int status);
 
+/* nx_stream_write to the connection's socket, counting what the socket
+ * took (c->handed, for the heartbeat: see acked_bytes in conn.c). */
+static int conn_write(nx_conn_t *c, nx_buf_t *src, const uv_buf_t *extra, unsigned nextra) {
+  size_t before = nx_buf_size(src);
+  unsigned i;
+  int r;
+  for (i = 0; i < nextra; i++)
+    before += extra[i].len;
+  r = nx_stream_write((uv_stream_t *)&c->tcp, src, extra, nextra, &c->wreq, on_write, c);
+  if (r >= 0)
+    c->handed += (uint32_t)(before - (r ? nx_stream_pending(c->wreq) : 0));
+  return r;
+}
+
 /* ---- Shared frames --------------------------------------------------- *
  * A connection whose socket is full (a write in flight) queues a large
  * shared frame by reference: its output is then the write in flight, the
@@ -148,10 +162,14 @@ static int flush_segs(nx_conn_t *c) {
     nx_seg_t *s;
     size_t w;
     int r;
-    for (s = c->segq->head; s && n < NX_SEG_IOV; s = s->next)
-      b[n++] = s->frame ? uv_buf_init((char *)s->frame->data + s->off, (unsigned)seg_size(s))
-                        : uv_buf_init((char *)s->buf.data + s->buf.off, (unsigned)seg_size(s));
-    if (!s && nx_buf_size(&c->out))
+    int cut = 0;
+    for (s = c->segq->head; s && n < NX_SEG_IOV && !cut; s = s->next) {
+      /* One over a chunk goes last, in part (its rest would be overtaken) */
+      size_t len = seg_size(s) > NX_STREAM_CHUNK ? (cut = 1, NX_STREAM_CHUNK) : seg_size(s);
+      b[n++] = s->frame ? uv_buf_init((char *)s->frame->data + s->off, (unsigned)len)
+                        : uv_buf_init((char *)s->buf.data + s->buf.off, (unsigned)len);
+    }
+    if (!s && !cut && nx_buf_size(&c->out))
       b[n++] = uv_buf_init((char *)c->out.data + c->out.off, /* last: a part of it may go */
                            nx_buf_size(&c->out) > NX_STREAM_CHUNK ? NX_STREAM_CHUNK
                                                                   : (unsigned)nx_buf_size(&c->out));
@@ -160,6 +178,7 @@ static int flush_segs(nx_conn_t *c) {
       r = 0;
     if (r < 0)
       return r;
+    c->handed += (uint32_t)r;
     for (w = (size_t)r; c->segq && w >= seg_size(c->segq->head);) {
       w -= seg_size(c->segq->head);
       seg_free(c->rt, seg_pop(c));
@@ -182,7 +201,7 @@ static int flush_segs(nx_conn_t *c) {
       if (r > 0)
         s->frame = NULL; /* the write holds the reference now */
     } else {
-      r = nx_stream_write(stream, &s->buf, NULL, 0, &c->wreq, on_write, c);
+      r = conn_write(c, &s->buf, NULL, 0);
     }
     seg_free(c->rt, s);
     if (r < 0)
@@ -205,6 +224,8 @@ size_t nx_conn_buffered_all(const nx_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
   nx_conn_t *c = (nx_conn_t *)req->data;
+  if (status >= 0)
+    c->handed += (uint32_t)nx_stream_pending(req);
   nx_stream_done(req); /* only a write the socket could not take at once has one */
   c->wreq = NULL;
   if (c->closing_handles)
@@ -217,7 +238,6 @@ static void on_write(uv_write_t *req, int status) {
   /* The peer read what the socket could not take: a sign of life. */
   c->last_rx = uv_now(c->rt->loop);
   c->ping_outstanding = 0;
-  c->wq_mark = 0;
   nx_conn_flush(c);
   nx_rt_run_ready(c->rt);
 }
@@ -258,7 +278,7 @@ void nx_conn_flush(nx_conn_t *c) {
     if (c->end_after_flush && (!c->tls || nx_buf_size(&c->out) == 0))
       r = nx_stream_write_last((uv_stream_t *)&c->tcp, src);
     if (r == 0)
-      r = nx_stream_write((uv_stream_t *)&c->tcp, src, NULL, 0, &c->wreq, on_write, c);
+      r = conn_write(c, src, NULL, 0);
     if (r < 0) {
       nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
       nx_conn_really_close(c);
@@ -304,7 +324,7 @@ static int send_direct(nx_conn_t *c, const uint8_t *hdr, size_t hlen, const void
   int r;
   extra[0] = uv_buf_init((char *)hdr, (unsigned)hlen);
   extra[1] = uv_buf_init((char *)data, (unsigned)len);
-  r = nx_stream_write((uv_stream_t *)&c->tcp, &c->out, extra, 2, &c->wreq, on_write, c);
+  r = conn_write(c, &c->out, extra, 2);
   if (r < 0) {
     nx_log(NX_LOG_DEBUG, "write failed: %s", uv_strerror(r));
     nx_conn_really_close(c);

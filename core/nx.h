@@ -231,6 +231,7 @@ struct nx_conn_s {
   uint8_t ip_counted;       /* counted in the listener's per-IP caps, under ip */
   uint8_t tls_closed;       /* our close_notify is queued */
   uint8_t close_reason_len; /* (a reason may hold NUL: it is UTF-8) */
+  uint8_t had_backlog;      /* bytes of ours waited at the last heartbeat */
   uint8_t pmd_offered;      /* the request carried an acceptable permessage-deflate offer */
   uint8_t deflate;          /* permessage-deflate is on for this connection */
   uint8_t pmd_bits;         /* our compressor's window (server_max_window_bits) */
@@ -242,9 +243,10 @@ struct nx_conn_s {
   uint32_t fragments;       /* frames of the message being assembled */
   uint32_t ping_interval, ping_timeout; /* this connection's heartbeat */
   int box_ref;
-  uint32_t wq_mark;   /* our unsent bytes at the last heartbeat (at most 4 GiB counted) */
-  uint64_t last_rx;   /* loop time of the last sign of life: bytes read, or ours written */
-  uint64_t ping_sent; /* (while lingering: the loop time it ends at the latest) */
+  uint32_t handed;     /* bytes the socket took from us (mod 2^32) */
+  uint32_t acked_mark; /* handed less those unacknowledged, at the last heartbeat */
+  uint64_t last_rx;    /* loop time of the last sign of life: bytes read, or ours written */
+  uint64_t ping_sent;  /* (while lingering: the loop time it ends at the latest) */
   char *close_reason;
   nx_http_t *http;   /* request parser; freed at the upgrade */
   nx_buf_t *pending; /* bytes after the request or while paused, or NULL (conn.c) */

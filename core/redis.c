@@ -12,20 +12,22 @@
  * back (backoff reset, "connected again" logged, the outage over) once it
  * has stayed up for STABLE_MS: a Redis that accepts and then ends the
  * connection (a SUBSCRIBE an ACL refuses) is retried with the growing
- * backoff and logged once, not every 0.1 s. While up, a connection that
- * would otherwise be idle sends a PING each KEEPALIVE_MS, so that Redis's
- * `timeout` never closes it (a subscribed connection is exempt from it).
+ * backoff and logged once, not every 0.1 s. While up, a connection sends
+ * a PING each KEEPALIVE_MS, so that Redis's `timeout` never closes it (a
+ * subscribed connection is exempt from it, and sends none).
  *
  * hiredis frees a context itself after its connect or disconnect callback
  * reports a failure, and calls the disconnect callback from
  * redisAsyncFree() too; so a link forgets its context (l->ac = NULL)
  * before anything frees it, and a callback whose context is not the link's
  * current one has nothing to do. */
+#include <ctype.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "nx.h"
@@ -38,7 +40,7 @@
 #define CONNECT_TIMEOUT 5000 /* ms for an attempt on the loop */
 #define CHECK_TIMEOUT 3      /* s for the blocking check at start-up */
 #define STABLE_MS 1000       /* up this long: the link counts as back */
-#define KEEPALIVE_MS 1000    /* a PING this often on an idle link */
+#define KEEPALIVE_MS 500     /* a PING this often (Redis's timeout counts whole seconds) */
 #define MAX_ADDRS 8          /* addresses of the host, tried in turn */
 
 typedef struct {
@@ -58,7 +60,6 @@ typedef struct {
   uint8_t sub;           /* the subscriber link */
   uint8_t outage;        /* down since it was up: logged once per reason */
   uint8_t refused;       /* a refused PUBLISH was logged on this connection */
-  uint8_t busy;          /* a command was sent since the last keepalive tick */
   uint8_t addr;          /* the address (r->addrs) tried or connected to */
   uint8_t malformed;     /* a reply out of protocol ended this connection */
   uint8_t shape;         /* the reply being read is a pub/sub one: its shape is checked */
@@ -76,8 +77,10 @@ struct nx_redis_s {
   char node[NX_REDIS_NODE_ID_LEN + 1];
   nx_buf_t chan, msg; /* scratch for the channel name and the message */
   nx_redis_stats_t st;
-  uint64_t dropped_logged; /* st.dropped when the last drop report was logged */
-  int dropping;            /* the drop warning was logged (DROP_DOWN or DROP_SLOW) */
+  uint64_t series; /* drops since the drop warning (the others are logged their own way) */
+  int dropping;    /* the drop warning was logged (DROP_DOWN or DROP_SLOW) */
+  nx_buf_t early;  /* publishes waiting for the first connection: [u32 len, channel, u32 len,
+                      message] each */
   int closing;
   int open_timers;
 };
@@ -177,9 +180,16 @@ static int reply_expected(const redisReadTask *t, int type, const char *str, siz
     return 1;
   /* [kind, channel, count or data], as Redis sends them */
   if (t->idx == 0) {
-    l->unsub = type == REDIS_REPLY_STRING && ((len == 11 && memcmp(str, "unsubscribe", 11) == 0) ||
-                                              (len == 12 && memcmp(str, "punsubscribe", 12) == 0));
-    return type == REDIS_REPLY_STRING && len > 0;
+    /* hiredis's reading of the kind: up to a NUL, any case, a "p" first
+     * for the pattern variant */
+    size_t k = type == REDIS_REPLY_STRING ? strnlen(str, len) : 0;
+    const char *kind = str;
+    if (k && tolower((unsigned char)kind[0]) == 'p') {
+      kind++;
+      k--;
+    }
+    l->unsub = k == 11 && strncasecmp(kind, "unsubscribe", 11) == 0;
+    return type == REDIS_REPLY_STRING && len > 0 && str[0] != '\0';
   }
   if (t->idx == 1)
     return type == REDIS_REPLY_STRING;
@@ -270,6 +280,26 @@ static const char *chan_name(nx_redis_t *r, const char *topic, size_t tlen, size
   return (const char *)r->chan.data;
 }
 
+static void count_drop(nx_redis_t *r, int why);
+static int publish_now(nx_redis_t *r, redisAsyncContext *ac, const char *chan, size_t clen,
+                       const void *msg, size_t mlen);
+
+/* The publishes that waited for the first connection of the publisher
+ * link: sent (up), or dropped (its first round of addresses failed). */
+static void early_flush(nx_redis_t *r, int send) {
+  nx_buf_t *e = &r->early;
+  while (nx_buf_size(e) >= 8) {
+    const uint8_t *p = e->data + e->off;
+    uint32_t clen, mlen;
+    memcpy(&clen, p, 4);
+    memcpy(&mlen, p + 4 + clen, 4);
+    if (!send || publish_now(r, r->pub.ac, (const char *)p + 4, clen, p + 8 + clen, mlen))
+      count_drop(r, DROP_DOWN);
+    nx_buf_consume(e, 8 + (size_t)clen + mlen);
+  }
+  nx_buf_free(e);
+}
+
 static void link_retry(link_t *l, const char *why) {
   nx_redis_t *r = l->r;
   if (r->closing)
@@ -277,6 +307,8 @@ static void link_retry(link_t *l, const char *why) {
   l->up = 0;
   l->stable = 0;
   l->fresh = 0;
+  if (!l->sub)
+    early_flush(r, 0); /* every address failed: what waited is dropped */
   if (!l->outage) {
     nx_log(NX_LOG_WARN,
            "Redis %s:%d (%s connection): %s; topics reach only this process until it is back, "
@@ -328,6 +360,7 @@ static void link_unreachable(link_t *l, const char *why) {
  * first of a series logged. */
 static void count_drop(nx_redis_t *r, int why) {
   r->st.dropped++;
+  r->series++;
   if (r->dropping)
     return;
   nx_log(NX_LOG_WARN, "Redis %s: published messages reach only this process's subscribers",
@@ -337,8 +370,8 @@ static void count_drop(nx_redis_t *r, int why) {
 
 static void report_drops(nx_redis_t *r) {
   nx_log(NX_LOG_INFO, "Redis: publishing again; %llu message(s) did not reach the other processes",
-         (unsigned long long)(r->st.dropped - r->dropped_logged));
-  r->dropped_logged = r->st.dropped;
+         (unsigned long long)r->series);
+  r->series = 0;
   r->dropping = DROP_NONE;
 }
 
@@ -354,12 +387,13 @@ static void link_stable(link_t *l) {
     report_drops(r);
 }
 
-/* A PING on a connection that sent nothing since the last tick (a
- * subscribed one never idles out, and takes no PING in RESP2's way). */
+/* A PING each tick, however busy the connection (a command a second is
+ * nothing, and a check of "idle since" would let the gap grow to two), but
+ * on a subscribed one: it never idles out, and takes no PING in RESP2's
+ * way. */
 static void link_keepalive(link_t *l) {
-  if (!l->busy && !(l->sub && (l->ac->c.flags & REDIS_SUBSCRIBED)))
+  if (!(l->sub && (l->ac->c.flags & REDIS_SUBSCRIBED)))
     redisAsyncCommand(l->ac, NULL, NULL, "PING");
-  l->busy = 0;
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -416,6 +450,8 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
   l->up = 1;
   l->tried = 0;
   uv_timer_start(&l->timer, on_timer, STABLE_MS, 0);
+  if (!l->sub)
+    early_flush(r, 1);
   if (!l->outage)
     nx_log(NX_LOG_DEBUG, "Redis %s:%d (%s connection): connected to %s", r->host, r->port, l->name,
            r->addrs.a[l->addr]);
@@ -426,18 +462,16 @@ static void on_ready(redisAsyncContext *ac, void *reply, void *priv) {
 static void on_published(redisAsyncContext *ac, void *reply, void *priv) {
   link_t *l = (link_t *)priv;
   redisReply *rep = (redisReply *)reply;
-  if (!rep) {
-    if (l->r->closing)
-      return;
-    /* Freed unanswered. Queued while a connection was being made that never
-     * was: dropped (after it connected, its fate is not known: counted sent). */
-    if (!(ac->c.flags & REDIS_CONNECTED)) {
-      l->r->st.published--;
-      count_drop(l->r, DROP_DOWN);
-    }
+  (void)ac;
+  if (!rep && !l->r->closing) {
+    /* The connection ended before Redis answered: most likely it never
+     * took it (a Redis frozen past its own `timeout` closes the connection
+     * as it wakes up, unread), so it is counted dropped. */
+    l->r->st.published--;
+    count_drop(l->r, DROP_DOWN);
     return;
   }
-  if (rep->type != REDIS_REPLY_ERROR)
+  if (!rep || rep->type != REDIS_REPLY_ERROR)
     return;
   l->r->st.published--;
   l->r->st.dropped++;
@@ -508,7 +542,7 @@ static void link_connect(link_t *l) {
   nx_redis_t *r = l->r;
   redisAsyncContext *ac = redisAsyncConnect(r->addrs.a[l->addr], r->port);
   char why[256];
-  l->up = l->stable = l->busy = 0;
+  l->up = l->stable = 0;
   if (!ac) {
     link_retry(l, "out of memory");
     return;
@@ -693,6 +727,16 @@ int nx_redis_start(nx_rt_t *rt, const nx_redis_opts_t *o, char *err, size_t errl
   return 0;
 }
 
+/* A PUBLISH of a message in our format (counted sent); 0, or -1. */
+static int publish_now(nx_redis_t *r, redisAsyncContext *ac, const char *chan, size_t clen,
+                       const void *msg, size_t mlen) {
+  if (redisAsyncCommand(ac, on_published, &r->pub, "PUBLISH %b %b", chan, clen, msg, mlen) !=
+      REDIS_OK)
+    return -1;
+  r->st.published++;
+  return 0;
+}
+
 void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, const void *data,
                       size_t dlen) {
   nx_redis_t *r = rt->redis;
@@ -701,15 +745,31 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
   size_t clen;
   if (!r)
     return;
-  /* Queued in hiredis while the first connection is being made: a publish
-   * of a startup hook is not lost for the moment Redis takes to answer. */
-  ac = r->pub.up || r->pub.fresh ? r->pub.ac : NULL;
+  ac = r->pub.up ? r->pub.ac : NULL;
   if (dlen > NX_REDIS_MAX_MESSAGE) {
     r->st.dropped++;
     nx_log(NX_LOG_WARN,
            "a message of %zu bytes is over %u, too large for Redis pub/sub: it reaches only "
            "this process's subscribers",
            dlen, NX_REDIS_MAX_MESSAGE);
+    return;
+  }
+  if (!ac && r->pub.fresh) {
+    /* The first connection is being made (every address of the host in
+     * turn): a publish of a startup hook waits for it, here. */
+    uint32_t c32, m32 = (uint32_t)(1 + NX_REDIS_NODE_ID_LEN + dlen);
+    if (nx_buf_size(&r->early) + dlen > NX_REDIS_MAX_QUEUED ||
+        !(chan = chan_name(r, topic, tlen, &clen))) {
+      count_drop(r, DROP_SLOW);
+      return;
+    }
+    c32 = (uint32_t)clen;
+    if (nx_buf_append(&r->early, &c32, 4) || nx_buf_append(&r->early, chan, clen) ||
+        nx_buf_append(&r->early, &m32, 4) ||
+        nx_buf_append(&r->early, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
+        nx_buf_append(&r->early, r->node, NX_REDIS_NODE_ID_LEN) ||
+        (dlen && nx_buf_append(&r->early, data, dlen)))
+      nx_buf_free(&r->early); /* out of memory: the lot is lost (not counted) */
     return;
   }
   if (!ac || sdslen(ac->c.obuf) + dlen > NX_REDIS_MAX_QUEUED) {
@@ -721,13 +781,10 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
       nx_buf_append(&r->msg, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
       nx_buf_append(&r->msg, r->node, NX_REDIS_NODE_ID_LEN) ||
       (dlen && nx_buf_append(&r->msg, data, dlen)) ||
-      redisAsyncCommand(ac, on_published, &r->pub, "PUBLISH %b %b", chan, clen, r->msg.data,
-                        r->msg.len) != REDIS_OK) {
+      publish_now(r, ac, chan, clen, r->msg.data, r->msg.len)) {
     r->st.dropped++;
     return;
   }
-  r->st.published++;
-  r->pub.busy = 1;
   nx_buf_shrink_idle(&r->msg);
   if (r->dropping == DROP_SLOW) /* (an outage's drops are reported when it is over) */
     report_drops(r);
@@ -763,6 +820,7 @@ static void on_timer_closed(uv_handle_t *h) {
     return;
   nx_buf_free(&r->chan);
   nx_buf_free(&r->msg);
+  nx_buf_free(&r->early);
   free(r->host);
   free(r->username);
   free(r->password);

@@ -159,7 +159,7 @@ function reload.new(path, holder, lifecycle)
   -- shutting down (serve calls it at the signal: the process may end before
   -- the reload's task runs again).
   function self.abandon()
-    if self.busy and not self.abandoned then
+    if self.busy and not self.committed and not self.abandoned then
       self.abandoned = true
       log.info("reload of %s abandoned: the server is shutting down", path)
     end
@@ -173,6 +173,7 @@ function reload.new(path, holder, lifecycle)
       return false
     end
     self.busy = true
+    self.committed = false -- (true once the new app serves: its on_reload hooks may still run)
     local t0 = core.hrtime()
     -- One line when it is over; one more first if it takes a while (the
     -- old app's shutdown hooks and the new one's startup hooks may).
@@ -220,6 +221,7 @@ function reload.new(path, holder, lifecycle)
     end
     if ok then
       holder.app = new
+      self.committed = true
       self.generation = self.generation + 1
       -- The listener (and its options) outlives a reload: say so when the
       -- App{...} options changed, rather than ignore them quietly.

@@ -6,6 +6,7 @@ local TestClient = require "nexlua.testing"
 local server = require "helpers.server"
 local rawws = require "helpers.rawws"
 local clock = require "helpers.clock"
+local proc = require "helpers.proc"
 
 local APP = "spec/apps/heartbeat_app.lua"
 local OP = rawws.OP
@@ -119,6 +120,33 @@ describe("heartbeat with --ping-interval 0.2 --ping-timeout 5 (a timeout longer 
       local pings = answer_pings(c, 1.5)
       assert.is_true(pings >= 4, "only " .. pings .. " pings in 1.5 s with a 0.2 s interval")
       c:close_socket()
+    end)
+    s:stop()
+    assert(ok, err)
+  end)
+end)
+
+describe("heartbeat with a subscriber reading slowly behind a backlog", function()
+  -- It reads a little under the feed's rate (spec/helpers/slow_reader.py, with a
+  -- small receive buffer: the backlog waits on the server's side) and never
+  -- reaches the ping in time: the bytes it takes from the backlog say it is
+  -- there. (Before, only a backlog that shrank did: a growing one was
+  -- failed.) Once it stops reading, the backlog stops moving and the
+  -- heartbeat fails it.
+  it("stays connected while it takes bytes, and is failed once it stops", function()
+    local s = server.start("spec/apps/feed_app.lua", { "--ping-interval", "1", "--ping-timeout", "3",
+      "--close-timeout", "0.5", "--log-level", "debug" })
+    local ok, err = pcall(function()
+      local code, out = proc.run({ "/usr/bin/python3", "spec/helpers/slow_reader.py", tostring(s.port),
+        "/sub?burst=60", "900", "7", "6" }, 30)
+      assert.equal(0, code, out)
+      local h, m, sec = out:match("^open after .* until (%d+):(%d+):([%d.]+)")
+      assert(h, out)
+      assert(s:wait_log("keepalive ping timeout", 5), "a client that stopped reading was not failed:\n" .. s:log())
+      -- and not before it stopped (its reset would reach it only behind the backlog)
+      local fh, fm, fsec = s:log():match("T(%d+):(%d+):([%d.]+)Z[^\n]*keepalive ping timeout")
+      local function secs(a, b, c) return tonumber(a) * 3600 + tonumber(b) * 60 + tonumber(c) end
+      assert.is_true(secs(fh, fm, fsec) > secs(h, m, sec), "failed while it read:\n" .. out .. "\n" .. s:log())
     end)
     s:stop()
     assert(ok, err)

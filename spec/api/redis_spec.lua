@@ -301,10 +301,17 @@ describe("--redis", function()
   end)
 
   it("each outage's dropped messages are counted when it is over, in a line of their own", function()
-    local a, b = node(), node()
+    local a, b = node({ "--max-message-size", "20000000" }), node()
     local a1 = join(a, "twice")
     join(b, "twice")
     wait_numsub("twice", 2)
+    -- a message too large for Redis is dropped too, logged on its own: not
+    -- in an outage's count
+    local big = string.rep("x", 17 * 1024 * 1024)
+    a1:send_text("all:" .. big)
+    recv(a1, big)
+    recv(a1, "sent 1")
+    assert(a:wait_log("too large for Redis pub/sub", 5), a:log())
     for round, n in ipairs({ 2, 3 }) do
       r:kill()
       assert(a:wait_log(string.rep("publisher connection%): [^\n]*retrying.-", round), 10), a:log())
@@ -318,8 +325,31 @@ describe("--redis", function()
       assert(a:wait_log(round == 1 and "publishing again; 2 message%(s%)" or
         "publishing again; 2 message%(s%).-publishing again; 3 message%(s%)", 20), a:log())
     end
-    assert.equal(5, redis_stats(a1).dropped)
+    assert.equal(6, redis_stats(a1).dropped)
     assert.equal(2, select(2, a:log():gsub("Redis is not connected", "")), a:log())
+  end)
+
+  -- Redis closes, as it wakes up, a connection idle past its timeout: the
+  -- PUBLISHes that waited are lost, and counted so.
+  it("Redis frozen past its own timeout: what waited is counted dropped, not sent", function()
+    r:cli("CONFIG", "SET", "timeout", "1")
+    local a, b = node(), node()
+    local a1 = join(a, "frozen")
+    join(b, "frozen")
+    wait_numsub("frozen", 2)
+    local before = redis_stats(a1)
+    assert(proc.exec_ok("kill -STOP " .. r.pid))
+    for i = 1, 3 do
+      a1:send_text("all:waits " .. i)
+      recv(a1, "waits " .. i)
+      recv(a1, "sent 1")
+    end
+    proc.poll(function() return false end, 2.5)
+    assert(proc.exec_ok("kill -CONT " .. r.pid))
+    assert(a:wait_log("publishing again; 3 message%(s%) did not reach", 20), a:log())
+    local after = redis_stats(a1)
+    assert.equal(before.dropped + 3, after.dropped)
+    assert.equal(before.published, after.published)
   end)
 
   it("a SUBSCRIBE an ACL refuses: retried with the backoff and logged once, not every 0.1 s", function()
@@ -343,14 +373,37 @@ describe("--redis", function()
 
   -- Debian's "localhost" is ::1 and then 127.0.0.1; core/tests/preload/
   -- fake_dns.c makes "two.nexlua.test" 127.0.0.2 and then 127.0.0.1.
-  it("a host whose first address refuses: the next one is used, quietly", function()
+  local function two_addresses()
     local dir = (os.getenv("NEXLUA_BIN") or BIN):match("^(.*)/[^/]*$") or "."
     local asan = os.getenv("ASAN_OPTIONS")
-    local a = node({ "--redis", "redis://two.nexlua.test:" .. r.port }, nil, { env = {
+    return { env = {
       LD_PRELOAD = dir .. "/libnx_fake_dns.so",
       -- the shim comes before the sanitizer's runtime in a build-asan run
       ASAN_OPTIONS = (asan and asan ~= "" and asan .. ":" or "") .. "verify_asan_link_order=0",
-    } })
+    } }
+  end
+
+  -- The workers skip the start-up check (the master made it): each of
+  -- their connections tries the addresses in turn, and a startup hook's
+  -- publishes wait through it.
+  it("--workers 2 on a host whose first address refuses: every startup publish arrives, no warning",
+    function()
+    local b = node()
+    local b1 = join(b, "boot")
+    wait_numsub("boot", 1)
+    local w = node({ "--redis", "redis://two.nexlua.test:" .. r.port, "--workers", "2" },
+      "spec/apps/redis_boot_app.lua", two_addresses())
+    local got = {}
+    for _ = 1, 10 do
+      local m = b1:recv_message(10)
+      got[m] = (got[m] or 0) + 1
+    end
+    for i = 1, 5 do assert.equal(2, got["boot:" .. i], "boot:" .. i .. " (once per worker)") end
+    assert.falsy(w:log():find("WARN", 1, true), w:log())
+  end)
+
+  it("a host whose first address refuses: the next one is used, quietly", function()
+    local a = node({ "--redis", "redis://two.nexlua.test:" .. r.port }, nil, two_addresses())
     local b = node()
     local a1, b1 = join(a, "dual"), join(b, "dual")
     wait_numsub("dual", 2)
@@ -360,13 +413,19 @@ describe("--redis", function()
     assert.falsy(a:log():find("WARN", 1, true), a:log())
   end)
 
-  it("Redis's idle timeout never closes a connection: an idle one sends a PING", function()
-    r:cli("CONFIG", "SET", "timeout", "2")
+  it("Redis's idle timeout (even 1 s) never closes a connection: each sends a PING", function()
+    r:cli("CONFIG", "SET", "timeout", "1")
     local a, b = node(), node()
     local idle = node() -- no topic: neither connection is subscribed
     local a1, b1 = join(a, "idle"), join(b, "idle")
     wait_numsub("idle", 2)
-    proc.poll(function() return false end, 4.5)
+    for i = 1, 3 do -- a publish now and then: its connection is idle in between
+      b1:send_text("all:between " .. i)
+      recv(a1, "between " .. i)
+      recv(b1, "between " .. i)
+      recv(b1, "sent 1")
+      proc.poll(function() return false end, 1.6)
+    end
     for _, n in ipairs({ a, b, idle }) do
       assert.falsy(n:log():find("WARN", 1, true), n:log())
     end
@@ -379,7 +438,7 @@ describe("--redis", function()
 
   -- hiredis 0.14 aborts on such replies when left to itself (core/redis.c
   -- reads them with functions of its own that refuse them).
-  for _, mode in ipairs({ "nilchan", "empty", "intkind", "unsubnil", "extra" }) do
+  for _, mode in ipairs({ "nilchan", "empty", "intkind", "unsubnil", "unsubcase", "punsubstr", "extra" }) do
     it("a reply out of Redis's protocol (" .. mode .. "): the connection is dropped and retried, " ..
       "the server serves on", function()
       local rogue = redis.rogue(mode)

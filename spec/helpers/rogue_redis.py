@@ -7,6 +7,8 @@ does; then, by MODE, one reply out of protocol is sent:
     empty     after a SUBSCRIBE's confirmation: an empty array
     intkind   after a SUBSCRIBE's confirmation: [1, channel, "x"]
     unsubnil  after a SUBSCRIBE's confirmation: ["unsubscribe", channel, nil]
+    unsubcase the same, written "UNSUBSCRIBE" (hiredis reads the kind in any case)
+    punsubstr after a SUBSCRIBE's confirmation: ["pUnsubscribe", channel, "0"]
     extra     after a PUBLISH's answer: a second answer nobody asked for
 
     /usr/bin/python3 spec/helpers/rogue_redis.py PORT MODE
@@ -30,6 +32,8 @@ def rogue(channel):
         "empty": b"*0\r\n",
         "intkind": b"*3\r\n:1\r\n" + bulk(channel) + bulk(b"x"),
         "unsubnil": b"*3\r\n" + bulk(b"unsubscribe") + bulk(channel) + b"$-1\r\n",
+        "unsubcase": b"*3\r\n" + bulk(b"UNSUBSCRIBE") + bulk(channel) + b"$-1\r\n",
+        "punsubstr": b"*3\r\n" + bulk(b"pUnsubscribe") + bulk(channel) + bulk(b"0"),
     }.get(mode)
 
 

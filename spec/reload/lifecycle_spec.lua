@@ -122,6 +122,29 @@ return app
       assert.equal(0, R.count(s:log(), "hook: startup v2"), s:log())
     end)
 
+  -- Once the new app serves, the reload is done: a SIGTERM while its
+  -- on_reload hooks run does not abandon it.
+  it("SIGTERM during the new app's on_reload hooks: the reload is not logged as abandoned", function()
+    R.write(dir .. "/app.lua", app_text("v1"))
+    s = R.start(dir .. "/app.lua")
+    assert(s:wait_log("hook: started v1", 5), s:log())
+    R.write(dir .. "/app.lua", (app_text("v2"):gsub("return app\n$", [[
+app:on_reload(function()
+  nexlua.log.info("hook: on_reload begins")
+  nexlua.sleep(1.5)
+end)
+return app
+]])))
+    assert(s:signal("HUP"))
+    assert(s:wait_log("hook: on_reload begins", 5), s:log())
+    assert(s:signal("TERM"))
+    local deadline = R.now() + 8
+    while s:alive() and R.now() < deadline do R.sleep(0.05) end
+    local log = s:log()
+    assert.equal(0, R.count(log, "abandoned"), log)
+    assert.equal(1, R.count(log, "hook: shutdown v2 %(shutdown%)"), log)
+  end)
+
   -- The rollback runs the old app's startup hooks again: when one of them
   -- fails too, the entry says so.
   it("a failed reload whose rollback fails too says so", function()

@@ -156,6 +156,27 @@ describe("WebSocket middleware, real process (wire and log)", function()
     assert.is_nil(log:find("%[C%]:%d"), "a C frame was given a line:\n" .. log)
   end)
 
+  -- Python keeps an exception's first traceback through a re-raise; so does
+  -- the log here: the failing line, then where a middleware raised it again.
+  for _, case in ipairs({ { "through", false }, { "reraise", true } }) do
+    it("an error out of call_next() (" .. case[1] .. "): the traceback starts at the failing line", function()
+      local before = #s:log()
+      local c = rawws.connect(s.port, "/origin/" .. case[1])
+      assert.equal(101, c.status)
+      assert.equal(1011, (c:expect_close(3)))
+      c:close_socket()
+      assert(s:wait_log("error in WebSocket handler or middleware for /origin/" .. case[1], 3), log_since(before))
+      local log = log_since(before)
+      assert.matches("stack traceback:\n%s*[^\n]*middleware_app%.lua:%d+: in function 'failing_helper'", log)
+      if case[2] then
+        assert.matches("%(re%-raised at [^\n]*middleware_app%.lua:%d+%)", log)
+        assert.matches("origin: cleanup ran", log, 1, true)
+      else
+        assert.falsy(log:find("re-raised", 1, true), log)
+      end
+    end)
+  end
+
   it("an error after accept: close 1011 and a traceback naming the route", function()
     local before = #s:log()
     local c = rawws.connect(s.port, "/mw-error-after")

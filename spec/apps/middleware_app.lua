@@ -115,4 +115,25 @@ end, {
   },
 })
 
+-- A handler failing inside a helper, behind a middleware that lets it
+-- through (/origin/through) or catches it for cleanup and re-raises it
+-- (/origin/reraise): the log names the failing line either way.
+local function failing_helper(t) return t.missing.field end
+local function failing_handler(ws)
+  ws:accept()
+  failing_helper({})
+end
+app:ws_route("/origin/through", failing_handler, {
+  middleware = { function(_, call_next) call_next() end },
+})
+app:ws_route("/origin/reraise", failing_handler, {
+  middleware = {
+    function(_, call_next)
+      local ok, err = pcall(call_next)
+      nexlua.log.info("origin: cleanup ran")
+      if not ok then error(err, 0) end -- middleware_app.lua: the re-raise
+    end,
+  },
+})
+
 return app

@@ -19,6 +19,36 @@ local box_of, state_of, route_of = WebSocket.box_of, WebSocket.state_of, WebSock
 
 local serve = {}
 
+-- Where an error that comes out of call_next() was first raised, per
+-- handler coroutine: a middleware that catches it (pcall(call_next)) and
+-- re-raises it would otherwise have its own line in the log's traceback,
+-- not the failing one (Python keeps the first). Weak: gone with the
+-- coroutine. Disconnects and cancels are never logged: not recorded.
+local origins = setmetatable({}, { __mode = "k" })
+
+local rethrow
+
+local function record_origin(e)
+  if not is_disconnect(e) and not errors.is_cancelled(e) then
+    -- Not when an inner call_next() passes it on, nor when a middleware
+    -- re-raises it into an outer one: the first raise is the one kept.
+    local co, by = coroutine.running(), getinfo(3, "fSl") -- (1: here, 2: error(), 3: its caller)
+    local known = origins[co]
+    if by and by.func == rethrow then return e end
+    if known and rawequal(known.err, e) then -- a middleware's re-raise: where
+      if by and by.currentline > 0 then known.again = format("%s:%d", by.short_src, by.currentline) end
+    else
+      origins[co] = { err = e, traceback = traceback(errors.text(e), 2) }
+    end
+  end
+  return e
+end
+
+function rethrow(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
 -- How a handler's coroutine died (err, from the core's finisher): the
 -- connection's own disconnect is the normal end, as is a cancel; anything
 -- else (another connection's disconnect included) is a bug worth a
@@ -35,6 +65,21 @@ local function failure(ws, err, co)
     msg = "a send to another connection (" .. tostring(err.websocket.path) .. ") that is gone: " .. msg
   end
   local tb = traceback(co, msg, 0)
+  local origin = origins[co]
+  if origin and rawequal(origin.err, err) then
+    -- Out of call_next(): where it was raised (the coroutine's stack is
+    -- where it was raised again), then, if a middleware re-raised it, where.
+    tb = origin.traceback:gsub("\n\t%[C%]: in function 'xpcall'(\n\t[^\n]*nexlua/private/serve%.lua:)", "%1")
+    local again = origin.again
+    if not again then -- (the outermost middleware's re-raise passes no call_next)
+      local at = getinfo(co, 1, "Sl")
+      if at and at.currentline > 0 and not at.short_src:find("nexlua/private/serve%.lua$") then
+        again = format("%s:%d", at.short_src, at.currentline)
+      end
+    end
+    if again then tb = tb .. "\n\t(re-raised at " .. again .. ")" end
+    return { error = err, traceback = tb }
+  end
   -- A coroutine that died of a runtime error (not error()) has no current
   -- line in its top frame for LuaJIT; the message has it ("app.lua:11: ...").
   -- (After error(), the top frame is error's own, a C one: it has no line.)
@@ -57,7 +102,7 @@ local function run_chain(chain, i, handler, ws)
   return mw(ws, function()
     if called then error("call_next() called twice by a middleware", 2) end
     called = true
-    return run_chain(chain, i + 1, handler, ws)
+    return rethrow(xpcall(run_chain, record_origin, chain, i + 1, handler, ws))
   end)
 end
 

@@ -331,12 +331,16 @@ static void link_retry(link_t *l, const char *why) {
 
 /* Closes the link's context ourselves (an AUTH refused, a connect that
  * takes too long) and tries again later. */
-static void link_drop(link_t *l, const char *why) {
+static void link_forget(link_t *l) {
   redisAsyncContext *ac = l->ac;
   l->ac = NULL;
   l->up = 0;
   if (ac)
     redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+}
+
+static void link_drop(link_t *l, const char *why) {
+  link_forget(l);
   link_retry(l, why);
 }
 
@@ -399,14 +403,12 @@ static void link_keepalive(link_t *l) {
 static void on_timer(uv_timer_t *t) {
   link_t *l = (link_t *)t->data;
   if (l->ac && !l->up) {
-    redisAsyncContext *ac = l->ac;
-    int connected = (ac->c.flags & REDIS_CONNECTED) != 0;
-    l->ac = NULL;
-    redisAsyncFree(ac);
-    if (connected) /* connected, but AUTH or PING not answered: not the address */
-      link_retry(l, "Redis did not answer in time");
-    else
+    if (l->ac->c.flags & REDIS_CONNECTED) { /* AUTH or PING not answered: not the address */
+      link_drop(l, "Redis did not answer in time");
+    } else {
+      link_forget(l);
       link_unreachable(l, "the connection attempt timed out");
+    }
     return;
   }
   if (l->ac) {
@@ -737,12 +739,24 @@ static int publish_now(nx_redis_t *r, redisAsyncContext *ac, const char *chan, s
   return 0;
 }
 
+/* A message kept for the first connection (early_flush sends it); 0, or -1
+ * (out of memory: what waited is lost with it). */
+static int early_push(nx_redis_t *r, const char *chan, size_t clen, const void *msg, size_t mlen) {
+  uint32_t c32 = (uint32_t)clen, m32 = (uint32_t)mlen;
+  if (nx_buf_append(&r->early, &c32, 4) || nx_buf_append(&r->early, chan, clen) ||
+      nx_buf_append(&r->early, &m32, 4) || nx_buf_append(&r->early, msg, mlen)) {
+    nx_buf_free(&r->early);
+    return -1;
+  }
+  return 0;
+}
+
 void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, const void *data,
                       size_t dlen) {
   nx_redis_t *r = rt->redis;
   redisAsyncContext *ac;
   const char *chan;
-  size_t clen;
+  size_t clen, queued;
   if (!r)
     return;
   ac = r->pub.up ? r->pub.ac : NULL;
@@ -754,26 +768,11 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
            dlen, NX_REDIS_MAX_MESSAGE);
     return;
   }
-  if (!ac && r->pub.fresh) {
-    /* The first connection is being made (every address of the host in
-     * turn): a publish of a startup hook waits for it, here. */
-    uint32_t c32, m32 = (uint32_t)(1 + NX_REDIS_NODE_ID_LEN + dlen);
-    if (nx_buf_size(&r->early) + dlen > NX_REDIS_MAX_QUEUED ||
-        !(chan = chan_name(r, topic, tlen, &clen))) {
-      count_drop(r, DROP_SLOW);
-      return;
-    }
-    c32 = (uint32_t)clen;
-    if (nx_buf_append(&r->early, &c32, 4) || nx_buf_append(&r->early, chan, clen) ||
-        nx_buf_append(&r->early, &m32, 4) ||
-        nx_buf_append(&r->early, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
-        nx_buf_append(&r->early, r->node, NX_REDIS_NODE_ID_LEN) ||
-        (dlen && nx_buf_append(&r->early, data, dlen)))
-      nx_buf_free(&r->early); /* out of memory: the lot is lost (not counted) */
-    return;
-  }
-  if (!ac || sdslen(ac->c.obuf) + dlen > NX_REDIS_MAX_QUEUED) {
-    count_drop(r, ac ? DROP_SLOW : DROP_DOWN);
+  /* While the first connection is being made (every address of the host in
+   * turn), a publish (a startup hook's) waits for it in r->early. */
+  queued = ac ? sdslen(ac->c.obuf) : nx_buf_size(&r->early);
+  if ((!ac && !r->pub.fresh) || queued + dlen > NX_REDIS_MAX_QUEUED) {
+    count_drop(r, ac || r->pub.fresh ? DROP_SLOW : DROP_DOWN);
     return;
   }
   r->msg.off = r->msg.len = 0;
@@ -781,7 +780,8 @@ void nx_redis_publish(nx_rt_t *rt, const char *topic, size_t tlen, int opcode, c
       nx_buf_append(&r->msg, opcode == NX_WS_OP_TEXT ? "t" : "b", 1) ||
       nx_buf_append(&r->msg, r->node, NX_REDIS_NODE_ID_LEN) ||
       (dlen && nx_buf_append(&r->msg, data, dlen)) ||
-      publish_now(r, ac, chan, clen, r->msg.data, r->msg.len)) {
+      (ac ? publish_now(r, ac, chan, clen, r->msg.data, r->msg.len)
+          : early_push(r, chan, clen, r->msg.data, r->msg.len))) {
     r->st.dropped++;
     return;
   }

@@ -514,9 +514,5 @@ void nx_lua_client_open(lua_State *L) {
                                  {"client_close", l_client_close},
                                  {"client_abort", l_client_abort},
                                  {NULL, NULL}};
-  const luaL_Reg *f;
-  for (f = fns; f->name; f++) {
-    lua_pushcfunction(L, f->func);
-    lua_setfield(L, -2, f->name);
-  }
+  luaL_register(L, NULL, fns);
 }

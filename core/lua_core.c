@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "deflate.h"
 #include "lauxlib.h"
@@ -370,15 +368,6 @@ static int l_stop(lua_State *L) {
   return 0;
 }
 
-/* sleep(seconds): suspends the calling task. */
-static int l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  nx_task_t *t = nx_rt_current(L, "nexlua.sleep");
-  if (s < 0)
-    s = 0;
-  return nx_task_suspend(L, t, NX_WAIT_SLEEP, NULL, s);
-}
-
 static int l_now(lua_State *L) {
   nx_rt_t *rt = nx_rt_get(L);
   lua_pushnumber(L, (lua_Number)uv_now(rt->loop) / 1000.0);
@@ -403,360 +392,12 @@ static int l_hrtime(lua_State *L) {
   return 1;
 }
 
-/* A task spawned by a connection's handler, or by a task of that handler,
- * sends to that connection as the handler does: its sends wait while the
- * client is behind (see l_send). */
-static void inherit_home(lua_State *L, nx_rt_t *rt, nx_tbox_t *tb) {
-  nx_task_t *cur = rt->current;
-  if (!cur || cur->co != L)
-    return;
-  if (cur->conn && cur->conn->owner == cur && cur->conn->box) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cur->conn->box_ref);
-    tb->home = cur->conn->box;
-  } else if (cur->box && cur->box->home) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, cur->box->home_ref);
-    tb->home = cur->box->home;
-  } else {
-    return;
-  }
-  tb->home_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* spawn(fn, ...) -> task, home|nil: runs fn(...) in a new task, from the
- * next loop turn; home: the box of the connection whose sends it shares
- * (inherit_home). */
-static int l_spawn(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
-  int n = lua_gettop(L);
-  nx_task_t *t;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  t = nx_task_new(rt);
-  if (!t)
-    return luaL_error(L, "out of memory");
-  lua_xmove(L, t->co, n);
-  nx_task_wake(t, n - 1);
-  nx_task_push_box(L, t);
-  inherit_home(L, rt, t->box);
-  if (!t->box->home)
-    return 1;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->box->home_ref);
-  return 2;
-}
-
-static nx_task_t *check_task(lua_State *L, int i) {
-  nx_tbox_t *b = (nx_tbox_t *)luaL_checkudata(L, i, "nexlua.task");
-  return b->t;
-}
-
 /* *ref becomes a registry reference to the value at idx (the old one dropped). */
-static void set_ref(lua_State *L, int idx, int *ref) {
+void nx_lua_set_ref(lua_State *L, int idx, int *ref) {
   if (*ref != LUA_NOREF)
     luaL_unref(L, LUA_REGISTRYINDEX, *ref);
   lua_pushvalue(L, idx);
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* on_task_abort(fn): fn(task, message) runs when the core ends a task
- * spawned with spawn() (a bare coroutine.yield), instead of the log line. */
-static int l_on_task_abort(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  set_ref(L, 1, &nx_rt_get(L)->abort_ref);
-  return 0;
-}
-
-/* current() -> the calling task's handle, or nil outside a task. */
-static int l_current(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
-  if (!rt->current || rt->current->co != L)
-    return 0;
-  nx_task_push_box(L, rt->current);
-  return 1;
-}
-
-/* park(timeout|nil): suspends the calling task until unpark(task, ...)
- * (returns those values), the timeout (nil, "timeout") or a cancel
- * (nil, "cancelled"). */
-static int l_park(lua_State *L) {
-  double timeout = luaL_optnumber(L, 1, -1);
-  nx_task_t *t = nx_rt_current(L, "a waiting nexlua API");
-  lua_settop(L, 0);
-  return nx_task_suspend(L, t, NX_WAIT_PARK, NULL, timeout);
-}
-
-/* unpark(task, ...) -> true if the task was parked and is now woken. */
-static int l_unpark(lua_State *L) {
-  nx_task_t *t = check_task(L, 1);
-  int n = lua_gettop(L) - 1;
-  if (!t || t->wait != NX_WAIT_PARK || t->ready) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_xmove(L, t->co, n);
-  nx_task_wake(t, n);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* cancel(task) -> true if the task was waiting (it wakes with "cancelled"). */
-static int l_cancel(lua_State *L) {
-  nx_task_t *t = check_task(L, 1);
-  lua_pushboolean(L, t ? nx_task_cancel(t) : 0);
-  return 1;
-}
-
-/* task_status(task) -> "running" | "waiting" | "ready" | "dead" */
-static int l_task_status(lua_State *L) {
-  nx_task_t *t = check_task(L, 1);
-  if (!t)
-    lua_pushliteral(L, "dead");
-  else if (t->running)
-    lua_pushliteral(L, "running");
-  else if (t->ready)
-    lua_pushliteral(L, "ready");
-  else
-    lua_pushliteral(L, "waiting");
-  return 1;
-}
-
-/* A loop held by a handler (a busy loop, a blocking call) runs no signal
- * callback, so a second SIGINT or SIGTERM is also watched for outside the
- * loop, in front of libuv's signal handler: one that comes while the first
- * is still waiting for the loop ends the process at once; one that comes
- * after the loop took the first (a shutdown under way) ends it if the loop
- * has not taken it within a second (a hook or a handler's cleanup that
- * holds the loop). Otherwise the loop takes it, and the app logs it. */
-static volatile sig_atomic_t unseen_stops;  /* stop signals the loop has not taken */
-static volatile sig_atomic_t stop_taken;    /* the loop took one: a shutdown is under way */
-static volatile sig_atomic_t last_stop;     /* its signal number */
-static struct sigaction uv_stop_handler[2]; /* libuv's, for SIGINT and SIGTERM */
-
-/* n as digits digits into p (no stdio in a signal handler). */
-static char *put_num(char *p, long n, int digits) {
-  int i;
-  for (i = digits - 1; i >= 0; i--, n /= 10)
-    p[i] = (char)('0' + n % 10);
-  return p + digits;
-}
-
-/* The log's "2026-11-26T16:54:09.044Z " for now, async-signal-safely (the
- * civil date from days since 1970: H. Hinnant's algorithm). */
-static char *put_timestamp(char *p) {
-  struct timespec ts;
-  long days, secs, era, doe, yoe, doy, mp, y, m, d;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  days = (long)(ts.tv_sec / 86400) + 719468;
-  secs = (long)(ts.tv_sec % 86400);
-  era = days / 146097;
-  doe = days - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = yoe + era * 400 + (m <= 2);
-  p = put_num(p, y, 4), *p++ = '-', p = put_num(p, m, 2), *p++ = '-', p = put_num(p, d, 2);
-  *p++ = 'T';
-  p = put_num(p, secs / 3600, 2), *p++ = ':', p = put_num(p, secs / 60 % 60, 2), *p++ = ':';
-  p = put_num(p, secs % 60, 2), *p++ = '.', p = put_num(p, ts.tv_nsec / 1000000, 3);
-  *p++ = 'Z', *p++ = ' ';
-  return p;
-}
-
-static void stop_now(void) {
-  static const char what[] = " while the event loop is held (a handler or hook that does not "
-                             "yield?): exiting now\n";
-  char line[256], *p = put_timestamp(line);
-  size_t tag = strlen(nx_log_tag);
-  ssize_t w;
-  memcpy(p, "WARN ", 5), p += 5;
-  if (tag < 32)
-    memcpy(p, nx_log_tag, tag), p += tag;
-  memcpy(p, "second ", 7), p += 7;
-  memcpy(p, last_stop == SIGINT ? "SIGINT" : "SIGTERM", last_stop == SIGINT ? 6 : 7);
-  p += last_stop == SIGINT ? 6 : 7;
-  memcpy(p, what, sizeof(what) - 1), p += sizeof(what) - 1;
-  w = write(2, line, (size_t)(p - line));
-  (void)w;
-  _exit(1);
-}
-
-static void on_stop_alarm(int signum) {
-  (void)signum;
-  if (unseen_stops > 0)
-    stop_now();
-}
-
-static void on_stop_signal(int signum) {
-  last_stop = signum;
-  if (unseen_stops++ > 0)
-    stop_now();
-  if (stop_taken)
-    alarm(1);
-  uv_stop_handler[signum == SIGINT ? 0 : 1].sa_handler(signum);
-}
-
-/* Puts on_stop_signal in front of libuv's handlers (installed by
- * uv_signal_start, which does not install them again while its watchers
- * live). */
-static void wrap_stop_signals(void) {
-  int sigs[2] = {SIGINT, SIGTERM}, i;
-  struct sigaction sa;
-  for (i = 0; i < 2; i++) {
-    if (sigaction(sigs[i], NULL, &uv_stop_handler[i]) != 0 ||
-        (uv_stop_handler[i].sa_flags & SA_SIGINFO) || uv_stop_handler[i].sa_handler == SIG_DFL ||
-        uv_stop_handler[i].sa_handler == SIG_IGN || uv_stop_handler[i].sa_handler == on_stop_signal)
-      continue;
-    sa = uv_stop_handler[i];
-    sa.sa_handler = on_stop_signal;
-    sigaction(sigs[i], &sa, NULL);
-  }
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_stop_alarm;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, NULL);
-}
-
-/* A SIGHUP before core.on_signal (the app still loading): noted, and raised
- * again once libuv's handler is there. Not blocked instead: a blocked
- * signal stays blocked in the processes the app starts (os.execute), for
- * their whole life; a caught one goes back to its default in them. */
-static volatile sig_atomic_t early_hup;
-
-static void on_early_hup(int signum) {
-  (void)signum;
-  early_hup = 1;
-}
-
-int nx_take_early_hup(void) {
-  int got = early_hup;
-  early_hup = 0;
-  return got;
-}
-
-void nx_catch_early_hup(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_early_hup;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  nx_rt_t *rt = (nx_rt_t *)h->data;
-  const char *name = signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
-  if (signum != SIGHUP) {
-    unseen_stops = 0; /* the loop has it */
-    stop_taken = 1;
-    alarm(0);
-  }
-  if (rt->signal_ref == LUA_NOREF) {
-    if (signum != SIGHUP)
-      uv_stop(rt->loop);
-    return;
-  }
-  nx_task_start(rt, rt->signal_ref, name, NULL);
-  nx_rt_run_ready(rt);
-}
-
-/* on_signal(fn): fn(name) runs in a task on SIGINT, SIGTERM and SIGHUP. */
-static int l_on_signal(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  set_ref(L, 1, &rt->signal_ref);
-  if (!rt->sigint.data) {
-    uv_signal_t *hs[3] = {&rt->sigint, &rt->sigterm, &rt->sighup};
-    int sigs[3] = {SIGINT, SIGTERM, SIGHUP}, i;
-    for (i = 0; i < 3; i++) {
-      uv_signal_init(rt->loop, hs[i]);
-      hs[i]->data = rt;
-      /* (kept referenced: a server waits for its signals, so the loop
-       * does not end by itself while a hook waits on something nobody will
-       * wake; it ends by core.stop) */
-      uv_signal_start(hs[i], on_signal, sigs[i]);
-    }
-    wrap_stop_signals();
-    /* A worker of --workers starts with these three blocked, so that a
-     * signal its master forwards early waits for the handlers instead of
-     * killing it (process.c). Now they are there. */
-    nx__unblock_signals();
-    if (nx_take_early_hup())
-      raise(SIGHUP);
-  }
-  return 0;
-}
-
-static int l_unwatch(lua_State *L);
-
-/* A watched directory: its callback runs fn(filename) in a task. */
-typedef struct {
-  uv_fs_event_t ev;
-  nx_rt_t *rt;
-  int fn_ref;
-} watch_t;
-
-typedef struct {
-  watch_t *w; /* NULL once closed */
-} wbox_t;
-
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
-  watch_t *w = (watch_t *)h->data;
-  (void)events;
-  if (status < 0) {
-    nx_log(NX_LOG_WARN, "watching files: %s", uv_strerror(status));
-    return;
-  }
-  nx_task_start(w->rt, w->fn_ref, filename ? filename : "", NULL);
-  nx_rt_run_ready(w->rt);
-}
-
-static void on_watch_closed(uv_handle_t *h) { free(h->data); }
-
-static int l_unwatch(lua_State *L) {
-  wbox_t *b = (wbox_t *)luaL_checkudata(L, 1, "nexlua.watch");
-  watch_t *w = b->w;
-  if (!w)
-    return 0;
-  b->w = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, w->fn_ref);
-  uv_close((uv_handle_t *)&w->ev, on_watch_closed);
-  return 0;
-}
-
-/* watch(dir, fn) -> handle | nil, message: fn(filename) on every change in
- * dir (not recursive). The handle's close() stops it. */
-static int l_watch(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
-  const char *dir = luaL_checkstring(L, 1);
-  watch_t *w;
-  wbox_t *b;
-  int r;
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  w = (watch_t *)calloc(1, sizeof(*w));
-  if (!w)
-    return luaL_error(L, "out of memory");
-  w->rt = rt;
-  uv_fs_event_init(rt->loop, &w->ev);
-  w->ev.data = w;
-  r = uv_fs_event_start(&w->ev, on_fs_event, dir, 0);
-  if (r) {
-    uv_close((uv_handle_t *)&w->ev, on_watch_closed);
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot watch %s: %s", dir, uv_strerror(r));
-    return 2;
-  }
-  uv_unref((uv_handle_t *)&w->ev);
-  lua_pushvalue(L, 2);
-  w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  b = (wbox_t *)lua_newuserdata(L, sizeof(*b));
-  b->w = w;
-  if (luaL_newmetatable(L, "nexlua.watch")) {
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_unwatch);
-    lua_setfield(L, -2, "close");
-  }
-  lua_setmetatable(L, -2);
-  return 1;
 }
 
 /* log(level, message) */
@@ -798,13 +439,6 @@ static int l_framework_source(lua_State *L) {
   return 0;
 }
 
-/* in_task() -> true when called from a nexlua task's coroutine. */
-static int l_in_task(lua_State *L) {
-  nx_rt_t *rt = nx_rt_get(L);
-  lua_pushboolean(L, rt->current && rt->current->co == L);
-  return 1;
-}
-
 /* tls_check(cert_file, key_file) -> true | nil, message: loads them as
  * listen() would, so that a bad file is found before the startup hooks. */
 static int l_tls_check(lua_State *L) {
@@ -828,16 +462,11 @@ int nx_lua_open(lua_State *L) {
                                  {"run", l_run},
                                  {"step", l_step},
                                  {"stop", l_stop},
-                                 {"sleep", l_sleep},
                                  {"now", l_now},
                                  {"hrtime", l_hrtime},
                                  {"busy_poll", l_busy_poll},
-                                 {"spawn", l_spawn},
-                                 {"on_task_abort", l_on_task_abort},
-                                 {"on_signal", l_on_signal},
                                  {"log", l_log},
                                  {"log_level", l_log_level},
-                                 {"in_task", l_in_task},
                                  {"framework_source", l_framework_source},
                                  {"close_all", l_close_all},
                                  {"conn_count", l_conn_count},
@@ -845,34 +474,23 @@ int nx_lua_open(lua_State *L) {
                                  {"handler_count", l_handler_count},
                                  {"log_handlers", l_log_handlers},
                                  {"stats", l_stats},
-                                 {"watch", l_watch},
-                                 {"current", l_current},
-                                 {"park", l_park},
-                                 {"unpark", l_unpark},
-                                 {"cancel", l_cancel},
-                                 {"task_status", l_task_status},
                                  {NULL, NULL}};
   static const luaL_Reg lst[] = {
       {"port", lst_port},   {"scheme", lst_scheme},           {"host", lst_host},
       {"close", lst_close}, {"connections", lst_connections}, {NULL, NULL}};
-  const luaL_Reg *f;
-
   signal(SIGPIPE, SIG_IGN);
   nx_rt_get(L);
   if (luaL_newmetatable(L, LISTENER_MT)) {
     lua_newtable(L);
-    for (f = lst; f->name; f++) {
-      lua_pushcfunction(L, f->func);
-      lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, lst);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   lua_newtable(L);
-  for (f = fns; f->name; f++) {
-    lua_pushcfunction(L, f->func);
-    lua_setfield(L, -2, f->name);
-  }
+  luaL_register(L, NULL, fns);
+  nx_lua_tasks_open(L);
+  nx_lua_signals_open(L);
+  nx_lua_watch_open(L);
   nx_lua_conn_open(L);
   nx_lua_client_open(L);
   nx_lua_process_open(L);

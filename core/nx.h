@@ -425,6 +425,15 @@ const char *nx_request_header(const nx_box_t *b, const char *name, size_t *len);
 /* Pushes the path of the box's request (the target without its query). */
 void nx_request_push_path(lua_State *L, const nx_box_t *b);
 
+/* lua_core.c: *ref becomes a registry reference to the value at idx (the
+ * old one dropped). */
+void nx_lua_set_ref(lua_State *L, int idx, int *ref);
+/* lua_tasks.c, lua_signals.c, lua_watch.c: their functions into the
+ * nexlua.core table on top of the stack. */
+void nx_lua_tasks_open(lua_State *L);
+void nx_lua_signals_open(lua_State *L);
+void nx_lua_watch_open(lua_State *L);
+
 /* lua_conn.c */
 void nx_lua_conn_open(lua_State *L);
 void nx_lua_client_open(lua_State *L);
@@ -439,7 +448,7 @@ void nx_lua_redis_open(lua_State *L);
 void nx_lua_redis_stats(lua_State *L);
 /* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
 void nx__unblock_signals(void);
-/* lua_core.c: from the start of the process until core.on_signal, a SIGHUP
+/* lua_signals.c: from the start of the process until core.on_signal, a SIGHUP
  * is noted (not the default action: the end of the process) and raised
  * again then. */
 void nx_catch_early_hup(void);

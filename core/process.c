@@ -491,9 +491,5 @@ void nx_lua_process_open(lua_State *L) {
       {"supervise", l_supervise},     {"fork", l_fork}, {"worker_ready", l_worker_ready},
       {"wait_event", l_wait_event},   {"kill", l_kill}, {"pid", l_pid},
       {"relay_start", l_relay_start}, {NULL, NULL}};
-  const luaL_Reg *f;
-  for (f = fns; f->name; f++) {
-    lua_pushcfunction(L, f->func);
-    lua_setfield(L, -2, f->name);
-  }
+  luaL_register(L, NULL, fns);
 }

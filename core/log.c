@@ -1,7 +1,9 @@
 #include "log.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -26,11 +28,55 @@ int nx_log_level_from_name(const char *name) {
 
 const char *nx_log_level_name(int level) { return level >= 0 && level < 4 ? names[level] : "off"; }
 
+/* An entry's message is written whole up to LOG_MAX bytes; a longer one
+ * keeps its start and its last LOG_TAIL bytes (where a traceback is), with
+ * a line that says how much was left out between them. */
+#define LOG_MAX 16384
+#define LOG_TAIL 4096
+
+/* The length of the UTF-8 character at s (left bytes there), or 0 when the
+ * bytes there are not one, or are a C1 control character (U+0080-U+009F,
+ * which a terminal may read as an escape sequence: 0xc2 0x9b is CSI). */
+static size_t text_char(const unsigned char *s, size_t left) {
+  size_t k = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+  if (k == 0 || k > left || !nx_utf8_valid(s, k) || (s[0] == 0xc2 && s[1] < 0xa0))
+    return 0;
+  return k;
+}
+
+/* s[0, len) into out as the log writes it: continuation lines indented; a
+ * bare CR (which would let a line overwrite its start on a terminal) as \r,
+ * and the other control characters but tab (an escape sequence a client
+ * put in a path would drive the terminal reading the log), C1 controls and
+ * bytes that are not UTF-8 as \xHH: the log is UTF-8 text. At most 4 bytes
+ * per byte of s. Returns the bytes written. */
+static size_t put_escaped(char *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i, k, n = 0;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = u[i];
+    if (ch == '\n') {
+      memcpy(out + n, "\n  ", 3), n += 3;
+    } else if (ch == '\r') {
+      out[n++] = '\\', out[n++] = 'r';
+    } else if (ch >= 0x80 && (k = text_char(u + i, len - i)) != 0) {
+      memcpy(out + n, s + i, k), n += k, i += k - 1;
+    } else if ((ch < 0x20 && ch != '\t') || ch >= 0x7f) {
+      out[n++] = '\\', out[n++] = 'x', out[n++] = hex[ch >> 4], out[n++] = hex[ch & 15];
+    } else {
+      out[n++] = (char)ch;
+    }
+  }
+  return n;
+}
+
 void nx_log(int level, const char *fmt, ...) {
-  char msg[4096], line[6144];
+  char small[4096], *msg = small, *line;
+  char head[96], gap[96];
   struct timeval tv;
   struct tm tm;
-  size_t n, i, len;
+  size_t n, len, keep, resume, glen = 0;
   int k;
   va_list ap;
 
@@ -40,38 +86,47 @@ void nx_log(int level, const char *fmt, ...) {
     return;
   gettimeofday(&tv, NULL);
   gmtime_r(&tv.tv_sec, &tm);
-  n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-  n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
+  n = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
+  n += (size_t)snprintf(head + n, sizeof(head) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
                         labels[level], nx_log_tag);
+  if (n >= sizeof(head))
+    n = sizeof(head) - 1;
   va_start(ap, fmt);
-  k = vsnprintf(msg, sizeof(msg), fmt, ap);
+  k = vsnprintf(small, sizeof(small), fmt, ap);
   va_end(ap);
-  len = k < 0 ? 0 : (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
-  /* Continuation lines indented; a bare CR (which would let a line
-   * overwrite its start on a terminal) written as \r, and the other control
-   * characters but tab (an escape sequence a client put in a path would
-   * drive the terminal reading the log) as \xHH. */
-  for (i = 0; i < len && n < sizeof(line) - 5; i++) {
-    unsigned char ch = (unsigned char)msg[i];
-    if (msg[i] == '\n') {
-      line[n++] = '\n';
-      line[n++] = ' ';
-      line[n++] = ' ';
-    } else if (msg[i] == '\r') {
-      line[n++] = '\\';
-      line[n++] = 'r';
-    } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-      static const char hex[] = "0123456789abcdef";
-      line[n++] = '\\';
-      line[n++] = 'x';
-      line[n++] = hex[ch >> 4];
-      line[n++] = hex[ch & 15];
+  len = k < 0 ? 0 : (size_t)k;
+  if (len >= sizeof(small)) {
+    msg = (char *)malloc(len + 1);
+    if (msg) {
+      va_start(ap, fmt);
+      vsnprintf(msg, len + 1, fmt, ap);
+      va_end(ap);
     } else {
-      line[n++] = msg[i];
+      msg = small, len = sizeof(small) - 1;
     }
   }
-  line[n++] = '\n';
-  /* One write per line so lines from a crash or another thread never interleave. */
-  fwrite(line, 1, n, stderr);
-  fflush(stderr);
+  keep = resume = len;
+  if (len > LOG_MAX) {
+    keep = LOG_MAX - LOG_TAIL, resume = len - LOG_TAIL;
+    while (keep > 0 && ((unsigned char)msg[keep] & 0xc0) == 0x80) /* (not inside a character) */
+      keep--;
+    while (resume < len && ((unsigned char)msg[resume] & 0xc0) == 0x80)
+      resume++;
+    glen = (size_t)snprintf(gap, sizeof(gap), "\n  [... %zu bytes of this entry left out ...]\n  ",
+                            resume - keep);
+  }
+  line = (char *)malloc(n + 4 * (keep + len - resume) + glen + 1);
+  if (line) {
+    memcpy(line, head, n);
+    n += put_escaped(line + n, msg, keep);
+    memcpy(line + n, gap, glen), n += glen;
+    n += put_escaped(line + n, msg + resume, len - resume);
+    line[n++] = '\n';
+    /* One write per line so lines from a crash or another thread never interleave. */
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
+    free(line);
+  }
+  if (msg != small)
+    free(msg);
 }

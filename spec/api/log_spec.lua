@@ -76,6 +76,11 @@ describe("debug log entries", function()
       c = rawws.connect(s.port, "/x%1B[31mred") -- an escape sequence, percent-encoded
       assert.equal(404, c.status)
       c:close_socket()
+      -- an 8-bit CSI, alone (not UTF-8) and as the character U+009B; and
+      -- UTF-8 text, which stays as it is
+      c = rawws.connect(s.port, "/c1%9b2J%C2%9B2J/caf%C3%A9")
+      assert.equal(404, c.status)
+      c:close_socket()
       local slow = rawws.open_tcp(s.port)
       slow:send_raw("GET /log HTTP/1.1\r\n")
       assert(s:wait_log("handshake timeout", 3), s:log())
@@ -94,6 +99,8 @@ describe("debug log entries", function()
       -- control characters a client sent are written escaped, not raw
       assert.matches(A .. "no WebSocket route for /x\\x1b%[31mred: 404", log)
       assert.is_nil(log:find("\27", 1, true), "a raw ESC byte in the log")
+      assert.matches(A .. "no WebSocket route for /c1\\x9b2J\\xc2\\x9b2J/café: 404", log)
+      assert.is_nil(log:find("\155", 1, true), "a raw 0x9b byte in the log")
     end)
     s:stop()
     assert(ok, err)

@@ -78,7 +78,21 @@ static void on_stop_alarm(int signum) {
     stop_now();
 }
 
-static void on_stop_signal(int signum) {
+/* A worker of --workers may get one stop request twice: from whoever
+ * stopped the whole group (systemctl stop signals every process of the
+ * service) and from its master, which forwards what it gets. A stop signal
+ * from one of the two after one from the other is that same request, taken
+ * no further; a second one from the same sender is a second signal. */
+static volatile sig_atomic_t stops_from[2]; /* [0] any other sender, [1] the master */
+
+static void on_stop_signal(int signum, siginfo_t *si, void *ctx) {
+  int master = nx_master_pid > 0 && si && si->si_code == SI_USER && si->si_pid == nx_master_pid;
+  (void)ctx;
+  if (stops_from[!master] > 0 && stops_from[master] == 0) {
+    stops_from[master] = 1;
+    return;
+  }
+  stops_from[master]++;
   last_stop = signum;
   if (unseen_stops++ > 0)
     stop_now();
@@ -95,11 +109,12 @@ static void wrap_stop_signals(void) {
   struct sigaction sa;
   for (i = 0; i < 2; i++) {
     if (sigaction(sigs[i], NULL, &uv_stop_handler[i]) != 0 ||
-        (uv_stop_handler[i].sa_flags & SA_SIGINFO) || uv_stop_handler[i].sa_handler == SIG_DFL ||
-        uv_stop_handler[i].sa_handler == SIG_IGN || uv_stop_handler[i].sa_handler == on_stop_signal)
+        (uv_stop_handler[i].sa_flags & SA_SIGINFO) || /* (ours, or not libuv's) */
+        uv_stop_handler[i].sa_handler == SIG_DFL || uv_stop_handler[i].sa_handler == SIG_IGN)
       continue;
     sa = uv_stop_handler[i];
-    sa.sa_handler = on_stop_signal;
+    sa.sa_sigaction = on_stop_signal;
+    sa.sa_flags |= SA_SIGINFO;
     sigaction(sigs[i], &sa, NULL);
   }
   memset(&sa, 0, sizeof(sa));

@@ -173,6 +173,31 @@ describe("--workers", function()
     for _, pid in ipairs(pids) do assert.is_true(gone(pid), "worker " .. pid .. " still running") end
   end)
 
+  it("SIGTERM to the master and every worker at once (systemctl stop) is one graceful stop", function()
+    s = proc.start(APP, { "--workers", "2" })
+    -- a connection on each worker, whose handler cleans up for 0.5 s
+    local clients, pids = {}, {}
+    for _ = 1, 60 do
+      local c = rawws.connect(s.port, "/slow_end")
+      assert.equal(101, c.status)
+      clients[#clients + 1] = c
+      local pid = tonumber(c:recv_message(10):match("^S %d+ (%d+)$"))
+      pids[pid] = true
+      if next(pids, next(pids)) then break end
+    end
+    local children = proc.read_file("/proc/" .. s.pid .. "/task/" .. s.pid .. "/children") or ""
+    local all = { tostring(s.pid) }
+    for pid in children:gmatch("%d+") do all[#all + 1] = pid end
+    assert.equal(3, #all, "workers: " .. children)
+    assert(proc.exec_ok("kill -TERM " .. table.concat(all, " ")))
+    for _, c in ipairs(clients) do c:close_socket() end
+    assert.equal(0, s:wait_exit(20), s:log())
+    local log = s:log()
+    assert.equal(2, count(log, "SHUTDOWN worker=%d"), log)
+    assert.equal(#clients, count(log, "CLEANED worker=%d"), log)
+    assert.is_nil(log:find("second SIGTERM", 1, true), log)
+  end)
+
   it("a worker killed with SIGKILL is logged and replaced", function()
     s = proc.start(APP, { "--workers", "2" })
     local _, first = who(s.port)

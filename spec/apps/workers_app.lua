@@ -41,4 +41,14 @@ app:ws_route("/room", function(ws)
   end
 end)
 
+-- /slow_end answers "S id pid" and, once its connection ends (a shutdown
+-- closes it), takes half a second to clean up before it logs CLEANED.
+app:ws_route("/slow_end", function(ws)
+  ws:accept()
+  ws:send_text(string.format("S %d %d", nexlua.worker_id, core.pid()))
+  for _ in ws:iter_text() do end
+  nexlua.sleep(0.5)
+  nexlua.log.info("CLEANED worker=%d pid=%d", nexlua.worker_id, core.pid())
+end)
+
 return app

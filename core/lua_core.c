@@ -400,6 +400,16 @@ void nx_lua_set_ref(lua_State *L, int idx, int *ref) {
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* address_valid(s) -> true when s is an IPv4 or IPv6 address that listen()
+ * takes (as it reads it: libuv's parser). */
+static int l_address_valid(lua_State *L) {
+  struct sockaddr_storage a;
+  const char *s = luaL_checkstring(L, 1);
+  lua_pushboolean(L, uv_ip4_addr(s, 0, (struct sockaddr_in *)&a) == 0 ||
+                         uv_ip6_addr(s, 0, (struct sockaddr_in6 *)&a) == 0);
+  return 1;
+}
+
 /* log(level, message) */
 static int l_log(lua_State *L) {
   const char *lvl = luaL_checkstring(L, 1);
@@ -459,6 +469,7 @@ int nx_lua_open(lua_State *L);
 int nx_lua_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"listen", l_listen},
                                  {"tls_check", l_tls_check},
+                                 {"address_valid", l_address_valid},
                                  {"run", l_run},
                                  {"step", l_step},
                                  {"stop", l_stop},

@@ -315,6 +315,18 @@ describe("the nexlua command line", function()
       { { "--tls-cert", "cert.pem" }, "option --tls-cert needs --tls-key" },
       { { "--host", "localhost" }, "option --host needs an IPv4 or IPv6 address, got \"localhost\"" },
       { { "--host", "300.1.1.1" }, "option --host needs an IPv4 or IPv6 address" },
+      -- read as the core reads the address it listens on (they failed only
+      -- at listen, after the startup hooks, with status 1)
+      { { "--host", "::::" }, "option --host needs an IPv4 or IPv6 address, got \"::::\"" },
+      { { "--host", "1:2:3:4:5:6:7:8:9" }, "option --host needs an IPv4 or IPv6 address" },
+      { { "--host", "001.002.003.004" }, "option --host needs an IPv4 or IPv6 address" },
+      -- numbers in decimal only: tonumber would read these as other numbers
+      { { "--port", "0x2000" }, "option --port needs a whole number from 0 to 65535, got \"0x2000\"" },
+      { { "--port", "8e3" }, "option --port needs a whole number from 0 to 65535, got \"8e3\"" },
+      { { "--port", " 8000" }, "option --port needs a whole number from 0 to 65535, got \" 8000\"" },
+      { { "--workers", "0x8" }, "option --workers needs a whole number from 1 to 1024, got \"0x8\"" },
+      { { "--workers", "1e1" }, "option --workers needs a whole number from 1 to 1024, got \"1e1\"" },
+      { { "--ping-interval", "1e1" }, "option --ping-interval needs a number of seconds from 0 to 1000000" },
       -- a flag takes no value: --reload=false must not turn reload on
       { { "--reload=false" }, "option --reload takes no value, got \"false\"" },
       { { "--no-compression=0" }, "option --no-compression takes no value, got \"0\"" },

@@ -10,6 +10,13 @@ local cli = {}
 
 local MAX_COUNT = 1024 -- the largest --workers
 
+-- A number written in decimal digits ("8", "0.5", "-1"), or nil: tonumber
+-- would also read "0x20", "1e1" and " 8", which a flag does not mean.
+local function decimal(v)
+  if match(v, "^%-?%d+%.?%d*$") or match(v, "^%-?%.%d+$") then return tonumber(v) end
+  return nil
+end
+
 -- name -> {key, kind, help}; kind "number" | "count" | "string" | "level" | "flag"
 local OPTIONS = {
   { "--host", "host", "string", "address to listen on (default 127.0.0.1)" },
@@ -141,15 +148,15 @@ function cli.parse(argv)
         if v == nil then return nil, format("option %s needs a value", name) end
         if o[3] == "number" or (o[3] == "string" and options.SPEC[o[2]]) then
           -- checked as App{} options are (private/options.lua)
-          local x, err = v, "must be a number, got"
-          if o[3] == "number" then x = tonumber(v) end
-          if x ~= nil then x, err = options.check(o[2], x) end
+          -- (a value that is not a decimal number is checked as NaN: the
+          -- message then says what the option takes)
+          local x, err = options.check(o[2], o[3] == "number" and (decimal(v) or 0 / 0) or v)
           if x == nil then
             return nil, format("option %s needs %s, got %q", name, match(err, "must be (.-), got"), v)
           end
           v = x
         elseif o[3] == "count" then
-          local n = tonumber(v)
+          local n = decimal(v)
           if not n or n < 1 or n > MAX_COUNT or n % 1 ~= 0 then
             return nil, format("option %s needs a whole number from 1 to %d, got %q", name, MAX_COUNT, v)
           end

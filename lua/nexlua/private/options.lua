@@ -66,15 +66,8 @@ local function range_text(s)
   return format("%s from %s to %s", what, num(lo), num(hi))
 end
 
--- An IPv4 address (dotted quad), or what can be an IPv6 one (hex digits,
--- colons, dots; the core parses it exactly when it listens).
-local function is_address(s)
-  local a, b, c, d = match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  if a then
-    return tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
-  end
-  return find(s, ":", 1, true) ~= nil and not find(s, "[^%x:%.]")
-end
+-- An IPv4 or IPv6 address, as the core reads the one it listens on.
+local is_address = require("nexlua.core").address_valid
 
 --- Checks value for option key; returns the value, or nil and a message
 -- that says what the option accepts. Unknown keys are refused.

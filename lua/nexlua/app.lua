@@ -6,8 +6,8 @@ local router = require "nexlua.router"
 local options = require "nexlua.private.options"
 local log = require "nexlua.log"
 
-local type, error, ipairs, pcall, setmetatable, getmetatable, tostring =
-  type, error, ipairs, pcall, setmetatable, getmetatable, tostring
+local type, error, ipairs, pairs, pcall, select, setmetatable, getmetatable, tostring =
+  type, error, ipairs, pairs, pcall, select, setmetatable, getmetatable, tostring
 local format = string.format
 local getinfo = debug.getinfo
 
@@ -25,6 +25,7 @@ local function new_app(opts)
     reload_hooks = {},
     options = opts,
     state = {},
+    unfinished = {}, -- ws_route(path) decorators not called yet -> "file:line: ws_route(path)"
   }, App)
   -- app.ws_route(path, handler) works as well as app:ws_route(path, handler).
   local methods = { "ws_route", "add_ws_middleware", "on_startup", "on_shutdown", "on_reload" }
@@ -61,7 +62,8 @@ local function add_route(self, path, handler, opts, level)
   if shadow then
     local at = getinfo(level + 1, "Sl")
     log.warn("%s:%d: route %s never matches: %s, registered before it, matches the same paths " ..
-      "(the first match wins)", at.short_src, at.currentline or 0, path, shadow.template)
+      "(every path this one matches; the first match wins)", at.short_src, at.currentline or 0, path,
+      shadow.template)
   end
 end
 
@@ -69,12 +71,22 @@ end
 -- opts.middleware: route-level middleware, run after the app's.
 -- Returns the app, so calls can be chained. Without a handler it returns a
 -- decorator-like function: app:ws_route("/x")(function(ws) ... end).
-function App:ws_route(path, handler, opts)
-  if handler == nil then
-    return function(h)
+function App:ws_route(path, ...)
+  local handler, opts = ...
+  if select("#", ...) == 0 then
+    local at = getinfo(2, "Sl")
+    local decorator
+    decorator = function(h)
+      self.unfinished[decorator] = nil
       add_route(self, path, h, opts, 2)
       return h
     end
+    self.unfinished[decorator] = format("%s:%d: ws_route(%s)", at.short_src, at.currentline or 0, tostring(path))
+    return decorator
+  end
+  if handler == nil then
+    error("ws_route: the handler is nil (a misspelled name? the decorator form is " ..
+      "app:ws_route(path)(handler), with no second argument)", 2)
   end
   add_route(self, path, handler, opts, 2)
   return self
@@ -118,4 +130,16 @@ function App:__tostring() return format("nexlua.App(%d routes)", #self.router.ro
 
 local function is_app(v) return getmetatable(v) == App end
 
-return { new = new_app, is_app = is_app, App = App, tostring = tostring }
+--- Warns of each ws_route(path) whose decorator was never given a handler
+-- (the route does not exist), once the app file has run.
+local function warn_unfinished(app)
+  local lines = {}
+  for _, where in pairs(app.unfinished) do lines[#lines + 1] = where end
+  table.sort(lines)
+  for _, where in ipairs(lines) do
+    log.warn("%s was never given a handler: the route does not exist (the decorator form is " ..
+      "app:ws_route(path)(handler))", where)
+  end
+end
+
+return { new = new_app, is_app = is_app, App = App, tostring = tostring, warn_unfinished = warn_unfinished }

@@ -190,12 +190,21 @@ end
 --- The text of any error value, for the log: tostring, except for a plain
 -- table raised as an error (error({code = 1})), shown with its fields
 -- instead of "table: 0x...".
+-- tostring(v), or what it is when its __tostring raises (an error object's
+-- own bug must not hide the error being reported).
+local function safe_tostring(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return format("(a %s whose __tostring %s)", type(v),
+    ok and "returned a " .. type(s) or "raised: " .. (type(s) == "string" and s or type(s)))
+end
+
 function errors.text(e)
   local mt = type(e) == "table" and getmetatable(e)
-  if type(e) ~= "table" or (mt and mt.__tostring) then return tostring(e) end
+  if type(e) ~= "table" or (mt and mt.__tostring) then return safe_tostring(e) end
   local keys = {}
   for k in pairs(e) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  table.sort(keys, function(a, b) return safe_tostring(a) < safe_tostring(b) end)
   local parts = {}
   for i, k in ipairs(keys) do
     if i > 8 then
@@ -203,7 +212,7 @@ function errors.text(e)
       break
     end
     local v = e[k]
-    parts[#parts + 1] = tostring(k) .. " = " .. (type(v) == "string" and string.format("%q", v) or tostring(v))
+    parts[#parts + 1] = safe_tostring(k) .. " = " .. (type(v) == "string" and format("%q", v) or safe_tostring(v))
   end
   return "a table raised as an error: {" .. table.concat(parts, ", ") .. "}"
 end

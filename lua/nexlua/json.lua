@@ -73,7 +73,12 @@ function json.encode(v)
   local swapped = needs_swap(v, 0)
   if swapped then v = swap(v, 0) end
   local ok, s = pcall(codec.encode, v)
-  if not ok then return nil, s end
+  if not ok then
+    if find(tostring(s), "excessive nesting", 1, true) then
+      return nil, "tables nested more than 1000 deep (a table that contains itself?)"
+    end
+    return nil, s
+  end
   if find(s, "\\/", 1, true) then s = gsub(s, "\\/", "/") end
   if swapped then s = gsub(s, MARK_PATTERN, unmark) end
   if not utf8_valid(s) then
@@ -94,6 +99,9 @@ end
 
 --- Decodes s; returns the value, or nil and a message.
 function json.decode(s)
+  -- (RFC 8259 §8.1: JSON text is UTF-8; lua-cjson passes raw bytes through,
+  -- into strings that could not be encoded again)
+  if type(s) == "string" and not utf8_valid(s) then return nil, "the text is not valid UTF-8" end
   local ok, v = pcall(codec.decode, s)
   if not ok then return nil, tostring(v) end
   -- A number too large for a double (an exponent of three digits, or a

@@ -7,6 +7,7 @@ local core = require "nexlua.core"
 local errors = require "nexlua.errors"
 local waiting = require "nexlua.private.waiting"
 local waitlist = require "nexlua.private.waitlist"
+local args = require "nexlua.private.opts"
 
 local setmetatable, error, type, pairs, tostring = setmetatable, error, type, pairs, tostring
 local park, current = core.park, core.current
@@ -77,4 +78,5 @@ function Queue:get(timeout)
   return self:get_nowait()
 end
 
+args.colon_methods(Queue, "Queue", "q")
 return { new = new, Queue = Queue }

@@ -203,10 +203,12 @@ function reload.new(path, holder, lifecycle)
       local started = lifecycle.start(new, "startup (reload)")
       self.incoming = nil
       if self.stopping then
-        -- The server began to shut down meanwhile (and, if it got that far,
-        -- shut the new app down): the old app stays, shut down already.
+        -- The server began to shut down meanwhile (which cancels the
+        -- startup hooks of the new app): the new app is shut down as the
+        -- server is (if the shutdown has not done it yet); the old app
+        -- stays, shut down already.
         err = "the server is shutting down"
-        stop_app(new, "shutdown (failed reload)", "failed reload")
+        stop_app(new, "shutdown", "shutdown")
         ok = false
       elseif not started then
         err = "a startup hook of the new app failed"

@@ -1,7 +1,8 @@
 --- Path routing for WebSocket routes. Pure Lua, no I/O.
 -- Templates: "/chat/{room_id}", "/items/{id:int}", "/files/{rest:path}".
 -- Routes match in registration order; the first match wins.
-local tonumber, type, pairs, ipairs, error, setmetatable = tonumber, type, pairs, ipairs, error, setmetatable
+local tonumber, type, pairs, ipairs, error, setmetatable, getmetatable, tostring =
+  tonumber, type, pairs, ipairs, error, setmetatable, getmetatable, tostring
 local format, find, sub, gsub, match, lower =
   string.format, string.find, string.sub, string.gsub, string.match, string.lower
 
@@ -57,8 +58,44 @@ local converters = {
 -- The built-in converters' names, which an app cannot take over (a second
 -- register_converter of an app's own name replaces it: a hot reload runs
 -- the app file again).
-local BUILTIN = {}
-for k in pairs(converters) do BUILTIN[k] = true end
+local BUILTIN, BUILTIN_CONV = {}, {}
+for k, c in pairs(converters) do BUILTIN[k], BUILTIN_CONV[c] = true, true end
+
+-- What is wrong with Lua pattern p, or nil. (Lua reads a pattern as it
+-- matches, so a mistake after the first item that fails on a given text is
+-- only found by a text that gets that far: the syntax is checked here.)
+local function pattern_error(p)
+  local i, n = 1, #p
+  while i <= n do
+    local c = sub(p, i, i)
+    if c == "%" then
+      local d = sub(p, i + 1, i + 1)
+      if d == "" then return "it ends with '%'" end
+      if match(d, "%d") then return "a back-reference (%" .. d .. ") needs a capture" end
+      if d == "b" then
+        if i + 3 > n then return "'%b' needs two characters" end
+        i = i + 4
+      elseif d == "f" then
+        if sub(p, i + 2, i + 2) ~= "[" then return "'%f' needs a set ('[...]')" end
+        i = i + 2
+      else
+        i = i + 2
+      end
+    elseif c == "[" then
+      local j = i + 1
+      if sub(p, j, j) == "^" then j = j + 1 end
+      if sub(p, j, j) == "]" then j = j + 1 end -- (a first ']' is itself)
+      while sub(p, j, j) ~= "]" do
+        if j > n then return "a '[' without its ']'" end
+        j = j + (sub(p, j, j) == "%" and 2 or 1)
+      end
+      i = j + 1
+    else
+      i = i + 1
+    end
+  end
+  return nil
+end
 
 --- Registers a converter usable as {name:key}. conv = {pattern=, convert=}.
 function router.register_converter(key, conv)
@@ -68,9 +105,17 @@ function router.register_converter(key, conv)
   if type(conv) ~= "table" or type(conv.pattern) ~= "string" then
     error("converter must be a table with a string 'pattern' (and optional 'convert')", 2)
   end
+  if conv.pattern == "" then error("converter " .. key .. ": the pattern must not be empty", 2) end
   if find(conv.pattern, "%(") then error("converter pattern must not contain captures", 2) end
+  local why = pattern_error(conv.pattern)
+  if why then error(format("converter %s: %q is not a valid Lua pattern: %s", key, conv.pattern, why), 2) end
+  local convert = conv.convert
+  if convert ~= nil and type(convert) ~= "function" and
+    not (type(convert) == "table" and getmetatable(convert) and getmetatable(convert).__call) then
+    error(format("converter %s: convert must be a function, got %s", key, type(convert)), 2)
+  end
   if BUILTIN[key] then error("converter " .. key .. " is built in: pick another name", 2) end
-  converters[key] = { pattern = conv.pattern, convert = conv.convert or function(s) return s end }
+  converters[key] = { pattern = conv.pattern, convert = convert or function(s) return s end }
 end
 
 local function escape(s) return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
@@ -80,12 +125,18 @@ function router.compile(template)
   if type(template) ~= "string" or sub(template, 1, 1) ~= "/" then
     error(format("route path must be a string starting with '/', got %s", tostring(template)), 0)
   end
-  local parts, params, seen = { "^" }, {}, {}
+  local q = match(template, "[?#]")
+  if q then
+    error(format("route %q contains %q: a route matches the path alone (read the query string " ..
+      "from ws.query_params)", template, q), 0)
+  end
+  local parts, params, seen, literals = { "^" }, {}, {}, {}
   local pos = 1
   while true do
     local s, e, body = find(template, "{([^}]*)}", pos)
     if not s then break end
-    parts[#parts + 1] = escape(sub(template, pos, s - 1))
+    literals[#literals + 1] = sub(template, pos, s - 1)
+    parts[#parts + 1] = escape(literals[#literals])
     local name, conv = match(body, "^%s*([%a_][%w_]*)%s*:%s*([%a_][%w_]*)%s*$")
     if not name then
       name = match(body, "^%s*([%a_][%w_]*)%s*$")
@@ -103,8 +154,9 @@ function router.compile(template)
   if find(sub(template, pos), "[{}]") or find(template, "{", 1, true) and #params == 0 then
     error(format("unbalanced braces in route %q", template), 0)
   end
-  parts[#parts + 1] = escape(sub(template, pos)) .. "$"
-  return { template = template, pattern = table.concat(parts), params = params }
+  literals[#literals + 1] = sub(template, pos)
+  parts[#parts + 1] = escape(literals[#literals]) .. "$"
+  return { template = template, pattern = table.concat(parts), params = params, literals = literals }
 end
 
 local Router = {}
@@ -112,30 +164,49 @@ Router.__index = Router
 
 function router.new() return setmetatable({ routes = {} }, Router) end
 
--- Whether two compiled routes match the same paths with the same values.
-local function same_paths(a, b)
-  if a.pattern ~= b.pattern or #a.params ~= #b.params then return false end
+local try
+
+-- Whether parameter a takes every value parameter b takes: the same
+-- converter; `str` (any one segment) over a built-in one-segment converter;
+-- `path` (anything) over any.
+local function covers(a, b)
+  if a == b or a == converters.path then return true end
+  return a == converters.str and BUILTIN_CONV[b] and b ~= converters.path
+end
+
+-- Whether route a, tried first, takes every path route b matches (so b
+-- never matches): b is a path without parameters that a matches, or both
+-- have the same literal parts and each of a's parameters covers b's.
+local function shadows(a, b)
+  if #b.params == 0 then
+    if #a.params == 0 then return a.template == b.template end
+    return try(a, b.template) ~= nil
+  end
+  if #a.params ~= #b.params then return false end
+  for i, lit in ipairs(a.literals) do
+    if lit ~= b.literals[i] then return false end
+  end
   for i, p in ipairs(a.params) do
-    if p.conv ~= b.params[i].conv then return false end
+    if not covers(p.conv, b.params[i].conv) then return false end
   end
   return true
 end
 
 --- Adds a route; extra is stored as is (handler, middleware, options).
--- Returns it, and the earlier route that matches the same paths (so the
--- new one never matches), if there is one.
+-- Returns it, and the earlier route that takes every path it matches (so
+-- the new one never matches), if there is one.
 function Router:add(template, extra)
   local r = router.compile(template)
   for k, v in pairs(extra or {}) do r[k] = v end
   local shadow
   for _, earlier in ipairs(self.routes) do
-    if same_paths(earlier, r) then shadow = earlier break end
+    if shadows(earlier, r) then shadow = earlier break end
   end
   self.routes[#self.routes + 1] = r
   return r, shadow
 end
 
-local function try(route, path)
+function try(route, path)
   local caps = { match(path, route.pattern) }
   if caps[1] == nil then return nil end
   local values = {}

@@ -10,6 +10,7 @@ local errors = require "nexlua.errors"
 local log = require "nexlua.log"
 local waiting = require "nexlua.private.waiting"
 local waitlist = require "nexlua.private.waitlist"
+local args = require "nexlua.private.opts"
 
 local setmetatable, select, unpack, xpcall, tostring, error, type =
   setmetatable, select, unpack, xpcall, tostring, error, type
@@ -105,7 +106,11 @@ function Task:wait(timeout)
   waiting.check_timeout(timeout, "Task:wait", 2)
   while self.status == "pending" do
     local me = current()
-    if not me then error("Task:wait() must be called from a nexlua coroutine", 2) end
+    if not me then
+      error("Task:wait() must be called from a nexlua coroutine (a handler, middleware, hook or task), not " ..
+        "from the main chunk or a coroutine of your own", 2)
+    end
+    if me == self.handle then error("Task:wait(): a task cannot wait for itself (it would never end)", 2) end
     local at = waitlist.add(self.waiters, me)
     local why = waiting.call(park, "Task:wait", timeout)
     if why ~= nil then waitlist.leave(self.waiters, at, me) end -- (woken: the list was emptied)
@@ -136,6 +141,10 @@ function tasks.wait_for(fn, seconds, ...)
   if type(fn) ~= "function" then error("wait_for: expected a function, got " .. type(fn), 2) end
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then -- (NaN too)
     error("wait_for: seconds must be a non-negative number", 2)
+  end
+  if not current() then
+    error("wait_for must be called from a nexlua coroutine (a handler, middleware, hook or task), not from " ..
+      "the main chunk or a coroutine of your own", 2)
   end
   local t = tasks.spawn(fn, ...)
   local function collect(ok, ...)
@@ -173,5 +182,6 @@ function tasks.sleep(seconds)
   if why == "cancelled" then error(CancelledError(), 0) end
 end
 
+args.colon_methods(Task, "Task", "task")
 tasks.Task = Task
 return tasks

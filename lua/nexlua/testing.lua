@@ -20,14 +20,36 @@ local options = require "nexlua.private.options"
 local multidict = require "nexlua.multidict"
 local log = require "nexlua.log"
 
-local setmetatable, type, tostring, pairs, ipairs, error, concat =
-  setmetatable, type, tostring, pairs, ipairs, error, table.concat
-local format, gsub, char, byte = string.format, string.gsub, string.char, string.byte
+local setmetatable, getmetatable, type, tostring, pairs, ipairs, error, concat =
+  setmetatable, getmetatable, type, tostring, pairs, ipairs, error, table.concat
+local format, gsub, char, byte, find, sub = string.format, string.gsub, string.char, string.byte, string.find,
+  string.sub
+local is_app = require("nexlua.app").is_app
 local hrtime, step = core.hrtime, core.step
 
 local testing = {}
 
 local DEFAULT_TIMEOUT = 5
+
+local TestWebSocket, TestClient = {}, {} -- (the test side of one connection; the client)
+
+-- The checks of the test side's arguments: a mistake in a test fails at
+-- the test's line with what is wrong (level 1: the caller of the check's
+-- caller), never as an error inside this module.
+local function fail(level, fmt, ...) error("TestClient: " .. format(fmt, ...), level + 1) end
+
+local function check_timeout(t, what, level)
+  if t ~= nil and (type(t) ~= "number" or t ~= t or t <= 0) then
+    fail(level + 1, "%s: timeout must be a number of seconds above 0 (nil: the client's), got %s", what,
+      tostring(t))
+  end
+end
+
+local function check_ws(self, name, level)
+  if getmetatable(self) ~= TestWebSocket then
+    fail(level + 1, "call it with a colon, ws:%s(...), not ws.%s(...)", name, name)
+  end
+end
 
 --- Raised by websocket_connect when the app refuses the handshake:
 -- err.status (403, 404, ...), err.body, err.headers.
@@ -42,6 +64,8 @@ function testing.is_rejected(e) return getmetatable(e) == HandshakeRejected end
 -- Steps the loop until cond() is true (then true); false after timeout
 -- seconds (default 5): it does not fail the test by itself.
 local function wait_until(cond, timeout)
+  if type(cond) ~= "function" then fail(2, "wait_until: cond must be a function, got %s", type(cond)) end
+  check_timeout(timeout, "wait_until", 2)
   local deadline = hrtime() + (timeout or DEFAULT_TIMEOUT)
   while not cond() do
     if hrtime() >= deadline then return false end
@@ -70,31 +94,68 @@ local function query_string(q)
   return concat(parts, "&")
 end
 
-local function header_lines(headers, subprotocols)
+-- The request's extra header lines (level: the test's line, for errors).
+local function header_lines(headers, subprotocols, level)
   local out = {}
-  for k, v in pairs(headers or {}) do
-    if type(k) == "number" then k, v = v[1], v[2] end
-    out[#out + 1] = tostring(k) .. ": " .. tostring(v) .. "\r\n"
+  if headers ~= nil and type(headers) ~= "table" then
+    fail(level + 1, "websocket_connect: headers must be a table, got %s", type(headers))
   end
-  if subprotocols and #subprotocols > 0 then
-    out[#out + 1] = "Sec-WebSocket-Protocol: " .. concat(subprotocols, ", ") .. "\r\n"
+  for k, v in pairs(headers or {}) do
+    if type(k) == "number" then
+      if type(v) ~= "table" then fail(level + 1, "websocket_connect: headers[%d] must be a {name, value} pair", k) end
+      k, v = v[1], v[2]
+    end
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
+      fail(level + 1, "websocket_connect: a header needs a string name and a string value, got %s = %s",
+        type(k), type(v))
+    end
+    if find(k, "[%c :]") or find(tostring(v), "[\r\n%z]") then
+      fail(level + 1, "websocket_connect: header %q has a name or value that cannot be sent", k)
+    end
+    out[#out + 1] = k .. ": " .. tostring(v) .. "\r\n"
+  end
+  if subprotocols ~= nil then
+    if type(subprotocols) ~= "table" then
+      fail(level + 1, "websocket_connect: subprotocols must be a list of strings, got %s", type(subprotocols))
+    end
+    for i, p in ipairs(subprotocols) do
+      if type(p) ~= "string" then fail(level + 1, "websocket_connect: subprotocols[%d] is a %s", i, type(p)) end
+    end
+    if #subprotocols > 0 then
+      out[#out + 1] = "Sec-WebSocket-Protocol: " .. concat(subprotocols, ", ") .. "\r\n"
+    end
   end
   return concat(out)
 end
 
 -- The test side of one WebSocket connection.
-local TestWebSocket = {}
 TestWebSocket.__index = TestWebSocket
 
-function TestWebSocket:send_text(s) self:_send(tostring(s), 1) end
-function TestWebSocket:send_bytes(s) self:_send(s, 2) end
+-- The test side checks what it sends as the server's side does: a text
+-- message that is not UTF-8 would only make the server fail the connection.
+function TestWebSocket:send_text(s)
+  check_ws(self, "send_text", 2)
+  if type(s) == "number" then s = tostring(s) end
+  if type(s) ~= "string" then fail(2, "send_text: expected a string, got %s", type(s)) end
+  if not core.utf8_valid(s) then fail(2, "send_text: the text is not valid UTF-8 (use send_bytes)") end
+  self:_send(s, 1)
+end
+
+function TestWebSocket:send_bytes(s)
+  check_ws(self, "send_bytes", 2)
+  if type(s) ~= "string" then fail(2, "send_bytes: expected a string, got %s", type(s)) end
+  self:_send(s, 2)
+end
+
 function TestWebSocket:send_json(v, opts)
+  check_ws(self, "send_json", 2)
   local binary = false
   if opts ~= nil then
     args.check(opts, { "binary", "mode" }, "send_json", 2)
     binary = args.binary(opts, "send_json", 2)
   end
-  local s = assert(json.encode(v))
+  local s, err = json.encode(v)
+  if not s then fail(2, "send_json: cannot encode the value as JSON: %s", tostring(err)) end
   self:_send(s, binary and 2 or 1)
 end
 
@@ -108,7 +169,9 @@ end
 -- WebSocketDisconnect when the server closed, and fails with a clear message
 -- after timeout seconds (default 5).
 -- (level: where a timeout is reported, as in error(): the test's own line)
-local function recv(self, timeout, level)
+local function recv(self, timeout, level, name)
+  check_ws(self, name or "receive", level)
+  check_timeout(timeout, name or "receive", level)
   timeout = timeout or self._timeout
   local data, kind, code, reason
   local ok = wait_until(function()
@@ -125,22 +188,25 @@ local function recv(self, timeout, level)
   return data, kind
 end
 
-function TestWebSocket:receive(timeout) return recv(self, timeout, 3) end
+function TestWebSocket:receive(timeout)
+  local data, kind = recv(self, timeout, 3) -- (not a tail call: level 3 is the test's line)
+  return data, kind
+end
 
 function TestWebSocket:receive_text(timeout)
-  local data, kind = recv(self, timeout, 3)
+  local data, kind = recv(self, timeout, 3, "receive_text")
   if kind ~= "text" then error("TestClient: expected a text message, got a " .. kind .. " one", 2) end
   return data
 end
 
 function TestWebSocket:receive_bytes(timeout)
-  local data, kind = recv(self, timeout, 3)
+  local data, kind = recv(self, timeout, 3, "receive_bytes")
   if kind ~= "binary" then error("TestClient: expected a binary message, got a " .. kind .. " one", 2) end
   return data
 end
 
 function TestWebSocket:receive_json(timeout)
-  local data = recv(self, timeout, 3)
+  local data = recv(self, timeout, 3, "receive_json")
   local v, err = json.decode(data)
   if v == nil then error("TestClient: the server sent invalid JSON: " .. tostring(err) .. ": " .. data, 2) end
   return v
@@ -152,6 +218,15 @@ function TestWebSocket:state() return (core.client_state(self._c)) end
 --- Sends a close frame and waits (timeout) for the server's answer.
 -- Returns the close code and reason the server sent.
 function TestWebSocket:close(code, reason, timeout)
+  check_ws(self, "close", 2)
+  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0 or not ((code >= 1000 and code <= 1003) or
+      (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999))) then
+    fail(2, "close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code))
+  end
+  if reason ~= nil and (type(reason) ~= "string" or #reason > 123 or not core.utf8_valid(reason)) then
+    fail(2, "close: the reason must be a string of at most 123 bytes of UTF-8")
+  end
+  check_timeout(timeout, "close", 2)
   core.client_close(self._c, code or 1000, reason)
   return self:wait_closed(timeout)
 end
@@ -160,6 +235,8 @@ end
 -- (1006 when the TCP connection dropped without a close frame). Messages
 -- still arriving before the close are discarded.
 function TestWebSocket:wait_closed(timeout)
+  check_ws(self, "wait_closed", 2)
+  check_timeout(timeout, "wait_closed", 2)
   timeout = timeout or self._timeout
   local code, reason
   local ok = wait_until(function()
@@ -178,7 +255,6 @@ end
 --- Drops the TCP connection without a close frame (the app sees 1006).
 function TestWebSocket:abort() core.client_abort(self._c) end
 
-local TestClient = {}
 TestClient.__index = TestClient
 
 --- Starts the app (startup hooks, a listener on 127.0.0.1:0) if not started.
@@ -208,13 +284,24 @@ local CONNECT_OPTIONS = { "headers", "subprotocols", "query", "timeout" }
 -- query (table or string), timeout (seconds, for this connection's waits).
 -- Raises a HandshakeRejected error (err.status) when the app refuses.
 function TestClient:websocket_connect(path, opts)
+  if getmetatable(self) ~= TestClient then
+    fail(2, "call it with a colon, client:websocket_connect(...), not client.websocket_connect(...)")
+  end
+  if type(path) ~= "string" or sub(path, 1, 1) ~= "/" then
+    fail(2, "websocket_connect: the path must be a string starting with '/', got %s",
+      type(path) == "string" and format("%q", path) or type(path))
+  end
   opts = opts or {}
   args.check(opts, CONNECT_OPTIONS, "websocket_connect", 2)
+  check_timeout(opts.timeout, "websocket_connect", 2)
+  if opts.query ~= nil and type(opts.query) ~= "table" and type(opts.query) ~= "string" then
+    fail(2, "websocket_connect: query must be a table or a string, got %s", type(opts.query))
+  end
   self:start()
   local target = path
   local qs = query_string(opts.query)
   if qs ~= "" then target = target .. (target:find("?", 1, true) and "&" or "?") .. qs end
-  local c = core.client_connect("127.0.0.1", self.port, target, header_lines(opts.headers, opts.subprotocols))
+  local c = core.client_connect("127.0.0.1", self.port, target, header_lines(opts.headers, opts.subprotocols, 2))
   local timeout = opts.timeout or self.timeout
   local st, err, status, body, flat
   local settled = wait_until(function()
@@ -275,7 +362,10 @@ end
 -- client:run_for(0.1) (which starts the client first, as websocket_connect
 -- does: startup hooks, listener), or testing.run_for(0.1).
 local function run_for(a, b)
-  local seconds = type(a) == "number" and a or b
+  local seconds = getmetatable(a) == TestClient and b or a
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    fail(2, "run_for: seconds must be a number, 0 or more, got %s", tostring(seconds))
+  end
   if getmetatable(a) == TestClient then a:start() end
   wait_until(function() return false end, seconds)
 end
@@ -283,6 +373,11 @@ TestClient.run_for = run_for
 testing.run_for = run_for
 
 local function new(app, opts)
+  if not is_app(app) then
+    fail(2, "expected the app (a nexlua.App(); does the app file end with `return app`?), got %s",
+      type(app) == "table" and "a table that is not an App" or type(app))
+  end
+  if opts ~= nil and type(opts) ~= "table" then fail(2, "options must be a table, got %s", type(opts)) end
   opts = opts or {}
   local listen = {}
   for k, v in pairs(opts) do

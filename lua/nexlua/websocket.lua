@@ -49,6 +49,11 @@ if not ok_new then new_table = function() return {} end end
 -- Connection states, as the app sees them.
 local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "closed", "disconnected"
 
+-- The WebSockets whose handshake the app refused (close() or deny() before
+-- accept()): a CLOSED state that was never connected, for the messages of a
+-- later accept() or deny(). (Not a slot of every WebSocket: it is rare.)
+local refused = setmetatable({}, { __mode = "k" })
+
 -- A client's address: {host = , port = }, written "host:port" ("[host]:port"
 -- for IPv6) by tostring.
 local function address_text(a)
@@ -161,20 +166,38 @@ local RESERVED = {
   },
 }
 
+local header_text
+
 -- The header lines of headers (a table name -> value, or a list of
--- {name, value} pairs) for caller ("accept" or "deny"), checked.
+-- {name, value} pairs) for caller ("accept" or "deny"), checked. (A small
+-- frame: every accept() calls it, see header_text.)
 local function header_lines(headers, level, caller)
   if headers == nil then return nil end
+  return header_text(headers, level, caller) -- (a tail call: the same level)
+end
+
+-- header_lines' work, apart: a frame this large in every accept() would
+-- leave every idle handler's coroutine with a larger stack.
+function header_text(headers, level, caller)
   if type(headers) ~= "table" then raise(WebSocketError, level, caller .. ": headers must be a table") end
   local reserved = RESERVED[caller]
   local out = {}
   local function add(name, value)
-    name, value = tostring(name), tostring(value)
-    if not valid_token(name) then
-      raise(WebSocketError, level + 1, caller .. ": invalid header name " .. format("%q", name))
+    if type(name) ~= "string" or not valid_token(name) then
+      raise(WebSocketError, level + 1, caller .. ": invalid header name " ..
+        (type(name) == "string" and format("%q", name) or "(a " .. type(name) .. ")"))
     end
-    if find(value, "[\r\n%z]") then
+    if type(value) == "number" then
+      value = tostring(value)
+    elseif type(value) ~= "string" then
+      raise(WebSocketError, level + 1, format("%s: the value of header %s must be a string, got %s",
+        caller, name, type(value)))
+    end
+    if find(value, "[\r\n]") then
       raise(WebSocketError, level + 1, caller .. ": header value for " .. name .. " contains a line break")
+    end
+    if find(value, "%z") then
+      raise(WebSocketError, level + 1, caller .. ": header value for " .. name .. " contains a NUL byte")
     end
     if reserved[lower(name)] then
       raise(WebSocketError, level + 1, caller .. ": header " .. name .. " is set by the server")
@@ -182,7 +205,20 @@ local function header_lines(headers, level, caller)
     out[#out + 1] = name .. ": " .. value .. "\r\n"
   end
   if headers[1] ~= nil then
-    for _, pair in ipairs(headers) do add(pair[1], pair[2]) end
+    local n = #headers
+    for k in pairs(headers) do
+      if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+        raise(WebSocketError, level, caller .. ": headers must be a list of {name, value} pairs or a " ..
+          "table of name = value, not both (found key " .. format("%q", tostring(k)) .. ")")
+      end
+    end
+    for i, pair in ipairs(headers) do
+      if type(pair) ~= "table" or pair[1] == nil or pair[2] == nil then
+        raise(WebSocketError, level, format("%s: headers[%d] must be a {name, value} pair, got %s", caller, i,
+          type(pair) == "table" and "a table without both" or type(pair)))
+      end
+      add(pair[1], pair[2])
+    end
   else
     for k, v in pairs(headers) do add(k, v) end
   end
@@ -212,8 +248,9 @@ local function accept_args(self, opts)
   local st = self[STATE]
   if st == CONNECTED then raise(WebSocketError, 3, "accept() called twice") end
   if st ~= CONNECTING then
-    raise(WebSocketError, 3, "accept() after close(): this connection was closed before it was accepted " ..
-      "(by its handler, or by another task)")
+    raise(WebSocketError, 3, refused[self] and "accept() after the handshake was refused (close() or deny() " ..
+      "before accept(), by its handler or by another task)" or
+      "accept() called twice: this connection was accepted before, and has ended since")
   end
   local subprotocol, headers
   if type(opts) == "string" then
@@ -276,7 +313,7 @@ function WebSocket:close(code, reason)
   if reason and not core.utf8_valid(reason) then raise(WebSocketError, 2, "close: reason is not valid UTF-8") end
   local st = self[STATE]
   if st == CONNECTING then
-    self[STATE] = CLOSED
+    self[STATE], refused[self] = CLOSED, true
     self.close_code, self.close_reason = code, reason
     if log.debugging() then
       log.debug("client %s: %s closed before accept() with %d %q: HTTP 403", tostring(self.client or "?"),
@@ -294,12 +331,19 @@ end
 -- status: 4xx/5xx; headers: table; body: string.
 function WebSocket:deny(status, body, headers)
   check_colon(self, "deny", 2)
-  if self[STATE] ~= CONNECTING then raise(WebSocketError, 2, "deny() is only possible before accept()") end
-  if type(status) ~= "number" or status < 400 or status > 599 then
-    raise(WebSocketError, 2, "deny: status must be 4xx or 5xx")
+  if self[STATE] ~= CONNECTING then
+    raise(WebSocketError, 2, refused[self] and "deny(): the handshake was already refused (by close() or " ..
+      "an earlier deny())" or "deny() is only possible before accept()")
+  end
+  if type(status) ~= "number" or status < 400 or status > 599 or status ~= floor(status) then
+    raise(WebSocketError, 2, "deny: status must be an integer from 400 to 599, got " ..
+      (type(status) == "number" and tostring(status) or type(status)))
+  end
+  if body ~= nil and type(body) ~= "string" and type(body) ~= "number" then
+    raise(WebSocketError, 2, "deny: body must be a string, got " .. type(body))
   end
   local lines = header_lines(headers, 3, "deny")
-  self[STATE] = CLOSED
+  self[STATE], refused[self] = CLOSED, true
   if log.debugging() then
     log.debug("client %s: %s denied with HTTP %d", tostring(self.client or "?"), self.path, status)
   end
@@ -319,8 +363,10 @@ end
 -- receive() on a WebSocket that is not connected: raises before accept
 -- (level 3 is the app's line: see receive). Once the peer is gone, the
 -- core's take says "closed", which raises the disconnect.
-local function not_receiving(self)
-  check_colon(self, "receive", 3)
+local RECEIVE_NAMES = { text = "receive_text", binary = "receive_bytes", json = "receive_json" }
+
+local function not_receiving(self, want)
+  check_colon(self, RECEIVE_NAMES[want] or "receive", 3)
   if self[STATE] == CONNECTING then raise(WebSocketError, 3, "cannot receive before accept()") end
 end
 
@@ -376,7 +422,7 @@ end
 local not_received
 
 local function receive(self, opts, want)
-  if type(self) ~= "table" or self[STATE] ~= CONNECTED then not_receiving(self) end
+  if type(self) ~= "table" or self[STATE] ~= CONNECTED then not_receiving(self, want) end
   if opts ~= nil then opts, want = timeout_of(opts, want) end
   local data, kind = take(self[BOX], opts)
   if data == nil then
@@ -437,24 +483,25 @@ end
 -- the core answers "closed"). For the connection's own handler that is a
 -- mistake in its code; from any other task (a broadcast, a spawned sender)
 -- a closed connection is one that is gone, as for a disconnected one.
-local function check_sendable(self)
-  check_colon(self, "send_json", 3) -- (send_text and send_bytes find a dot call first)
+local function check_sendable(self, what)
+  check_colon(self, what, 3) -- (send_text and send_bytes find a dot call first)
   local st = self[STATE]
   local own = core.owned(self[BOX])
   if st == CONNECTING then
-    raise(WebSocketError, 3, own and "cannot send before accept()" or
-      "cannot send to another connection before its accept()")
+    raise(WebSocketError, 3, what .. (own and ": cannot send before accept()" or
+      ": cannot send to another connection before its accept()"))
   end
   if st == CLOSED then
     if not own then error(disconnected(self, close_info(self[BOX])), 0) end
-    raise(WebSocketError, 3, "cannot send after close()")
+    raise(WebSocketError, 3, what .. ": cannot send after close()")
   end
 end
 
 -- Sends data as one message. Reached by tail calls, so errors at level 2
 -- name the app's line, and the core is called with few slots in use.
+-- (The caller checks the state first: an argument more here would make a
+-- waiting handler's coroutine stack larger, see the README's memory notes.)
 local function send_message(self, data, binary)
-  if self[STATE] ~= CONNECTED then check_sendable(self) end
   local _, kind, code, reason = send(self[BOX], data, binary)
   if kind ~= nil then sent(self, kind, code, reason, 2) end
 end
@@ -476,6 +523,7 @@ function WebSocket:send_text(s)
     if type(s) ~= "number" then raise(WebSocketError, 2, "send_text: expected a string, got " .. type(s)) end
     s = number_text(s)
   end
+  if self[STATE] ~= CONNECTED then check_sendable(self, "send_text") end
   return send_message(self, s, false)
 end
 
@@ -484,6 +532,7 @@ function WebSocket:send_bytes(s)
     check_colon(self, "send_bytes", 2)
     raise(WebSocketError, 2, "send_bytes: expected a string, got " .. type(s))
   end
+  if self[STATE] ~= CONNECTED then check_sendable(self, "send_bytes") end
   return send_message(self, s, true)
 end
 
@@ -503,6 +552,7 @@ function WebSocket:send_json(v, opts)
   local binary = binary_of(opts, "send_json")
   local s, err = json.encode(v)
   if not s then raise(WebSocketError, 2, "send_json: cannot encode the value as JSON: " .. tostring(err)) end
+  if self[STATE] ~= CONNECTED then check_sendable(self, "send_json") end
   return send_message(self, s, binary)
 end
 
@@ -613,5 +663,11 @@ WebSocket.STATES = { CONNECTING = CONNECTING, CONNECTED = CONNECTED, CLOSED = CL
 --- The address of a request's client (core.request's client_host and
 -- client_port) as ws.client has it, or nil.
 WebSocket.address = address
+
+-- accept() runs once per connection, so compiling it gains nothing; and a
+-- trace of it calls the core's accept through trace stitching, which grows
+-- the handler's coroutine stack for good (an idle connection kept 94 bytes
+-- more: spec/api/memory_spec.lua). It stays interpreted.
+if jit then jit.off(WebSocket.accept) end
 
 return WebSocket

@@ -175,7 +175,7 @@ describe("API arguments", function()
       send_text = "send_text: call it with a colon, ws:send_text(...), not ws.send_text(...)",
       send_bytes = "send_bytes: call it with a colon, ws:send_bytes(...), not ws.send_bytes(...)",
       send_json = "send_json: call it with a colon, ws:send_json(...), not ws.send_json(...)",
-      receive_text = "receive: call it with a colon, ws:receive(...), not ws.receive(...)",
+      receive_text = "receive_text: call it with a colon, ws:receive_text(...), not ws.receive_text(...)",
       receive_number = "receive: call it with a colon, ws:receive(...), not ws.receive(...)",
       subscribe = "subscribe: call it with a colon, ws:subscribe(...), not ws.subscribe(...)",
       publish = "publish: call it with a colon, ws:publish(...), not ws.publish(...)",

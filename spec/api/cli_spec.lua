@@ -134,10 +134,31 @@ describe("the nexlua command line", function()
       }, "\n"))
       local _, _, err = run { path, "--port", "0" }
       local _, n = err:gsub("never matches", "")
-      assert.equal(2, n, err)
+      assert.equal(3, n, err)
+      -- (str takes every segment int does)
+      assert.matches("WARN [^\n]*dup_routes%.lua:4: route /x/{b:int} never matches: /x/{a}, registered " ..
+        "before it, matches the same paths", err)
       assert.matches("WARN [^\n]*dup_routes%.lua:5: route /x/{b} never matches: /x/{a}, registered " ..
         "before it, matches the same paths", err)
       assert.matches("WARN [^\n]*dup_routes%.lua:7: route /y never matches: /y, registered", err)
+    end)
+
+    it("a decorator that is never given its handler is warned about, with file:line", function()
+      local path = app_file("unfinished_route.lua", table.concat({
+        'local nexlua = require "nexlua"',
+        "local app = nexlua.App()",
+        'app:ws_route("/ws", function(ws) ws:accept() end)',
+        'app:ws_route("/forgotten")',
+        'app:ws_route("/done")(function(ws) ws:accept() end)',
+        'app:on_startup(function() error("stop here") end)',
+        "return app",
+        "",
+      }, "\n"))
+      local _, _, err = run { path, "--port", "0" }
+      local _, n = err:gsub("was never given a handler", "")
+      assert.equal(1, n, err)
+      assert.matches("WARN [^\n]*unfinished_route%.lua:4: ws_route%(/forgotten%) was never given a handler: the " ..
+        "route does not exist", err)
     end)
 
     it("ping_timeout = 0 beside ping_interval = 0 says to leave it out", function()

@@ -106,7 +106,7 @@ describe("sending to other connections", function()
     socket.sleep(0.1)
     a:send_text("ghost:l1:too early")
     assert.matches("ghost send failed: disconnect=false code=nil same=false " ..
-      "message=cannot send to another connection before its accept()", (a:recv_message()), 1, true)
+      "message=send_text: cannot send to another connection before its accept()", (a:recv_message()), 1, true)
     a:send_text("accept:l1")
     assert.equal("sent", (a:recv_message()))
     assert.equal(101, (l:read_http_response()))

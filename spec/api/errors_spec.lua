@@ -230,7 +230,7 @@ describe("typed errors", function()
       end
       assert.matches("cannot receive before accept%(%)", r.receive_before_accept.err)
       assert.matches("cannot send before accept%(%)", r.send_before_accept.err)
-      assert.matches("errors_app%.lua:%d+: cannot send before accept", r.send_before_accept.err)
+      assert.matches("errors_app%.lua:%d+: send_text: cannot send before accept", r.send_before_accept.err)
       -- the iterators name the line of the loop too
       assert.matches("errors_app%.lua:%d+: cannot receive before accept", r.iter_before_accept.err)
       assert.matches("errors_app%.lua:%d+: cannot receive before accept", r.iter_text_before_accept.err)
@@ -245,11 +245,11 @@ describe("typed errors", function()
       assert.equal(1000, code)
       assert.equal("done", reason)
       local r = wait_record(file)
-      for _, k in ipairs { "send_after_close", "send_json_after_close" } do
+      for k, fn in pairs { send_after_close = "send_text", send_json_after_close = "send_json" } do
         assert.is_false(r[k].ok)
         assert.is_true(r[k].is_ws_error, r[k].err)
         assert.is_false(r[k].is_disconnect)
-        assert.matches("errors_app%.lua:%d+: cannot send after close%(%)", r[k].err)
+        assert.matches("errors_app%.lua:%d+: " .. fn .. ": cannot send after close%(%)", r[k].err)
       end
     end)
   end)

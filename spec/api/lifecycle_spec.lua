@@ -491,14 +491,24 @@ return app
 
   -- The loop keeps running while a hook waits on something nothing will
   -- wake (it ended at once, status 0, with nothing logged).
-  it("a startup hook that never returns keeps the process up (not listening) until a signal", function()
+  it("a startup hook that never returns keeps the process up (not listening) until a signal, which " ..
+    "cancels it and then runs the shutdown hooks", function()
     local p = spawn("spec/apps/forever_hooks_app.lua", {}, false, { FOREVER = "startup" })
     finally(function() p:cleanup() end)
     socket.sleep(1)
     assert.is_nil(p:status(), "the process ended; log:\n" .. p:log())
     assert.is_nil(p:log():find("listening on", 1, true), p:log())
     p:signal("TERM")
-    assert.is_truthy(p:wait_exit(5), "still running after SIGTERM; log:\n" .. p:log())
+    assert.equal("0", p:wait_exit(5), "exit status; log:\n" .. p:log())
+    -- The stop cancelled the startup hook's wait; the shutdown hooks ran
+    -- once it had ended, not beside it; the server never listened.
+    local log = p:log()
+    assert.matches("startup hook woke: cancelled", log)
+    assert.matches("startup hook #1 %([^)]*forever_hooks_app%.lua:%d+%) cancelled: the server is stopping", log)
+    assert.is_true(pos(log, "startup hook cleaned up") < pos(log, "first shutdown hook runs"), log)
+    assert.is_true(pos(log, "first shutdown hook runs") < pos(log, "second shutdown hook ran"), log)
+    assert.is_nil(log:find("listening on", 1, true), log)
+    assert.is_nil(log:find("startup failed", 1, true), log)
   end)
 
   it("a shutdown hook that never returns keeps the process up until a second signal", function()

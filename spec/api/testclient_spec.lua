@@ -135,6 +135,47 @@ describe("TestClient", function()
     assert.equal("closed", ws:state())
   end)
 
+  -- A mistake in a test fails at the test's line, saying what is wrong,
+  -- before anything is sent (the server would only fail the connection).
+  it("refuses what it cannot send or wait for, at the test's line", function()
+    local ws = client:websocket_connect("/ws")
+    local function fails(fn, want)
+      local ok, err = pcall(fn)
+      assert.is_false(ok, want)
+      assert.matches("testclient_spec%.lua:%d+: TestClient: " .. want, tostring(err))
+    end
+    fails(function() ws:send_text(nil) end, "send_text: expected a string, got nil")
+    fails(function() ws:send_text({}) end, "send_text: expected a string, got table")
+    fails(function() ws:send_text("\255") end, "send_text: the text is not valid UTF%-8 %(use send_bytes%)")
+    fails(function() ws:send_bytes(5) end, "send_bytes: expected a string, got number")
+    fails(function() ws.send_text("x") end, "call it with a colon, ws:send_text%(...%), not ws%.send_text%(...%)")
+    fails(function() ws:send_json(function() end) end, "send_json: cannot encode the value as JSON")
+    fails(function() ws:receive("x") end, "receive: timeout must be a number of seconds above 0")
+    fails(function() ws:receive_text(-1) end, "receive_text: timeout must be a number of seconds above 0")
+    fails(function() ws:close(5000) end, "close: invalid close code 5000")
+    fails(function() ws:close(1005) end, "close: invalid close code 1005")
+    fails(function() ws:close(1000, string.rep("r", 124)) end,
+      "close: the reason must be a string of at most 123 bytes of UTF%-8")
+    fails(function() ws:wait_closed(0 / 0) end, "wait_closed: timeout must be a number of seconds above 0")
+    fails(function() client:websocket_connect(nil) end,
+      "websocket_connect: the path must be a string starting with '/', got nil")
+    fails(function() client:websocket_connect("/ws", { headers = "x" }) end,
+      "websocket_connect: headers must be a table, got string")
+    fails(function() client:websocket_connect("/ws", { subprotocols = "chat" }) end,
+      "websocket_connect: subprotocols must be a list of strings, got string")
+    fails(function() client:websocket_connect("/ws", { headers = { ["X-A"] = {} } }) end,
+      "websocket_connect: a header needs a string name and a string value, got string = table")
+    fails(function() client:run_for("x") end, "run_for: seconds must be a number, 0 or more, got x")
+    fails(function() TestClient.run_for() end, "run_for: seconds must be a number, 0 or more, got nil")
+    fails(function() TestClient.wait_until(nil) end, "wait_until: cond must be a function, got nil")
+    fails(function() TestClient(nil) end,
+      "expected the app %(a nexlua%.App%(%); does the app file end with `return app`%?%), got nil")
+    fails(function() TestClient({}) end, "expected the app .*, got a table that is not an App")
+    -- and the connection is still fine
+    ws:send_text("still here")
+    assert.equal("Echo: still here", ws:receive_text())
+  end)
+
   it("a receive that gets nothing fails after its timeout with a clear message", function()
     local ws = client:websocket_connect("/silent")
     local t0 = clock()

@@ -59,6 +59,11 @@ describe("nexlua.json", function()
       local s, err = json.encode({ f = function() end })
       assert.is_nil(s)
       assert.is_string(err)
+      local cyclic = {}
+      cyclic.self = cyclic
+      s, err = json.encode(cyclic)
+      assert.is_nil(s)
+      assert.equal("tables nested more than 1000 deep (a table that contains itself?)", err)
     end)
 
     it("refuses a string that is not UTF-8 (JSON text is UTF-8), anywhere in the value", function()
@@ -92,6 +97,17 @@ describe("nexlua.json", function()
         assert.is_nil(v, bad)
         assert.is_string(err, bad)
       end
+    end)
+
+    -- RFC 8259 §8.1: JSON text is UTF-8 (lua-cjson would pass raw bytes into
+    -- strings that encode() then refuses).
+    it("refuses a text that is not UTF-8", function()
+      for _, bad in ipairs { '"\255"', '{"k":"\192\175"}', '["\237\160\128"]', '{"\255":1}' } do
+        local v, err = json.decode(bad)
+        assert.is_nil(v, bad)
+        assert.equal("the text is not valid UTF-8", err)
+      end
+      assert.equal("café", json.decode('"café"'))
     end)
 
     it("refuses numbers that are not JSON's: NaN, Infinity, hexadecimal, a leading + or zeros", function()

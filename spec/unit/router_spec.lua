@@ -32,6 +32,9 @@ describe("nexlua.router", function()
         { "/a/{x:nope}", 'unknown converter "nope"' },
         { "/a/{x", "unbalanced braces" },
         { "/a/x}", "unbalanced braces" },
+        -- a route matches the path alone, never the query string
+        { "/a?x=1", 'route "/a?x=1" contains "?": a route matches the path alone' },
+        { "/a#top", 'contains "#"' },
       }
       for _, case in ipairs(bad) do
         local ok, err = pcall(router.compile, case[1])
@@ -182,6 +185,65 @@ describe("nexlua.router", function()
       router.register_converter("unit_again", { pattern = "%a+" })
       assert.same({ v = "abc" }, match("/a/{v:unit_again}", "/a/abc"))
     end)
+
+    -- Lua reads a pattern as it matches: a mistake after the first item
+    -- would only raise when a path got that far, in every route's matching.
+    it("refuses a pattern that is not a valid Lua pattern, at registration", function()
+      for pattern, why in pairs {
+        ["[a-z][a-z"] = "a '[' without its ']'",
+        ["x["] = "a '[' without its ']'",
+        ["%"] = "it ends with '%'",
+        ["%d%"] = "it ends with '%'",
+        ["%1"] = "a back-reference (%1) needs a capture",
+        ["%f"] = "'%f' needs a set ('[...]')",
+        ["%bx"] = "'%b' needs two characters",
+      } do
+        local ok, err = pcall(router.register_converter, "unit_badpat", { pattern = pattern })
+        assert.is_false(ok, pattern)
+        assert.matches(string.format("converter unit_badpat: %q is not a valid Lua pattern: ", pattern) .. why, err,
+          1, true)
+      end
+      for _, pattern in ipairs { "[]]+", "[^]]+", "[%]%-]+", "%bxy", "%f[%w]%w+", "[%w_%-]+" } do
+        assert.has_no_error(function() router.register_converter("unit_goodpat", { pattern = pattern }) end, pattern)
+      end
+      -- an empty pattern would be a position capture ("()"): its value a number
+      assert.has_error(function() router.register_converter("unit_empty", { pattern = "" }) end,
+        "converter unit_empty: the pattern must not be empty")
+      assert.has_error(function() router.register_converter("unit_conv", { pattern = "%a+", convert = 5 }) end,
+        "converter unit_conv: convert must be a function, got number")
+    end)
+  end)
+
+  -- A route that can never match (an earlier one takes every path it
+  -- matches) is returned by add() as shadowed, for the app's warning.
+  describe("shadowed routes", function()
+    local function shadowed(first, second)
+      local r = router.new()
+      r:add(first, {})
+      local _, shadow = r:add(second, {})
+      return shadow and shadow.template or nil
+    end
+
+    it("the same paths, or a subset of an earlier route's", function()
+      assert.equal("/x/{a}", shadowed("/x/{a}", "/x/{b}"))
+      assert.equal("/x/{a}", shadowed("/x/{a}", "/x/{b:int}")) -- str takes every segment int does
+      assert.equal("/x/{a}", shadowed("/x/{a}", "/x/{b:uuid}"))
+      assert.equal("/x/{a:path}", shadowed("/x/{a:path}", "/x/{b}"))
+      assert.equal("/x/{a:path}", shadowed("/x/{a:path}", "/x/readme")) -- a fixed path it matches
+      assert.equal("/u/{id}", shadowed("/u/{id}", "/u/me"))
+      assert.equal("/y", shadowed("/y", "/y"))
+    end)
+
+    it("not when the later route matches paths the earlier one does not", function()
+      assert.is_nil(shadowed("/x/{b:int}", "/x/{a}"))
+      assert.is_nil(shadowed("/v/{id:int}", "/v/me"))
+      assert.is_nil(shadowed("/x/{a}", "/x/{a}/more"))
+      assert.is_nil(shadowed("/x/{a}/{b}", "/x/{a:path}"))
+      assert.is_nil(shadowed("/x/{a}", "/y/{a}"))
+      assert.is_nil(shadowed("/y", "/y/"))
+      router.register_converter("unit_word", { pattern = "%a+" })
+      assert.is_nil(shadowed("/x/{a}", "/x/{b:unit_word}")) -- (an app's own converter is not compared)
+    end)
   end)
 end)
 
@@ -210,5 +272,23 @@ describe("nexlua.app route registration", function()
     assert.is_false(ok)
     assert.matches('unknown converter "nope"', err, 1, true)
     assert.matches("router_spec%.lua:%d+:", err)
+  end)
+
+  -- A misspelt handler name is nil: not the decorator form, which has no
+  -- second argument at all.
+  it("a nil handler is an error, with or without options", function()
+    local app = App.new()
+    local hanlder = nil -- luacheck: ignore 311
+    for _, call in ipairs {
+      function() app:ws_route("/x", hanlder) end,
+      function() app:ws_route("/x", hanlder, { compression = false }) end,
+      function() app.ws_route("/x", hanlder) end,
+    } do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("router_spec%.lua:%d+: ws_route: the handler is nil %(a misspelled name%? the decorator " ..
+        "form is app:ws_route%(path%)%(handler%), with no second argument%)", err)
+    end
+    assert.equal(0, #app.router.routes)
   end)
 end)

@@ -3,7 +3,8 @@
 -- take, so that a misspelt option (`timeot`) is not quietly ignored.
 local errors = require "nexlua.errors"
 
-local pairs, type, tostring, concat, format = pairs, type, tostring, table.concat, string.format
+local pairs, type, tostring, error, getmetatable = pairs, type, tostring, error, getmetatable
+local concat, format, find = table.concat, string.format, string.find
 local raise, WebSocketError = errors.raise, errors.WebSocketError
 
 local opts = {}
@@ -44,6 +45,24 @@ function opts.binary(t, what, level)
     raise(WebSocketError, level + 1, format("%s: binary = %s and mode = %q disagree", what, tostring(binary), mode))
   end
   return binary == true or mode == "binary"
+end
+
+--- Makes every method of class raise a clear error when called with a dot
+-- (q.put(1), as in Python) instead of failing inside it: "Queue:put: call it
+-- with a colon, q:put(...)". cname: the class's name; var: a variable name
+-- for the example. The wrapper tail-calls the method, so the method's own
+-- errors still name the caller's line.
+function opts.colon_methods(class, cname, var)
+  for name, f in pairs(class) do
+    if type(f) == "function" and not find(name, "^_") then
+      local text = format("%s:%s: call it with a colon, %s:%s(...), not %s.%s(...)", cname, name, var, name,
+        var, name)
+      class[name] = function(self, ...)
+        if getmetatable(self) ~= class then error(text, 2) end
+        return f(self, ...)
+      end
+    end
+  end
 end
 
 return opts

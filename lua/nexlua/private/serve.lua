@@ -8,6 +8,7 @@ local options = require "nexlua.private.options"
 local waiting = require "nexlua.private.waiting"
 local WebSocket = require "nexlua.websocket"
 local router = require "nexlua.router"
+local warn_unfinished = require("nexlua.app").warn_unfinished
 local unescape_path = require("nexlua.multidict").unescape_path
 
 local xpcall, pcall, tostring, error, ipairs, type = xpcall, pcall, tostring, error, ipairs, type
@@ -247,16 +248,30 @@ local function call_hook(what, i, fn, arg)
   local stop_watch = watch_hook(what, i, fn)
   local t = tasks.spawn(function(a) return fn(a) end, arg) -- (fn may be a callable table)
   local ok, err = pcall(t.wait, t)
+  if ok then
+    stop_watch()
+    return true
+  end
+  if t.status == "pending" then
+    -- The waiting task was cancelled (a stop during the startup hooks):
+    -- so is the hook, which ends before the next hooks run.
+    t:cancel()
+    while t.status == "pending" do pcall(t.wait, t) end
+    stop_watch()
+    return false, "cancelled", true
+  end
   stop_watch()
-  if ok then return true end
-  if t.status == "pending" then t:cancel() end -- (the waiting task was cancelled)
   return false, t.traceback or errors.text(err)
 end
 
 local function run_hooks(hooks, what, all, arg)
   local first
   for i, fn in ipairs(hooks) do
-    local ok, err = call_hook(what, i, fn, arg)
+    local ok, err, cancelled = call_hook(what, i, fn, arg)
+    if cancelled then
+      log.info("%s hook #%d%s cancelled: the server is stopping", what, i, hook_at(fn))
+      return false, err, true
+    end
     if not ok then
       log.error("%s hook #%d%s failed: %s", what, i, hook_at(fn), err)
       if not all then return false, err end
@@ -269,17 +284,28 @@ end
 serve.run_hooks = run_hooks
 
 --- An app's lifecycle: start runs its startup hooks (true, or false and the
--- first error); stop runs its shutdown hooks with why ("shutdown",
--- "reload" or "failed reload"), at most once after each start, so an app
--- whose hooks ran at a reload is not shut down again at the exit. A stop
--- that finds the hooks running in another task (a reload's) waits for
--- them to end: the exit must not cut them short.
+-- first error, and true when they were cancelled); stop runs its shutdown
+-- hooks with why ("shutdown", "reload" or "failed reload"), at most once
+-- after each start, so an app whose hooks ran at a reload is not shut down
+-- again at the exit. A stop that finds the hooks running in another task (a
+-- reload's) waits for them to end: the exit must not cut them short. A stop
+-- during the startup hooks (a SIGTERM while the server starts, or while a
+-- reload starts the new app) cancels the one running, waits for it to end,
+-- and then runs the shutdown hooks: never beside a startup hook half-way.
 serve.lifecycle = {
   start = function(app, what)
+    warn_unfinished(app)
     app._stopped = false
-    return run_hooks(app.startup, what)
+    app._starting = core.current()
+    local ok, err, cancelled = run_hooks(app.startup, what)
+    app._starting = nil
+    return ok, err, cancelled
   end,
   stop = function(app, what, why)
+    if app._starting and app._starting ~= core.current() then
+      core.cancel(app._starting)
+      while app._starting do core.sleep(0.02) end
+    end
     if app._stopped then
       while app._stopping do core.sleep(0.02) end
       return
@@ -393,7 +419,12 @@ function serve.run(app, opts)
       end
       log.info("%s", what)
     end
-    if not lifecycle.start(holder.app, "startup") then
+    -- (a SIGINT/SIGTERM meanwhile: its task stops the server, and cancels
+    -- the startup hooks if they are running)
+    if stopping then return end
+    local started = lifecycle.start(holder.app, "startup")
+    if stopping then return end
+    if not started then
       log.error("startup failed: not serving")
       exit_code = 1
       core.stop()

@@ -71,8 +71,18 @@ static size_t put_escaped(char *out, const char *s, size_t len) {
   return n;
 }
 
+/* i moved back (step -1) or forward (+1) off UTF-8 continuation bytes, at
+ * most 3 (a character's length): a cut falls between characters, and bytes
+ * that are not UTF-8 are cut anywhere. */
+static size_t char_edge(const char *s, size_t i, size_t len, int step) {
+  int k;
+  for (k = 0; k < 3 && i > 0 && i < len && ((unsigned char)s[i] & 0xc0) == 0x80; k++)
+    i = step < 0 ? i - 1 : i + 1;
+  return i;
+}
+
 void nx_log(int level, const char *fmt, ...) {
-  char small[4096], *msg = small, *line;
+  char small[4096], *msg = small, *line, stack_line[8192];
   char head[96], gap[96];
   struct timeval tv;
   struct tm tm;
@@ -107,26 +117,31 @@ void nx_log(int level, const char *fmt, ...) {
   }
   keep = resume = len;
   if (len > LOG_MAX) {
-    keep = LOG_MAX - LOG_TAIL, resume = len - LOG_TAIL;
-    while (keep > 0 && ((unsigned char)msg[keep] & 0xc0) == 0x80) /* (not inside a character) */
-      keep--;
-    while (resume < len && ((unsigned char)msg[resume] & 0xc0) == 0x80)
-      resume++;
-    glen = (size_t)snprintf(gap, sizeof(gap), "\n  [... %zu bytes of this entry left out ...]\n  ",
-                            resume - keep);
+    keep = char_edge(msg, LOG_MAX - LOG_TAIL, len, -1);
+    resume = char_edge(msg, len - LOG_TAIL, len, 1);
   }
-  line = (char *)malloc(n + 4 * (keep + len - resume) + glen + 1);
-  if (line) {
-    memcpy(line, head, n);
-    n += put_escaped(line + n, msg, keep);
-    memcpy(line + n, gap, glen), n += glen;
-    n += put_escaped(line + n, msg + resume, len - resume);
-    line[n++] = '\n';
-    /* One write per line so lines from a crash or another thread never interleave. */
-    fwrite(line, 1, n, stderr);
-    fflush(stderr);
+  line = stack_line;
+  if (n + 4 * (keep + len - resume) + sizeof(gap) + 1 > sizeof(stack_line) &&
+      !(line = (char *)malloc(n + 4 * (keep + len - resume) + sizeof(gap) + 1))) {
+    /* (no memory: what fits here, the start, rather than nothing; an "out
+     * of memory" entry must not be lost for want of memory) */
+    line = stack_line;
+    keep = char_edge(msg, (sizeof(stack_line) - n - sizeof(gap) - 1) / 4, len, -1);
+    resume = len;
+  }
+  if (resume > keep)
+    glen = (size_t)snprintf(gap, sizeof(gap), "\n  [... %zu bytes of this entry left out ...]%s",
+                            resume - keep, resume < len ? "\n  " : "");
+  memcpy(line, head, n);
+  n += put_escaped(line + n, msg, keep);
+  memcpy(line + n, gap, glen), n += glen;
+  n += put_escaped(line + n, msg + resume, len - resume);
+  line[n++] = '\n';
+  /* One write per line so lines from a crash or another thread never interleave. */
+  fwrite(line, 1, n, stderr);
+  fflush(stderr);
+  if (line != stack_line)
     free(line);
-  }
   if (msg != small)
     free(msg);
 }

@@ -45,6 +45,8 @@ local function check_fn(fn, what, level)
   end
 end
 
+local decorator_of
+
 -- ws_route's work; level: the caller's level, for errors and the warning.
 local function add_route(self, path, handler, opts, level)
   check_fn(handler, "ws_route handler", level + 1)
@@ -67,27 +69,33 @@ local function add_route(self, path, handler, opts, level)
   end
 end
 
+-- The decorator form's function (ws_route(path) or ws_route(path, nil,
+-- opts)); until it is called, the route is listed in app.unfinished, for
+-- the warning at the start (a misspelt handler with options ends up here).
+function decorator_of(self, path, opts)
+  local at = getinfo(2, "Sl") -- (ws_route tail-calls this: 2 is its caller)
+  local decorator
+  decorator = function(h)
+    self.unfinished[decorator] = nil
+    add_route(self, path, h, opts, 2)
+    return h
+  end
+  self.unfinished[decorator] = format("%s:%d: ws_route(%s)", at.short_src, at.currentline or 0, tostring(path))
+  return decorator
+end
+
 --- Registers a WebSocket route. handler(ws) runs in its own coroutine.
 -- opts.middleware: route-level middleware, run after the app's.
 -- Returns the app, so calls can be chained. Without a handler it returns a
 -- decorator-like function: app:ws_route("/x")(function(ws) ... end).
 function App:ws_route(path, ...)
   local handler, opts = ...
-  if select("#", ...) == 0 then
-    local at = getinfo(2, "Sl")
-    local decorator
-    decorator = function(h)
-      self.unfinished[decorator] = nil
-      add_route(self, path, h, opts, 2)
-      return h
-    end
-    self.unfinished[decorator] = format("%s:%d: ws_route(%s)", at.short_src, at.currentline or 0, tostring(path))
-    return decorator
-  end
-  if handler == nil then
+  if select("#", ...) == 0 then return decorator_of(self, path, nil) end
+  if handler == nil and opts == nil then
     error("ws_route: the handler is nil (a misspelled name? the decorator form is " ..
-      "app:ws_route(path)(handler), with no second argument)", 2)
+      "app:ws_route(path)(handler), or app:ws_route(path, nil, opts)(handler))", 2)
   end
+  if handler == nil then return decorator_of(self, path, opts) end
   add_route(self, path, handler, opts, 2)
   return self
 end
@@ -123,7 +131,7 @@ end
 
 --- Registers a path converter usable as {name:key} in routes.
 function App.register_converter(key, conv)
-  router.register_converter(key, conv)
+  return router.register_converter(key, conv) -- (a tail call: errors name the app's line)
 end
 
 function App:__tostring() return format("nexlua.App(%d routes)", #self.router.routes) end

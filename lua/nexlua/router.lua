@@ -61,9 +61,11 @@ local converters = {
 local BUILTIN, BUILTIN_CONV = {}, {}
 for k, c in pairs(converters) do BUILTIN[k], BUILTIN_CONV[c] = true, true end
 
--- What is wrong with Lua pattern p, or nil. (Lua reads a pattern as it
--- matches, so a mistake after the first item that fails on a given text is
--- only found by a text that gets that far: the syntax is checked here.)
+-- What is wrong with Lua pattern p, or nil; and true for a capture (a
+-- converter's pattern is one capture of the route's). (Lua reads a pattern
+-- as it matches, so a mistake after the first item that fails on a given
+-- text is only found by a text that gets that far: the syntax is checked
+-- here, as Lua 5.1's lstrlib.c reads it.)
 local function pattern_error(p)
   local i, n = 1, #p
   while i <= n do
@@ -81,6 +83,10 @@ local function pattern_error(p)
       else
         i = i + 2
       end
+    elseif c == "(" then
+      return "captures", true
+    elseif c == ")" then
+      return "a ')' without its '('"
     elseif c == "[" then
       local j = i + 1
       if sub(p, j, j) == "^" then j = j + 1 end
@@ -106,8 +112,8 @@ function router.register_converter(key, conv)
     error("converter must be a table with a string 'pattern' (and optional 'convert')", 2)
   end
   if conv.pattern == "" then error("converter " .. key .. ": the pattern must not be empty", 2) end
-  if find(conv.pattern, "%(") then error("converter pattern must not contain captures", 2) end
-  local why = pattern_error(conv.pattern)
+  local why, capture = pattern_error(conv.pattern)
+  if capture then error("converter pattern must not contain captures", 2) end
   if why then error(format("converter %s: %q is not a valid Lua pattern: %s", key, conv.pattern, why), 2) end
   local convert = conv.convert
   if convert ~= nil and type(convert) ~= "function" and
@@ -185,6 +191,10 @@ local function shadows(a, b)
   if #a.params ~= #b.params then return false end
   for i, lit in ipairs(a.literals) do
     if lit ~= b.literals[i] then return false end
+    -- (two parameters side by side split a path as the first match says,
+    -- and a converter may refuse that split where another would do: not
+    -- compared)
+    if lit == "" and i > 1 and i <= #a.params then return false end
   end
   for i, p in ipairs(a.params) do
     if not covers(p.conv, b.params[i].conv) then return false end

@@ -21,6 +21,9 @@ local is_cancelled = errors.is_cancelled
 
 local tasks = {}
 
+local NOT_IN_TASK = " must be called from a nexlua coroutine (a handler, middleware, hook or task), not from " ..
+  "the main chunk or a coroutine of your own"
+
 local Task = {}
 Task.__index = Task
 Task.__tostring = function(t) return "nexlua.Task(" .. t.status .. ")" end
@@ -107,8 +110,7 @@ function Task:wait(timeout)
   while self.status == "pending" do
     local me = current()
     if not me then
-      error("Task:wait() must be called from a nexlua coroutine (a handler, middleware, hook or task), not " ..
-        "from the main chunk or a coroutine of your own", 2)
+      error("Task:wait()" .. NOT_IN_TASK, 2)
     end
     if me == self.handle then error("Task:wait(): a task cannot wait for itself (it would never end)", 2) end
     local at = waitlist.add(self.waiters, me)
@@ -143,8 +145,7 @@ function tasks.wait_for(fn, seconds, ...)
     error("wait_for: seconds must be a non-negative number", 2)
   end
   if not current() then
-    error("wait_for must be called from a nexlua coroutine (a handler, middleware, hook or task), not from " ..
-      "the main chunk or a coroutine of your own", 2)
+    error("wait_for" .. NOT_IN_TASK, 2)
   end
   local t = tasks.spawn(fn, ...)
   local function collect(ok, ...)

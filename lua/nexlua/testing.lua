@@ -25,6 +25,7 @@ local setmetatable, getmetatable, type, tostring, pairs, ipairs, error, concat =
 local format, gsub, char, byte, find, sub = string.format, string.gsub, string.char, string.byte, string.find,
   string.sub
 local is_app = require("nexlua.app").is_app
+local sendable_close_code = require("nexlua.websocket").sendable_close_code
 local hrtime, step = core.hrtime, core.step
 
 local testing = {}
@@ -39,8 +40,8 @@ local TestWebSocket, TestClient = {}, {} -- (the test side of one connection; th
 local function fail(level, fmt, ...) error("TestClient: " .. format(fmt, ...), level + 1) end
 
 local function check_timeout(t, what, level)
-  if t ~= nil and (type(t) ~= "number" or t ~= t or t <= 0) then
-    fail(level + 1, "%s: timeout must be a number of seconds above 0 (nil: the client's), got %s", what,
+  if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
+    fail(level + 1, "%s: timeout must be a number of seconds, 0 or more (nil: the client's), got %s", what,
       tostring(t))
   end
 end
@@ -48,6 +49,12 @@ end
 local function check_ws(self, name, level)
   if getmetatable(self) ~= TestWebSocket then
     fail(level + 1, "call it with a colon, ws:%s(...), not ws.%s(...)", name, name)
+  end
+end
+
+local function check_client(self, name, level)
+  if getmetatable(self) ~= TestClient then
+    fail(level + 1, "call it with a colon, client:%s(...), not client.%s(...)", name, name)
   end
 end
 
@@ -65,7 +72,9 @@ function testing.is_rejected(e) return getmetatable(e) == HandshakeRejected end
 -- seconds (default 5): it does not fail the test by itself.
 local function wait_until(cond, timeout)
   if type(cond) ~= "function" then fail(2, "wait_until: cond must be a function, got %s", type(cond)) end
-  check_timeout(timeout, "wait_until", 2)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    fail(2, "wait_until: timeout must be a number of seconds, 0 or more (nil: 5), got %s", tostring(timeout))
+  end
   local deadline = hrtime() + (timeout or DEFAULT_TIMEOUT)
   while not cond() do
     if hrtime() >= deadline then return false end
@@ -213,14 +222,16 @@ function TestWebSocket:receive_json(timeout)
 end
 
 --- "open", "closed", "failed": the connection as the client sees it.
-function TestWebSocket:state() return (core.client_state(self._c)) end
+function TestWebSocket:state()
+  check_ws(self, "state", 2)
+  return (core.client_state(self._c))
+end
 
 --- Sends a close frame and waits (timeout) for the server's answer.
 -- Returns the close code and reason the server sent.
 function TestWebSocket:close(code, reason, timeout)
   check_ws(self, "close", 2)
-  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0 or not ((code >= 1000 and code <= 1003) or
-      (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999))) then
+  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0 or not sendable_close_code(code)) then
     fail(2, "close: invalid close code %s (use 1000-1003, 1007-1014 or 3000-4999)", tostring(code))
   end
   if reason ~= nil and (type(reason) ~= "string" or #reason > 123 or not core.utf8_valid(reason)) then
@@ -253,12 +264,16 @@ function TestWebSocket:wait_closed(timeout)
 end
 
 --- Drops the TCP connection without a close frame (the app sees 1006).
-function TestWebSocket:abort() core.client_abort(self._c) end
+function TestWebSocket:abort()
+  check_ws(self, "abort", 2)
+  core.client_abort(self._c)
+end
 
 TestClient.__index = TestClient
 
 --- Starts the app (startup hooks, a listener on 127.0.0.1:0) if not started.
 function TestClient:start()
+  check_client(self, "start", 2)
   if self.listener then return self end
   local done, failure = false, nil
   core.spawn(function()
@@ -284,9 +299,7 @@ local CONNECT_OPTIONS = { "headers", "subprotocols", "query", "timeout" }
 -- query (table or string), timeout (seconds, for this connection's waits).
 -- Raises a HandshakeRejected error (err.status) when the app refuses.
 function TestClient:websocket_connect(path, opts)
-  if getmetatable(self) ~= TestClient then
-    fail(2, "call it with a colon, client:websocket_connect(...), not client.websocket_connect(...)")
-  end
+  check_client(self, "websocket_connect", 2)
   if type(path) ~= "string" or sub(path, 1, 1) ~= "/" then
     fail(2, "websocket_connect: the path must be a string starting with '/', got %s",
       type(path) == "string" and format("%q", path) or type(path))
@@ -330,6 +343,7 @@ end
 -- to a topic a later test's connections subscribe to: topics belong to the
 -- process.)
 function TestClient:close()
+  check_client(self, "close", 2)
   for _, ws in ipairs(self.sockets) do
     if ws:state() == "open" then core.client_close(ws._c, 1000) end
   end

@@ -50,8 +50,9 @@ if not ok_new then new_table = function() return {} end end
 local CONNECTING, CONNECTED, CLOSED, DISCONNECTED = "connecting", "connected", "closed", "disconnected"
 
 -- The WebSockets whose handshake the app refused (close() or deny() before
--- accept()): a CLOSED state that was never connected, for the messages of a
--- later accept() or deny(). (Not a slot of every WebSocket: it is rare.)
+-- accept(): true), or whose client left before accept() ("left"): a state
+-- that was never connected, for the messages of a later accept() or deny().
+-- (Not a slot of every WebSocket: it is rare.)
 local refused = setmetatable({}, { __mode = "k" })
 
 -- A client's address: {host = , port = }, written "host:port" ("[host]:port"
@@ -248,7 +249,9 @@ local function accept_args(self, opts)
   local st = self[STATE]
   if st == CONNECTED then raise(WebSocketError, 3, "accept() called twice") end
   if st ~= CONNECTING then
-    raise(WebSocketError, 3, refused[self] and "accept() after the handshake was refused (close() or deny() " ..
+    local why = refused[self]
+    raise(WebSocketError, 3, why == "left" and "accept() after the client left (the first accept() raised " ..
+      "WebSocketDisconnect)" or why and "accept() after the handshake was refused (close() or deny() " ..
       "before accept(), by its handler or by another task)" or
       "accept() called twice: this connection was accepted before, and has ended since")
   end
@@ -283,7 +286,10 @@ function WebSocket:accept(opts)
   -- The core is called with few slots in use: a C call deeper in the
   -- coroutine's stack would make LuaJIT grow it (see take).
   local ok, _, code, reason = accept(self[BOX], accept_args(self, opts))
-  if not ok then error(disconnected(self, code, reason), 0) end
+  if not ok then
+    refused[self] = "left"
+    error(disconnected(self, code, reason), 0)
+  end
   self[STATE] = CONNECTED
   local subprotocol = opts
   if type(opts) == "table" then subprotocol = opts.subprotocol end
@@ -293,6 +299,8 @@ end
 local function check_close_code(code)
   return (code >= 1000 and code <= 1003) or (code >= 1007 and code <= 1014) or (code >= 3000 and code <= 4999)
 end
+--- Whether code is a close code an endpoint may send (RFC 6455 §7.4).
+WebSocket.sendable_close_code = check_close_code
 
 --- Closes the connection with code (default 1000) and reason (at most 123
 -- bytes of UTF-8). Before accept() this refuses the handshake: the client
@@ -332,8 +340,10 @@ end
 function WebSocket:deny(status, body, headers)
   check_colon(self, "deny", 2)
   if self[STATE] ~= CONNECTING then
-    raise(WebSocketError, 2, refused[self] and "deny(): the handshake was already refused (by close() or " ..
-      "an earlier deny())" or "deny() is only possible before accept()")
+    local why = refused[self]
+    raise(WebSocketError, 2, why == "left" and "deny() after the client left" or why and
+      "deny(): the handshake was already refused (by close() or an earlier deny())" or
+      "deny() is only possible before accept()")
   end
   if type(status) ~= "number" or status < 400 or status > 599 or status ~= floor(status) then
     raise(WebSocketError, 2, "deny: status must be an integer from 400 to 599, got " ..

@@ -75,6 +75,14 @@ describe("API misuse", function()
     end
   end)
 
+  it("accept() again after the client left says so", function()
+    local c = rawws.open_tcp(s.port)
+    c:send_raw((rawws.build_request(s.port, "/left")))
+    c:close_socket()
+    assert.truthy(s:wait_log("RESULT left: WebSocket disconnected %(1006%) | [^\n]*misuse_app%.lua:%d+: accept%(%) " ..
+      "after the client left %(the first accept%(%) raised WebSocketDisconnect%)"), s:log())
+  end)
+
   it("accept() on a WebSocket that was accepted and has ended says so", function()
     local c = open("/save")
     assert.equal(1000, (c:expect_close()))
@@ -126,6 +134,13 @@ describe("API misuse", function()
     assert.equal(1011, (c:expect_close()))
     local entry = s:wait_log("ERROR [^\n]*eeee\n  %[%.%.%. %d+ bytes of this entry left out %.%.%.%]\n  e*" ..
       " END%-OF%-MESSAGE\n  stack traceback:\n[^\n]*\n  \tspec/apps/misuse_app%.lua:%d+")
+    assert.truthy(entry, s:log():sub(-3000))
+    -- bytes that are not UTF-8 (continuation bytes only): cut where asked,
+    -- escaped, and the end and the traceback kept
+    c = open("/raise/long_bytes")
+    assert.equal(1011, (c:expect_close()))
+    entry = s:wait_log("ERROR [^\n]*\\x80\\x80\n  %[%.%.%. %d+ bytes of this entry left out %.%.%.%]\n  " ..
+      "[\\x80]* END%-OF%-BYTES\n  stack traceback:\n[^\n]*\n  \tspec/apps/misuse_app%.lua:%d+")
     assert.truthy(entry, s:log():sub(-3000))
   end)
 end)

@@ -59,6 +59,14 @@ app:ws_route("/refused/{case}", function(ws)
   end
 end)
 
+-- accept() again after the first raised WebSocketDisconnect (the client
+-- left while the handler waited).
+app:ws_route("/left", function(ws)
+  nexlua.sleep(0.3)
+  local first = err_of(function() ws:accept() end)
+  log.info("RESULT left: %s | %s", first, err_of(function() ws:accept() end))
+end)
+
 -- accept() on a WebSocket that was accepted and has ended since.
 local saved
 app:ws_route("/save", function(ws)
@@ -127,6 +135,8 @@ app:ws_route("/raise/{what}", function(ws)
     error(setmetatable({}, { __tostring = function() error("boom") end }))
   elseif what == "long" then
     error(string.rep("e", 20000) .. " END-OF-MESSAGE")
+  elseif what == "long_bytes" then
+    error(string.rep("\128", 20000) .. " END-OF-BYTES")
   end
 end)
 

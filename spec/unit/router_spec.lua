@@ -197,13 +197,15 @@ describe("nexlua.router", function()
         ["%1"] = "a back-reference (%1) needs a capture",
         ["%f"] = "'%f' needs a set ('[...]')",
         ["%bx"] = "'%b' needs two characters",
+        ["%d+)"] = "a ')' without its '('",
       } do
         local ok, err = pcall(router.register_converter, "unit_badpat", { pattern = pattern })
         assert.is_false(ok, pattern)
         assert.matches(string.format("converter unit_badpat: %q is not a valid Lua pattern: ", pattern) .. why, err,
           1, true)
       end
-      for _, pattern in ipairs { "[]]+", "[^]]+", "[%]%-]+", "%bxy", "%f[%w]%w+", "[%w_%-]+" } do
+      for _, pattern in ipairs { "[]]+", "[^]]+", "[%]%-]+", "%bxy", "%f[%w]%w+", "[%w_%-]+", "%(%d+%)", "[()]+",
+        "%b()" } do
         assert.has_no_error(function() router.register_converter("unit_goodpat", { pattern = pattern }) end, pattern)
       end
       -- an empty pattern would be a position capture ("()"): its value a number
@@ -241,6 +243,8 @@ describe("nexlua.router", function()
       assert.is_nil(shadowed("/x/{a}/{b}", "/x/{a:path}"))
       assert.is_nil(shadowed("/x/{a}", "/y/{a}"))
       assert.is_nil(shadowed("/y", "/y/"))
+      -- (side by side: /v/12345678901234567 reaches the second, int refusing 17 digits in the first)
+      assert.is_nil(shadowed("/v/{a:int}{rest:path}", "/v/{a:int}{b:int}"))
       router.register_converter("unit_word", { pattern = "%a+" })
       assert.is_nil(shadowed("/x/{a}", "/x/{b:unit_word}")) -- (an app's own converter is not compared)
     end)
@@ -281,14 +285,31 @@ describe("nexlua.app route registration", function()
     local hanlder = nil -- luacheck: ignore 311
     for _, call in ipairs {
       function() app:ws_route("/x", hanlder) end,
-      function() app:ws_route("/x", hanlder, { compression = false }) end,
+      function() app:ws_route("/x", hanlder, nil) end,
       function() app.ws_route("/x", hanlder) end,
     } do
       local ok, err = pcall(call)
       assert.is_false(ok)
       assert.matches("router_spec%.lua:%d+: ws_route: the handler is nil %(a misspelled name%? the decorator " ..
-        "form is app:ws_route%(path%)%(handler%), with no second argument%)", err)
+        "form is app:ws_route%(path%)%(handler%), or app:ws_route%(path, nil, opts%)%(handler%)%)", err)
     end
     assert.equal(0, #app.router.routes)
+    -- with options, nil is the decorator form (a route never given its
+    -- handler is warned about at the start: app.unfinished)
+    app:ws_route("/d", nil, { compression = false })(handler)
+    assert.equal(false, (app.router:match("/d")).options.compression)
+    local _ = app:ws_route("/never", nil, { compression = false })
+    local n = 0
+    for _, where in pairs(app.unfinished) do
+      n = n + 1
+      assert.matches("^[^:]*router_spec%.lua:%d+: ws_route%(/never%)$", where)
+    end
+    assert.equal(1, n)
+  end)
+
+  it("App.register_converter's errors name the app's line", function()
+    local ok, err = pcall(function() App.App.register_converter("unit_bad", { pattern = "[a" }) end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*router_spec%.lua:%d+: converter unit_bad", err)
   end)
 end)

@@ -242,35 +242,39 @@ local function hook_traceback(e) return traceback(errors.text(e), 2) end
 
 -- Calls a hook: in a task of its own when called from one, so that a bare
 -- coroutine.yield() in it fails the hook, not the task running the hooks
--- (a server's start, or a reload, which would never end).
-local function call_hook(what, i, fn, arg)
+-- (a server's start, or a reload, which would never end). app: for the
+-- startup hooks, the app whose stop may cancel them (app._cancel, see
+-- lifecycle.stop). Returns true; or false and the error; or false, the
+-- error raised while it was being cancelled (if any), and true when a stop
+-- cancelled it.
+local function call_hook(what, i, fn, arg, app)
   if not core.in_task() then return xpcall(fn, hook_traceback, arg) end
   local stop_watch = watch_hook(what, i, fn)
   local t = tasks.spawn(function(a) return fn(a) end, arg) -- (fn may be a callable table)
   local ok, err = pcall(t.wait, t)
-  if ok then
-    stop_watch()
-    return true
-  end
-  if t.status == "pending" then
-    -- The waiting task was cancelled (a stop during the startup hooks):
-    -- so is the hook, which ends before the next hooks run.
+  if not ok and t.status == "pending" then
+    -- The task running the hooks was cancelled (a stop during the startup
+    -- hooks): so is the hook, which ends before anything else runs.
     t:cancel()
     while t.status == "pending" do pcall(t.wait, t) end
-    stop_watch()
-    return false, "cancelled", true
   end
   stop_watch()
-  return false, t.traceback or errors.text(err)
+  if t.status == "done" then return true end
+  if app and app._cancel then
+    return false, t.status == "failed" and not errors.is_cancelled(t.error) and t.traceback or nil, true
+  end
+  return false, t.traceback or errors.text(t.error or err)
 end
 
-local function run_hooks(hooks, what, all, arg)
+local function run_hooks(hooks, what, all, arg, app)
   local first
   for i, fn in ipairs(hooks) do
-    local ok, err, cancelled = call_hook(what, i, fn, arg)
+    if app and app._cancel then return false, "cancelled", true end
+    local ok, err, cancelled = call_hook(what, i, fn, arg, app)
     if cancelled then
       log.info("%s hook #%d%s cancelled: the server is stopping", what, i, hook_at(fn))
-      return false, err, true
+      if err then log.error("%s hook #%d%s failed as it was cancelled: %s", what, i, hook_at(fn), err) end
+      return false, "cancelled", true
     end
     if not ok then
       log.error("%s hook #%d%s failed: %s", what, i, hook_at(fn), err)
@@ -278,6 +282,7 @@ local function run_hooks(hooks, what, all, arg)
       first = first or err
     end
   end
+  if app and app._cancel then return false, "cancelled", true end
   if first then return false, first end
   return true
 end
@@ -286,27 +291,35 @@ serve.run_hooks = run_hooks
 --- An app's lifecycle: start runs its startup hooks (true, or false and the
 -- first error, and true when they were cancelled); stop runs its shutdown
 -- hooks with why ("shutdown", "reload" or "failed reload"), at most once
--- after each start, so an app whose hooks ran at a reload is not shut down
--- again at the exit. A stop that finds the hooks running in another task (a
--- reload's) waits for them to end: the exit must not cut them short. A stop
--- during the startup hooks (a SIGTERM while the server starts, or while a
--- reload starts the new app) cancels the one running, waits for it to end,
--- and then runs the shutdown hooks: never beside a startup hook half-way.
+-- after each start (never for an app that was not started), so an app
+-- whose hooks ran at a reload is not shut down again at the exit. A stop
+-- that finds the hooks running in another task (a reload's) waits for
+-- them to end: the exit must not cut them short. A stop during the startup
+-- hooks (a SIGTERM while the server starts, or while a reload starts the
+-- new app) cancels them: the one running is cancelled if it waits (else no
+-- other starts), the stop waits for it to end, and then runs the shutdown
+-- hooks: never beside a startup hook half-way.
 serve.lifecycle = {
   start = function(app, what)
-    warn_unfinished(app)
-    app._stopped = false
+    if not app._warned then
+      app._warned = true
+      warn_unfinished(app)
+    end
+    app._stopped, app._cancel = false, nil
     app._starting = core.current()
-    local ok, err, cancelled = run_hooks(app.startup, what)
+    local ok, err, cancelled = run_hooks(app.startup, what, false, nil, app)
     app._starting = nil
     return ok, err, cancelled
   end,
   stop = function(app, what, why)
     if app._starting and app._starting ~= core.current() then
-      core.cancel(app._starting)
+      app._cancel = true
+      -- (only a task that waits: a cancel of one that is about to run
+      -- would be kept for its next wait, whatever that is)
+      if core.task_status(app._starting) == "waiting" then core.cancel(app._starting) end
       while app._starting do core.sleep(0.02) end
     end
-    if app._stopped then
+    if app._stopped ~= false then -- never started, or stopped already
       while app._stopping do core.sleep(0.02) end
       return
     end

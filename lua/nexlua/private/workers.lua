@@ -39,6 +39,7 @@ end
 local function master(n, opts)
   local by_id, by_pid = {}, {} -- id -> {pid =, ready =}; pid -> id
   local state = "starting"     -- "starting" | "serving" | "stopping"
+  local signalled = false      -- a SIGINT/SIGTERM came (a stop of our own is not one)
   local code = 0
   local first                  -- what the first worker to listen reported
 
@@ -147,6 +148,12 @@ local function master(n, opts)
           local child, id = retry_due(true)
           if child then return nil, id end
         end
+      elseif state == "stopping" and not signalled then
+        -- Stopping on our own (a worker could not start): this is the first
+        -- stop request, and the workers have had their SIGTERM (one from
+        -- the master again would be their second).
+        signalled = true
+        log.info("%s received: already shutting down %d worker(s)", a, alive())
       elseif state == "stopping" then
         log.warn("second %s: exiting now", a)
         forward(a)
@@ -164,6 +171,7 @@ local function master(n, opts)
         return 1
       else
         log.info("%s received: shutting down %d worker(s)", a, alive())
+        signalled = true
         state = "stopping"
         forward(a)
       end

@@ -81,12 +81,11 @@ static size_t char_edge(const char *s, size_t i, size_t len, int step) {
   return i;
 }
 
+static void write_entry(int level, const char *msg, size_t len);
+
 void nx_log(int level, const char *fmt, ...) {
-  char small[4096], *msg = small, *line, stack_line[8192];
-  char head[96], gap[96];
-  struct timeval tv;
-  struct tm tm;
-  size_t n, len, keep, resume, glen = 0;
+  char small[4096], *msg = small;
+  size_t len;
   int k;
   va_list ap;
 
@@ -94,13 +93,6 @@ void nx_log(int level, const char *fmt, ...) {
     level = NX_LOG_INFO; /* at every level */
   else if (level < nx_log_level || level < 0 || level > NX_LOG_ERROR)
     return;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  n = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
-  n += (size_t)snprintf(head + n, sizeof(head) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
-                        labels[level], nx_log_tag);
-  if (n >= sizeof(head))
-    n = sizeof(head) - 1;
   va_start(ap, fmt);
   k = vsnprintf(small, sizeof(small), fmt, ap);
   va_end(ap);
@@ -115,6 +107,35 @@ void nx_log(int level, const char *fmt, ...) {
       msg = small, len = sizeof(small) - 1;
     }
   }
+  write_entry(level, msg, len);
+  if (msg != small)
+    free(msg);
+}
+
+void nx_log_text(int level, const char *msg, size_t len) {
+  if (level == NX_LOG_NOTICE)
+    level = NX_LOG_INFO;
+  else if (level < nx_log_level || level < 0 || level > NX_LOG_ERROR)
+    return;
+  write_entry(level, msg, len);
+}
+
+/* One entry: the head (time, level, tag) and msg[0, len), escaped, cut if
+ * long (see LOG_MAX), in one write. */
+static void write_entry(int level, const char *msg, size_t len) {
+  char *line, stack_line[8192];
+  char head[96], gap[96];
+  struct timeval tv;
+  struct tm tm;
+  size_t n, keep, resume, glen = 0;
+
+  gettimeofday(&tv, NULL);
+  gmtime_r(&tv.tv_sec, &tm);
+  n = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
+  n += (size_t)snprintf(head + n, sizeof(head) - n, ".%03dZ %s %s", (int)(tv.tv_usec / 1000),
+                        labels[level], nx_log_tag);
+  if (n >= sizeof(head))
+    n = sizeof(head) - 1;
   keep = resume = len;
   if (len > LOG_MAX) {
     keep = char_edge(msg, LOG_MAX - LOG_TAIL, len, -1);
@@ -142,6 +163,4 @@ void nx_log(int level, const char *fmt, ...) {
   fflush(stderr);
   if (line != stack_line)
     free(line);
-  if (msg != small)
-    free(msg);
 }

@@ -5,6 +5,7 @@
 #ifndef NX_LOG_H
 #define NX_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* NX_LOG_NOTICE: written as INFO at every level (the "listening on" line,
@@ -20,6 +21,8 @@ extern char nx_log_tag[16];
 int nx_log_level_from_name(const char *name);
 const char *nx_log_level_name(int level);
 
+/* A message as it is (NUL bytes and all: written as \x00), not a format. */
+void nx_log_text(int level, const char *msg, size_t len);
 void nx_log(int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

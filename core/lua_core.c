@@ -413,11 +413,12 @@ static int l_address_valid(lua_State *L) {
 /* log(level, message) */
 static int l_log(lua_State *L) {
   const char *lvl = luaL_checkstring(L, 1);
-  const char *msg = luaL_checkstring(L, 2);
+  size_t len;
+  const char *msg = luaL_checklstring(L, 2, &len);
   int level = nx_log_level_from_name(lvl);
   if (level < 0)
     return luaL_error(L, "unknown log level '%s'", lvl);
-  nx_log(level, "%s", msg);
+  nx_log_text(level, msg, len); /* (all of it: a NUL a client sent must not end the entry) */
   return 0;
 }
 

@@ -57,8 +57,21 @@ local function add_route(self, path, handler, opts, level)
   if type(mw) ~= "table" or getmetatable(mw) then
     error("ws_route: middleware must be a list of functions, got " .. type(mw), level + 1)
   end
-  for i, m in ipairs(mw) do check_fn(m, "route middleware #" .. i, level + 1) end
-  local route = { handler = handler, middleware = mw, options = opts, app = self }
+  -- A list, whole (a key that is not 1..n, a hole: that middleware, an
+  -- auth check say, would be skipped), copied (a later change to the
+  -- table must not change the route).
+  local list, n = {}, #mw
+  for k in pairs(mw) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      error(format("ws_route: middleware must be a list of functions (without holes), found the key %s",
+        type(k) == "string" and format("%q", k) or tostring(k)), level + 1)
+    end
+  end
+  for i = 1, n do
+    check_fn(mw[i], "route middleware #" .. i, level + 1)
+    list[i] = mw[i]
+  end
+  local route = { handler = handler, middleware = list, options = opts, app = self }
   local ok, err, shadow = pcall(self.router.add, self.router, path, route)
   if not ok then error(err, level + 1) end
   if shadow then
@@ -110,6 +123,10 @@ end
 --- fn() runs before the server accepts connections (in order; may wait).
 function App:on_startup(fn)
   check_fn(fn, "startup hook", 2)
+  if self._stopped ~= nil then -- (lifecycle.start has run)
+    error("on_startup: the app has started already, so this hook would never run (register hooks in the " ..
+      "app file, or call fn yourself)", 2)
+  end
   self.startup[#self.startup + 1] = fn
   return fn
 end

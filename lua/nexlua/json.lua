@@ -9,8 +9,8 @@
 -- (raw bytes) is refused, where lua-cjson would pass its bytes through.
 local cjson = require "cjson"
 local utf8_valid = require("nexlua.core").utf8_valid
-local type, pairs, next, setmetatable, getmetatable, pcall, tostring =
-  type, pairs, next, setmetatable, getmetatable, pcall, tostring
+local type, pairs, next, setmetatable, getmetatable, pcall, tostring, tonumber, error =
+  type, pairs, next, setmetatable, getmetatable, pcall, tostring, tonumber, error
 local find, gsub = string.find, string.gsub
 
 local json = {}
@@ -25,15 +25,36 @@ codec.decode_invalid_numbers(false)
 json.null = codec.null
 
 local array_mt = { __name = "nexlua.json.array" }
---- A table that always encodes as a JSON array, even when empty.
-json.empty_array = setmetatable({}, array_mt)
-function json.array(t) return setmetatable(t or {}, array_mt) end
+--- The empty JSON array, `[]` wherever it is: one table shared by every
+-- caller, so it cannot be filled (json.array() makes one to fill).
+json.empty_array = setmetatable({}, {
+  __name = "nexlua.json.empty_array",
+  __newindex = function()
+    error("json.empty_array is shared by everyone and stays empty: use json.array() for an array to fill", 2)
+  end,
+  __metatable = array_mt, -- (getmetatable says what it is: an array)
+})
+local EMPTY = json.empty_array
+--- Marks t (default: a new table) to encode as a JSON array, even when empty.
+function json.array(t)
+  if t ~= nil and type(t) ~= "table" then error("json.array: expected a table, got " .. type(t), 2) end
+  return setmetatable(t or {}, array_mt)
+end
 
 -- Two things cjson 2.1 cannot do: emit an empty array, and print integers
 -- above 10^14 exactly (its precision stops at 14 digits). Such values are
 -- swapped for marker strings in a copy, and the markers replaced in the
 -- output. Values without either are encoded directly.
-local MARK = string.format("nexlua_json_%x_%x_", os.time(), math.random(0, 0x7fffffff))
+-- (random, so that no client can send a string the encoder would take for
+-- one: a marker guessed would turn that string into [] or a number)
+local function random_hex(n)
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(n)
+  if f then f:close() end
+  if not b or #b < n then b = tostring({}) .. os.time() .. os.clock() end
+  return (gsub(b, ".", function(c) return string.format("%02x", c:byte()) end))
+end
+local MARK = "nexlua_json_" .. random_hex(12) .. "_"
 local MARK_PATTERN = '"' .. MARK .. '(%-?%d*)"'
 local BIG = 1e14
 local floor, huge, sformat = math.floor, math.huge, string.format
@@ -42,15 +63,33 @@ local function special(x)
   if type(x) == "number" then
     return (x >= BIG or x <= -BIG) and x == floor(x) and x ~= huge and x ~= -huge and x < 2 ^ 63 and x > -2 ^ 63
   end
-  return type(x) == "table" and getmetatable(x) == array_mt and next(x) == nil
+  return x == EMPTY or type(x) == "table" and getmetatable(x) == array_mt and next(x) == nil
 end
+
+-- A number key lua-cjson 2.1 mishandles: from 2^31 on it overflows the
+-- array length it counts (the entry is dropped), and from 10^14 on it
+-- prints the key in 14 digits. Such a table's number keys are written as
+-- strings of ours (it is an object anyway).
+local function big_key(k) return type(k) == "number" and (k >= 2 ^ 31 or k <= -2 ^ 31) end
+
+local function key_text(k)
+  if k == floor(k) and k > -2 ^ 63 and k < 2 ^ 63 then return sformat("%d", k) end
+  for digits = 1, 17 do
+    local t = sformat("%." .. digits .. "g", k)
+    if tonumber(t) == k then return t end
+  end
+  return tostring(k)
+end
+
+-- (as deep as lua-cjson goes: 1000)
+local MAX_DEPTH = 1000
 
 local function needs_swap(v, depth)
   if special(v) then return true end
-  if type(v) ~= "table" or depth > 100 then return false end
+  if type(v) ~= "table" or depth > MAX_DEPTH then return false end
   for k, x in pairs(v) do
     if special(x) or (type(x) == "table" and needs_swap(x, depth + 1)) then return true end
-    if type(k) == "number" and special(k) then return true end
+    if big_key(k) then return true end
   end
   return false
 end
@@ -60,10 +99,20 @@ local function swap(v, depth)
     if type(v) == "number" then return MARK .. sformat("%d", v) end
     return MARK
   end
-  if type(v) ~= "table" or depth > 100 then return v end
+  if type(v) ~= "table" or depth > MAX_DEPTH then return v end
+  local stringify = false
+  for k in pairs(v) do
+    if big_key(k) then
+      stringify = true
+      break
+    end
+  end
   local out = {}
-  for k, x in pairs(v) do out[k] = swap(x, depth + 1) end
-  return setmetatable(out, getmetatable(v) == array_mt and array_mt or nil)
+  for k, x in pairs(v) do
+    if stringify and type(k) == "number" then k = key_text(k) end
+    out[k] = swap(x, depth + 1)
+  end
+  return setmetatable(out, not stringify and getmetatable(v) == array_mt and array_mt or nil)
 end
 
 local function unmark(digits) return digits == "" and "[]" or digits end

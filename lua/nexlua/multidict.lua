@@ -109,6 +109,12 @@ mt.__index = function(self, name)
   return nil
 end
 
+-- Read-only: a write would be seen by h.name and not by h:get("name").
+mt.__newindex = function(_, name)
+  error(format("ws.headers and ws.query_params are read-only (what the client sent): cannot set %s; " ..
+    "keep your own values in ws.state", type(name) == "string" and format("%q", name) or tostring(name)), 2)
+end
+
 --- Headers from a flat list of names and values (as received).
 function multidict.Headers(list) return new(list or {}, true) end
 

@@ -16,7 +16,10 @@
 -- State that must survive lives in nexlua.keep(name, init).
 local core = require "nexlua.core"
 local log = require "nexlua.log"
-local unless_done = require("nexlua.private.waiting").unless_done
+local waits = require "nexlua.private.waiting"
+local waitlist = require "nexlua.private.waitlist"
+local errors = require "nexlua.errors"
+local unless_done = waits.unless_done
 
 local pairs, ipairs, type, tostring, xpcall, loadfile, pcall =
   pairs, ipairs, type, tostring, xpcall, loadfile, pcall
@@ -36,17 +39,43 @@ local kept = {}
 -- searcher of its own before it.
 local lua_file_loader = package.loaders[2]
 
+-- The names whose init() is running, each with the tasks waiting for it:
+-- an init that waits (opening a pool, say) runs once, however many
+-- handlers ask for the value meanwhile.
+local creating = {}
+
+-- The end of name's init(): the value is kept (unless init failed or
+-- returned nil) and the tasks waiting for it wake.
+local function created(name, level, ok, v)
+  local waiters = creating[name]
+  creating[name] = nil
+  if ok and v ~= nil then kept[name] = v end
+  waitlist.wake_all(waiters)
+  if not ok then error(v, 0) end
+  if v == nil then error("keep: init for " .. name .. " returned nil", level + 1) end
+  return v
+end
+
 --- Returns the value kept under name, creating it with init() the first
 -- time. The same value is returned in every generation of the app.
 function reload.keep(name, init)
   if type(name) ~= "string" then error("keep: name must be a string, got " .. type(name), 2) end
   local v = kept[name]
-  if v == nil then
-    if type(init) == "function" then v = init() else v = init end
-    if v == nil then error("keep: init for " .. name .. " returned nil", 2) end
-    kept[name] = v
+  if v ~= nil then return v end
+  local waiters = creating[name]
+  if waiters then
+    -- Another task's init() for it is running (and waiting): its value.
+    local me = core.current()
+    if not me then error("keep: the init of " .. name .. " is running in a task: wait for it in one", 2) end
+    local at = waitlist.add(waiters, me)
+    local why = waits.call(core.park, "keep", nil)
+    if why ~= nil then waitlist.leave(waiters, at, me) end
+    if why == "cancelled" then error(errors.CancelledError(), 0) end
+    return reload.keep(name, init) -- (its init failed: this caller tries)
   end
-  return v
+  if type(init) ~= "function" then return created(name, 2, true, init) end
+  creating[name] = waitlist.new()
+  return created(name, 2, pcall(init))
 end
 
 -- True if path is a directory. "path/." opens only for one: a regular file

@@ -8,7 +8,7 @@ local topics = require "nexlua.topics"
 
 local type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, getmetatable, floor =
   type, tostring, tonumber, pairs, ipairs, rawset, setmetatable, getmetatable, math.floor
-local find, format, gmatch, lower = string.find, string.format, string.gmatch, string.lower
+local find, format, gmatch, lower, sub = string.find, string.format, string.gmatch, string.lower, string.sub
 local concat = table.concat
 local waiting = require "nexlua.private.waiting"
 local take, send, accept, reject, close, conn_state, close_info =
@@ -593,8 +593,12 @@ local step_any, step_text, step_bytes, step_json = stepper(nil), stepper("text")
 -- for msg in ws:iter_text() do ... end (iter_bytes, iter_json): one type.
 -- Each ends quietly when the peer leaves.
 for name, step in pairs({ iter = step_any, iter_text = step_text, iter_bytes = step_bytes, iter_json = step_json }) do
-  WebSocket[name] = function(self)
+  WebSocket[name] = function(self, extra)
     check_colon(self, name, 2)
+    if extra ~= nil then
+      raise(WebSocketError, 2, name .. " takes no options (a wait with a timeout: receive" ..
+        (name == "iter" and "" or "_" .. sub(name, 6)) .. "{timeout = seconds} in a loop)")
+    end
     return step, self
   end
 end

@@ -22,6 +22,14 @@ describe("log entries", function()
       assert.is_nil(line:match("^2026%-01%-01"), "a forged line starts an entry: " .. line)
     end
   end)
+
+  it("keep what follows a NUL byte, written as \\x00", function()
+    local c = rawws.connect(s.port, "/log")
+    c:send_text("bob\0[admin] hidden")
+    assert.equal("ok", (c:recv_message()))
+    c:close(1000)
+    assert(s:wait_log("client said: bob\\x00%[admin%] hidden\n", 5), s:log())
+  end)
 end)
 
 describe("debug log entries", function()

@@ -103,6 +103,11 @@ describe("API misuse", function()
     end
   end)
 
+  it("an iterator given options raises (it takes none) instead of waiting without a timeout", function()
+    assert.matches("misuse_app%.lua:%d+: iter_text takes no options %(a wait with a timeout: " ..
+      "receive_text{timeout = seconds} in a loop%)", reported("/iter_opts"))
+  end)
+
   it("a task that waits for itself raises instead of waiting forever", function()
     local c = open("/wait_self")
     assert.matches("a task cannot wait for itself", (c:recv_message()))

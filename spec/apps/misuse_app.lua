@@ -106,6 +106,15 @@ app:ws_route("/dot/{what}", function(ws)
   end
 end)
 
+-- An iterator given options (it takes none: the loop would wait for ever
+-- where a timeout was meant).
+app:ws_route("/iter_opts", function(ws)
+  ws:accept()
+  ws:send_text(err_of(function()
+    for _ in ws:iter_text({ timeout = 0.3 }) do end
+  end))
+end)
+
 -- A task that waits for itself.
 app:ws_route("/wait_self", function(ws)
   ws:accept()

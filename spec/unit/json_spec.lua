@@ -75,6 +75,36 @@ describe("nexlua.json", function()
       assert.equal('{"s":"héllo ✓"}', json.encode({ s = "héllo ✓" }))
     end)
 
+    -- lua-cjson 2.1 counts an array's length in an int: a key from 2^31 on
+    -- overflowed it and the entry was dropped ({[1]=..., [3e9]=...} sent
+    -- ["admin"]); keys from 10^14 on were printed in 14 digits.
+    it("keeps entries under large number keys, written exactly", function()
+      assert.same({ ["1"] = "admin", ["3000000000"] = "carol" },
+        json.decode(json.encode({ [1] = "admin", [3000000000] = "carol" })))
+      assert.equal('{"123456789012345":"x"}', json.encode({ [123456789012345] = "x" }))
+      assert.equal('{"-3000000000":1}', json.encode({ [-3000000000] = 1 }))
+    end)
+
+    it("converts empty arrays and big integers at any depth cjson encodes", function()
+      local deep = { ids = json.empty_array }
+      for _ = 1, 150 do deep = { deep } end
+      local text = assert(json.encode(deep))
+      assert.truthy(text:find('{"ids":[]}', 1, true), text)
+    end)
+
+    it("json.empty_array stays empty: a write raises, and it encodes as [] whatever was put in", function()
+      local ok, err = pcall(function()
+        local t = json.empty_array
+        t[#t + 1] = "x"
+      end)
+      assert.is_false(ok)
+      assert.matches("json_spec%.lua:%d+: json%.empty_array is shared by everyone and stays empty", err)
+      table.insert(json.empty_array, "raw") -- (a raw write: still [])
+      assert.equal('{"tags":[]}', json.encode({ tags = json.empty_array }))
+      rawset(json.empty_array, 1, nil)
+      assert.equal("[]", json.encode(json.array()))
+    end)
+
     it("keeps integers exact up to 2^53", function()
       assert.equal("123456789012345", json.encode(123456789012345))
       assert.equal("9007199254740991", json.encode(9007199254740991))

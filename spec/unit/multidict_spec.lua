@@ -147,4 +147,17 @@ describe("nexlua.multidict", function()
     assert.same({ "1", "2" }, h:get_all("x-a"))
     assert.equal(3, h:len())
   end)
+
+  -- A write would be seen by h.name and not by h:get("name").
+  it("is read-only", function()
+    local h = multidict.Headers({ "Authorization", "Bearer real" })
+    local ok, err = pcall(function() h.authorization = "Bearer rewritten" end)
+    assert.is_false(ok)
+    assert.matches('multidict_spec%.lua:%d+: ws%.headers and ws%.query_params are read%-only %(what the client ' ..
+      'sent%): cannot set "authorization"', err)
+    assert.equal("Bearer real", h.authorization)
+    local q = multidict.QueryParams("a=1")
+    assert.has_error(function() q.a = "w" end)
+    assert.equal("1", q:get("a"))
+  end)
 end)

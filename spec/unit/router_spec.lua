@@ -307,6 +307,36 @@ describe("nexlua.app route registration", function()
     assert.equal(1, n)
   end)
 
+  -- A middleware list with a hole or other keys would skip that middleware
+  -- (an auth check, say) without a word; a later change to the table would
+  -- change the route.
+  it("route middleware must be a whole list, and is copied", function()
+    local app = App.new()
+    local auth = function(_, call_next) return call_next() end
+    for _, case in ipairs {
+      { { auth = auth }, 'found the key "auth"' },
+      { { [2] = auth }, "found the key 2" },
+      { { nil, auth }, "route middleware #1 must be a function, got nil" },
+    } do
+      local ok, err = pcall(function() app:ws_route("/x", handler, { middleware = case[1] }) end)
+      assert.is_false(ok)
+      assert.matches("router_spec%.lua:%d+: ", err)
+      assert.truthy(err:find(case[2], 1, true), err)
+    end
+    local late = {}
+    app:ws_route("/late", handler, { middleware = late })
+    late[1] = "not a function"
+    assert.same({}, (app.router:match("/late")).middleware)
+  end)
+
+  it("on_startup after the app has started raises: the hook would never run", function()
+    local app = App.new()
+    app._stopped = false -- (as lifecycle.start leaves it)
+    local ok, err = pcall(function() app:on_startup(function() end) end)
+    assert.is_false(ok)
+    assert.matches("router_spec%.lua:%d+: on_startup: the app has started already", err)
+  end)
+
   it("App.register_converter's errors name the app's line", function()
     local ok, err = pcall(function() App.App.register_converter("unit_bad", { pattern = "[a" }) end)
     assert.is_false(ok)

@@ -25,7 +25,7 @@ end
 function waiting.check_timeout(timeout, what, level)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
     error(what .. ": the timeout must be a number of seconds, 0 or more (nil: no limit), got " ..
-      tostring(timeout), level + 1)
+      (type(timeout) == "string" and string.format("the string %q", timeout) or tostring(timeout)), level + 1)
   end
 end
 

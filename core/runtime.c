@@ -200,6 +200,29 @@ static void task_free(nx_task_t *t) {
     free(t);
 }
 
+/* Logs prefix and the error value on top of from's stack (all of it: a NUL
+ * a client sent must not end the entry), with from's traceback if asked;
+ * built on L's stack, which is left as it was. */
+static void log_error_value(lua_State *L, const char *prefix, lua_State *from, int traceback) {
+  int top = lua_gettop(L), at = lua_gettop(from);
+  size_t len;
+  const char *s;
+  lua_pushstring(L, prefix);
+  s = lua_isstring(from, at) ? lua_tolstring(from, at, &len) : NULL;
+  if (s)
+    lua_pushlstring(L, s, len);
+  else
+    lua_pushliteral(L, "(error object is not a string)");
+  if (traceback) {
+    lua_pushliteral(L, "\n");
+    luaL_traceback(L, from, NULL, 0);
+  }
+  lua_concat(L, lua_gettop(L) - top);
+  s = lua_tolstring(L, -1, &len);
+  nx_log_text(NX_LOG_ERROR, s, len);
+  lua_settop(L, top);
+}
+
 /* A bound handler's coroutine ended (status 0, or the error it died of on
  * top of its stack): its listener's finisher runs, on the main thread, with
  * (ws, ok, err, co). The coroutine keeps its frames after an error, so the
@@ -220,8 +243,7 @@ static int run_finisher(nx_task_t *t, int status) {
   lua_pushthread(t->co);
   lua_xmove(t->co, L, 1);
   if (lua_pcall(L, 4, 0, 0) != 0) {
-    nx_log(NX_LOG_ERROR, "error while ending a WebSocket handler: %s",
-           lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+    log_error_value(L, "error while ending a WebSocket handler: ", L, 0);
   }
   lua_settop(L, top);
   return 0;
@@ -251,10 +273,7 @@ static void drop_kept_inbox(nx_task_t *t) {
 static void task_finished(nx_task_t *t, int status) {
   nx_conn_t *c;
   if (run_finisher(t, status) != 0 && status != 0) {
-    const char *msg = lua_tostring(t->co, -1);
-    luaL_traceback(t->rt->L, t->co, msg ? msg : "(error object is not a string)", 0);
-    nx_log(NX_LOG_ERROR, "uncaught error in a nexlua coroutine: %s", lua_tostring(t->rt->L, -1));
-    lua_pop(t->rt->L, 1);
+    log_error_value(t->rt->L, "uncaught error in a nexlua coroutine: ", t->co, 1);
   }
   c = t->conn;
   if (c) {
@@ -282,8 +301,7 @@ static int task_aborted(nx_task_t *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->box_ref);
   lua_xmove(t->co, L, 1);
   if (lua_pcall(L, 2, 0, 0) != 0) {
-    nx_log(NX_LOG_ERROR, "error while ending a task: %s",
-           lua_isstring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+    log_error_value(L, "error while ending a task: ", L, 0);
     lua_pop(L, 1);
   }
   return 1;

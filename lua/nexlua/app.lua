@@ -123,9 +123,9 @@ end
 --- fn() runs before the server accepts connections (in order; may wait).
 function App:on_startup(fn)
   check_fn(fn, "startup hook", 2)
-  if self._stopped ~= nil then -- (lifecycle.start has run)
-    error("on_startup: the app has started already, so this hook would never run (register hooks in the " ..
-      "app file, or call fn yourself)", 2)
+  if self._stopped == false and not self._starting then -- (started, its hooks done: serving)
+    error("on_startup: the app has started already, so this hook would not run until it starts again " ..
+      "(register hooks in the app file, or call fn yourself)", 2)
   end
   self.startup[#self.startup + 1] = fn
   return fn

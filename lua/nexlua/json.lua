@@ -9,8 +9,8 @@
 -- (raw bytes) is refused, where lua-cjson would pass its bytes through.
 local cjson = require "cjson"
 local utf8_valid = require("nexlua.core").utf8_valid
-local type, pairs, next, setmetatable, getmetatable, pcall, tostring, tonumber, error =
-  type, pairs, next, setmetatable, getmetatable, pcall, tostring, tonumber, error
+local type, pairs, next, setmetatable, getmetatable, pcall, tostring, error =
+  type, pairs, next, setmetatable, getmetatable, pcall, tostring, error
 local find, gsub = string.find, string.gsub
 
 local json = {}
@@ -37,6 +37,7 @@ json.empty_array = setmetatable({}, {
 local EMPTY = json.empty_array
 --- Marks t (default: a new table) to encode as a JSON array, even when empty.
 function json.array(t)
+  if t == EMPTY then return t end
   if t ~= nil and type(t) ~= "table" then error("json.array: expected a table, got " .. type(t), 2) end
   return setmetatable(t or {}, array_mt)
 end
@@ -70,15 +71,14 @@ end
 -- array length it counts (the entry is dropped), and from 10^14 on it
 -- prints the key in 14 digits. Such a table's number keys are written as
 -- strings of ours (it is an object anyway).
-local function big_key(k) return type(k) == "number" and (k >= 2 ^ 31 or k <= -2 ^ 31) end
+local function big_key(k)
+  return type(k) == "number" and (k >= 2 ^ 31 or k <= -2 ^ 31) and k ~= huge and k ~= -huge
+end
 
+-- (as cjson writes a number: integers in full, others in 14 digits)
 local function key_text(k)
   if k == floor(k) and k > -2 ^ 63 and k < 2 ^ 63 then return sformat("%d", k) end
-  for digits = 1, 17 do
-    local t = sformat("%." .. digits .. "g", k)
-    if tonumber(t) == k then return t end
-  end
-  return tostring(k)
+  return sformat("%.14g", k)
 end
 
 -- (as deep as lua-cjson goes: 1000)
@@ -109,7 +109,10 @@ local function swap(v, depth)
   end
   local out = {}
   for k, x in pairs(v) do
-    if stringify and type(k) == "number" then k = key_text(k) end
+    if stringify and type(k) == "number" then
+      k = key_text(k)
+      if v[k] ~= nil then error({ collision = k }) end -- (a string key the same: one would be lost)
+    end
     out[k] = swap(x, depth + 1)
   end
   return setmetatable(out, not stringify and getmetatable(v) == array_mt and array_mt or nil)
@@ -120,7 +123,16 @@ local function unmark(digits) return digits == "" and "[]" or digits end
 --- Encodes v; returns the text, or nil and a message.
 function json.encode(v)
   local swapped = needs_swap(v, 0)
-  if swapped then v = swap(v, 0) end
+  if swapped then
+    local ok, out = pcall(swap, v, 0)
+    if not ok then
+      if type(out) == "table" and out.collision then
+        return nil, sformat("a table has the key %s both as a number and as a string", out.collision)
+      end
+      error(out, 0)
+    end
+    v = out
+  end
   local ok, s = pcall(codec.encode, v)
   if not ok then
     if find(tostring(s), "excessive nesting", 1, true) then

@@ -39,21 +39,44 @@ local kept = {}
 -- searcher of its own before it.
 local lua_file_loader = package.loaders[2]
 
--- The names whose init() is running, each with the tasks waiting for it:
--- an init that waits (opening a pool, say) runs once, however many
--- handlers ask for the value meanwhile.
+-- The names whose init() is running: {waiters = a waitlist, by = the task
+-- running it}. An init that waits (opening a pool, say) runs once, however
+-- many handlers ask for the value meanwhile.
 local creating = {}
 
 -- The end of name's init(): the value is kept (unless init failed or
 -- returned nil) and the tasks waiting for it wake.
 local function created(name, level, ok, v)
-  local waiters = creating[name]
+  local c = creating[name]
   creating[name] = nil
   if ok and v ~= nil then kept[name] = v end
-  waitlist.wake_all(waiters)
+  if c then waitlist.wake_all(c.waiters) end
   if not ok then error(v, 0) end
   if v == nil then error("keep: init for " .. name .. " returned nil", level + 1) end
   return v
+end
+
+-- Waits (in the calling task) until name's running init has ended. A
+-- creator task that ended without returning (a bare coroutine.yield in
+-- init ends it) is looked for every half second.
+local function wait_created(name, c, level)
+  local me = core.current()
+  if not me then
+    error("keep: the init of " .. name .. " is running in a task: call keep from a task to wait for it", level + 1)
+  end
+  if me == c.by then error("keep: the init of " .. name .. " calls keep(" .. name .. ")", level + 1) end
+  while creating[name] == c do
+    if c.by == nil or core.task_status(c.by) == "dead" then
+      creating[name] = nil
+      waitlist.wake_all(c.waiters)
+      return
+    end
+    local at = waitlist.add(c.waiters, me)
+    local _, why = core.park(0.5)
+    if why ~= nil then waitlist.leave(c.waiters, at, me) end
+    if why == waits.CANNOT_WAIT then waits.cannot("keep", level + 1) end
+    if why == "cancelled" then error(errors.CancelledError(), 0) end
+  end
 end
 
 --- Returns the value kept under name, creating it with init() the first
@@ -62,19 +85,13 @@ function reload.keep(name, init)
   if type(name) ~= "string" then error("keep: name must be a string, got " .. type(name), 2) end
   local v = kept[name]
   if v ~= nil then return v end
-  local waiters = creating[name]
-  if waiters then
-    -- Another task's init() for it is running (and waiting): its value.
-    local me = core.current()
-    if not me then error("keep: the init of " .. name .. " is running in a task: wait for it in one", 2) end
-    local at = waitlist.add(waiters, me)
-    local why = waits.call(core.park, "keep", nil)
-    if why ~= nil then waitlist.leave(waiters, at, me) end
-    if why == "cancelled" then error(errors.CancelledError(), 0) end
-    return reload.keep(name, init) -- (its init failed: this caller tries)
+  local c = creating[name]
+  if c then
+    wait_created(name, c, 2)
+    return reload.keep(name, init) -- (the value, or, when its init failed, this caller tries)
   end
   if type(init) ~= "function" then return created(name, 2, true, init) end
-  creating[name] = waitlist.new()
+  creating[name] = { waiters = waitlist.new(), by = core.current() }
   return created(name, 2, pcall(init))
 end
 

@@ -31,6 +31,27 @@ describe("nexlua.keep", function()
     assert.same({ "pool 1 calls 1", "pool 1 calls 1", "pool 1 calls 1" }, three("/pool"))
   end)
 
+  -- (reported)
+  local function first(path)
+    local c = rawws.connect(s.port, path)
+    assert.equal(101, c.status)
+    local m = c:recv_message(5)
+    c:close_socket()
+    return m
+  end
+
+  it("takes a value that is not a function as it is", function()
+    assert.equal("plain 5 5", first("/plain"))
+  end)
+
+  it("raises for a keep inside its own init, instead of waiting for itself", function()
+    assert.matches("^self err [^\n]*keep_app%.lua:%d+: keep: the init of self calls keep%(self%)$", first("/self"))
+  end)
+
+  it("does not wait for ever on an init whose task ended without returning", function()
+    assert.equal("abandoned fresh", first("/abandoned"))
+  end)
+
   it("an init that fails raises in its caller; the others try again", function()
     local got = three("/bad")
     assert.matches("^bad err [^\n]*keep_app%.lua:%d+: first fails$", got[1])

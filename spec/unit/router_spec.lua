@@ -329,12 +329,17 @@ describe("nexlua.app route registration", function()
     assert.same({}, (app.router:match("/late")).middleware)
   end)
 
-  it("on_startup after the app has started raises: the hook would never run", function()
+  it("on_startup while the app serves raises: the hook would not run", function()
     local app = App.new()
     app._stopped = false -- (as lifecycle.start leaves it)
     local ok, err = pcall(function() app:on_startup(function() end) end)
     assert.is_false(ok)
     assert.matches("router_spec%.lua:%d+: on_startup: the app has started already", err)
+    -- (from a startup hook, or between two starts, the hook runs at the next)
+    app._starting = true
+    assert.has_no_error(function() app:on_startup(function() end) end)
+    app._starting, app._stopped = nil, true
+    assert.has_no_error(function() app:on_startup(function() end) end)
   end)
 
   it("App.register_converter's errors name the app's line", function()

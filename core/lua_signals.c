@@ -81,17 +81,29 @@ static void on_stop_alarm(int signum) {
 /* A worker of --workers may get one stop request twice: from whoever
  * stopped the whole group (systemctl stop signals every process of the
  * service) and from its master, which forwards what it gets. A stop signal
- * from one of the two after one from the other is that same request, taken
- * no further; a second one from the same sender is a second signal. */
+ * from one of the two within SAME_STOP_MS of the first from the other is
+ * that same request, taken no further; a second one from the same sender,
+ * or a later one, is a second signal. (A window, because two pending
+ * copies of one signal are delivered once: the copy may never come, and a
+ * real second signal from the other sender later must not pass for it.)
+ * The handler runs with every signal blocked (libuv's sa_mask): no nesting. */
+#define SAME_STOP_MS 250
 static volatile sig_atomic_t stops_from[2]; /* [0] any other sender, [1] the master */
+static volatile long first_stop_ms;         /* CLOCK_MONOTONIC, of the first */
 
 static void on_stop_signal(int signum, siginfo_t *si, void *ctx) {
   int master = nx_master_pid > 0 && si && si->si_code == SI_USER && si->si_pid == nx_master_pid;
+  struct timespec ts;
+  long now;
   (void)ctx;
-  if (stops_from[!master] > 0 && stops_from[master] == 0) {
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* (async-signal-safe) */
+  now = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (stops_from[!master] > 0 && stops_from[master] == 0 && now - first_stop_ms <= SAME_STOP_MS) {
     stops_from[master] = 1;
     return;
   }
+  if (stops_from[0] + stops_from[1] == 0)
+    first_stop_ms = now;
   stops_from[master]++;
   last_stop = signum;
   if (unseen_stops++ > 0)

@@ -9,6 +9,7 @@
  * every loop turn, so resumes never nest inside running Lua code. When a
  * connection's handler task ends, its listener's Lua finisher runs (see
  * task_finished). */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -667,6 +668,13 @@ void nx_rt_close(lua_State *L) {
   lua_pop(L, 1);
   if (!rt)
     return;
+  /* The process is ending: closing the signal handles below would give the
+   * stop signals their default action back, and a late copy of one (a
+   * worker of --workers gets a stop from the master and from whoever
+   * stopped the group) would turn a clean exit into "killed by SIGTERM". */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   nx_watchdog_stop(rt->watchdog); /* (core.run stops it, unless it was left by an error) */
   rt->watchdog = NULL;
   for (l = rt->listeners; l; l = l->next) {

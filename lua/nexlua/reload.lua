@@ -250,11 +250,11 @@ function reload.new(path, holder, lifecycle)
       self.incoming = nil
       if self.stopping then
         -- The server began to shut down meanwhile (which cancels the
-        -- startup hooks of the new app): the new app is shut down as the
-        -- server is (if the shutdown has not done it yet); the old app
-        -- stays, shut down already.
+        -- startup hooks of the new app): the shutdown stops the new app
+        -- with the server, once the connections have closed (it finds it
+        -- here); the old app stays, shut down already.
         err = "the server is shutting down"
-        stop_app(new, "shutdown", "shutdown")
+        self.incoming = new
         ok = false
       elseif not started then
         err = "a startup hook of the new app failed"

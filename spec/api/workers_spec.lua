@@ -4,6 +4,7 @@
 -- shutdown. (spec/apps/workers_app.lua answers "worker_id pid served generation".)
 local proc = require "helpers.proc"
 local rawws = require "helpers.rawws"
+local socket = require "socket"
 
 local BIN = os.getenv("NEXLUA_BIN") or "build/nexlua"
 local APP = "spec/apps/workers_app.lua"
@@ -196,6 +197,52 @@ describe("--workers", function()
     assert.equal(2, count(log, "SHUTDOWN worker=%d"), log)
     assert.equal(#clients, count(log, "CLEANED worker=%d"), log)
     assert.is_nil(log:find("second SIGTERM", 1, true), log)
+  end)
+
+  -- A worker that has nothing to wait for ends fast: the master's copy of
+  -- the signal then came while it closed its handles (the default action
+  -- back: "killed by SIGINT", and the master exited 1).
+  it("SIGINT to every process of an idle server: exit 0, every time", function()
+    for _ = 1, 4 do
+      s = proc.start(APP, { "--workers", "3" })
+      local children = proc.read_file("/proc/" .. s.pid .. "/task/" .. s.pid .. "/children") or ""
+      local all = { tostring(s.pid) }
+      for pid in children:gmatch("%d+") do all[#all + 1] = pid end
+      assert.equal(4, #all, "workers: " .. children)
+      assert(proc.exec_ok("kill -INT " .. table.concat(all, " ")))
+      assert.equal(0, s:wait_exit(20), s:log())
+      assert.is_nil(s:log():find("killed by", 1, true), s:log())
+      s = nil
+    end
+  end)
+
+  -- Two pending copies of one signal are delivered once: a worker stopped
+  -- (SIGSTOP) while the group's SIGTERM and the master's copy arrive sees
+  -- one; the master's second signal, later, must not pass for the copy.
+  it("after a stop sent to every process, a second SIGTERM to the master still ends the workers at once",
+    function()
+    s = proc.start(APP, { "--workers", "2" })
+    local clients = {}
+    for _ = 1, 4 do
+      local c = rawws.connect(s.port, "/slow_end")
+      assert.equal(101, c.status)
+      clients[#clients + 1] = c
+    end
+    local children = proc.read_file("/proc/" .. s.pid .. "/task/" .. s.pid .. "/children") or ""
+    local w = {}
+    for pid in children:gmatch("%d+") do w[#w + 1] = pid end
+    assert.equal(2, #w, "workers: " .. children)
+    assert(proc.exec_ok("kill -STOP " .. w[1]))
+    assert(proc.exec_ok("kill -TERM " .. s.pid .. " " .. w[1] .. " " .. w[2]))
+    socket.sleep(0.2)
+    assert(proc.exec_ok("kill -CONT " .. w[1]))
+    socket.sleep(0.4) -- (the workers wait for their clients' close: the grace period)
+    assert(proc.exec_ok("kill -TERM " .. s.pid))
+    assert.equal(1, s:wait_exit(10), s:log())
+    local log = s:log()
+    assert.matches("second SIGTERM: exiting now", log)
+    assert.is_nil(log:find("still running: killing it", 1, true), log)
+    for _, c in ipairs(clients) do c:close_socket() end
   end)
 
   it("a worker killed with SIGKILL is logged and replaced", function()

@@ -5,6 +5,7 @@
 -- a second time. Also: a module first required by a handler, from a
 -- subdirectory, is watched by --reload from then on.
 local R = require "reload.support"
+local rawws = require "helpers.rawws"
 
 local APP = [[
 local nexlua = require "nexlua"
@@ -17,8 +18,14 @@ end)
 app:on_shutdown(function(why) nexlua.log.info("hook: shutdown %s (%s)", "$VERSION", tostring(why)) end)
 app:ws_route("/ws", function(ws)
   ws:accept()
+  local slow_end = false
   for text in ws:iter_text() do
+    if text == "slow_end" then slow_end = true end
     if text == "lazy" then ws:send_text(require("sub.lazy").value) else ws:send_text("$VERSION") end
+  end
+  if slow_end then
+    nexlua.sleep(1.5)
+    nexlua.log.info("hook: cleaned up %s", "$VERSION")
   end
 end)
 return app
@@ -73,6 +80,33 @@ describe("reload and the app's lifecycle", function()
     R.sleep(1.2)
     assert.equal(1, R.count(s:log(), slow), s:log())
   end)
+
+  -- (the shutdown waits for the connections to close: the new app's
+  -- startup hook is cancelled at once, not after that wait)
+  it("SIGTERM during the new app's slow startup cancels it at once, while connections still close",
+    function()
+      R.write(dir .. "/app.lua", app_text("v1"))
+      s = R.start(dir .. "/app.lua")
+      assert(s:wait_log("hook: started v1", 5), s:log())
+      local c = rawws.connect(s.port, "/ws")
+      assert.equal(101, c.status)
+      c:send_text("slow_end")
+      assert.equal("v1", (c:recv_message()))
+      R.write(dir .. "/app.lua", app_text("v2", true))
+      assert(s:signal("HUP"))
+      assert(s:wait_log("hook: startup v2", 5), s:log())
+      assert(s:signal("TERM"))
+      c:close_socket()
+      assert(s:wait_log("hook: cleaned up v1", 5), s:log())
+      local deadline = R.now() + 8
+      while s:alive() and R.now() < deadline do R.sleep(0.05) end
+      local log = s:log()
+      local cancelled = assert(log:find("startup (reload) hook #1", 1, true), log)
+      assert.is_true(cancelled < assert(log:find("hook: cleaned up v1", 1, true)), log)
+      assert.is_nil(log:find("hook: started v2", 1, true), log)
+      assert.is_true(assert(log:find("hook: cleaned up v1", 1, true)) < assert(log:find("hook: shutdown v2 (shutdown)",
+        1, true)), "the new app's shutdown hooks ran before the connections had closed:\n" .. log)
+    end)
 
   it("SIGTERM during the new app's slow startup: the new app is shut down, the old one not twice",
     function()

@@ -311,12 +311,19 @@ serve.lifecycle = {
     app._starting = nil
     return ok, err, cancelled
   end,
-  stop = function(app, what, why)
-    if app._starting and app._starting ~= core.current() then
+  -- Cancels the startup hooks if they are running (see stop), at once: a
+  -- shutdown does it first, before it waits for the connections to close.
+  cancel_start = function(app)
+    if app._starting and app._starting ~= core.current() and not app._cancel then
       app._cancel = true
       -- (only a task that waits: a cancel of one that is about to run
       -- would be kept for its next wait, whatever that is)
       if core.task_status(app._starting) == "waiting" then core.cancel(app._starting) end
+    end
+  end,
+  stop = function(app, what, why)
+    if app._starting and app._starting ~= core.current() then
+      serve.lifecycle.cancel_start(app)
       while app._starting do core.sleep(0.02) end
     end
     if app._stopped ~= false then -- never started, or stopped already
@@ -373,6 +380,10 @@ function serve.run(app, opts)
       reloader.abandon()
     end
     log.info("%s received: shutting down (grace period %g s)", signame, grace)
+    -- Startup hooks still running (the server's, or a reload's new app's)
+    -- are cancelled now, not once the connections have closed.
+    lifecycle.cancel_start(holder.app)
+    if reloader and reloader.incoming then lifecycle.cancel_start(reloader.incoming) end
     if listener then listener:close() end
     core.close_all(1001, "server shutting down")
     local deadline = core.now() + grace

@@ -61,8 +61,12 @@ describe("--busy-poll", function()
   end)
 
   it("is taken from the app's options too", function()
-    local dir = proc.tmpdir()
-    finally(function() proc.rmdir(dir) end)
+    local dir, s = proc.tmpdir(), nil
+    -- (one finally per test: busted keeps the last one given)
+    finally(function()
+      if s then s:stop() end
+      proc.rmdir(dir)
+    end)
     local app = dir .. "/app.lua"
     proc.write_file(app, [[
 local nexlua = require "nexlua"
@@ -73,8 +77,7 @@ app:ws_route("/ws", function(ws)
 end)
 return app
 ]])
-    local s = server.start(app, {})
-    finally(function() s:stop() end)
+    s = server.start(app, {})
     local busy = cpu_after_message(s, 0.5)
     assert.is_true(busy >= 0.15, "CPU while polling: " .. busy .. " s")
   end)

@@ -27,6 +27,7 @@
 #include "pubsub.h"
 #include "stream.h"
 #include "tls.h"
+#include "token.h"
 
 static int peer_ip(nx_conn_t *c, uint8_t ip[16]);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -618,6 +619,7 @@ static int origin_allowed(nx_conn_t *c) {
   size_t norigins = nx_http_header_values(c->http, "origin", vals, lens, 2);
   if (norigins == 0)
     return 1;
+  nx_trim_ows(&vals[0], &lens[0]); /* (llhttp keeps the blanks after a value) */
   lens[0] = origin_len(vals[0], lens[0]);
   for (p = list; *p;) {
     const char *end = strchr(p, ',');

@@ -241,6 +241,36 @@ static void scan_headers(const nx_request_t *req, seen_t *s) {
   }
 }
 
+/* What RFC 9112 asks a server to refuse with 400 in any request: a header
+ * name that is empty or holds whitespace (§5.1), more than one Host or an
+ * invalid one, or none in HTTP/1.1 (§3.2), a Transfer-Encoding whose last
+ * coding is not chunked (§6.3). */
+static int message_check(const nx_request_t *req, const seen_t *s, nx_handshake_t *out) {
+  const char *v;
+  size_t vlen;
+  if (s->bad_name)
+    return reject(out, 400, "a header name is empty or holds whitespace");
+  if (s->host > 1 || (s->host == 0 && req->http_minor >= 1))
+    return reject(out, 400, "missing or repeated Host header");
+  if (s->host_h) {
+    v = s->host_h->value;
+    vlen = s->host_h->value_len;
+    nx_trim_ows(&v, &vlen);
+    if (!nx_host_valid(v, vlen))
+      return reject(out, 400, "the Host header is not a host[:port]");
+  }
+  if (s->te_h && !last_element_is(s->te_h->value, s->te_h->value_len, "chunked"))
+    return reject(out, 400, "a Transfer-Encoding must end in chunked");
+  return 0;
+}
+
+int nx_request_check(const nx_request_t *req, nx_handshake_t *out) {
+  seen_t s;
+  memset(out, 0, sizeof(*out));
+  scan_headers(req, &s);
+  return message_check(req, &s, out);
+}
+
 int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   seen_t s;
   const char *v;
@@ -254,17 +284,8 @@ int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out) {
   if (req->http_minor < 1)
     return reject(out, 400, "WebSocket requires HTTP/1.1");
   scan_headers(req, &s);
-  if (s.bad_name)
-    return reject(out, 400, "a header name is empty or holds whitespace");
-  if (s.host != 1)
-    return reject(out, 400, "missing or repeated Host header");
-  v = s.host_h->value;
-  vlen = s.host_h->value_len;
-  nx_trim_ows(&v, &vlen);
-  if (!nx_host_valid(v, vlen))
-    return reject(out, 400, "the Host header is not a host[:port]");
-  if (s.te_h && !last_element_is(s.te_h->value, s.te_h->value_len, "chunked"))
-    return reject(out, 400, "a Transfer-Encoding must end in chunked");
+  if (message_check(req, &s, out))
+    return out->status;
   if (!s.upgrade)
     return reject(out, 426, "this endpoint speaks WebSocket: send an Upgrade request");
   if (!s.upgrade_ws)

@@ -44,6 +44,13 @@ typedef struct {
  *       than 13 (the answer must then carry Sec-WebSocket-Version: 13). */
 int nx_handshake_check(const nx_request_t *req, nx_handshake_t *out);
 
+/* The checks of any HTTP/1.x request that RFC 9112 answers with 400 (a
+ * header name that is empty or holds whitespace; more than one Host, an
+ * invalid one, or none in HTTP/1.1; a Transfer-Encoding whose last coding
+ * is not chunked), as nx_handshake_check makes them: for the requests the
+ * core answers without an upgrade (the health and metrics paths). */
+int nx_request_check(const nx_request_t *req, nx_handshake_t *out);
+
 /* 1 if v is a valid Host value, RFC 9110 §7.2: uri-host [ ":" port ], where
  * uri-host is an IP literal in brackets or a reg-name (RFC 3986 §3.2.2:
  * unreserved, sub-delims and %XX; an IPv4 address is one too), possibly

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "handshake.h"
 #include "lauxlib.h"
 #include "llhttp.h"
 #include "log.h"
 #include "nx.h"
+#include "token.h"
 
 #define NX_MAX_HEADERS 100
 
@@ -42,7 +44,10 @@ struct nx_http_s {
   int headers_done;
   int continue_checked; /* Expect: 100-continue was looked at */
   int value_open;       /* the last value piece ran to the end of its input */
-  int blank_line_end;   /* the input so far ends in a line end and blanks (see on_header_value) */
+  int method_done;      /* llhttp has read the method (parser.method is it) */
+  unsigned start_len;   /* the first bytes of the request, for a method llhttp does not know */
+  char start[24];
+  int blank_line_end; /* the input so far ends in a line end and blanks (see on_header_value) */
   const char *exec_start, *exec_end; /* the input of the llhttp_execute running */
   nx_hdr_t hdr_small[16];
 };
@@ -93,6 +98,7 @@ static int grow_headers(nx_http_t *h) {
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   nx_http_t *h = (nx_http_t *)p->data;
+  h->method_done = 1;
   if (h->last != EL_URL)
     h->url_off = h->len, h->url_len = 0, h->last = EL_URL;
   if (append(h, at, n))
@@ -235,12 +241,31 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
   return r;
 }
 
+/* 1 if the request starts with a token (after the empty lines a server
+ * ignores, RFC 9112 §2.2) that is followed by a space or that fills what
+ * was kept: a well-formed method that llhttp does not know, which is
+ * answered 501 (RFC 9110 §9.1), not 400 as is a request that is not HTTP
+ * (a TLS hello to a plain port). */
+static int unknown_method(const nx_http_t *h) {
+  unsigned i = 0, token;
+  while (i < h->start_len && (h->start[i] == '\r' || h->start[i] == '\n'))
+    i++;
+  for (token = i; i < h->start_len && nx_is_tchar((unsigned char)h->start[i]); i++)
+    ;
+  return i > token && (i == h->start_len || h->start[i] == ' ');
+}
+
 static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
   llhttp_errno_t err;
   size_t used, before = h->seen;
 
   if (!h->headers_done)
     h->seen += len;
+  if (h->start_len < sizeof(h->start)) {
+    size_t n = sizeof(h->start) - h->start_len;
+    memcpy(h->start + h->start_len, data, n < len ? n : len);
+    h->start_len += (unsigned)(n < len ? n : len);
+  }
   h->exec_start = data;
   h->exec_end = data + len;
   err = llhttp_execute(&h->parser, data, len);
@@ -276,6 +301,10 @@ static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, s
     return 1;
   }
   h->error = llhttp_get_error_reason(&h->parser);
+  if (err == HPE_INVALID_METHOD && unknown_method(h)) {
+    h->error = "a method this server does not know";
+    return 501;
+  }
   /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another well-formed version
    * (HTTP/DIGIT.DIGIT) is one we do not speak (RFC 9110 §15.6.6), not a
    * malformed request; a version that is not well formed is (RFC 9112 §3). */
@@ -466,10 +495,40 @@ const char *nx_http_target(const nx_http_t *h, size_t *len) {
 
 int nx_http_method(const nx_http_t *h) { return h->parser.method; }
 
+int nx_http_check_plain(nx_http_t *h, const char **why) {
+  nx_header_t hdrs[NX_MAX_HEADERS];
+  nx_request_t req;
+  nx_handshake_t out;
+  fill_request(h, &req, hdrs);
+  *why = NULL;
+  if (nx_request_check(&req, &out))
+    *why = out.error;
+  return out.status;
+}
+
 /* Answers the request with an HTTP response and ends the connection.
  * headers: extra header lines, each ending in CRLF, or NULL. */
 void nx_http_respond(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen) {
-  nx_http_answer(c, status, headers, body, blen, 0);
+  nx_http_answer(c, status, headers, body, blen,
+                 c->http && c->http->method_done && c->http->parser.method == HTTP_HEAD);
+}
+
+/* The Date header's value (RFC 9110 §6.6.1, IMF-fixdate), made once a
+ * second; in English whatever the locale. */
+static const char *http_date(void) {
+  static const char days[] = "SunMonTueWedThuFriSat";
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  static time_t made = (time_t)-1;
+  static char text[80]; /* 29 bytes, but the compiler cannot bound the fields */
+  time_t now = time(NULL);
+  struct tm tm;
+  if (now != made && gmtime_r(&now, &tm)) {
+    snprintf(text, sizeof(text), "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday,
+             tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    made = now;
+  }
+  return text;
 }
 
 void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *body, size_t blen,
@@ -487,10 +546,11 @@ void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *b
   /* The app's own Content-Type wins over ours. */
   n = snprintf(head, sizeof(head),
                "HTTP/1.1 %d %s\r\n"
+               "Date: %s\r\n"
                "%s"
                "Content-Length: %zu\r\n"
                "Connection: %sclose\r\n",
-               status, text,
+               status, text, http_date(),
                has_header(headers, "content-type:") ? ""
                                                     : "Content-Type: text/plain; charset=utf-8\r\n",
                blen, has_header(headers, "upgrade:") ? "Upgrade, " : ""); /* RFC 9110 §7.8 */

@@ -403,6 +403,10 @@ void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *b
 /* The request target as sent, and the method (llhttp_method_t). */
 const char *nx_http_target(const nx_http_t *h, size_t *len);
 int nx_http_method(const nx_http_t *h);
+/* The checks every request must pass (RFC 9112: header names, Host,
+ * Transfer-Encoding), for a request answered without an upgrade: 0, or
+ * 400 and why. */
+int nx_http_check_plain(nx_http_t *h, const char **why);
 
 /* ops.c: the server's own plain-HTTP endpoints (--health-path,
  * --metrics-path). 1 if the request was one of them, and is answered. */

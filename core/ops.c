@@ -69,7 +69,8 @@ int nx_ops_answer(nx_conn_t *c) {
   const nx_config_t *cfg = &c->listener->cfg;
   const char *target, *v[1];
   size_t len, vlen[1];
-  int method, head, health;
+  const char *why;
+  int method, head, health, bad;
   if (!cfg->health_path[0] && !cfg->metrics_path[0])
     return 0;
   if (nx_http_header_values(c->http, "upgrade", v, vlen, 1))
@@ -80,7 +81,10 @@ int nx_ops_answer(nx_conn_t *c) {
     return 0;
   method = nx_http_method(c->http);
   head = method == HTTP_HEAD;
-  if (method != HTTP_GET && !head) {
+  if ((bad = nx_http_check_plain(c->http, &why)) != 0) {
+    nx_conn_debug(c, "bad HTTP request: %s", why);
+    nx_http_respond(c, bad, NULL, NULL, 0);
+  } else if (method != HTTP_GET && !head) {
     nx_http_respond(c, 405, "Allow: GET, HEAD\r\n", "these paths take GET and HEAD\n", 30);
   } else if (health) {
     nx_http_answer(c, 200, "Cache-Control: no-store\r\n", "ok\n", 3, head);

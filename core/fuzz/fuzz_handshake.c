@@ -20,7 +20,8 @@
  * the trimmed Sec-WebSocket-Key value, 24 chars, nx_handshake_key_valid();
  * each non-zero status is backed by a reason the header gives for it.
  * nx_header_has_token(), nx_header_find() and nx_handshake_key_valid() are
- * compared with reference versions on every header. */
+ * compared with reference versions on every header, and nx_request_check()
+ * (the part of the checks any request must pass) with the reference's. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -313,6 +314,18 @@ static void check_request(const nx_request_t *req, const char *method_z) {
     FUZZ_CHECK(out.error != NULL && out.error[0] != '\0', "status %d without an error text",
                status);
     FUZZ_CHECK(out.key == NULL && out.key_len == 0, "a key on failure");
+  }
+  /* nx_request_check: the part of the checks that any request must pass. */
+  {
+    nx_handshake_t plain;
+    int ref_plain =
+        names_ok && te_ok && (host_n == 0 ? req->http_minor < 1 : host_n == 1 && host_ok);
+    memset(&plain, 0xa5, sizeof(plain));
+    FUZZ_CHECK((nx_request_check(req, &plain) == 0) == ref_plain &&
+                   (plain.status == 0) == ref_plain,
+               "request check %d (%s) but the reference says %s", plain.status,
+               plain.status ? plain.error : "-", ref_plain ? "valid" : "invalid");
+    FUZZ_CHECK(plain.status == 0 || plain.status == 400, "request check status %d", plain.status);
   }
   if (status == 405)
     FUZZ_CHECK(!ref_ieq(req->method, req->method_len, "GET", 3), "405 for a GET");

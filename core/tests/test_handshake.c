@@ -247,6 +247,44 @@ TEST(handshake_transfer_encoding) {
   HS(0, "GET", 1, 1, "+Transfer-Encoding: gzip, Chunked ,");
 }
 
+/* nx_request_check: the checks of any request (the health and metrics
+ * paths), whatever its method and upgrade headers: Host required from
+ * HTTP/1.1 on, optional but single and valid in HTTP/1.0. */
+static void rq_case(const char *file, int line, int expect, const char *method, int minor, ...) {
+  req_t r;
+  nx_handshake_t out;
+  int status;
+  va_list ap;
+  va_start(ap, minor);
+  req_build(&r, method, 1, minor, ap);
+  va_end(ap);
+  memset(&out, 0xa5, sizeof(out));
+  status = nx_request_check(&r.req, &out);
+  if (status != expect || out.status != expect || (status && !out.error) || (!status && out.error))
+    nx_test_fail_at(file, line, "status %d (out.status %d), expected %d", status, out.status,
+                    expect);
+}
+#define RQ(expect, method, minor, ...)                                                             \
+  rq_case(__FILE__, __LINE__, expect, method, minor, __VA_ARGS__, (const char *)NULL)
+
+TEST(request_check) {
+  RQ(0, "GET", 1, "-Upgrade", "-Connection", "-Sec-WebSocket-Key");
+  RQ(0, "HEAD", 1, "-Upgrade");
+  RQ(0, "POST", 1, "-Sec-WebSocket-Version");
+  RQ(0, "GET", 0, "-Host");
+  RQ(0, "GET", 0, "-Upgrade");
+  RQ(0, "GET", 1, "=Host:  example.com ");
+  RQ(400, "GET", 1, "-Host");
+  RQ(400, "HEAD", 1, "-Host");
+  RQ(400, "GET", 1, "+Host: b.example");
+  RQ(400, "GET", 0, "+Host: b.example");
+  RQ(400, "GET", 1, "=Host: a b");
+  RQ(400, "GET", 0, "=Host: a/b");
+  RQ(400, "GET", 1, "+X-Foo : a");
+  RQ(400, "GET", 0, "+: a");
+  RQ(400, "GET", 1, "+Transfer-Encoding: gzip");
+}
+
 /* RFC 6455 §4.1: Sec-WebSocket-Protocol is 1#token. */
 TEST(handshake_subprotocol_tokens) {
   HS(400, "GET", 1, 1, "=Sec-WebSocket-Protocol: a b");

@@ -384,6 +384,16 @@ describe("limits", function()
       end
     end)
 
+    it("the blanks around the Origin's value are not part of it (RFC 9112 §5.1)", function()
+      for _, padded in ipairs({ "https://good.example ", "https://good.example\t",
+        "  https://good.example \t ", "\thttps://good.example" }) do
+        local c = with_origin(s, padded)
+        assert.equal(101, c.status, string.format("Origin %q", padded))
+        echo_ok(c)
+      end
+      assert.equal(403, with_origin(s, "https://good.example x").status)
+    end)
+
     it("a scheme's default port, in the entry or the Origin, is the same origin", function()
       assert.equal(101, with_origin(s, "https://good.example:443").status)
       assert.equal(101, with_origin(multi, "https://ported.example").status)

@@ -44,6 +44,29 @@ describe("--health-path and --metrics-path", function()
     assert.matches("\r\n\r\n$", text) -- the head, and no body after it
   end)
 
+  -- RFC 9112 §3.2 and §5.1: what every HTTP/1.1 server answers with 400.
+  -- HTTP/1.0 has no Host to require: a probe that speaks it still gets 200.
+  it("a request that breaks HTTP/1.1's rules gets 400 here too; an HTTP/1.0 probe gets 200", function()
+    for _, case in ipairs({
+      { "no Host", "GET /healthz HTTP/1.1\r\n\r\n" },
+      { "two Hosts", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" },
+      { "a Host that is not one", "GET /metrics HTTP/1.1\r\nHost: a b\r\n\r\n" },
+      { "a space before a colon", "GET /healthz HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n" },
+      { "two Hosts in HTTP/1.0", "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n" },
+    }) do
+      local status, headers = rawws.http(s.port, case[2])
+      assert.equal(400, status, case[1])
+      assert.equal("close", headers["connection"], case[1])
+    end
+    local c = rawws.open_tcp(s.port) -- a HEAD without Host: the 400's head, no body
+    c:send_raw("HEAD /healthz HTTP/1.1\r\n\r\n")
+    assert.truthy(c:wait_tcp_close(3))
+    assert.matches("^HTTP/1%.1 400 Bad Request\r\n.*\r\n\r\n$", c.trailing)
+    assert.equal(200, (rawws.http(s.port, "GET /healthz HTTP/1.0\r\n\r\n")))
+    assert.equal(200, (rawws.http(s.port, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")))
+    assert.equal(200, (rawws.http(s.port, "GET /healthz HTTP/1.1\r\nHost:  127.0.0.1:1 \r\n\r\n")))
+  end)
+
   it("a query string is allowed; another method gets 405, another path 426", function()
     assert.equal(200, (plain(s.port, "GET", "/healthz?probe=lb1")))
     -- the absolute form (RFC 9112 §3.2.2), as a proxy sends it

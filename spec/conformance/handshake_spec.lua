@@ -236,6 +236,66 @@ describe("conformance: opening handshake", function()
       assert.equal(405, (http(request(nil, "/ws", "PUT"))))
     end)
 
+    it("answers a HEAD with its 405 head and no body (RFC 9110 §9.3.2)", function()
+      local c = track(rawws.open_tcp(s.port))
+      c:send_raw(request(nil, "/ws", "HEAD"))
+      assert.truthy(c:wait_tcp_close(3))
+      local text = c.trailing -- all of it, up to the close
+      assert.matches("^HTTP/1%.1 405 Method Not Allowed\r\n", text)
+      assert.matches("\r\nAllow: GET\r\n", text)
+      assert.matches("\r\nContent%-Length: %d+\r\n", text) -- (the GET's)
+      assert.matches("\r\n\r\n$", text) -- the head, and nothing after it
+    end)
+
+    -- RFC 9110 §9.1: a method the server does not know is 501, and stays
+    -- 400 when the request is not HTTP at all.
+    for _, method in ipairs({ "FOO", "QUERY", "get", "M-SEARCH2", "X_Y.Z~" }) do
+      it("answers 501 Not Implemented for the unknown method " .. method, function()
+        local status, _, body, c = http(request(nil, "/ws", method))
+        assert.equal(501, status)
+        assert.equal("Not Implemented", c.reason)
+        assert.equal("501 Not Implemented\n", body)
+      end)
+    end
+
+    it("answers 501 for an unknown method sent one byte at a time", function()
+      local status = http(request(nil, "/ws", "PURGEALL"), { pieces = 1 })
+      assert.equal(501, status)
+    end)
+
+    for _, junk in ipairs({ "\22\3\1\0\165\1\0\0\161\3\3", "G@T /ws HTTP/1.1\r\n\r\n",
+      "(GET) /ws HTTP/1.1\r\n\r\n", "GET\t/ws HTTP/1.1\r\n\r\n" }) do
+      it(string.format("answers 400 for a request line that is not HTTP: %q", junk:sub(1, 12)), function()
+        assert.equal(400, (http(junk)))
+      end)
+    end
+
+    -- RFC 9110 §6.6.1: a Date in every 2xx-4xx answer (IMF-fixdate).
+    it("dates its answers: 400, 404, 405, 426 and 501 carry a Date in IMF-fixdate", function()
+      for _, case in ipairs({
+        { 400, request { Host = false } }, { 404, request(nil, "/no-such-route") },
+        { 405, request(nil, "/ws", "POST") }, { 426, request { Upgrade = false } },
+        { 501, request(nil, "/ws", "BREW") } }) do
+        local before = os.time()
+        local status, headers = http(case[2])
+        assert.equal(case[1], status)
+        local date = headers["date"]
+        assert.is_string(date, "no Date in the " .. status)
+        local d, mon, y, hh, mm, ss = date:match(
+          "^%u%l%l, (%d%d) (%u%l%l) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+        assert.is_truthy(d, "not IMF-fixdate: " .. date)
+        local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+          Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+        local utc = os.date("!*t", before)
+        local stamp = os.time { year = tonumber(y), month = months[mon], day = tonumber(d),
+          hour = tonumber(hh), min = tonumber(mm), sec = tonumber(ss) }
+        local base = os.time { year = utc.year, month = utc.month, day = utc.day, hour = utc.hour,
+          min = utc.min, sec = utc.sec }
+        assert.is_true(math.abs(stamp - base) <= 5, "Date " .. date .. " is not now")
+        assert.equal(os.date("!%a", before + (stamp - base)), date:sub(1, 3)) -- (its weekday)
+      end
+    end)
+
     it("names GET in the Allow header of a 405 (RFC 9110 §15.5.6)", function()
       local status, headers = http(request(nil, "/ws", "POST"))
       assert.equal(405, status)

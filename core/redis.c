@@ -22,6 +22,7 @@
  * before anything frees it, and a callback whose context is not the link's
  * current one has nothing to do. */
 #include <ctype.h>
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <netdb.h>
@@ -159,10 +160,14 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop) {
  * broken or hostile server, or a tampered connection, would cut every
  * client. Its reader builds replies with these functions instead of its
  * own, and they refuse such a reply as it is read: the reader fails, hiredis
- * ends the connection, and the link logs it and retries. */
+ * ends the connection, and the link logs it and retries. The blocking
+ * check at start-up reads with them too (no link: any shape, within
+ * MAX_ELEMENTS). */
 static int reply_expected(const redisReadTask *t, int type, const char *str, size_t len) {
   link_t *l = (link_t *)t->privdata;
   redisAsyncContext *ac = l ? l->ac : NULL;
+  if (!l)
+    return 1;
   if (!ac)
     return 0;
   if (!t->parent) {
@@ -197,7 +202,8 @@ static int reply_expected(const redisReadTask *t, int type, const char *str, siz
 }
 
 static void *refuse(const redisReadTask *t) {
-  ((link_t *)t->privdata)->malformed = 1;
+  if (t->privdata)
+    ((link_t *)t->privdata)->malformed = 1;
   return NULL; /* the reader fails ("out of memory": the link says why) */
 }
 
@@ -231,9 +237,14 @@ static void *make_string(const redisReadTask *t, char *str, size_t len) {
   return reply_link(t, r);
 }
 
+/* No reply to what nexlua sends has more elements than a pub/sub message
+ * (PING's, when subscribed, has 2): hiredis would allocate room for any
+ * count a server names (2^31 is 16 GiB) and walk it when freeing. */
+#define MAX_ELEMENTS 3
+
 static void *make_array(const redisReadTask *t, int elements) {
   redisReply *r;
-  if (!reply_expected(t, REDIS_REPLY_ARRAY, NULL, 0) ||
+  if (elements > MAX_ELEMENTS || !reply_expected(t, REDIS_REPLY_ARRAY, NULL, 0) ||
       (!t->parent && ((link_t *)t->privdata)->shape && elements != 3))
     return refuse(t);
   if (!(r = reply_new(REDIS_REPLY_ARRAY)))
@@ -615,6 +626,18 @@ static int resolve(const char *host, addrs_t *out, char *err, size_t errlen) {
   return 0;
 }
 
+/* Why a command of the check got no reply, in words. */
+static const char *check_error(const redisContext *c) {
+  static char text[160];
+  if (c->err == REDIS_ERR_OOM)
+    return "a reply out of Redis's protocol (is it Redis?)"; /* (refused by make_array & co) */
+  if (c->err == REDIS_ERR_IO && strcmp(c->errstr, strerror(EAGAIN)) == 0) {
+    snprintf(text, sizeof(text), "no answer within %d s", CHECK_TIMEOUT);
+    return text;
+  }
+  return c->errstr;
+}
+
 /* The blocking check at start-up: connect (to each address in turn until
  * one answers: *first is its index), AUTH, PING. */
 static int check(const nx_redis_opts_t *o, const addrs_t *a, int *first, char *err, size_t errlen) {
@@ -636,12 +659,14 @@ static int check(const nx_redis_opts_t *o, const addrs_t *a, int *first, char *e
     goto done;
   }
   redisSetTimeout(c, tv);
+  c->reader->fn = &checked_replies;
+  c->reader->privdata = NULL;
   if (o->password) {
     rep = o->username ? redisCommand(c, "AUTH %s %s", o->username, o->password)
                       : redisCommand(c, "AUTH %s", o->password);
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
       snprintf(err, errlen, "Redis at %s:%d refused AUTH: %s", o->host, o->port,
-               rep ? rep->str : c->errstr);
+               rep ? rep->str : check_error(c));
       goto done;
     }
     freeReplyObject(rep);
@@ -649,7 +674,7 @@ static int check(const nx_redis_opts_t *o, const addrs_t *a, int *first, char *e
   rep = redisCommand(c, "PING");
   if (!rep || rep->type == REDIS_REPLY_ERROR) {
     snprintf(err, errlen, "Redis at %s:%d does not answer PING: %s", o->host, o->port,
-             rep ? rep->str : c->errstr);
+             rep ? rep->str : check_error(c));
     goto done;
   }
   ok = 1;

@@ -438,14 +438,18 @@ describe("--redis", function()
 
   -- hiredis 0.14 aborts on such replies when left to itself (core/redis.c
   -- reads them with functions of its own that refuse them).
-  for _, mode in ipairs({ "nilchan", "empty", "intkind", "unsubnil", "unsubcase", "punsubstr", "extra" }) do
+  -- bigreply and bignested: an array head naming a million elements, which
+  -- hiredis would allocate and wait for (2^31 of them: 16 GiB, and the
+  -- loop held while freeing them); nothing nexlua sends has more than 3.
+  for _, mode in ipairs({ "nilchan", "empty", "intkind", "unsubnil", "unsubcase", "punsubstr", "extra",
+    "bigreply", "bignested" }) do
     it("a reply out of Redis's protocol (" .. mode .. "): the connection is dropped and retried, " ..
       "the server serves on", function()
       local rogue = redis.rogue(mode)
       finally(rogue.stop)
       local a = node({ "--redis", rogue.url })
       local a1 = join(a, "rogue")
-      if mode == "extra" then
+      if mode == "extra" or mode == "bigreply" then
         a1:send_text("all:once")
         recv(a1, "once")
         recv(a1, "sent 1")
@@ -461,6 +465,15 @@ describe("--redis", function()
       assert.is_true(a:alive())
     end)
   end
+
+  it("a server that is not Redis at start-up: a clear error at once, exit status 1", function()
+    local rogue = redis.rogue("bigping")
+    finally(rogue.stop)
+    local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis", rogue.url }, 20)
+    assert.equal(1, code)
+    assert.matches("does not answer PING: a reply out of Redis's protocol (is it Redis?)", err, 1, true)
+    assert.falsy(err:find("listening on", 1, true))
+  end)
 
   it("Redis not answering at start-up: a clear error and exit status 1", function()
     local port = r.port
@@ -480,6 +493,7 @@ describe("--redis", function()
     local code, _, err = proc.run({ BIN, TOPICS, "--port", "0", "--redis", "redis://127.0.0.1:" .. port }, 20)
     mute:close()
     assert.equal(1, code, err)
+    assert.matches("does not answer PING: no answer within 3 s", err, 1, true)
     assert.falsy(err:find("event loop has been held", 1, true), err)
   end)
 

@@ -10,6 +10,11 @@ does; then, by MODE, one reply out of protocol is sent:
     unsubcase the same, written "UNSUBSCRIBE" (hiredis reads the kind in any case)
     punsubstr after a SUBSCRIBE's confirmation: ["pUnsubscribe", channel, "0"]
     extra     after a PUBLISH's answer: a second answer nobody asked for
+    bigreply  a PUBLISH answered with the head of an array of a million elements
+    bignested after a SUBSCRIBE's confirmation: a message whose data is the head
+              of an array of a million elements
+    bigping   every PING answered with the head of an array of a million
+              elements (the start-up check meets it first)
 
     /usr/bin/python3 spec/helpers/rogue_redis.py PORT MODE
 
@@ -26,6 +31,9 @@ def bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
+BIG = b"*1000000\r\n"  # (and nothing after it: hiredis would wait for the elements)
+
+
 def rogue(channel):
     return {
         "nilchan": b"*3\r\n" + bulk(b"message") + b"$-1\r\n" + bulk(b"x"),
@@ -34,6 +42,7 @@ def rogue(channel):
         "unsubnil": b"*3\r\n" + bulk(b"unsubscribe") + bulk(channel) + b"$-1\r\n",
         "unsubcase": b"*3\r\n" + bulk(b"UNSUBSCRIBE") + bulk(channel) + b"$-1\r\n",
         "punsubstr": b"*3\r\n" + bulk(b"pUnsubscribe") + bulk(channel) + bulk(b"0"),
+        "bignested": b"*3\r\n" + bulk(b"message") + bulk(channel) + BIG,
     }.get(mode)
 
 
@@ -60,8 +69,12 @@ def serve(conn):
     try:
         for cmd in commands(conn):
             name = cmd[0].upper()
-            if name in (b"PING", b"AUTH"):
+            if name == b"PING" and mode == "bigping":
+                conn.sendall(BIG)
+            elif name in (b"PING", b"AUTH"):
                 conn.sendall(b"+PONG\r\n" if name == b"PING" else b"+OK\r\n")
+            elif name == b"PUBLISH" and mode == "bigreply":
+                conn.sendall(BIG)
             elif name == b"PUBLISH":
                 conn.sendall(b":0\r\n" + (b":0\r\n" if mode == "extra" else b""))
             elif name == b"SUBSCRIBE":

@@ -78,33 +78,30 @@ static void on_stop_alarm(int signum) {
     stop_now();
 }
 
-/* A worker of --workers may get one stop request twice: from whoever
- * stopped the whole group (systemctl stop signals every process of the
- * service) and from its master, which forwards what it gets. A stop signal
- * from one of the two within SAME_STOP_MS of the first from the other is
- * that same request, taken no further; a second one from the same sender,
- * or a later one, is a second signal. (A window, because two pending
- * copies of one signal are delivered once: the copy may never come, and a
- * real second signal from the other sender later must not pass for it.)
- * The handler runs with every signal blocked (libuv's sa_mask): no nesting. */
+/* One stop request may come twice: `timeout(1)` signals its child and
+ * then its own process group, `kill` may be given a pid twice, systemctl
+ * stop signals every process of a service while the master of --workers
+ * forwards what it gets to its workers. A stop signal within SAME_STOP_MS
+ * of the first is that same request, taken no further; a later one is a
+ * second signal. (A window, not a count per sender: two pending copies of
+ * one signal are delivered once, so a copy may never come, and a real
+ * second signal later must not pass for it.) The handler runs with every
+ * signal blocked (libuv's sa_mask): no nesting. */
 #define SAME_STOP_MS 250
-static volatile sig_atomic_t stops_from[2]; /* [0] any other sender, [1] the master */
-static volatile long first_stop_ms;         /* CLOCK_MONOTONIC, of the first */
+static volatile sig_atomic_t stops_seen;
+static volatile long first_stop_ms; /* CLOCK_MONOTONIC, of the first */
 
 static void on_stop_signal(int signum, siginfo_t *si, void *ctx) {
-  int master = nx_master_pid > 0 && si && si->si_code == SI_USER && si->si_pid == nx_master_pid;
   struct timespec ts;
   long now;
-  (void)ctx;
+  (void)si, (void)ctx;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* (async-signal-safe) */
   now = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  if (stops_from[!master] > 0 && stops_from[master] == 0 && now - first_stop_ms <= SAME_STOP_MS) {
-    stops_from[master] = 1;
+  if (stops_seen && now - first_stop_ms <= SAME_STOP_MS)
     return;
-  }
-  if (stops_from[0] + stops_from[1] == 0)
+  if (!stops_seen)
     first_stop_ms = now;
-  stops_from[master]++;
+  stops_seen = 1;
   last_stop = signum;
   if (unseen_stops++ > 0)
     stop_now();

@@ -450,8 +450,6 @@ void nx_lua_process_open(lua_State *L);
 void nx_lua_redis_open(lua_State *L);
 /* Adds the redis_* fields to the stats table on top of the stack. */
 void nx_lua_redis_stats(lua_State *L);
-/* In a worker of --workers, its master's pid; 0 in any other process. */
-extern int nx_master_pid;
 /* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
 void nx__unblock_signals(void);
 /* lua_signals.c: from the start of the process until core.on_signal, a SIGHUP

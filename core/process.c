@@ -51,7 +51,6 @@ static int ready_fd[2] = {-1, -1}; /* the workers write, the master reads */
 static char ready_buf[4096];
 static size_t ready_len;
 static pid_t master_pid;
-int nx_master_pid; /* (nx.h) */
 static volatile sig_atomic_t got_int, got_term, got_hup;
 
 /* The master's ends of the workers' relay socketpairs. */
@@ -316,7 +315,6 @@ static int l_fork(lua_State *L) {
 #endif
   if (getppid() != master_pid)
     _exit(1); /* the master died before prctl() */
-  nx_master_pid = (int)master_pid;
   snprintf(nx_log_tag, sizeof(nx_log_tag), "[w%d] ", id);
   /* The loop was created in the master (nexlua.core made it): its epoll
    * descriptor is shared with the master until it is re-created here. */

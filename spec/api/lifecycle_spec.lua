@@ -330,6 +330,36 @@ describe("lifecycle of a real process", function()
     pos(log, "second SIGTERM")
     a:close_socket()
   end)
+
+  -- One request delivered twice: `timeout(1)` signals its child, then its
+  -- own process group; a script may kill a pid twice. Within a quarter
+  -- second, a second stop signal is the same request.
+  it("two SIGTERMs back to back are one stop: graceful, hooks run, exit 0 (5 rounds)", function()
+    for round = 1, 5 do
+      local p = start(APP)
+      local a = rawws.connect(p.port, "/ws/r" .. round)
+      assert.equal(101, a.status)
+      assert(poll(function() return p:log():find("handler r" .. round .. " accepted", 1, true) end, 3))
+      os.execute("kill -TERM " .. p.pid .. "; kill -TERM " .. p.pid)
+      assert.equal("0", p:wait_exit(10), "round " .. round .. "; log:\n" .. p:log())
+      local log = p:log()
+      assert.is_nil(log:find("second SIGTERM", 1, true), "round " .. round .. "; log:\n" .. log)
+      pos(log, "shutdown hook 2 done")
+      a:close_socket()
+    end
+  end)
+
+  it("timeout(1) stopping nexlua: one stop, the shutdown hooks run (3 rounds)", function()
+    local log_path = os.tmpname()
+    finally(function() os.remove(log_path) end)
+    for _ = 1, 3 do
+      os.execute(string.format("timeout -s TERM 1.5 %s %s --port 0 >%s 2>&1", q(BIN), q(APP), q(log_path)))
+      local log = read_file(log_path) or ""
+      pos(log, "listening on")
+      pos(log, "shutdown hook 2 done")
+      assert.is_nil(log:find("second SIGTERM", 1, true), log)
+    end
+  end)
 end)
 
 describe("signals while the event loop is held or the app is still starting", function()

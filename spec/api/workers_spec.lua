@@ -267,6 +267,19 @@ describe("--workers", function()
     assert.equal(0, s:stop(15))
   end)
 
+  it("a worker stopped on its own by SIGTERM: a warning, not an error, and a replacement", function()
+    s = proc.start(APP, { "--workers", "2" })
+    local _, first = who(s.port)
+    assert.equal(s.pid, ppid(first.pid))
+    assert(proc.exec_ok("kill -TERM " .. first.pid))
+    local pat = "WARN worker " .. first.id .. " %(pid " .. first.pid .. "%) stopped %(exit status 0: " ..
+      "a signal sent to it alone%?%): starting a replacement"
+    assert.truthy(s:wait_log(pat, 20), s:log())
+    assert.truthy(s:wait_log("worker " .. first.id .. " %(pid %d+%) is serving again", 20), s:log())
+    assert.is_nil(s:log():find("ERROR", 1, true), s:log())
+    assert.equal(0, s:stop(15))
+  end)
+
   it("a replacement that cannot start is tried again while the others keep serving", function()
     local dir = proc.tmpdir()
     local path = dir .. "/app.lua"

@@ -226,7 +226,12 @@ local function master(n, opts)
           log.error("worker %d (pid %d) did not start (%s): stopping", id, a, how)
           stop(1)
         else
-          log.error("worker %d (pid %d) died (%s): starting a replacement", id, a, how)
+          if b == 0 and not c then -- a graceful end: a stop signal sent to it alone
+            log.warn("worker %d (pid %d) stopped (exit status 0: a signal sent to it alone?): " ..
+              "starting a replacement", id, a)
+          else
+            log.error("worker %d (pid %d) died (%s): starting a replacement", id, a, how)
+          end
           r = start(id)
           if r == "child" then return nil, id end
           if not r then stop(1) end

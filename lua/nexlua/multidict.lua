@@ -9,15 +9,69 @@ local list_of = require("nexlua.json").array
 
 local multidict = {}
 
-local function unescape(s)
-  s = gsub(s, "+", " ")
-  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+local utf8_valid = require("nexlua.core").utf8_valid
+local byte, concat = string.byte, table.concat
+
+local REPLACEMENT = "\239\191\189" -- U+FFFD
+
+-- The bytes a sequence led by b may take second (RFC 3629 §4: no overlong
+-- form, no surrogate, nothing past U+10FFFF), and its length; nil for a
+-- byte that leads none.
+local function lead(b)
+  if b >= 0xC2 and b <= 0xDF then return 0x80, 0xBF, 2 end
+  if b == 0xE0 then return 0xA0, 0xBF, 3 end
+  if b == 0xED then return 0x80, 0x9F, 3 end
+  if b >= 0xE1 and b <= 0xEF then return 0x80, 0xBF, 3 end
+  if b == 0xF0 then return 0x90, 0xBF, 4 end
+  if b == 0xF4 then return 0x80, 0x8F, 4 end
+  if b >= 0xF1 and b <= 0xF3 then return 0x80, 0xBF, 4 end
 end
 
---- Percent-decodes a path (no '+' rule there).
+--- s, with each maximal part that is not UTF-8 replaced by U+FFFD (as
+-- Python decodes with errors="replace", and so Starlette's and Nexios's
+-- path and query values): decoded text stays text whatever the client
+-- percent-encoded.
+local function as_text(s)
+  if utf8_valid(s) then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local b = byte(s, i)
+    if b < 0x80 then
+      local j = find(s, "[\128-\255]", i) or n + 1
+      out[#out + 1] = sub(s, i, j - 1)
+      i = j
+    else
+      local lo, hi, len = lead(b)
+      local j = i + 1
+      if lo then
+        local c = byte(s, j)
+        if c and c >= lo and c <= hi then
+          j = j + 1
+          while j < i + len do
+            c = byte(s, j)
+            if not c or c < 0x80 or c > 0xBF then break end
+            j = j + 1
+          end
+        end
+      end
+      out[#out + 1] = lo and j == i + len and sub(s, i, j - 1) or REPLACEMENT
+      i = j
+    end
+  end
+  return concat(out)
+end
+multidict.as_text = as_text
+
+local function unescape(s)
+  s = gsub(s, "+", " ")
+  if not find(s, "%", 1, true) then return s end -- (raw bytes past ASCII are refused: 400)
+  return as_text((gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end)))
+end
+
+--- Percent-decodes a path (no '+' rule there), as text (see as_text).
 function multidict.unescape_path(s)
   if not find(s, "%", 1, true) then return s end
-  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+  return as_text((gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end)))
 end
 
 -- The methods, and the metatable (its __index is below the methods).

@@ -87,6 +87,19 @@ describe("request data on the WebSocket", function()
     assert.matches("/introspect/caf%C3%A9%20bar/17?x=1", r.url, 1, true)
   end)
 
+  -- As Python decodes them (errors="replace"): Starlette's and Nexios's path
+  -- and query values are always text, and so are nexlua's.
+  it("percent-encoded bytes that are not UTF-8 decode to U+FFFD, in the path and the query", function()
+    local FFFD = "\239\191\189"
+    local r = introspect("/introspect/a%FFb%C0%AF%E2%82/5?q=%FF%C3%A9&bad%ED%A0%80=x&s=%F0%9F%98%80")
+    assert.equal("/introspect/a" .. FFFD .. "b" .. FFFD .. FFFD .. FFFD .. "/5", r.path)
+    assert.same({ name = "a" .. FFFD .. "b" .. FFFD .. FFFD .. FFFD, n = 5 }, r.path_params)
+    assert.equal(FFFD .. "é", r.query.q)
+    assert.equal("\240\159\152\128", r.query.s) -- (valid: kept)
+    assert.same({ "q", "bad" .. FFFD .. FFFD .. FFFD, "s" }, r.query.names)
+    assert.matches("?q=%FF%C3%A9", r.url, 1, true) -- the URL as sent
+  end)
+
   -- RFC 9112 §3.2.2: a server must accept the absolute form of the target;
   -- its authority then stands for the Host header (RFC 9110 §7.2).
   it("an absolute-form target (http://authority/path?query) routes by its path", function()

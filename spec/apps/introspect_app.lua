@@ -49,6 +49,8 @@ local function introspect(ws)
       dotted = q.plus or json.null,
       indexed_missing = q["missing"] or json.null,
       method = type(q.get),
+      s = q:get("s") or json.null,
+      names = list(q:keys()),
     },
     path_params = params,
     url = ws.url,

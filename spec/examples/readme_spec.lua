@@ -32,6 +32,41 @@ describe("README code", function()
     assert.is_true(i > 5, "only " .. i .. " lua blocks found")
   end)
 
+  -- The /queued block (Concurrency) cancels its sender task however the
+  -- loop ends: a message that is not JSON must not leave it waiting in
+  -- q:get() for the life of the process.
+  it("the /queued example leaves no task behind when a client sends what is not JSON", function()
+    local block = text:match('```lua\n(app:ws_route%("/queued".-)```')
+    assert(block, "the /queued block is missing")
+    local nexlua = require "nexlua"
+    local TestClient = require "nexlua.testing"
+    local app = nexlua.App()
+    local tasks = {}
+    local env = setmetatable({
+      app = app,
+      nexlua = setmetatable({
+        spawn = function(...)
+          local t = nexlua.spawn(...)
+          tasks[#tasks + 1] = t
+          return t
+        end,
+      }, { __index = nexlua }),
+    }, { __index = _G })
+    local chunk = assert(loadstring(block, "=README.md (/queued block)"))
+    setfenv(chunk, env)
+    chunk()
+    local client = TestClient(app)
+    finally(function() client:close() end)
+    local ws = client:websocket_connect("/queued")
+    ws:send_json({ n = 1 })
+    assert.same({ n = 1 }, ws:receive_json())
+    ws:send_text("not json")
+    assert.equal(1011, (ws:wait_closed(3)))
+    assert(TestClient.wait_until(function() return tasks[1].status ~= "pending" end, 3))
+    assert.equal(1, #tasks)
+    assert.equal("cancelled", tasks[1].status)
+  end)
+
   -- The JSON block prints what its comments say (--> ...).
   it("the JSON examples print what they say", function()
     local block = text:match("```lua\n(local json = nexlua.json\n.-)```")

@@ -160,4 +160,21 @@ describe("nexlua.multidict", function()
     assert.has_error(function() q.a = "w" end)
     assert.equal("1", q:get("a"))
   end)
+
+  -- Each maximal part that is not UTF-8 becomes one U+FFFD, as Python's
+  -- bytes.decode("utf-8", "replace") does (the expected values are its).
+  it("as_text: what is not UTF-8 becomes U+FFFD, as Python's errors='replace'", function()
+    local R = "\239\191\189"
+    for _, c in ipairs({
+      { "plain ascii", "plain ascii" }, { "\255", R }, { "a\192\175b", "a" .. R .. R .. "b" },
+      { "\226\130", R }, { "\226\130x", R .. "x" }, { "\226\130\172", "\226\130\172" },
+      { "\237\160\128", R .. R .. R }, { "\240\144\128", R }, { "\244\144\128\128", R .. R .. R .. R },
+      { "\224\128\128", R .. R .. R }, { "\128\191", R .. R }, { "\248\136\128\128\128", R .. R .. R .. R .. R },
+      { "é\255é", "é" .. R .. "é" }, { "\240\159\152\128", "\240\159\152\128" }, { "", "" },
+    }) do
+      assert.equal(c[2], multidict.as_text(c[1]), string.format("%q", c[1]))
+    end
+    assert.equal("a" .. R .. " b", multidict.QueryParams("k=a%FF+b"):get("k"))
+    assert.equal("/x/" .. R, multidict.unescape_path("/x/%c3"))
+  end)
 end)

@@ -162,8 +162,9 @@ local function warn_unfinished(app)
   for _, where in pairs(app.unfinished) do lines[#lines + 1] = where end
   table.sort(lines)
   for _, where in ipairs(lines) do
-    log.warn("%s was never given a handler: the route does not exist (the decorator form is " ..
-      "app:ws_route(path)(handler))", where)
+    log.warn("%s was never given a handler: the route does not exist (a misspelt handler name, " ..
+      "nil there? the decorator form is app:ws_route(path)(handler), or ws_route(path, nil, opts)(handler))",
+      where)
   end
 end
 

@@ -158,7 +158,7 @@ describe("the nexlua command line", function()
       local _, n = err:gsub("was never given a handler", "")
       assert.equal(1, n, err)
       assert.matches("WARN [^\n]*unfinished_route%.lua:4: ws_route%(/forgotten%) was never given a handler: the " ..
-        "route does not exist", err)
+        "route does not exist %(a misspelt handler name, nil there%?", err)
     end)
 
     it("ping_timeout = 0 beside ping_interval = 0 says to leave it out", function()

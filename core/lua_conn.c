@@ -276,11 +276,22 @@ static int l_wait_drain(lua_State *L) {
   return nx_task_suspend(L, t, NX_WAIT_DRAIN, c, -1);
 }
 
-/* send(box, data, binary) -> true | true, "drain" | nil, "closed", code, reason
- *   | nil, "closing", code, reason | nil, "utf8". "drain": the caller is the
- * connection's own handler, or a task it spawned (inherit_home in
- * lua_core.c), and the output is above the high-water mark; it should
- * wait_drain() before sending more. Never yields. */
+/* send(box, data, binary) -> true | true, "drain" | nil, "wait"
+ *   | nil, "closed", code, reason | nil, "closing", code, reason
+ *   | nil, "utf8". "drain": the caller is the connection's own handler, or
+ * a task it spawned (inherit_home in lua_core.c), and the output is above
+ * the high-water mark; it should wait_drain() before sending more. "wait":
+ * such a caller found the output above the mark before this message, which
+ * was not sent: wait_drain(), then send it. Never yields. */
+/* 1 if c's output is over the high-water mark once the socket has taken
+ * what it takes now. */
+static int over_high_water(nx_conn_t *c) {
+  if (nx_conn_buffered(c) <= c->listener->cfg.write_high_water)
+    return 0;
+  nx_conn_flush(c);
+  return !c->closing_handles && nx_conn_buffered(c) > c->listener->cfg.write_high_water;
+}
+
 static int l_send(lua_State *L) {
   nx_box_t *b = check_box(L, 1);
   size_t len;
@@ -288,6 +299,7 @@ static int l_send(lua_State *L) {
   int binary = lua_toboolean(L, 3);
   nx_conn_t *c = b->conn;
   nx_rt_t *rt;
+  int paced;
 
   if (!c || c->state == NX_CONN_DONE)
     return push_closed(L, b);
@@ -305,19 +317,24 @@ static int l_send(lua_State *L) {
     lua_pushliteral(L, "utf8");
     return 2;
   }
+  rt = c->rt;
+  paced = rt->current && rt->current->co == L &&
+          (rt->current == c->owner || (rt->current->box && rt->current->box->home == b));
+  if (paced && over_high_water(c)) {
+    /* Over the mark already (other tasks of the handler sent in this
+     * turn): wait first, then send, so that many of them together stay
+     * near the mark instead of reaching the write limit. */
+    lua_pushnil(L);
+    lua_pushliteral(L, "wait");
+    return 2;
+  }
   if (nx_conn_send(c, binary ? NX_WS_OP_BINARY : NX_WS_OP_TEXT, data, len))
     return push_closed(L, b);
-  rt = c->rt;
-  if (rt->current && rt->current->co == L &&
-      (rt->current == c->owner || (rt->current->box && rt->current->box->home == b)) &&
-      nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
-    nx_conn_flush(c);
-    if (b->conn && nx_conn_buffered(c) > c->listener->cfg.write_high_water) {
-      /* The handler outpaces its own client: it should wait_drain. */
-      lua_pushboolean(L, 1);
-      lua_pushliteral(L, "drain");
-      return 2;
-    }
+  if (paced && b->conn && over_high_water(c)) {
+    /* The handler outpaces its own client: it should wait_drain. */
+    lua_pushboolean(L, 1);
+    lua_pushliteral(L, "drain");
+    return 2;
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -514,6 +514,10 @@ end
 local function send_message(self, data, binary, what)
   if self[STATE] ~= CONNECTED then check_sendable(self, what) end
   local _, kind, code, reason = send(self[BOX], data, binary)
+  if kind == "wait" then -- (not sent: other sends of ours filled the output)
+    sent(self, "drain", nil, nil, 2)
+    return send_message(self, data, binary, what)
+  end
   if kind ~= nil then sent(self, kind, code, reason, 2) end
 end
 

@@ -103,4 +103,33 @@ describe("backpressure", function()
       c:close_socket()
     end)
   end
+
+  -- 300 tasks of the handler sending at once: each that finds the output
+  -- over the mark waits before it sends, so together they stay near it
+  -- (19 MiB at once would pass the 16 MiB write limit and drop a client
+  -- that reads as fast as it can).
+  it("300 tasks sending 64 KiB each at once to a client that reads: all arrive, near the mark", function()
+    local chunk, tasks, each = 65536, 300, 2
+    local c = rawws.connect(s.port, string.format("/crowd?tasks=%d&each=%d&chunk=%d", tasks, each, chunk),
+      { timeout = 30 })
+    assert.equal(101, c.status)
+    c:send_text("go")
+    local next_seq = {}
+    for _ = 1, tasks * each do
+      local f, err, detail = c:recv_frame(20)
+      assert(f, detail or err)
+      assert.equal(OP.BINARY, f.opcode, rawws.describe_frame(f))
+      local id, seq = tonumber(f.payload:sub(1, 5)), tonumber(f.payload:sub(6, 14))
+      assert.equal(next_seq[id] or 1, seq, "task " .. id .. " out of order")
+      next_seq[id] = seq + 1
+    end
+    local report = cjson.decode((c:recv_message(10)))
+    assert.equal(tasks * each, report.count)
+    assert.is_true(report.max_buffered <= HIGH_WATER + 3 * chunk,
+      "max buffered " .. report.max_buffered .. " bytes: the tasks' sends did not wait")
+    assert.is_nil(s:log():find("does not read fast enough", 1, true), s:log())
+    c:close(1000)
+    assert.equal(1000, (c:expect_close()))
+    c:close_socket()
+  end)
 end)

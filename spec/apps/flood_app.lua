@@ -60,6 +60,32 @@ app:ws_route("/flood-tasks", function(ws)
   for _ in ws:iter() do end
 end)
 
+-- /crowd: many tasks of the handler, each sending a few messages at once
+-- (task number, 5 digits, then its sequence number, 9 digits): together
+-- they stay near the high-water mark; each waits before it sends when the
+-- others have filled the output.
+app:ws_route("/crowd", function(ws)
+  local q = ws.query_params
+  local tasks, each = tonumber(q:get("tasks", "300")), tonumber(q:get("each", "2"))
+  local chunk = tonumber(q:get("chunk", "65536"))
+  ws:accept()
+  assert(ws:receive_text() == "go")
+  local filler = string.rep("x", chunk - 14)
+  local max_buffered, list = 0, {}
+  for t = 1, tasks do
+    list[t] = nexlua.spawn(function()
+      for i = 1, each do
+        ws:send_bytes(string.format("%05d%09d", t, i) .. filler)
+        local b = ws:buffered_amount()
+        if b > max_buffered then max_buffered = b end
+      end
+    end)
+  end
+  for _, t in ipairs(list) do t:wait() end
+  ws:send_json({ count = tasks * each, max_buffered = max_buffered })
+  for _ in ws:iter() do end
+end)
+
 app:ws_route("/echo", function(ws)
   ws:accept()
   for msg in ws:iter_text() do ws:send_text(msg) end

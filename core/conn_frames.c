@@ -194,15 +194,18 @@ static int check_queued(nx_conn_t *c, unsigned *code, const char **reason) {
  * inflated from its start (with the runtime's one stream: no connection
  * keeps zlib state between reads), and must be valid deflate data, within
  * the size limit and, for text, the start of UTF-8. The check runs after
- * every fragment while what has come is small (under a KiB, inflating to
- * under 4 KiB: at most 4 MiB inflated in all, in a thousand one-byte
- * fragments), then once the compressed bytes have doubled since the last
- * one, and only until what has come inflates to a MiB: a message
+ * every fragment while what has come is small (under 64 bytes, inflating
+ * to under 4 KiB: at most 256 KiB inflated in all, in 64 one-byte
+ * fragments; with a KiB, a thousand one-byte fragments cost 4 ms of CPU
+ * for 7 KB from the client), then once a KiB has come, then each time the
+ * compressed bytes have doubled, and only until what has come inflates to
+ * a MiB: a message
  * can grow in compressed bytes without growing inflated (empty blocks), and
  * every check inflates from the start. Past that, the end of the message
  * tells (its inflated size is bounded as it goes, then as ever). Returns 1
  * when the connection was failed. */
 #define NX_PREFIX_CHECK_MAX (1u << 20)
+#define NX_PREFIX_SMALL 64
 
 static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   nx_rt_t *rt = c->rt;
@@ -221,7 +224,7 @@ static int check_compressed_prefix(nx_conn_t *c, nx_msg_t *m) {
   }
   if (out->len >= NX_PREFIX_CHECK_MAX)
     m->check_kb = UINT32_MAX; /* no more checks for this message */
-  else if (m->len < 1024 && out->len < 4096)
+  else if (m->len < NX_PREFIX_SMALL && out->len < 4096)
     m->check_kb = 0; /* small yet: the next fragment is checked too */
   out->off = out->len = 0;
   nx_buf_shrink_idle(out);

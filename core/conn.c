@@ -56,6 +56,60 @@ void nx_conn_stop_reading(nx_conn_t *c) {
   c->reading = 0;
 }
 
+/* ---- Fairness between connections ------------------------------------
+ * libuv reads a readable socket up to 32 times (8 MiB into our buffer) in
+ * one go, and every message in those bytes is parsed, and may be inflated
+ * and taken, before any other connection is looked at: one client sending
+ * fast could hold everyone else for seconds. Past NX_READ_TURN_MAX bytes
+ * in a turn, its reading stops until the next turn (nx_conn_release_held,
+ * before the loop polls), where it takes its turn with the others. */
+#define NX_READ_TURN_MAX (1u << 20)
+
+static void count_read(nx_conn_t *c, size_t n) {
+  nx_rt_t *rt = c->rt;
+  if (rt->read_conn != c) {
+    rt->read_conn = c;
+    rt->read_bytes = 0;
+  }
+  rt->read_bytes += n;
+  if (rt->read_bytes < NX_READ_TURN_MAX || !c->reading || c->held || c->closing_handles)
+    return;
+  if (rt->nheld == rt->held_cap) {
+    uint32_t cap = rt->held_cap ? rt->held_cap * 2 : 16;
+    nx_conn_t **a = (nx_conn_t **)realloc(rt->held, cap * sizeof(*a));
+    if (!a)
+      return; /* (it reads on) */
+    rt->held = a;
+    rt->held_cap = cap;
+  }
+  rt->held[rt->nheld++] = c;
+  c->held = 1;
+  nx_conn_stop_reading(c);
+}
+
+void nx_conn_release_held(nx_rt_t *rt) {
+  uint32_t i, n = rt->nheld;
+  rt->read_conn = NULL;
+  rt->nheld = 0;
+  for (i = 0; i < n; i++) {
+    nx_conn_t *c = rt->held[i];
+    c->held = 0;
+    if (!c->paused && !c->lingering)
+      nx_conn_start_reading(c);
+  }
+}
+
+static void unhold(nx_conn_t *c) {
+  nx_rt_t *rt = c->rt;
+  uint32_t i;
+  for (i = 0; i < rt->nheld; i++)
+    if (rt->held[i] == c) {
+      rt->held[i] = rt->held[--rt->nheld];
+      break;
+    }
+  c->held = 0;
+}
+
 /* ---- Life and death ------------------------------------------------- */
 
 void nx_conn_set_close(nx_conn_t *c, uint16_t code, const char *reason, size_t rlen) {
@@ -175,6 +229,10 @@ static void conn_free(nx_conn_t *c) {
   nx_conn_out_free(c);
   nx_tls_free(c->tls);
   free(c->close_reason);
+  if (c->held)
+    unhold(c);
+  if (rt->read_conn == c)
+    rt->read_conn = NULL;
   nx_timerq_stop(&rt->timers, &c->tnode);
   nx_timerq_release(&rt->timers);
   rt->nconns--;
@@ -750,6 +808,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->rt->busy_ns)
     nx_rt_busy(c->rt);
+  count_read(c, (size_t)nread); /* (may stop reading after this one) */
   if (c->tls) {
     nx_buf_t *plain = &c->rt->tlsplain;
     plain->off = plain->len = 0;

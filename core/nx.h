@@ -151,6 +151,12 @@ struct nx_rt_s {
    * connections then allocates almost nothing). */
   nx_freelist_t msg_pool, out_pool, conn_pool, http_pool, task_pool;
   nx_buf_t tlsplain; /* what TLS decrypted from the last read */
+  /* Fairness: a connection that has sent NX_READ_TURN_MAX bytes in one
+   * turn is read no further until the next (conn.c). */
+  nx_conn_t *read_conn; /* the connection read last this turn, and how much */
+  size_t read_bytes;
+  nx_conn_t **held; /* connections whose reading waits for the next turn */
+  uint32_t nheld, held_cap;
   /* Every read lands here and is parsed before the next. One buffer for
    * all connections, so it can be large: a 64 KiB message then mostly
    * arrives in one read, and a busy connection drains in few syscalls. */
@@ -238,6 +244,7 @@ struct nx_conn_s {
   uint8_t pmd_bits_reply;   /* server_max_window_bits to answer (0: the offer did not name it) */
   uint8_t linger;           /* ends while the peer may still send: lingering close */
   uint8_t lingering;        /* our last bytes and FIN are out: reading to discard */
+  uint8_t held;             /* in rt->held: read enough this turn */
   uint16_t close_code;      /* for the app: peer's code, 1005, 1006 or ours */
   uint8_t ip[16];           /* peer address, when per-IP caps are on */
   uint32_t fragments;       /* frames of the message being assembled */
@@ -374,6 +381,9 @@ static inline size_t nx_conn_buffered(const nx_conn_t *c) {
 nx_msg_t *nx_conn_pop(nx_conn_t *c);
 nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err);
 unsigned nx_inflate_code(int err, const char **reason);
+
+/* conn.c: connections that read enough in the last turn read again. */
+void nx_conn_release_held(nx_rt_t *rt);
 
 /* http.c */
 nx_http_t *nx_http_new(nx_rt_t *rt, size_t max_header_size);

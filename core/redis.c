@@ -245,7 +245,7 @@ static void *make_string(const redisReadTask *t, char *str, size_t len) {
 static void *make_array(const redisReadTask *t, int elements) {
   redisReply *r;
   if (elements > MAX_ELEMENTS || !reply_expected(t, REDIS_REPLY_ARRAY, NULL, 0) ||
-      (!t->parent && ((link_t *)t->privdata)->shape && elements != 3))
+      (!t->parent && t->privdata && ((link_t *)t->privdata)->shape && elements != 3))
     return refuse(t);
   if (!(r = reply_new(REDIS_REPLY_ARRAY)))
     return NULL;

@@ -43,6 +43,7 @@ static void on_check(uv_check_t *h) {
 
 static void on_prepare(uv_prepare_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
+  nx_conn_release_held(rt);
   nx_rt_run_ready(rt);
   nx_rt_flush(rt);
   nx_rt_release_ffi_msg(rt);

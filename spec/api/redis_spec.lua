@@ -475,6 +475,18 @@ describe("--redis", function()
     assert.falsy(err:find("listening on", 1, true))
   end)
 
+  -- The start-up check reads with the checked reply functions, without a
+  -- link: a short array there is any reply, not a pub/sub message's shape.
+  it("a PING answered with a short array at start-up: the server starts", function()
+    local rogue = redis.rogue("arrayping")
+    finally(rogue.stop)
+    local a = node({ "--redis", rogue.url })
+    local a1 = join(a, "arrays")
+    a1:send_text("state")
+    recv(a1, "topics arrays n=1 sub=true")
+    assert.is_true(a:alive(), a:log())
+  end)
+
   it("Redis not answering at start-up: a clear error and exit status 1", function()
     local port = r.port
     r:stop()

@@ -15,6 +15,7 @@ does; then, by MODE, one reply out of protocol is sent:
               of an array of a million elements
     bigping   every PING answered with the head of an array of a million
               elements (the start-up check meets it first)
+    arrayping every PING answered with a whole one-element array, ["PONG"]
 
     /usr/bin/python3 spec/helpers/rogue_redis.py PORT MODE
 
@@ -71,6 +72,8 @@ def serve(conn):
             name = cmd[0].upper()
             if name == b"PING" and mode == "bigping":
                 conn.sendall(BIG)
+            elif name == b"PING" and mode == "arrayping":
+                conn.sendall(b"*1\r\n+PONG\r\n")
             elif name in (b"PING", b"AUTH"):
                 conn.sendall(b"+PONG\r\n" if name == b"PING" else b"+OK\r\n")
             elif name == b"PUBLISH" and mode == "bigreply":

@@ -86,22 +86,29 @@ static void on_stop_alarm(int signum) {
  * second signal. (A window, not a count per sender: two pending copies of
  * one signal are delivered once, so a copy may never come, and a real
  * second signal later must not pass for it.) The handler runs with every
- * signal blocked (libuv's sa_mask): no nesting. */
+ * signal blocked (libuv's sa_mask): no nesting. The master of --workers
+ * asks the same from its own handler (process.c). */
 #define SAME_STOP_MS 250
 static volatile sig_atomic_t stops_seen;
 static volatile long first_stop_ms; /* CLOCK_MONOTONIC, of the first */
 
-static void on_stop_signal(int signum, siginfo_t *si, void *ctx) {
+int nx_same_stop(void) {
   struct timespec ts;
   long now;
-  (void)si, (void)ctx;
   clock_gettime(CLOCK_MONOTONIC, &ts); /* (async-signal-safe) */
   now = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   if (stops_seen && now - first_stop_ms <= SAME_STOP_MS)
-    return;
+    return 1;
   if (!stops_seen)
     first_stop_ms = now;
   stops_seen = 1;
+  return 0;
+}
+
+static void on_stop_signal(int signum, siginfo_t *si, void *ctx) {
+  (void)si, (void)ctx;
+  if (nx_same_stop())
+    return;
   last_stop = signum;
   if (unseen_stops++ > 0)
     stop_now();

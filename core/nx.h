@@ -460,6 +460,9 @@ void nx_lua_process_open(lua_State *L);
 void nx_lua_redis_open(lua_State *L);
 /* Adds the redis_* fields to the stats table on top of the stack. */
 void nx_lua_redis_stats(lua_State *L);
+/* In a stop signal's handler: 1 if it comes within a quarter second of the
+ * first, and so is that same request delivered twice (lua_signals.c). */
+int nx_same_stop(void);
 /* Unblocks SIGINT, SIGTERM and SIGHUP (a new worker has them blocked). */
 void nx__unblock_signals(void);
 /* lua_signals.c: from the start of the process until core.on_signal, a SIGHUP

@@ -178,6 +178,8 @@ static void relay_pump(void) {
 }
 
 static void on_master_signal(int sig) {
+  if ((sig == SIGINT || sig == SIGTERM) && nx_same_stop())
+    return; /* one stop request, delivered twice (lua_signals.c) */
   if (sig == SIGINT)
     got_int = 1;
   else if (sig == SIGTERM)

@@ -353,7 +353,7 @@ describe("lifecycle of a real process", function()
     local log_path = os.tmpname()
     finally(function() os.remove(log_path) end)
     for _ = 1, 3 do
-      os.execute(string.format("timeout -s TERM 1.5 %s %s --port 0 >%s 2>&1", q(BIN), q(APP), q(log_path)))
+      os.execute(string.format("timeout -s TERM 3 %s %s --port 0 >%s 2>&1", q(BIN), q(APP), q(log_path)))
       local log = read_file(log_path) or ""
       pos(log, "listening on")
       pos(log, "shutdown hook 2 done")

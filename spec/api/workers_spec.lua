@@ -202,6 +202,22 @@ describe("--workers", function()
   -- A worker that has nothing to wait for ends fast: the master's copy of
   -- the signal then came while it closed its handles (the default action
   -- back: "killed by SIGINT", and the master exited 1).
+  -- A stop sent twice within a quarter second (a script's double kill) is
+  -- one request for the master too, as for a single server.
+  it("two SIGTERMs to the master 0.1 s apart are one stop: graceful, exit 0 (3 rounds)", function()
+    for _ = 1, 3 do
+      s = proc.start(APP, { "--workers", "2" })
+      local c = rawws.connect(s.port, "/slow_end")
+      assert.equal(101, c.status)
+      assert(proc.exec_ok("kill -TERM " .. s.pid .. "; sleep 0.1; kill -TERM " .. s.pid))
+      assert.equal(0, s:wait_exit(20), s:log())
+      assert.is_nil(s:log():find("second SIGTERM", 1, true), s:log())
+      assert.is_nil(s:log():find("killing it", 1, true), s:log())
+      c:close_socket()
+      s = nil
+    end
+  end)
+
   it("SIGINT to every process of an idle server: exit 0, every time", function()
     for _ = 1, 4 do
       s = proc.start(APP, { "--workers", "3" })

@@ -45,7 +45,8 @@ struct nx_http_s {
   int continue_checked; /* Expect: 100-continue was looked at */
   int value_open;       /* the last value piece ran to the end of its input */
   int method_done;      /* llhttp has read the method (parser.method is it) */
-  unsigned start_len;   /* the first bytes of the request, for a method llhttp does not know */
+  int method_pending;   /* llhttp refused the method: is it a token? (method_verdict) */
+  unsigned start_len;   /* the first bytes of the request (after empty lines), for a method */
   char start[24];
   int blank_line_end; /* the input so far ends in a line end and blanks (see on_header_value) */
   const char *exec_start, *exec_end; /* the input of the llhttp_execute running */
@@ -241,18 +242,35 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
   return r;
 }
 
-/* 1 if the request starts with a token (after the empty lines a server
- * ignores, RFC 9112 §2.2) that is followed by a space or that fills what
- * was kept: a well-formed method that llhttp does not know, which is
- * answered 501 (RFC 9110 §9.1), not 400 as is a request that is not HTTP
- * (a TLS hello to a plain port). */
-static int unknown_method(const nx_http_t *h) {
-  unsigned i = 0, token;
-  while (i < h->start_len && (h->start[i] == '\r' || h->start[i] == '\n'))
+/* Keeps the first bytes of the request, after the empty lines a server
+ * ignores before it (RFC 9112 §2.2). */
+static void keep_start(nx_http_t *h, const char *data, size_t len) {
+  while (h->start_len == 0 && len && (*data == '\r' || *data == '\n'))
+    data++, len--;
+  if (h->start_len < sizeof(h->start)) {
+    size_t n = sizeof(h->start) - h->start_len;
+    memcpy(h->start + h->start_len, data, n < len ? n : len);
+    h->start_len += (unsigned)(n < len ? n : len);
+  }
+}
+
+/* Once llhttp has refused the method: a token followed by a space (or
+ * filling what is kept) is a well-formed method this server does not know,
+ * 501 (RFC 9110 §9.1); anything else is not HTTP (a TLS hello to a plain
+ * port), 400. 0 while the bytes so far are a token: the next ones decide,
+ * however the request was split. */
+static int method_verdict(nx_http_t *h, const char *data, size_t len) {
+  unsigned i = 0;
+  keep_start(h, data, len);
+  while (i < h->start_len && nx_is_tchar((unsigned char)h->start[i]))
     i++;
-  for (token = i; i < h->start_len && nx_is_tchar((unsigned char)h->start[i]); i++)
-    ;
-  return i > token && (i == h->start_len || h->start[i] == ' ');
+  if (i == h->start_len && i < sizeof(h->start))
+    return 0;
+  if (i > 0 && (i == h->start_len || h->start[i] == ' ')) {
+    h->error = "a method this server does not know";
+    return 501;
+  }
+  return 400;
 }
 
 static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, size_t *tail_len) {
@@ -261,11 +279,9 @@ static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, s
 
   if (!h->headers_done)
     h->seen += len;
-  if (h->start_len < sizeof(h->start)) {
-    size_t n = sizeof(h->start) - h->start_len;
-    memcpy(h->start + h->start_len, data, n < len ? n : len);
-    h->start_len += (unsigned)(n < len ? n : len);
-  }
+  if (h->method_pending)
+    return method_verdict(h, data, len);
+  keep_start(h, data, len);
   h->exec_start = data;
   h->exec_end = data + len;
   err = llhttp_execute(&h->parser, data, len);
@@ -301,9 +317,11 @@ static int feed(nx_http_t *h, const char *data, size_t len, const char **tail, s
     return 1;
   }
   h->error = llhttp_get_error_reason(&h->parser);
-  if (err == HPE_INVALID_METHOD && unknown_method(h)) {
-    h->error = "a method this server does not know";
-    return 501;
+  /* (llhttp also knows RTSP's methods, and refuses them in HTTP later) */
+  if (err == HPE_INVALID_METHOD || (err == HPE_INVALID_CONSTANT &&
+                                    strcmp(h->error, "Invalid method for HTTP/x.x request") == 0)) {
+    h->method_pending = 1;
+    return method_verdict(h, NULL, 0);
   }
   /* llhttp reads 0.9, 1.0, 1.1 and 2.0 only: another well-formed version
    * (HTTP/DIGIT.DIGIT) is one we do not speak (RFC 9110 §15.6.6), not a
@@ -543,17 +561,18 @@ void nx_http_answer(nx_conn_t *c, int status, const char *headers, const char *b
     body = deflt;
     blen = (size_t)n;
   }
-  /* The app's own Content-Type wins over ours. */
-  n = snprintf(head, sizeof(head),
-               "HTTP/1.1 %d %s\r\n"
-               "Date: %s\r\n"
-               "%s"
-               "Content-Length: %zu\r\n"
-               "Connection: %sclose\r\n",
-               status, text, http_date(),
-               has_header(headers, "content-type:") ? ""
-                                                    : "Content-Type: text/plain; charset=utf-8\r\n",
-               blen, has_header(headers, "upgrade:") ? "Upgrade, " : ""); /* RFC 9110 §7.8 */
+  /* The app's own Content-Type and Date win over ours. */
+  int own_date = has_header(headers, "date:");
+  n = snprintf(
+      head, sizeof(head),
+      "HTTP/1.1 %d %s\r\n"
+      "%s%s%s"
+      "%s"
+      "Content-Length: %zu\r\n"
+      "Connection: %sclose\r\n",
+      status, text, own_date ? "" : "Date: ", own_date ? "" : http_date(), own_date ? "" : "\r\n",
+      has_header(headers, "content-type:") ? "" : "Content-Type: text/plain; charset=utf-8\r\n",
+      blen, has_header(headers, "upgrade:") ? "Upgrade, " : ""); /* RFC 9110 §7.8 */
   nx_conn_send_raw(c, head, (size_t)n);
   if (headers)
     nx_conn_send_raw(c, headers, strlen(headers));

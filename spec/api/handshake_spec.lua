@@ -156,6 +156,19 @@ describe("handshake: accept and close", function()
       assert.equal("content-type: upgrade: neither is a header here", c.headers["x-note"])
     end)
 
+    it("deny() with a Date of the app's: that one, not a second of the server's", function()
+      local c = expect_refused("/deny/dated", 503)
+      local dates = {}
+      for _, h in ipairs(c.header_list) do
+        if h[1] == "date" then dates[#dates + 1] = h[2] end
+      end
+      assert.same({ "Thu, 01 Jan 1970 00:00:00 GMT" }, dates)
+      assert.equal("5", c.headers["retry-after"])
+      -- and without one, the server's (RFC 9110 §6.6.1)
+      local other = expect_refused("/deny", 401)
+      assert.matches("^%u%l%l, %d%d %u%l%l %d%d%d%d %d%d:%d%d:%d%d GMT$", other.headers["date"])
+    end)
+
     it("deny() refuses the headers that frame its response, naming deny", function()
       local c = expect_refused("/deny/reserved", 400)
       assert.matches("^false .*deny: header Content%-Length is set by the server$", c.body)

@@ -82,6 +82,10 @@ app:ws_route("/deny", function(ws)
   ws:deny(401, "token required\n", { ["WWW-Authenticate"] = "Bearer" })
 end)
 
+app:ws_route("/deny/dated", function(ws)
+  ws:deny(503, "later\n", { Date = "Thu, 01 Jan 1970 00:00:00 GMT", ["Retry-After"] = "5" })
+end)
+
 app:ws_route("/deny-status", function(ws)
   ws:deny(tonumber(ws.query_params:get("status")), "no\n")
 end)

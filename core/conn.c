@@ -58,47 +58,62 @@ void nx_conn_stop_reading(nx_conn_t *c) {
 
 /* ---- Fairness between connections ------------------------------------
  * libuv reads a readable socket up to 32 times (8 MiB into our buffer) in
- * one go, and every message in those bytes is parsed, and may be inflated
- * and taken, before any other connection is looked at: one client sending
- * fast could hold everyone else for seconds. Past NX_READ_TURN_MAX bytes
- * in a turn, its reading stops until the next turn (nx_conn_release_held,
- * before the loop polls), where it takes its turn with the others. */
-#define NX_READ_TURN_MAX (1u << 20)
+ * one go, and every message in those bytes is parsed, queued and taken by
+ * its handler before any other connection is looked at: one client sending
+ * fast (many small messages, or compressed ones that inflate) could hold
+ * everyone else for seconds. Past NX_TURN_BYTES read or NX_TURN_MESSAGES
+ * parsed in one turn, a connection is held: its reading stops, and the
+ * rest of what it sent waits in pending, until the next turn
+ * (nx_conn_release_held, before the loop polls), where it takes its turn
+ * with the others. The counts are kept for the connection read last. */
+#define NX_TURN_BYTES (1u << 20)
+#define NX_TURN_MESSAGES 1024u
 
-static void count_read(nx_conn_t *c, size_t n) {
+static void counting(nx_conn_t *c) {
   nx_rt_t *rt = c->rt;
   if (rt->read_conn != c) {
     rt->read_conn = c;
     rt->read_bytes = 0;
+    rt->read_msgs = 0;
   }
-  rt->read_bytes += n;
-  if (rt->read_bytes < NX_READ_TURN_MAX || !c->reading || c->held || c->closing_handles)
-    return;
+}
+
+/* Holds c until the next turn: 1, or 0 when it cannot (no memory: it reads
+ * on). */
+static int hold(nx_conn_t *c) {
+  nx_rt_t *rt = c->rt;
+  if (c->held)
+    return 1;
+  if (c->closing_handles)
+    return 0;
   if (rt->nheld == rt->held_cap) {
     uint32_t cap = rt->held_cap ? rt->held_cap * 2 : 16;
     nx_conn_t **a = (nx_conn_t **)realloc(rt->held, cap * sizeof(*a));
     if (!a)
-      return; /* (it reads on) */
+      return 0;
     rt->held = a;
     rt->held_cap = cap;
   }
   rt->held[rt->nheld++] = c;
   c->held = 1;
   nx_conn_stop_reading(c);
+  return 1;
 }
 
-void nx_conn_release_held(nx_rt_t *rt) {
-  uint32_t i, n = rt->nheld;
-  rt->read_conn = NULL;
-  rt->nheld = 0;
-  for (i = 0; i < n; i++) {
-    nx_conn_t *c = rt->held[i];
-    c->held = 0;
-    if (!c->paused && !c->lingering)
-      nx_conn_start_reading(c);
-  }
+static void count_read(nx_conn_t *c, size_t n) {
+  counting(c);
+  c->rt->read_bytes += n;
+  if (c->rt->read_bytes >= NX_TURN_BYTES && c->reading)
+    hold(c);
 }
 
+int nx_conn_count_message(nx_conn_t *c) {
+  counting(c);
+  return ++c->rt->read_msgs >= NX_TURN_MESSAGES && hold(c);
+}
+
+/* c is freed while held (connections are freed in close callbacks, never
+ * while the list is walked). */
 static void unhold(nx_conn_t *c) {
   nx_rt_t *rt = c->rt;
   uint32_t i;
@@ -108,6 +123,27 @@ static void unhold(nx_conn_t *c) {
       break;
     }
   c->held = 0;
+}
+
+void nx_conn_release_held(nx_rt_t *rt) {
+  nx_conn_t **list = rt->held;
+  uint32_t i, n = rt->nheld;
+  rt->read_conn = NULL;
+  if (!n)
+    return;
+  /* (a connection may be held again while the list is walked: a new one) */
+  rt->held = NULL;
+  rt->nheld = rt->held_cap = 0;
+  for (i = 0; i < n; i++) {
+    nx_conn_t *c = list[i];
+    c->held = 0;
+    if (c->paused || c->lingering || c->closing_handles)
+      continue; /* (a paused one parses its pending bytes when it resumes) */
+    nx_conn_parse_pending(c);
+    if (!c->held && !c->paused)
+      nx_conn_start_reading(c);
+  }
+  free(list);
 }
 
 /* ---- Life and death ------------------------------------------------- */

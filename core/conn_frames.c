@@ -384,7 +384,7 @@ static int ws_message_end(nx_ws_parser_t *p) {
     c->paused = 1;
     return 1;
   }
-  return 0;
+  return nx_conn_count_message(c); /* (its share of this turn: see conn.c) */
 }
 
 static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
@@ -461,7 +461,7 @@ int nx_conn_keep_pending(nx_conn_t *c, const void *data, size_t len) {
 }
 
 /* Parses what was kept (see keep_pending), then forgets it. */
-static void parse_pending(nx_conn_t *c) {
+void nx_conn_parse_pending(nx_conn_t *c) {
   nx_buf_t *rest = c->pending;
   if (!rest)
     return;
@@ -474,8 +474,8 @@ static void parse_pending(nx_conn_t *c) {
 /* Reads again after a pause: first what waited in pending. */
 void nx_conn_resume_reading(nx_conn_t *c) {
   c->paused = 0;
-  parse_pending(c);
-  if (!c->paused)
+  nx_conn_parse_pending(c);
+  if (!c->paused && !c->held)
     nx_conn_start_reading(c);
 }
 
@@ -492,8 +492,9 @@ void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len) {
         violation(c, c->ws.error_code, c->ws.error_reason);
       return;
     }
-    if (c->paused && len) {
-      /* Keep the unparsed rest until the app has made room. */
+    if ((c->paused || c->held) && len) {
+      /* Keep the unparsed rest until the app has made room, or until the
+       * next turn. */
       if (nx_conn_keep_pending(c, data, len))
         nx_conn_fail(c, 1011, "out of memory");
       return;
@@ -518,8 +519,8 @@ void nx_conn_upgraded(nx_conn_t *c, double ping_interval, double ping_timeout) {
   c->last_rx = uv_now(c->rt->loop);
   if (c->ping_interval)
     nx_conn_arm(c, c->ping_interval);
-  parse_pending(c);
-  if (!c->paused) /* the app may already be behind on what came with the request */
+  nx_conn_parse_pending(c);
+  if (!c->paused && !c->held) /* the app may already be behind on what came with the request */
     nx_conn_start_reading(c);
 }
 

@@ -16,6 +16,9 @@ void nx_conn_stop_reading(nx_conn_t *c);
 void nx_conn_wake_waiters(nx_conn_t *c);
 void nx_conn_really_close(nx_conn_t *c); /* closes its handles; freed in their callback */
 void nx_conn_start_linger(nx_conn_t *c); /* our last bytes and FIN are out: read to discard */
+/* A whole message parsed: 1 when c has had its share of this turn and is
+ * held until the next (its parser must stop: the rest waits in pending). */
+int nx_conn_count_message(nx_conn_t *c);
 /* "ip:port" (or "[ip6]:port") of the peer, for the log. */
 
 /* conn_output.c */
@@ -25,5 +28,6 @@ void nx_conn_out_free(nx_conn_t *c); /* the output queue, at the end */
 void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len);
 int nx_conn_keep_pending(nx_conn_t *c, const void *data, size_t len);
 void nx_conn_resume_reading(nx_conn_t *c);
+void nx_conn_parse_pending(nx_conn_t *c); /* parses what was kept, then forgets it */
 
 #endif

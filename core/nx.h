@@ -155,6 +155,7 @@ struct nx_rt_s {
    * turn is read no further until the next (conn.c). */
   nx_conn_t *read_conn; /* the connection read last this turn, and how much */
   size_t read_bytes;
+  uint32_t read_msgs;
   nx_conn_t **held; /* connections whose reading waits for the next turn */
   uint32_t nheld, held_cap;
   /* Every read lands here and is parsed before the next. One buffer for

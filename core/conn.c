@@ -97,10 +97,13 @@ static int hold(nx_conn_t *c) {
   rt->held[rt->nheld++] = c;
   c->held = 1;
   nx_conn_stop_reading(c);
+  nx_rt_keep_polling(rt);
   return 1;
 }
 
 static void count_read(nx_conn_t *c, size_t n) {
+  if (c->state != NX_CONN_OPEN)
+    return; /* (before the upgrade, the request's limits bound the bytes) */
   counting(c);
   c->rt->read_bytes += n;
   if (c->rt->read_bytes >= NX_TURN_BYTES && c->reading)
@@ -139,7 +142,8 @@ void nx_conn_release_held(nx_rt_t *rt) {
     c->held = 0;
     if (c->paused || c->lingering || c->closing_handles)
       continue; /* (a paused one parses its pending bytes when it resumes) */
-    nx_conn_parse_pending(c);
+    if (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)
+      nx_conn_parse_pending(c);
     if (!c->held && !c->paused)
       nx_conn_start_reading(c);
   }

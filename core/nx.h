@@ -383,6 +383,8 @@ nx_msg_t *nx_conn_pop(nx_conn_t *c);
 nx_msg_t *nx_msg_inflate(nx_rt_t *rt, nx_msg_t *m, int *err);
 unsigned nx_inflate_code(int err, const char **reason);
 
+/* runtime.c: the loop polls without sleeping while connections are held. */
+void nx_rt_keep_polling(nx_rt_t *rt);
 /* conn.c: connections that read enough in the last turn read again. */
 void nx_conn_release_held(nx_rt_t *rt);
 

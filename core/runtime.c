@@ -53,8 +53,15 @@ static void on_prepare(uv_prepare_t *h) {
 static void on_idle(uv_idle_t *h) {
   nx_rt_t *rt = (nx_rt_t *)h->data;
   nx_rt_run_ready(rt);
-  if (!rt->ready_head && !rt->nzero)
+  if (!rt->ready_head && !rt->nzero && !rt->nheld)
     uv_idle_stop(&rt->idle);
+}
+
+/* The loop must not sleep in its poll while a connection is held with
+ * bytes of its own to parse (conn.c): no event would come for them. */
+void nx_rt_keep_polling(nx_rt_t *rt) {
+  if (!uv_is_active((uv_handle_t *)&rt->idle))
+    uv_idle_start(&rt->idle, on_idle);
 }
 
 /* Busy polling (--busy-poll): after a read the loop keeps polling, without

@@ -860,8 +860,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       nx_rt_run_ready(c->rt);
       return;
     }
-    if (nx_buf_size(nx_tls_out(c->tls)))
+    if (nx_buf_size(nx_tls_out(c->tls))) {
+      /* TLS's own records (a KeyUpdate's answer, say) count against the
+       * write limit too: a client that asks for them without reading
+       * would grow them without end. */
       nx_rt_mark_dirty(c);
+      if (nx_conn_check_room(c)) {
+        nx_rt_run_ready(c->rt);
+        return;
+      }
+    }
     if (plain->len)
       on_input(c, plain->data, plain->len);
     if (r == 1 && !c->closing_handles) {

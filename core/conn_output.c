@@ -409,6 +409,8 @@ static int make_room(nx_conn_t *c, size_t len) {
   return 0;
 }
 
+int nx_conn_check_room(nx_conn_t *c) { return make_room(c, 0); }
+
 /* Queues one unfragmented frame. Returns 0, or -1 when the connection is
  * gone or was dropped for buffering more than its limit. */
 int nx_conn_send(nx_conn_t *c, int opcode, const void *data, size_t len) {

@@ -23,6 +23,9 @@ int nx_conn_count_message(nx_conn_t *c);
 
 /* conn_output.c */
 void nx_conn_out_free(nx_conn_t *c); /* the output queue, at the end */
+/* Drops c (-1) if its output is over --write-limit once the socket has
+ * taken what it takes now; else 0. */
+int nx_conn_check_room(nx_conn_t *c);
 
 /* conn_frames.c */
 void nx_conn_parse_frames(nx_conn_t *c, uint8_t *data, size_t len);

@@ -127,6 +127,27 @@ int nx_tls_shutdown(nx_tls_t *t, nx_buf_t *out) {
   return drain(t, out);
 }
 
+/* A memory BIO keeps the largest buffer it has needed until it is freed:
+ * once empty, a large one is replaced by a new one (the SSL frees the old),
+ * so that an idle connection holds no more than a busy one's 64 KiB. */
+#define BIO_KEEP_MAX (64u * 1024)
+
+static void shrink_bio(nx_tls_t *t, int write_side) {
+  BIO *b = write_side ? t->wbio : t->rbio, *fresh;
+  BUF_MEM *bm = NULL;
+  if (BIO_ctrl_pending(b) || BIO_get_mem_ptr(b, &bm) <= 0 || !bm || bm->max <= BIO_KEEP_MAX)
+    return;
+  if (!(fresh = BIO_new(BIO_s_mem())))
+    return; /* (it keeps the large one) */
+  if (write_side) {
+    SSL_set0_wbio(t->ssl, fresh);
+    t->wbio = fresh;
+  } else {
+    SSL_set0_rbio(t->ssl, fresh);
+    t->rbio = fresh;
+  }
+}
+
 int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_buf_t *out) {
   int r, closed = 0;
   if (n && BIO_write(t->rbio, in, (int)n) != (int)n)
@@ -155,14 +176,18 @@ int nx_tls_read(nx_tls_t *t, const uint8_t *in, size_t n, nx_buf_t *plain, nx_bu
     }
     plain->len += (size_t)r;
   }
+  shrink_bio(t, 0);
   if (drain(t, out))
     return -1;
+  shrink_bio(t, 1);
   return closed;
 }
 
+/* Encrypts in pieces of at most 64 KiB, each moved to out before the next:
+ * the write BIO then never holds (nor keeps) more than one piece. */
 int nx_tls_write(nx_tls_t *t, nx_buf_t *plain, nx_buf_t *out) {
   while (nx_buf_size(plain) > 0) {
-    size_t n = nx_buf_size(plain) > (1u << 30) ? (1u << 30) : nx_buf_size(plain);
+    size_t n = nx_buf_size(plain) > BIO_KEEP_MAX ? BIO_KEEP_MAX : nx_buf_size(plain);
     int r = SSL_write(t->ssl, plain->data + plain->off, (int)n);
     if (r <= 0) {
       if (fatal(t, r))
@@ -170,6 +195,11 @@ int nx_tls_write(nx_tls_t *t, nx_buf_t *plain, nx_buf_t *out) {
       break; /* handshake not finished: keep the bytes */
     }
     nx_buf_consume(plain, (size_t)r);
+    if (drain(t, out))
+      return -1;
   }
-  return drain(t, out);
+  if (drain(t, out))
+    return -1;
+  shrink_bio(t, 1);
+  return 0;
 }

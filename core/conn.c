@@ -41,7 +41,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->rt->readbuf, sizeof(c->rt->readbuf));
 }
 
+/* close_notify: the peer sends nothing more. Mid-conversation that is an
+ * abnormal end (1006); after a close handshake, just the end, as after its
+ * close frame or violation whose answer waits for the end of the turn
+ * (nx_conn_end_deferred). */
+static void tls_peer_closed(nx_conn_t *c) {
+  if (c->state == NX_CONN_DONE)
+    nx_conn_end(c);
+  else if (!(c->state == NX_CONN_OPEN && (c->close_received || c->ws.error_code)))
+    nx_conn_abort(c, 1006);
+}
+
 void nx_conn_start_reading(nx_conn_t *c) {
+  if (c->tls_eof && !c->closing_handles) {
+    /* What came before the peer's close_notify has been parsed now. */
+    c->tls_eof = 0;
+    tls_peer_closed(c);
+    return;
+  }
   if (c->reading || c->closing_handles || c->state == NX_CONN_DONE || c->ws.error_code ||
       c->close_received)
     return; /* (nothing is read after a violation or a close: see violation, ws_control) */
@@ -873,14 +890,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (plain->len)
       on_input(c, plain->data, plain->len);
     if (r == 1 && !c->closing_handles) {
-      /* close_notify: the peer sends nothing more. Mid-conversation that is
-       * an abnormal end (1006); after a close handshake, just the end, as
-       * after its close frame or violation whose answer waits for the end
-       * of the turn (nx_conn_end_deferred). */
-      if (c->state == NX_CONN_DONE)
-        nx_conn_end(c);
-      else if (!(c->state == NX_CONN_OPEN && (c->close_received || c->ws.error_code)))
-        nx_conn_abort(c, 1006);
+      if ((c->held || c->paused) && c->pending)
+        c->tls_eof = 1; /* after the bytes before it (nx_conn_start_reading) */
+      else
+        tls_peer_closed(c);
     }
   } else {
     on_input(c, c->rt->readbuf, (size_t)nread);

@@ -246,6 +246,7 @@ struct nx_conn_s {
   uint8_t linger;           /* ends while the peer may still send: lingering close */
   uint8_t lingering;        /* our last bytes and FIN are out: reading to discard */
   uint8_t held;             /* in rt->held: read enough this turn */
+  uint8_t tls_eof;          /* close_notify came with bytes still in pending */
   uint16_t close_code;      /* for the app: peer's code, 1005, 1006 or ours */
   uint8_t ip[16];           /* peer address, when per-IP caps are on */
   uint32_t fragments;       /* frames of the message being assembled */

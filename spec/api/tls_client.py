@@ -173,10 +173,11 @@ def server_frames(data):
     return out
 
 
-def same_write(url, ca, tail):
-    """Over TLS, a text frame, then tail (a close or a violation), then the
-    TLS close_notify, all in one TCP write (a MemoryBIO TLS client): returns
-    the frames the server sent back until it closed TCP."""
+def same_write(url, ca, tail, count=1):
+    """Over TLS, count text frames ("hello"), then tail (a close or a
+    violation), then the TLS close_notify, all in one TCP write (a MemoryBIO
+    TLS client): returns the frames the server sent back until it closed
+    TCP."""
     import base64
     import os
     import socket
@@ -213,7 +214,7 @@ def same_write(url, ca, tail):
     if not head.startswith(b"HTTP/1.1 101"):
         raise AssertionError(f"no 101: {head[:40]!r}")
     rest = head.split(b"\r\n\r\n", 1)[1]
-    tls.write(masked_frame(1, b"hello") + tail)
+    tls.write(masked_frame(1, b"hello") * count + tail)
     try:
         tls.unwrap()  # queues close_notify
     except ssl.SSLWantReadError:
@@ -251,6 +252,16 @@ async def check_close_notify_after_close(url, ca):
     expect_echo_then_close(await asyncio.to_thread(same_write, url, ca, tail), 4001)
 
 
+async def check_burst_close_notify(url, ca):
+    # More messages than the server takes in one loop turn (1,024): what it
+    # keeps for the next turn still comes before the close_notify.
+    n = 3000
+    frames = await asyncio.to_thread(same_write, url, ca, masked_frame(8, (4001).to_bytes(2, "big")), n)
+    echoes = [f for f in frames if f == (1, b"hello")]
+    if len(echoes) != n or frames[n][0] != 8 or int.from_bytes(frames[n][1][:2], "big") != 4001:
+        raise AssertionError(f"{len(echoes)} echoes of {n}, then {frames[len(echoes):][:1]!r}")
+
+
 async def check_close_notify_after_violation(url, ca):
     tail = masked_frame(3, b"reserved")
     expect_echo_then_close(await asyncio.to_thread(same_write, url, ca, tail), 1002)
@@ -270,6 +281,8 @@ CHECKS = [
      check_close_notify_after_close),
     ("a message, a violation and close_notify in one write: the echo, then close 1002",
      check_close_notify_after_violation),
+    ("3000 messages, a close and close_notify in one write: 3000 echoes, then close 4001",
+     check_burst_close_notify),
 ]
 
 

@@ -82,6 +82,7 @@ describe("TLS: wss://", function()
       "an untrusted certificate is refused by the client (sanity)",
       "a message, a close and close_notify in one write: the echo, then close 4001",
       "a message, a violation and close_notify in one write: the echo, then close 1002",
+      "3000 messages, a close and close_notify in one write: 3000 echoes, then close 4001",
     }
     local function run()
       if not results then

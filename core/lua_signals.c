@@ -85,11 +85,10 @@ static void on_stop_alarm(int signum) {
  * of the first is that same request, taken no further; a later one is a
  * second signal. (A window, not a count per sender: two pending copies of
  * one signal are delivered once, so a copy may never come, and a real
- * second signal later must not pass for it.) libuv's handler runs with
- * every signal blocked (its sa_mask): no nesting there. The master of
- * --workers asks the same from its own handler (process.c), which a
- * SIGTERM may interrupt in a SIGINT's: the first reads and sets the two
- * fields before anything else, so the nested one sees either none or both. */
+ * second signal later must not pass for it.) The handler runs with every
+ * signal blocked (libuv's sa_mask): no nesting. The master of --workers
+ * asks the same from its own handler (process.c), which blocks the stop
+ * signals too. */
 #define SAME_STOP_MS 250
 static volatile sig_atomic_t stops_seen;
 static volatile long first_stop_ms; /* CLOCK_MONOTONIC, of the first */

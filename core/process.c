@@ -236,7 +236,7 @@ static int l_supervise(lua_State *L) {
   sigprocmask(SIG_BLOCK, &set, NULL);
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = on_master_signal;
-  sigemptyset(&sa.sa_mask);
+  handled_set(&sa.sa_mask, 1); /* no nesting: see nx_same_stop */
   for (i = 0; i < 4; i++) {
     sa.sa_flags = sigs[i] == SIGCHLD ? SA_NOCLDSTOP : 0;
     sigaction(sigs[i], &sa, NULL);

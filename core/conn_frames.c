@@ -390,9 +390,11 @@ static int ws_message_end(nx_ws_parser_t *p) {
 static int ws_control(nx_ws_parser_t *p, int opcode, const uint8_t *payload, size_t len) {
   nx_conn_t *c = (nx_conn_t *)p->data;
   if (opcode == NX_WS_OP_PING) {
-    /* Also after our close (CLOSING): only the peer's close ends the duty. */
+    /* Also after our close (CLOSING): only the peer's close ends the duty.
+     * A ping counts as a message for the turn's share (conn.c). */
     if (c->state == NX_CONN_OPEN || c->state == NX_CONN_CLOSING)
-      nx_conn_send(c, NX_WS_OP_PONG, payload, len);
+      if (nx_conn_send(c, NX_WS_OP_PONG, payload, len) == 0)
+        return nx_conn_count_message(c);
     return 0;
   }
   if (opcode == NX_WS_OP_PONG)

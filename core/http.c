@@ -247,7 +247,7 @@ int nx_http_feed(nx_http_t *h, const char *data, size_t len, const char **tail, 
 static void keep_start(nx_http_t *h, const char *data, size_t len) {
   while (h->start_len == 0 && len && (*data == '\r' || *data == '\n'))
     data++, len--;
-  if (h->start_len < sizeof(h->start)) {
+  if (len && h->start_len < sizeof(h->start)) { /* (data may be NULL when len is 0) */
     size_t n = sizeof(h->start) - h->start_len;
     memcpy(h->start + h->start_len, data, n < len ? n : len);
     h->start_len += (unsigned)(n < len ? n : len);
